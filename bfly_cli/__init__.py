@@ -1,0 +1,45 @@
+"""bfly: learn fast butterfly factorizations of linear transforms.
+
+Library API (the ``bfly`` command is a thin layer over these):
+
+Learning
+    learn(matrix, solver=..., dtype=..., tol=...)  factor a dense matrix -> Factors
+    resolve(name_or_path, n, **options)             build a named transform or load a matrix file
+
+Factors and files
+    Factors, Step                                   the steps (permutation, butterfly, ...) and reference multiply
+    save(factors, path, force=False)                write the HDF5 factor file atomically
+    load(path)                                      read and validate a factor file
+
+Errors
+    BflyError, CheckFailed, FormatError
+
+Heavy modules (numpy, h5py) load on first use, so ``import bfly_cli`` stays cheap.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ._version import __version__
+from .errors import BflyError, CheckFailed, FormatError
+
+_LAZY = {
+    "learn": ("learn", "learn"),
+    "resolve": ("targets", "resolve"),
+    "Factors": ("factors", "Factors"),
+    "Step": ("factors", "Step"),
+    "save": ("h5format", "save"),
+    "load": ("h5format", "load"),
+}
+
+__all__ = ["__version__", "BflyError", "CheckFailed", "FormatError", *_LAZY]
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        import importlib
+
+        module, attr = _LAZY[name]
+        return getattr(importlib.import_module(f"{__name__}.{module}"), attr)
+    raise AttributeError(f"module 'bfly_cli' has no attribute {name!r}")

@@ -1,0 +1,164 @@
+"""The factors object: a chain of simple steps whose product is the learned matrix.
+
+A :class:`Factors` is a list of :class:`Step` applied *in order* to a column vector ``x``:
+
+``permutation``  ``data``: int64 array ``perm`` of length N; ``x <- x[perm]``.
+``butterfly``    ``data``: twiddles of shape ``(L, N/2, 2, 2)``, real or complex, L = log2 N.
+                 Stage ``l`` (applied in order l = 0 .. L-1) has stride ``s = 2**l``; its pair
+                 ``i`` in ``[0, N/2)`` has ``low = i % s`` and ``pos = 2*(i - low) + low`` and does
+                 ``(x[pos], x[pos+s]) <- data[l, i] @ (x[pos], x[pos+s])``.
+                 This is the one canonical twiddle layout of the project ("increasing stride").
+``diagonal``     ``data``: vector ``d`` of length N; ``x <- d * x``.
+``real``         no data; ``x <- Re(x)``.
+
+The matrix is therefore the product of the steps' matrices in *reverse* order, and its
+``structure`` string reads like that product: ``[permutation, butterfly]`` is ``"BP"``.
+
+The multiply here is the plain numpy reference: every fast path (compiled kernel, torch layer)
+is tested against it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Iterable
+
+import numpy as np
+
+from .errors import FormatError
+
+STEP_KINDS = ("permutation", "butterfly", "diagonal", "real")
+_LETTER = {"permutation": "P", "butterfly": "B", "diagonal": "D", "real": "R"}
+
+
+@dataclass
+class Step:
+    """One factor: ``kind`` is one of :data:`STEP_KINDS`; ``data`` is None only for ``real``."""
+
+    kind: str
+    data: np.ndarray | None = None
+
+    def n_params(self) -> int:
+        """Stored numbers that are free parameters (a permutation is structure, not parameters)."""
+        if self.kind in ("butterfly", "diagonal"):
+            return int(self.data.size)
+        return 0
+
+
+@dataclass
+class Factors:
+    """A learned factorization: ``n``, the ordered steps, and free-form metadata."""
+
+    n: int
+    steps: list[Step]
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        validate_steps(self.n, self.steps)
+
+    @property
+    def structure(self) -> str:
+        """Product notation, outermost factor first (e.g. ``"BP"``, ``"RBP"``, ``"BPDBP"``)."""
+        return "".join(_LETTER[s.kind] for s in reversed(self.steps))
+
+    @property
+    def dtype(self) -> np.dtype:
+        """The widest numeric dtype among the steps' data (complex if any step is complex)."""
+        dts = [s.data.dtype for s in self.steps if s.data is not None and s.kind != "permutation"]
+        return np.result_type(*dts) if dts else np.dtype(np.float64)
+
+    @property
+    def is_real_output(self) -> bool:
+        """True when the product is a real matrix (real data throughout, or a final ``real``)."""
+        return self.steps[-1].kind == "real" or not np.iscomplexobj(np.empty(0, self.dtype))
+
+    def n_params(self) -> int:
+        """Number of stored real-or-complex scalars that are learned (twiddles and diagonals)."""
+        return sum(s.n_params() for s in self.steps)
+
+    def apply(self, x: np.ndarray) -> np.ndarray:
+        """Reference multiply ``y = M x`` for every vector along the last axis of ``x``."""
+        x = np.asarray(x)
+        if x.shape[-1] != self.n:
+            raise ValueError(f"last axis has length {x.shape[-1]}, expected {self.n}")
+        for step in self.steps:
+            x = apply_step(step, x)
+        return x
+
+    def to_dense(self) -> np.ndarray:
+        """The N x N matrix, built by applying the steps to the identity."""
+        eye = np.eye(self.n, dtype=self.dtype)
+        return self.apply(eye).T.copy()
+
+
+def apply_step(step: Step, x: np.ndarray) -> np.ndarray:
+    """Apply one step along the last axis (reference implementation)."""
+    if step.kind == "permutation":
+        return x[..., step.data]
+    if step.kind == "butterfly":
+        return butterfly_multiply(step.data, x)
+    if step.kind == "diagonal":
+        return x * step.data
+    if step.kind == "real":
+        return np.real(x).copy()
+    raise ValueError(f"unknown step kind {step.kind!r}")
+
+
+def butterfly_multiply(twiddle: np.ndarray, x: np.ndarray) -> np.ndarray:
+    """Apply the butterfly ``F_{L-1} ... F_0`` (stride 1 first) along the last axis of ``x``.
+
+    Each stage views the vector as ``(N / 2s, 2, s)``: pairs are ``(block, 0, low)`` and
+    ``(block, 1, low)``, which is exactly ``pos = 2*(i - low) + low`` with ``i = block*s + low``.
+    """
+    levels, half = twiddle.shape[:2]
+    n = 2 * half
+    batch = x.shape[:-1]
+    out = np.asarray(x, dtype=np.result_type(x.dtype, twiddle.dtype))
+    for lev in range(levels):
+        s = 1 << lev
+        v = out.reshape(*batch, n // (2 * s), 2, s)
+        t = twiddle[lev].reshape(n // (2 * s), s, 2, 2)
+        x0, x1 = v[..., 0, :], v[..., 1, :]
+        y0 = t[..., 0, 0] * x0 + t[..., 0, 1] * x1
+        y1 = t[..., 1, 0] * x0 + t[..., 1, 1] * x1
+        out = np.stack([y0, y1], axis=-2).reshape(*batch, n)
+    return out
+
+
+def log2_exact(n: int) -> int:
+    """log2 of a power of two, or -1 when ``n`` is not one."""
+    return n.bit_length() - 1 if n >= 1 and n & (n - 1) == 0 else -1
+
+
+def validate_steps(n: int, steps: Iterable[Step]) -> None:
+    """Check kinds, shapes, dtypes and values; raise :class:`FormatError` naming the bad step."""
+    steps = list(steps)
+    levels = log2_exact(n)
+    if levels < 1:
+        raise FormatError(f"n = {n} is not a power of two >= 2")
+    if not steps:
+        raise FormatError("a factorization needs at least one step")
+    for k, step in enumerate(steps):
+        where = f"step {k} ({step.kind})"
+        if step.kind not in STEP_KINDS:
+            raise FormatError(f"step {k} has unknown kind {step.kind!r}; known: {', '.join(STEP_KINDS)}")
+        if step.kind == "real":
+            if step.data is not None:
+                raise FormatError(f"{where} must not carry data")
+            continue
+        data = step.data
+        if not isinstance(data, np.ndarray):
+            raise FormatError(f"{where} has no data array")
+        expected = {"permutation": (n,), "butterfly": (levels, n // 2, 2, 2), "diagonal": (n,)}[step.kind]
+        if data.shape != expected:
+            raise FormatError(f"{where} has shape {data.shape}, expected {expected}")
+        if step.kind == "permutation":
+            if data.dtype.kind not in "iu":
+                raise FormatError(f"{where} must hold integers, not {data.dtype}")
+            if not np.array_equal(np.sort(data), np.arange(n)):
+                raise FormatError(f"{where} is not a permutation of 0..{n - 1}")
+        else:
+            if data.dtype.kind not in "fc":
+                raise FormatError(f"{where} must hold floating-point numbers, not {data.dtype}")
+            if not np.all(np.isfinite(data)):
+                raise FormatError(f"{where} holds NaN or Inf values")

@@ -1,0 +1,171 @@
+"""The bfly factor file: HDF5, format version 1 (specified in ``docs/file-format.md``).
+
+Root attributes carry the metadata (``format = "bfly.factors"``, ``format_version = 1``, the
+transform, sizes, errors, provenance); groups ``/steps/0``, ``/steps/1``, ... each carry an
+attribute ``kind`` and, except ``real``, a dataset ``data``. Readers need only h5py and numpy.
+
+Writes are atomic (a temporary file in the target directory, fsynced, then renamed), and an
+existing file is never replaced unless ``force`` is given. Loading validates everything and turns
+any problem into one :class:`~bfly_cli.errors.FormatError` line.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .errors import BflyError, FormatError
+from .factors import STEP_KINDS, Factors, Step
+
+FORMAT_NAME = "bfly.factors"
+FORMAT_VERSION = 1
+REQUIRED_ATTRS = (
+    "format", "format_version", "transform", "n", "dtype", "structure", "solver",
+    "rmse", "rel_error", "max_abs_error", "seconds", "seed", "bfly_version", "created", "command",
+)
+
+
+def check_writable(path: str | Path, force: bool) -> Path:
+    """Fail early (before any work) when ``path`` cannot or must not be written."""
+    path = Path(path)
+    parent = path.parent if str(path.parent) else Path(".")
+    if not parent.is_dir():
+        raise BflyError(f"cannot write {str(path)!r}: directory {str(parent)!r} does not exist; create it first or choose another -o")
+    if not os.access(parent, os.W_OK):
+        raise BflyError(f"cannot write {str(path)!r}: no write permission in {str(parent)!r}; choose another -o")
+    if path.is_dir():
+        raise BflyError(f"cannot write {str(path)!r}: it is a directory; give a file name with -o")
+    if path.exists() and not force:
+        raise BflyError(f"{str(path)!r} already exists; pass --force to overwrite it or choose another -o")
+    return path
+
+
+def atomic_write(path: str | Path, writer, force: bool = False) -> Path:
+    """Call ``writer(tmp_path)`` then rename onto ``path``; a crash or Ctrl-C leaves no partial file."""
+    path = check_writable(path, force)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    try:
+        writer(tmp)
+        with open(tmp, "rb+") as handle:
+            os.fsync(handle.fileno())
+        if path.exists() and not force:  # appeared while we worked
+            raise BflyError(f"{str(path)!r} already exists; pass --force to overwrite it or choose another -o")
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    return path
+
+
+def save(factors: Factors, path: str | Path, force: bool = False) -> Path:
+    """Write ``factors`` (with its ``meta``) to ``path`` atomically."""
+    return atomic_write(path, lambda tmp: _write(factors, tmp), force=force)
+
+
+def _write(factors: Factors, tmp: str) -> None:
+    import h5py
+
+    with h5py.File(tmp, "w") as handle:
+        for key, value in _root_attrs(factors).items():
+            handle.attrs[key] = value
+        steps = handle.create_group("steps")
+        for k, step in enumerate(factors.steps):
+            group = steps.create_group(str(k))
+            group.attrs["kind"] = step.kind
+            if step.data is not None:
+                group.create_dataset("data", data=step.data)
+
+
+def _root_attrs(factors: Factors) -> dict[str, Any]:
+    attrs: dict[str, Any] = {"format": FORMAT_NAME, "format_version": FORMAT_VERSION}
+    for key, value in factors.meta.items():
+        if value is None:
+            continue
+        attrs[key] = json.dumps(value) if isinstance(value, (dict, list)) else value
+    attrs["n"] = factors.n
+    attrs["structure"] = factors.structure
+    attrs["dtype"] = str(factors.dtype)
+    return attrs
+
+
+def load(path: str | Path) -> Factors:
+    """Read and fully validate a factor file; any problem raises :class:`FormatError`."""
+    import h5py
+
+    path = Path(path)
+    if not path.is_file():
+        raise BflyError(f"factor file {str(path)!r} does not exist")
+    try:
+        handle = h5py.File(path, "r")
+    except OSError:
+        raise FormatError(f"{str(path)!r} is not a readable HDF5 file (truncated, corrupt or another format)") from None
+    try:
+        with handle:
+            meta = _read_meta(handle, path)
+            steps = _read_steps(handle, path)
+    except (OSError, KeyError, ValueError, TypeError) as exc:
+        raise FormatError(f"{str(path)!r} is damaged: {exc}") from None
+    try:
+        factors = Factors(int(meta["n"]), steps, meta)
+    except FormatError as exc:
+        raise FormatError(f"{str(path)!r}: {exc}") from None
+    if factors.structure != meta.get("structure"):
+        raise FormatError(f"{str(path)!r}: attribute structure={meta.get('structure')!r} does not match its steps ({factors.structure})")
+    return factors
+
+
+def _read_meta(handle, path: Path) -> dict[str, Any]:
+    attrs = {key: _plain(value) for key, value in handle.attrs.items()}
+    if attrs.get("format") != FORMAT_NAME:
+        raise FormatError(f"{str(path)!r} is not a bfly factor file (format attribute is {attrs.get('format')!r})")
+    version = attrs.get("format_version")
+    if not isinstance(version, int):
+        raise FormatError(f"{str(path)!r} has no valid format_version")
+    if version > FORMAT_VERSION:
+        raise FormatError(f"{str(path)!r} uses format_version {version}, newer than this bfly reads ({FORMAT_VERSION}); upgrade bfly")
+    if version < 1:
+        raise FormatError(f"{str(path)!r} has invalid format_version {version}")
+    missing = [key for key in REQUIRED_ATTRS if key not in attrs]
+    if missing:
+        raise FormatError(f"{str(path)!r} lacks required attributes: {', '.join(missing)}")
+    for key in ("transform_options", "solver_log"):
+        if isinstance(attrs.get(key), str):
+            attrs[key] = json.loads(attrs[key])
+    return attrs
+
+
+def _read_steps(handle, path: Path) -> list[Step]:
+    import h5py
+
+    group = handle.get("steps")
+    if not isinstance(group, h5py.Group):
+        raise FormatError(f"{str(path)!r} has no /steps group")
+    names = sorted(group.keys(), key=lambda s: int(s) if s.isdigit() else -1)
+    if names != [str(k) for k in range(len(names))]:
+        raise FormatError(f"{str(path)!r}: /steps must hold groups 0, 1, 2, ... (found {', '.join(names)})")
+    steps = []
+    for name in names:
+        item = group[name]
+        kind = _plain(item.attrs.get("kind"))
+        if kind not in STEP_KINDS:
+            raise FormatError(f"{str(path)!r}: /steps/{name} has unknown kind {kind!r}")
+        data = item["data"][()] if "data" in item else None
+        if kind != "real" and data is None:
+            raise FormatError(f"{str(path)!r}: /steps/{name} ({kind}) has no data dataset")
+        steps.append(Step(kind, data))
+    return steps
+
+
+def _plain(value: Any) -> Any:
+    """HDF5 attribute values as plain Python (bytes decoded, numpy scalars unwrapped)."""
+    if isinstance(value, bytes):
+        return value.decode()
+    if isinstance(value, np.generic):
+        return value.item()
+    return value

@@ -1,0 +1,100 @@
+"""The library entry point: factor a matrix, measure it, and return factors with full metadata.
+
+``learn(matrix)`` is what the ``bfly learn`` command calls after resolving its target; tests and
+users call it directly. It times the solver alone (not target construction or error measurement)
+and always reports the three error measures of :mod:`bfly_cli.metrics`.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import sys
+import time
+from typing import Any, Callable
+
+import numpy as np
+
+from ._version import __version__
+from .errors import BflyError, CheckFailed
+from .factors import Factors, Step
+from .metrics import error_report, exact_threshold
+from .solvers import SOLVERS
+
+DTYPES = ("float64", "float32")
+
+
+def solve_hierarchical(matrix: np.ndarray) -> tuple[list[Step], dict[str, Any]]:
+    """B.P with the permutation discovered from the matrix, then the closed-form twiddles."""
+    from .solvers.hierarchical import factor_butterfly
+    from .solvers.permutation import discover_permutation
+
+    perm = discover_permutation(matrix)
+    twiddle = factor_butterfly(matrix[:, perm])
+    return [Step("permutation", perm), Step("butterfly", twiddle)], {}
+
+
+_SOLVER_FUNCS: dict[str, Callable[[np.ndarray], tuple[list[Step], dict[str, Any]]]] = {
+    "hierarchical": solve_hierarchical,
+}
+
+
+def learn(
+    matrix: np.ndarray,
+    *,
+    solver: str = "hierarchical",
+    dtype: str = "float64",
+    tol: float | None = None,
+    meta: dict[str, Any] | None = None,
+) -> Factors:
+    """Factor ``matrix`` and return :class:`Factors` whose ``meta`` holds errors and provenance.
+
+    Raises :class:`CheckFailed` when ``tol`` is given and the relative error exceeds it (the
+    factors are attached to the exception as ``.factors`` so a caller can still inspect them).
+    """
+    if solver not in SOLVERS:
+        raise BflyError(f"unknown solver {solver!r}; choose one of: {', '.join(SOLVERS)}")
+    if dtype not in DTYPES:
+        raise BflyError(f"unknown dtype {dtype!r}; choose float64 or float32")
+    matrix = np.asarray(matrix)
+    work = matrix.astype(_work_dtype(matrix, dtype))
+    start = time.perf_counter()
+    steps, extra = _SOLVER_FUNCS[solver](work)
+    seconds = time.perf_counter() - start
+    factors = Factors(matrix.shape[0], steps)
+    errors = error_report(factors.to_dense(), matrix)
+    factors.meta = _metadata(factors, solver, seconds, errors, meta or {}, extra)
+    if tol is not None and errors["rel_error"] > tol:
+        failure = CheckFailed(f"rel_error {errors['rel_error']:.3g} is above --tol {tol:g}")
+        failure.factors = factors
+        raise failure
+    return factors
+
+
+def _work_dtype(matrix: np.ndarray, dtype: str) -> np.dtype:
+    complex_ = np.iscomplexobj(matrix)
+    if dtype == "float32":
+        return np.dtype(np.complex64 if complex_ else np.float32)
+    return np.dtype(np.complex128 if complex_ else np.float64)
+
+
+def _metadata(factors: Factors, solver: str, seconds: float, errors: dict, given: dict, extra: dict) -> dict[str, Any]:
+    dtype = str(factors.dtype)
+    real_dtype = "float32" if dtype in ("float32", "complex64") else "float64"
+    meta = {
+        "transform": "matrix",
+        "seed": 0,
+        "command": " ".join(["bfly", *sys.argv[1:]]) if sys.argv and sys.argv[0].endswith("bfly") else "bfly_cli.learn()",
+        **given,
+        "n": factors.n,
+        "dtype": dtype,
+        "structure": factors.structure,
+        "solver": solver,
+        **errors,
+        "exact": bool(errors["rel_error"] <= exact_threshold(real_dtype)),
+        "params": factors.n_params(),
+        "seconds": seconds,
+        "bfly_version": __version__,
+        "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        **extra,
+    }
+    return meta

@@ -1,0 +1,38 @@
+"""Rendering results for people (rich tables) and machines (JSON dicts). No computation here."""
+
+from __future__ import annotations
+
+from typing import Any
+
+LEARN_JSON_KEYS = (
+    "transform", "n", "solver", "structure", "dtype", "params", "dense_params", "rmse", "rel_error",
+    "max_abs_error", "exact", "seconds", "output",
+)
+
+
+def learn_document(meta: dict[str, Any], output: str | None) -> dict[str, Any]:
+    """The ``bfly learn --json`` document: the required keys first, then the rest of the metadata."""
+    doc = {**meta, "dense_params": int(meta["n"]) ** 2, "output": output}
+    ordered = {key: doc.get(key) for key in LEARN_JSON_KEYS}
+    ordered.update({k: v for k, v in doc.items() if k not in ordered})
+    return ordered
+
+
+def summary_table(meta: dict[str, Any], title: str):
+    """A two-column rich table of the headline numbers of a factorization."""
+    from rich.table import Table
+
+    n = int(meta["n"])
+    params = int(meta.get("params", 0))
+    table = Table(title=title, show_header=False)
+    table.add_column("", style="bold")
+    table.add_column("")
+    verdict = "exact" if meta.get("exact") else "approximate (best closed-form fit)"
+    table.add_row("transform", f"{meta.get('transform')} (N = {n})")
+    table.add_row("structure", f"{meta.get('structure')}  [{verdict}]")
+    table.add_row("solver / dtype", f"{meta.get('solver')} / {meta.get('dtype')}")
+    table.add_row("parameters", f"{params:,} vs dense {n * n:,} ({params / (n * n):.3g}x)")
+    for key in ("rel_error", "max_abs_error", "rmse"):
+        table.add_row(key + (" (paper)" if key == "rmse" else ""), f"{float(meta[key]):.3e}")
+    table.add_row("solver time", f"{float(meta['seconds']):.3f} s")
+    return table

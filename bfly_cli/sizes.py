@@ -1,0 +1,59 @@
+"""Size checks made *before* any allocation: power of two, at least 2, fits in memory."""
+
+from __future__ import annotations
+
+import os
+
+from .errors import BflyError
+
+# Dense copies alive at once while learning: target, permuted copy, solver blocks and their
+# transposes, reconstruction for the error report, and the error matrix itself.
+WORKING_COPIES = 8
+MAX_N = 1 << 20
+
+
+def check_size(n: int, label: str = "N") -> int:
+    """Return log2(n), or raise a one-line error saying which sizes work."""
+    if n < 2:
+        raise BflyError(f"{label}: N = {n} is too small; use a power of two >= 2 (2, 4, 8, ..., 1024, ...)")
+    if n & (n - 1):
+        below, above = 1 << (n.bit_length() - 1), 1 << n.bit_length()
+        raise BflyError(f"{label}: N = {n} is not a power of two; use a power of two such as {below} or {above}")
+    return n.bit_length() - 1
+
+
+def bytes_needed(n: int, complex_: bool = True) -> int:
+    """Estimated peak bytes for learning an n x n matrix (complex128 when ``complex_``)."""
+    return WORKING_COPIES * n * n * (16 if complex_ else 8)
+
+
+def available_bytes() -> int:
+    """Memory available to this process now (MemAvailable on Linux, else physical memory)."""
+    try:
+        with open("/proc/meminfo") as handle:
+            for line in handle:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    try:
+        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError, AttributeError):
+        return 1 << 40
+
+
+def check_memory(n: int, complex_: bool = True) -> None:
+    """Refuse, with the figures, a size whose dense working set would not fit in memory."""
+    need, have = bytes_needed(n, complex_), available_bytes()
+    if n > MAX_N or need > have:
+        largest = 2
+        while bytes_needed(largest * 2, complex_) <= have and largest * 2 <= MAX_N:
+            largest *= 2
+        raise BflyError(
+            f"N = {n} needs about {_gib(need)} of memory for the dense matrix and solver work space, "
+            f"but only {_gib(have)} is available; use N <= {largest}"
+        )
+
+
+def _gib(count: int) -> str:
+    return f"{count / 2**30:.1f} GiB"

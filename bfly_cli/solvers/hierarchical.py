@@ -1,0 +1,47 @@
+"""Closed-form hierarchical butterfly factorization for a *fixed* column order.
+
+Notation (see ``docs/algorithms.md`` and the twiddle layout in :mod:`bfly_cli.factors`): a
+butterfly of size n = 2^k is ``X . Y`` where ``Y`` holds the l lowest stages (block diagonal:
+2^(k-l) independent butterflies of size 2^l) and ``X`` the k-l highest (2^l interleaved
+butterflies of size 2^(k-l)). Writing row ``(c, b)`` and column ``(a, e)`` with b, e the low l bits,
+``T[(c,b),(a,e)] = X_b[c, a] * Y_a[b, e]``: every block with fixed (a, b) is rank one. So one
+batched rank-one step over all blocks splits T into the two half-size problems, and a balanced
+recursion (l = k // 2) factors the whole matrix in O(N^2) per tree level.
+
+When ``T`` is exactly a butterfly the result is exact; otherwise every split is the best rank-one
+fit of its blocks, which makes this the standard closed-form approximation.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .rank1 import rank1
+
+
+def factor_butterfly(matrix: np.ndarray) -> np.ndarray:
+    """Twiddles ``(L, N/2, 2, 2)`` of the butterfly closest to ``matrix`` (rows and columns fixed)."""
+    n = matrix.shape[0]
+    return _factor_batch(np.asarray(matrix)[None])[:, 0]
+
+
+def _factor_batch(mats: np.ndarray) -> np.ndarray:
+    """Factor K butterflies of size n at once; returns twiddles of shape ``(k, K, n/2, 2, 2)``."""
+    count, n, _ = mats.shape
+    k = n.bit_length() - 1
+    if k == 1:
+        return mats[None, :, None, :, :].copy()
+    low = k // 2
+    hi_size, lo_size = 1 << (k - low), 1 << low
+    # rows (c, b), columns (a, e) -> blocks indexed (K, a, b), each a (c, e) matrix
+    blocks = mats.reshape(count, hi_size, lo_size, hi_size, lo_size).transpose(0, 3, 2, 1, 4)
+    u, w = rank1(blocks)  # u: (K, a, b, c), w: (K, a, b, e)
+    upper = u.transpose(0, 2, 3, 1).reshape(count * lo_size, hi_size, hi_size)  # X_b[c, a]
+    lower = w.reshape(count * hi_size, lo_size, lo_size)  # Y_a[b, e]
+    tw_upper = _factor_batch(upper)  # (k - low, K * 2^low, 2^(k-low-1), 2, 2), batch (K, b)
+    tw_lower = _factor_batch(lower)  # (low, K * 2^(k-low), 2^(low-1), 2, 2), batch (K, a)
+    # A stage of X with local pair j acting for fixed b is global pair j * 2^low + b.
+    tw_upper = tw_upper.reshape(k - low, count, lo_size, hi_size // 2, 2, 2).transpose(0, 1, 3, 2, 4, 5)
+    tw_upper = tw_upper.reshape(k - low, count, n // 2, 2, 2)
+    tw_lower = tw_lower.reshape(low, count, n // 2, 2, 2)
+    return np.concatenate([tw_lower, tw_upper], axis=0)

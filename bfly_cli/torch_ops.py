@@ -1,0 +1,69 @@
+"""Applying factors with torch: the autograd- and CUDA-capable path (twin of ``factors.apply``).
+
+Same twiddle layout and stage loop as :func:`bfly_cli.factors.butterfly_multiply`, written with
+torch ops so it runs on any device and differentiates through the twiddles. Import torch lazily:
+this module is only imported by code that needs torch.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from .factors import Factors
+
+_TORCH_DTYPES = {
+    np.dtype(np.float32): torch.float32,
+    np.dtype(np.float64): torch.float64,
+    np.dtype(np.complex64): torch.complex64,
+    np.dtype(np.complex128): torch.complex128,
+}
+
+
+def butterfly_multiply_torch(twiddle: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+    """Apply twiddles ``(L, N/2, 2, 2)`` along the last axis of ``x`` (stride 1 first)."""
+    levels, half = twiddle.shape[:2]
+    n = 2 * half
+    batch = x.shape[:-1]
+    out = x
+    for lev in range(levels):
+        s = 1 << lev
+        v = out.reshape(*batch, n // (2 * s), 2, s)
+        t = twiddle[lev].reshape(n // (2 * s), s, 2, 2)
+        x0, x1 = v[..., 0, :], v[..., 1, :]
+        y0 = t[..., 0, 0] * x0 + t[..., 0, 1] * x1
+        y1 = t[..., 1, 0] * x0 + t[..., 1, 1] * x1
+        out = torch.stack([y0, y1], dim=-2).reshape(*batch, n)
+    return out
+
+
+def factors_to_torch(factors: Factors, device: str | torch.device = "cpu") -> list[tuple[str, torch.Tensor | None]]:
+    """The steps as ``(kind, tensor)`` pairs on ``device`` (permutations as int64 index tensors)."""
+    steps = []
+    for step in factors.steps:
+        data = None if step.data is None else torch.as_tensor(np.ascontiguousarray(step.data), device=device)
+        steps.append((step.kind, data))
+    return steps
+
+
+def apply_steps_torch(steps: list[tuple[str, torch.Tensor | None]], x: torch.Tensor) -> torch.Tensor:
+    """``y = M x`` along the last axis, for steps from :func:`factors_to_torch`."""
+    for kind, data in steps:
+        if kind == "permutation":
+            x = x[..., data]
+        elif kind == "butterfly":
+            if data.is_complex() and not x.is_complex():
+                x = x.to(data.dtype)
+            x = butterfly_multiply_torch(data, x)
+        elif kind == "diagonal":
+            x = x * data
+        elif kind == "real":
+            x = x.real if x.is_complex() else x
+        else:
+            raise ValueError(f"unknown step kind {kind!r}")
+    return x
+
+
+def torch_dtype(dtype: np.dtype) -> torch.dtype:
+    """The torch dtype matching a numpy float/complex dtype."""
+    return _TORCH_DTYPES[np.dtype(dtype)]
