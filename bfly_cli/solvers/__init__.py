@@ -9,3 +9,14 @@ A solver sees only the matrix, never the transform's name.
 from __future__ import annotations
 
 SOLVERS = ("hierarchical",)
+
+
+class RouteUnavailable(Exception):
+    """A structural route (real part, two butterflies, approximation) cannot apply to this matrix.
+
+    Raised by a route's solver when its preconditions fail (e.g. a complex matrix given to a
+    real-only route, repeated eigenvalues for the two-butterfly route). It is deliberately *not* a
+    :class:`~bfly_cli.errors.BflyError`: ``--solver auto`` catches it and moves on to the next
+    route, recording ``str(exc)`` as the reason; a solver called directly by name converts it to a
+    ``BflyError`` so the user sees one line and exit code 2.
+    """
