@@ -3,7 +3,9 @@
 Library API (the ``bfly`` command is a thin layer over these):
 
 Learning
-    learn(matrix, solver=..., dtype=..., tol=...)  factor a dense matrix -> Factors
+    factorize(matrix, solver=..., dtype=..., tol=...)  factor a dense matrix -> Factors
+                                                    (bfly_cli.learn.learn; the name differs from
+                                                    the module so the two never shadow each other)
     resolve(name_or_path, n, **options)             build a named transform or load a matrix file
 
 Factors and files
@@ -25,7 +27,7 @@ from ._version import __version__
 from .errors import BflyError, CheckFailed, FormatError
 
 _LAZY = {
-    "learn": ("learn", "learn"),
+    "factorize": ("learn", "learn"),
     "resolve": ("targets", "resolve"),
     "Factors": ("factors", "Factors"),
     "Step": ("factors", "Step"),

@@ -1,0 +1,34 @@
+"""Shared fixtures: a CLI runner with separate streams and small oracles."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from bfly_cli.cli import app
+from bfly_cli.factors import butterfly_multiply
+
+
+class Bfly:
+    """Run ``bfly`` in-process and return the click Result (exit_code, stdout, stderr)."""
+
+    def __init__(self) -> None:
+        self.runner = CliRunner()
+
+    def __call__(self, *args: str, input: bytes | str | None = None):
+        return self.runner.invoke(app, [str(a) for a in args], input=input, catch_exceptions=False)
+
+
+@pytest.fixture
+def bfly() -> Bfly:
+    return Bfly()
+
+
+def random_butterfly(n: int, rng: np.random.Generator, complex_: bool = True) -> np.ndarray:
+    """Dense matrix of a butterfly with random (real or complex) twiddles: an independent oracle."""
+    levels = n.bit_length() - 1
+    tw = rng.standard_normal((levels, n // 2, 2, 2))
+    if complex_:
+        tw = tw + 1j * rng.standard_normal((levels, n // 2, 2, 2))
+    return butterfly_multiply(tw, np.eye(n)).T
