@@ -29,7 +29,7 @@ def summary_table(meta: dict[str, Any], title: str):
     table.add_column("")
     verdict = "exact" if meta.get("exact") else "approximate (best closed-form fit)"
     table.add_row("transform", f"{meta.get('transform')} (N = {n})")
-    table.add_row("structure", f"{meta.get('structure')}  [{verdict}]")
+    table.add_row("structure", f"{meta.get('structure')} ({verdict})")
     table.add_row("solver / dtype", f"{meta.get('solver')} / {meta.get('dtype')}")
     table.add_row("parameters", f"{params:,} vs dense {n * n:,} ({params / (n * n):.3g}x)")
     for key in ("rel_error", "max_abs_error", "rmse"):
