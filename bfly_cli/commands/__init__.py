@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import importlib
 
-COMMAND_MODULES = ("list_cmd", "learn_cmd", "show_cmd")
+COMMAND_MODULES = ("list_cmd", "learn_cmd", "show_cmd", "bench_cmd", "sweep_cmd")
 
 
 def register_all(app) -> None:
