@@ -1,0 +1,566 @@
+/* bfly_cli._kernel: the compiled CPU kernel that applies a prepared chain of factor steps.
+ *
+ * Python (bfly_cli/kernel.py) does all the bookkeeping in numpy: it casts the factors to one
+ * working precision, splits complex numbers into separate real and imaginary planes, reorders the
+ * twiddles into the layouts below and merges consecutive permutations.  This file only runs the
+ * resulting list of operations, one vector at a time, so that a vector stays in L1/L2 cache across
+ * all log2 N stages.  No numpy C-API: arrays arrive through the buffer protocol.
+ *
+ * Working storage is "split": a vector of N complex numbers is two planes re[N], im[N], so every
+ * stage is plain real multiply-adds over contiguous runs, which gcc -O3 vectorizes.
+ *
+ * Operations (kinds match kernel.py's _OP_* constants):
+ *   GATHER  data int32 idx[N]:                 dst[t] = src[idx[t]] (a permutation or a layout change)
+ *   BF      stride s, twiddles (K, N/2):        the canonical stage: pairs (pos, pos+s), contiguous in
+ *                                              `low`, so runs of length s (used for s >= rows)
+ *   BFT     stride s, rows R, cols C = N/R,    the same stage on the vector stored transposed as an
+ *           twiddles (K, R/2, C):              (R, C) matrix (element blk*R + r lives at r*C + blk):
+ *                                              stride s < R mixes whole rows, runs of length C.  This
+ *                                              is how the small strides 1, 2, 4 avoid scalar code.
+ *   DIAG    data d[N] (real) or (2, N) (re, im planes)
+ *   REAL    zero the imaginary plane
+ * Twiddle components: K = 4 real planes (a, b, c, d) or 8 (ar, ai, br, bi, cr, ci, dr, di), each
+ * plane `cstride` elements apart; (x0, x1) <- [[a, b], [c, d]] (x0, x1).
+ *
+ * Threads: the batch is cut into contiguous chunks, one per thread (pthreads), GIL released.
+ * Instruction sets: on x86-64 Linux with gcc the per-chunk driver is compiled twice (x86-64-v3,
+ * i.e. AVX2+FMA, and the baseline) and picked at load time, so one binary is portable and fast.
+ */
+
+#ifndef BFLY_TEMPLATE
+
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+#include <pthread.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && defined(__linux__) && __GNUC__ >= 11
+#define BFLY_CLONES __attribute__((target_clones("arch=x86-64-v3", "default")))
+#else
+#define BFLY_CLONES
+#endif
+#define BFLY_INLINE static inline __attribute__((always_inline))
+#define BFLY_MAX_THREADS 256
+
+enum { OP_GATHER = 0, OP_BF = 1, OP_BFT = 2, OP_DIAG = 3, OP_REAL = 4 };
+
+typedef struct {
+    int kind;
+    Py_ssize_t s, rows, cols, cstride;
+    const void *data;
+} op_t;
+
+typedef struct {
+    Py_ssize_t n;
+    int is_complex, is_double;
+    Py_ssize_t nops;
+    op_t *ops;
+    const int32_t *load_idx; /* a leading GATHER fused into the load, or NULL */
+    Py_ssize_t first_op;     /* index of the first op not fused into the load */
+} core_t;
+
+/* ---- the templated numeric code: instantiated for float and double below ---- */
+#define BFLY_TEMPLATE
+#define T float
+#define SUF(name) name##_f
+#include "_kernel.c"
+#undef T
+#undef SUF
+#define T double
+#define SUF(name) name##_d
+#include "_kernel.c"
+#undef T
+#undef SUF
+#undef BFLY_TEMPLATE
+
+/* ---- threads ---- */
+
+typedef struct {
+    const core_t *core;
+    const char *x;
+    char *y;
+    int x_complex, y_complex;
+    Py_ssize_t b0, b1;
+    void *scratch; /* NULL: the job allocates its own */
+    int failed;
+} job_t;
+
+static size_t scratch_bytes(const core_t *c)
+{
+    size_t elem = c->is_double ? sizeof(double) : sizeof(float);
+    size_t bytes = 4 * (size_t)c->n * elem; /* two buffers, each a re and an im plane */
+    return (bytes + 63) & ~(size_t)63;
+}
+
+static void run_job(job_t *job)
+{
+    const core_t *c = job->core;
+    void *own = NULL;
+    void *scratch = job->scratch;
+    if (scratch == NULL) {
+        own = aligned_alloc(64, scratch_bytes(c));
+        if (own == NULL) {
+            job->failed = 1;
+            return;
+        }
+        scratch = own;
+    }
+    size_t elem = c->is_double ? sizeof(double) : sizeof(float);
+    size_t xs = (size_t)c->n * elem * (job->x_complex ? 2 : 1);
+    size_t ys = (size_t)c->n * elem * (job->y_complex ? 2 : 1);
+    const char *x = job->x + xs * (size_t)job->b0;
+    char *y = job->y + ys * (size_t)job->b0;
+    if (c->is_double)
+        run_range_d(c, (const double *)x, (double *)y, job->x_complex, job->y_complex, job->b1 - job->b0, (double *)scratch);
+    else
+        run_range_f(c, (const float *)x, (float *)y, job->x_complex, job->y_complex, job->b1 - job->b0, (float *)scratch);
+    free(own);
+}
+
+static void *thread_main(void *arg)
+{
+    run_job((job_t *)arg);
+    return NULL;
+}
+
+/* Run the whole batch on `nthreads` threads (the caller's thread included); returns 0 or -1. */
+static int run_batch(const core_t *core, const char *x, char *y, int xc, int yc, Py_ssize_t batch,
+                     int nthreads, void *main_scratch)
+{
+    job_t jobs[BFLY_MAX_THREADS];
+    pthread_t tids[BFLY_MAX_THREADS];
+    int started[BFLY_MAX_THREADS];
+    if (nthreads > batch)
+        nthreads = (int)batch;
+    if (nthreads < 1)
+        nthreads = 1;
+    for (int t = 0; t < nthreads; t++) {
+        jobs[t] = (job_t){core, x, y, xc, yc, batch * t / nthreads, batch * (t + 1) / nthreads, NULL, 0};
+        started[t] = 0;
+    }
+    jobs[0].scratch = main_scratch;
+    for (int t = 1; t < nthreads; t++)
+        started[t] = pthread_create(&tids[t], NULL, thread_main, &jobs[t]) == 0;
+    run_job(&jobs[0]);
+    int failed = jobs[0].failed;
+    for (int t = 1; t < nthreads; t++) {
+        if (started[t])
+            pthread_join(tids[t], NULL);
+        else
+            run_job(&jobs[t]); /* could not start a thread: do its share here */
+        failed |= jobs[t].failed;
+    }
+    return failed ? -1 : 0;
+}
+
+/* ---- the Python type: _kernel.Plan(n, is_complex, is_double, ops) ---- */
+
+typedef struct {
+    PyObject_HEAD
+    core_t core;
+    Py_buffer *views; /* one per op (len 0 when the op has no data) */
+    void *scratch;    /* reused by the calling thread; guarded by `busy` */
+    char busy;
+} PlanObject;
+
+static void plan_dealloc(PlanObject *self)
+{
+    if (self->views) {
+        for (Py_ssize_t k = 0; k < self->core.nops; k++)
+            if (self->views[k].obj)
+                PyBuffer_Release(&self->views[k]);
+        PyMem_Free(self->views);
+    }
+    PyMem_Free(self->core.ops);
+    free(self->scratch);
+    Py_TYPE(self)->tp_free((PyObject *)self);
+}
+
+/* Bytes an op's data must hold, so a bad plan is refused instead of read out of bounds. */
+static Py_ssize_t op_data_bytes(const core_t *c, const op_t *op)
+{
+    Py_ssize_t elem = c->is_double ? 8 : 4;
+    Py_ssize_t planes = c->is_complex ? 8 : 4;
+    switch (op->kind) {
+    case OP_GATHER: return c->n * 4;
+    case OP_BF:
+    case OP_BFT: return planes * (c->n / 2) * elem;
+    case OP_DIAG: return (c->is_complex ? 2 : 1) * c->n * elem;
+    default: return 0;
+    }
+}
+
+static int check_op(const core_t *c, const op_t *op, Py_ssize_t k)
+{
+    Py_ssize_t n = c->n;
+    if (op->kind == OP_BF && (op->s < 1 || n % (2 * op->s) != 0 || op->cstride != n / 2)) {
+        PyErr_Format(PyExc_ValueError, "op %zd: bad butterfly stride", k);
+        return -1;
+    }
+    if (op->kind == OP_BFT && (op->rows < 2 || op->rows * op->cols != n || op->s < 1 || op->rows % (2 * op->s) != 0 ||
+                               op->cstride != n / 2)) {
+        PyErr_Format(PyExc_ValueError, "op %zd: bad transposed butterfly geometry", k);
+        return -1;
+    }
+    if (op->kind < OP_GATHER || op->kind > OP_REAL) {
+        PyErr_Format(PyExc_ValueError, "op %zd: unknown kind %d", k, op->kind);
+        return -1;
+    }
+    if (op->kind == OP_REAL && !c->is_complex) {
+        PyErr_Format(PyExc_ValueError, "op %zd: REAL needs a complex plan", k);
+        return -1;
+    }
+    return 0;
+}
+
+static int check_gather(const core_t *c, const op_t *op, Py_ssize_t k)
+{
+    const int32_t *idx = (const int32_t *)op->data;
+    for (Py_ssize_t t = 0; t < c->n; t++)
+        if (idx[t] < 0 || idx[t] >= c->n) {
+            PyErr_Format(PyExc_ValueError, "op %zd: gather index out of range", k);
+            return -1;
+        }
+    return 0;
+}
+
+static int plan_parse_op(PlanObject *self, PyObject *item, Py_ssize_t k)
+{
+    op_t *op = &self->core.ops[k];
+    PyObject *data = Py_None;
+    if (!PyArg_ParseTuple(item, "innnn|O", &op->kind, &op->s, &op->rows, &op->cols, &op->cstride, &data))
+        return -1;
+    if (check_op(&self->core, op, k) < 0)
+        return -1;
+    Py_ssize_t need = op_data_bytes(&self->core, op);
+    op->data = NULL;
+    if (need == 0)
+        return 0;
+    if (PyObject_GetBuffer(data, &self->views[k], PyBUF_C_CONTIGUOUS) < 0)
+        return -1;
+    if (self->views[k].len != need) {
+        PyErr_Format(PyExc_ValueError, "op %zd: data has %zd bytes, expected %zd", k, self->views[k].len, need);
+        return -1;
+    }
+    op->data = self->views[k].buf;
+    return op->kind == OP_GATHER ? check_gather(&self->core, op, k) : 0;
+}
+
+static int plan_init(PlanObject *self, PyObject *args, PyObject *kwds)
+{
+    Py_ssize_t n;
+    int is_complex, is_double;
+    PyObject *ops;
+    static char *kwlist[] = {"n", "is_complex", "is_double", "ops", NULL};
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "nppO", kwlist, &n, &is_complex, &is_double, &ops))
+        return -1;
+    if (self->core.ops) {
+        PyErr_SetString(PyExc_RuntimeError, "Plan is already initialized");
+        return -1;
+    }
+    if (n < 2 || (n & (n - 1)) != 0 || n > ((Py_ssize_t)1 << 30)) {
+        PyErr_SetString(PyExc_ValueError, "n must be a power of two >= 2");
+        return -1;
+    }
+    PyObject *seq = PySequence_Fast(ops, "ops must be a sequence");
+    if (!seq)
+        return -1;
+    Py_ssize_t nops = PySequence_Fast_GET_SIZE(seq);
+    self->core = (core_t){n, is_complex, is_double, nops, NULL, NULL, 0};
+    self->core.ops = PyMem_Calloc(nops ? nops : 1, sizeof(op_t));
+    self->views = PyMem_Calloc(nops ? nops : 1, sizeof(Py_buffer));
+    if (!self->core.ops || !self->views) {
+        Py_DECREF(seq);
+        PyErr_NoMemory();
+        return -1;
+    }
+    for (Py_ssize_t k = 0; k < nops; k++)
+        if (plan_parse_op(self, PySequence_Fast_GET_ITEM(seq, k), k) < 0) {
+            self->core.nops = k + 1; /* release what was acquired so far */
+            Py_DECREF(seq);
+            return -1;
+        }
+    Py_DECREF(seq);
+    if (nops > 0 && self->core.ops[0].kind == OP_GATHER) {
+        self->core.load_idx = (const int32_t *)self->core.ops[0].data;
+        self->core.first_op = 1;
+    }
+    return 0;
+}
+
+/* Element type of a buffer: 0 real, 1 complex; -1 (with an exception) when it does not fit. */
+static int buffer_kind(const Py_buffer *view, int is_double, const char *what)
+{
+    const char *f = view->format ? view->format : "B";
+    if (*f == '<' || *f == '=' || *f == '@')
+        f++;
+    char want = is_double ? 'd' : 'f';
+    if (f[0] == want && f[1] == 0)
+        return 0;
+    if (f[0] == 'Z' && f[1] == want && f[2] == 0)
+        return 1;
+    PyErr_Format(PyExc_TypeError, "%s has element format '%s'; this plan needs %s", what, view->format,
+                 is_double ? "float64 or complex128" : "float32 or complex64");
+    return -1;
+}
+
+static int check_io(PlanObject *self, Py_buffer *xv, Py_buffer *yv, int *xc, int *yc, Py_ssize_t *batch)
+{
+    const core_t *c = &self->core;
+    if ((*xc = buffer_kind(xv, c->is_double, "x")) < 0 || (*yc = buffer_kind(yv, c->is_double, "out")) < 0)
+        return -1;
+    if (*xc && !c->is_complex) {
+        PyErr_SetString(PyExc_TypeError, "complex x given to a real plan");
+        return -1;
+    }
+    if (*yc && !c->is_complex) { /* a real out of a complex plan keeps the real plane (after a REAL op) */
+        PyErr_SetString(PyExc_TypeError, "complex out given to a real plan");
+        return -1;
+    }
+    Py_ssize_t xn = xv->len / xv->itemsize, yn = yv->len / yv->itemsize;
+    if (xn != yn || xn % c->n != 0) {
+        PyErr_Format(PyExc_ValueError, "x has %zd elements and out %zd; both must be the same multiple of n = %zd", xn, yn, c->n);
+        return -1;
+    }
+    *batch = xn / c->n;
+    return 0;
+}
+
+static PyObject *plan_run(PlanObject *self, PyObject *args)
+{
+    PyObject *xo, *yo;
+    int threads = 1;
+    if (!PyArg_ParseTuple(args, "OO|i", &xo, &yo, &threads))
+        return NULL;
+    if (!self->core.ops) {
+        PyErr_SetString(PyExc_RuntimeError, "Plan is not initialized");
+        return NULL;
+    }
+    Py_buffer xv, yv;
+    if (PyObject_GetBuffer(xo, &xv, PyBUF_C_CONTIGUOUS | PyBUF_FORMAT) < 0)
+        return NULL;
+    if (PyObject_GetBuffer(yo, &yv, PyBUF_C_CONTIGUOUS | PyBUF_FORMAT | PyBUF_WRITABLE) < 0) {
+        PyBuffer_Release(&xv);
+        return NULL;
+    }
+    int xc, yc, rc = 0;
+    Py_ssize_t batch;
+    PyObject *result = NULL;
+    if (check_io(self, &xv, &yv, &xc, &yc, &batch) == 0) {
+        if (threads > BFLY_MAX_THREADS)
+            threads = BFLY_MAX_THREADS;
+        /* the cached scratch buffer serves one caller at a time; a concurrent caller allocates */
+        void *scratch = NULL;
+        int took = !__atomic_test_and_set(&self->busy, __ATOMIC_ACQUIRE);
+        if (took && !self->scratch)
+            self->scratch = aligned_alloc(64, scratch_bytes(&self->core));
+        if (took)
+            scratch = self->scratch;
+        Py_BEGIN_ALLOW_THREADS
+        if (batch > 0)
+            rc = run_batch(&self->core, xv.buf, yv.buf, xc, yc, batch, threads, scratch);
+        Py_END_ALLOW_THREADS
+        if (took)
+            __atomic_clear(&self->busy, __ATOMIC_RELEASE);
+        if (rc < 0)
+            PyErr_NoMemory();
+        else
+            result = Py_NewRef(Py_None);
+    }
+    PyBuffer_Release(&xv);
+    PyBuffer_Release(&yv);
+    return result;
+}
+
+static PyMethodDef plan_methods[] = {
+    {"run", (PyCFunction)plan_run, METH_VARARGS,
+     "run(x, out, threads=1): out = M x for each length-n vector of the C-contiguous buffers x and out."},
+    {NULL, NULL, 0, NULL},
+};
+
+static PyTypeObject PlanType = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "bfly_cli._kernel.Plan",
+    .tp_basicsize = sizeof(PlanObject),
+    .tp_dealloc = (destructor)plan_dealloc,
+    .tp_flags = Py_TPFLAGS_DEFAULT,
+    .tp_doc = "Plan(n, is_complex, is_double, ops): a prepared op list (built by bfly_cli.kernel).",
+    .tp_methods = plan_methods,
+    .tp_init = (initproc)plan_init,
+    .tp_new = PyType_GenericNew,
+};
+
+static struct PyModuleDef kernel_module = {
+    PyModuleDef_HEAD_INIT, "bfly_cli._kernel",
+    "Compiled butterfly kernel; use bfly_cli.kernel, which prepares the op lists.", -1, NULL,
+};
+
+PyMODINIT_FUNC PyInit__kernel(void)
+{
+    if (PyType_Ready(&PlanType) < 0)
+        return NULL;
+    PyObject *m = PyModule_Create(&kernel_module);
+    if (!m)
+        return NULL;
+    if (PyModule_AddObjectRef(m, "Plan", (PyObject *)&PlanType) < 0 || PyModule_AddIntConstant(m, "OP_GATHER", OP_GATHER) < 0 ||
+        PyModule_AddIntConstant(m, "OP_BF", OP_BF) < 0 || PyModule_AddIntConstant(m, "OP_BFT", OP_BFT) < 0 ||
+        PyModule_AddIntConstant(m, "OP_DIAG", OP_DIAG) < 0 || PyModule_AddIntConstant(m, "OP_REAL", OP_REAL) < 0) {
+        Py_DECREF(m);
+        return NULL;
+    }
+    return m;
+}
+
+#else /* BFLY_TEMPLATE: numeric code for element type T, names suffixed by SUF */
+
+/* (x0, x1) <- [[a, b], [c, d]] (x0, x1) over n contiguous real pairs. */
+BFLY_INLINE void SUF(pair_real)(T *restrict x0, T *restrict x1, const T *restrict tw, Py_ssize_t cs, Py_ssize_t n)
+{
+    const T *restrict a = tw, *restrict b = tw + cs, *restrict c = tw + 2 * cs, *restrict d = tw + 3 * cs;
+    for (Py_ssize_t k = 0; k < n; k++) {
+        T u = x0[k], v = x1[k];
+        x0[k] = a[k] * u + b[k] * v;
+        x1[k] = c[k] * u + d[k] * v;
+    }
+}
+
+/* The same for complex numbers held as split planes (x0r, x0i), (x1r, x1i). */
+BFLY_INLINE void SUF(pair_cplx)(T *restrict x0r, T *restrict x0i, T *restrict x1r, T *restrict x1i, const T *restrict tw,
+                                Py_ssize_t cs, Py_ssize_t n)
+{
+    const T *restrict ar = tw, *restrict ai = tw + cs, *restrict br = tw + 2 * cs, *restrict bi = tw + 3 * cs;
+    const T *restrict cr = tw + 4 * cs, *restrict ci = tw + 5 * cs, *restrict dr = tw + 6 * cs, *restrict di = tw + 7 * cs;
+    for (Py_ssize_t k = 0; k < n; k++) {
+        T ur = x0r[k], ui = x0i[k], vr = x1r[k], vi = x1i[k];
+        x0r[k] = ar[k] * ur - ai[k] * ui + br[k] * vr - bi[k] * vi;
+        x0i[k] = ar[k] * ui + ai[k] * ur + br[k] * vi + bi[k] * vr;
+        x1r[k] = cr[k] * ur - ci[k] * ui + dr[k] * vr - di[k] * vi;
+        x1i[k] = cr[k] * ui + ci[k] * ur + dr[k] * vi + di[k] * vr;
+    }
+}
+
+BFLY_INLINE void SUF(pair)(T *re, T *im, Py_ssize_t o0, Py_ssize_t o1, const T *tw, Py_ssize_t cs, Py_ssize_t len, int cplx)
+{
+    if (cplx)
+        SUF(pair_cplx)(re + o0, im + o0, re + o1, im + o1, tw, cs, len);
+    else
+        SUF(pair_real)(re + o0, re + o1, tw, cs, len);
+}
+
+/* Canonical stage with stride s: block j holds pairs (2js + low, 2js + s + low), twiddle j*s + low. */
+BFLY_INLINE void SUF(stage_bf)(T *re, T *im, const op_t *op, Py_ssize_t n, int cplx)
+{
+    const T *tw = (const T *)op->data;
+    Py_ssize_t s = op->s;
+    for (Py_ssize_t j0 = 0; j0 < n; j0 += 2 * s)
+        SUF(pair)(re, im, j0, j0 + s, tw + j0 / 2, op->cstride, s, cplx);
+}
+
+/* Stage with stride s < R on the (R, C)-transposed vector: rows r and r+s for every r without bit s;
+ * the twiddles were stored as (R/2, C) per component with row c = (r / 2s) * s + r % s. */
+BFLY_INLINE void SUF(stage_bft)(T *re, T *im, const op_t *op, int cplx)
+{
+    const T *tw = (const T *)op->data;
+    Py_ssize_t s = op->s, cols = op->cols;
+    for (Py_ssize_t r = 0; r < op->rows; r++) {
+        if (r & s)
+            continue;
+        Py_ssize_t c = (r / (2 * s)) * s + r % s;
+        SUF(pair)(re, im, r * cols, (r + s) * cols, tw + c * cols, op->cstride, cols, cplx);
+    }
+}
+
+BFLY_INLINE void SUF(gather)(T *restrict dre, T *restrict dim, const T *restrict sre, const T *restrict sim,
+                             const int32_t *restrict idx, Py_ssize_t n, int cplx)
+{
+    for (Py_ssize_t t = 0; t < n; t++)
+        dre[t] = sre[idx[t]];
+    if (cplx)
+        for (Py_ssize_t t = 0; t < n; t++)
+            dim[t] = sim[idx[t]];
+}
+
+BFLY_INLINE void SUF(diag)(T *restrict re, T *restrict im, const T *restrict d, Py_ssize_t n, int cplx)
+{
+    if (!cplx) {
+        for (Py_ssize_t t = 0; t < n; t++)
+            re[t] *= d[t];
+        return;
+    }
+    const T *restrict dr = d, *restrict di = d + n;
+    for (Py_ssize_t t = 0; t < n; t++) {
+        T u = re[t], v = im[t];
+        re[t] = dr[t] * u - di[t] * v;
+        im[t] = dr[t] * v + di[t] * u;
+    }
+}
+
+/* Read one input vector (interleaved complex or real, optionally permuted) into split planes. */
+BFLY_INLINE void SUF(load)(T *restrict re, T *restrict im, const T *restrict x, const int32_t *restrict idx, Py_ssize_t n,
+                           int xc, int cplx)
+{
+    if (xc) {
+        if (idx)
+            for (Py_ssize_t t = 0; t < n; t++) {
+                re[t] = x[2 * (Py_ssize_t)idx[t]];
+                im[t] = x[2 * (Py_ssize_t)idx[t] + 1];
+            }
+        else
+            for (Py_ssize_t t = 0; t < n; t++) {
+                re[t] = x[2 * t];
+                im[t] = x[2 * t + 1];
+            }
+        return;
+    }
+    if (idx)
+        for (Py_ssize_t t = 0; t < n; t++)
+            re[t] = x[idx[t]];
+    else
+        memcpy(re, x, (size_t)n * sizeof(T));
+    if (cplx)
+        memset(im, 0, (size_t)n * sizeof(T));
+}
+
+BFLY_INLINE void SUF(store)(T *restrict y, const T *restrict re, const T *restrict im, Py_ssize_t n, int yc)
+{
+    if (!yc) {
+        memcpy(y, re, (size_t)n * sizeof(T));
+        return;
+    }
+    for (Py_ssize_t t = 0; t < n; t++) {
+        y[2 * t] = re[t];
+        y[2 * t + 1] = im[t];
+    }
+}
+
+/* Apply the plan to `count` consecutive vectors; each goes through every op before the next starts. */
+BFLY_CLONES static void SUF(run_range)(const core_t *c, const T *x, T *y, int xc, int yc, Py_ssize_t count, T *scratch)
+{
+    Py_ssize_t n = c->n;
+    int cplx = c->is_complex;
+    Py_ssize_t xs = n * (xc ? 2 : 1), ys = n * (yc ? 2 : 1);
+    for (Py_ssize_t b = 0; b < count; b++) {
+        T *re = scratch, *im = scratch + n, *ore = scratch + 2 * n, *oim = scratch + 3 * n;
+        SUF(load)(re, im, x + b * xs, c->load_idx, n, xc, cplx);
+        for (Py_ssize_t k = c->first_op; k < c->nops; k++) {
+            const op_t *op = &c->ops[k];
+            switch (op->kind) {
+            case OP_GATHER: {
+                SUF(gather)(ore, oim, re, im, (const int32_t *)op->data, n, cplx);
+                T *t0 = re, *t1 = im;
+                re = ore, im = oim, ore = t0, oim = t1;
+                break;
+            }
+            case OP_BF: SUF(stage_bf)(re, im, op, n, cplx); break;
+            case OP_BFT: SUF(stage_bft)(re, im, op, cplx); break;
+            case OP_DIAG: SUF(diag)(re, im, (const T *)op->data, n, cplx); break;
+            case OP_REAL: memset(im, 0, (size_t)n * sizeof(T)); break;
+            }
+        }
+        SUF(store)(y + b * ys, re, im, n, yc);
+    }
+}
+
+#endif /* BFLY_TEMPLATE */

@@ -1,0 +1,254 @@
+"""Fast CPU application of factors: the public face of the compiled kernel ``bfly_cli._kernel``.
+
+Use :func:`apply` for one-off products (same semantics and result dtype as
+:meth:`bfly_cli.factors.Factors.apply`, the numpy reference) and :class:`Plan` when the same
+factors are applied many times (benchmarks, pipelines): a plan converts the twiddles once, so each
+call only moves the vectors.
+
+Why the preparation lives here, in numpy, and not in C: the C side then runs a short list of
+simple operations (see ``_kernel.c``), and every layout decision is readable Python:
+
+* one working precision (float32 or float64) for the whole chain, complex ("split" into separate
+  real and imaginary planes) when any step or the input is complex;
+* each butterfly stage's twiddles as contiguous planes (a, b, c, d; complex: re and im of each);
+* the strides below ``_ROWS`` (1, 2, 4) run on the vector viewed transposed as a (R, N/R) matrix,
+  where they mix whole rows, so they vectorize like the large strides instead of falling back to
+  scalar code; entering and leaving that view are gathers, merged with any adjacent permutation.
+
+When the extension was not built (no compiler at install time), everything still works through the
+numpy reference and a single line on stderr says so.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from typing import Any
+
+import numpy as np
+
+from .factors import Factors, Step
+
+try:  # the compiled extension is optional: a failed build must not break the package
+    from . import _kernel as _ext
+except ImportError:  # pragma: no cover - exercised by monkeypatching in the tests
+    _ext = None
+
+_OP_GATHER, _OP_BF, _OP_BFT, _OP_DIAG, _OP_REAL = 0, 1, 2, 3, 4
+_ROWS = 8  # transposed-view height: strides 1, 2, 4 mix rows of length N/8
+_KERNEL_DTYPES = tuple(np.dtype(d) for d in ("float32", "float64", "complex64", "complex128"))
+_FALLBACK_MESSAGE = "bfly: compiled kernel not built; using the numpy reference"
+_warned = False
+
+__all__ = ["available", "apply", "Plan", "default_threads"]
+
+
+def available() -> bool:
+    """True when the compiled extension ``bfly_cli._kernel`` was built and imports."""
+    return _ext is not None
+
+
+def default_threads() -> int:
+    """All cores this process may run on (the ``threads`` default)."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except (AttributeError, OSError):
+        return max(1, os.cpu_count() or 1)
+
+
+def _warn_fallback() -> None:
+    """Say once per process that the slow path is in use, so a slow run is never a mystery."""
+    global _warned
+    if not _warned:
+        _warned = True
+        print(_FALLBACK_MESSAGE, file=sys.stderr)
+
+
+def apply(factors: Factors, x: Any, *, threads: int | None = None) -> np.ndarray:
+    """``y = M x`` for every vector along the last axis of ``x``: exactly :meth:`Factors.apply`'s
+    semantics and result dtype, computed by the compiled kernel when it is built.
+
+    The whole chain runs in the precision of the result (float64 when the input or any factor is
+    float64), so a float32 vector through float64 factors is computed in float64, as numpy would.
+    Inputs the kernel does not cover (integer-only chains) go to the reference.
+    """
+    x = np.asarray(x)
+    if x.ndim == 0 or x.shape[-1] != factors.n:
+        got = "a scalar" if x.ndim == 0 else f"last axis of length {x.shape[-1]}"
+        raise ValueError(f"x has {got}, expected a last axis of length {factors.n}")
+    out_dtype = result_dtype(factors, x.dtype)
+    if out_dtype not in _KERNEL_DTYPES:
+        return factors.apply(x)
+    in_dtype = _with_precision(x.dtype if x.dtype.kind in "fc" else np.dtype(np.float64), out_dtype)
+    return Plan(factors, in_dtype).apply(x, threads=threads)
+
+
+class Plan:
+    """Factors prepared once for input vectors of one dtype; :meth:`apply` then runs at kernel speed.
+
+    ``dtype`` is the input dtype (float32, float64, complex64 or complex128). Its precision is the
+    working precision: the factor data are cast to it (float64 factors run in float32 for a float32
+    plan: that is the point of asking for float32). ``out_dtype`` is what
+    :meth:`Factors.apply` would return for such input with the cast factors (complex for complex
+    factors, real after a final ``real`` step). Without the extension the plan applies the cast
+    factors with the numpy reference (``compiled`` is False).
+    """
+
+    def __init__(self, factors: Factors, dtype: Any = np.float64) -> None:
+        self.in_dtype = np.dtype(dtype)
+        if self.in_dtype not in _KERNEL_DTYPES:
+            raise ValueError(f"a plan takes float32, float64, complex64 or complex128 input, not {self.in_dtype}")
+        self.n = factors.n
+        self.factors = cast_factors(factors, self.in_dtype)
+        self.out_dtype = result_dtype(self.factors, self.in_dtype)
+        self.is_complex = self.in_dtype.kind == "c" or any(
+            s.data is not None and s.data.dtype.kind == "c" for s in self.factors.steps)
+        self._core = None
+        if _ext is not None:
+            double = self.in_dtype in (np.float64, np.complex128)
+            self._core = _ext.Plan(self.n, self.is_complex, double, compile_ops(self.factors, self.is_complex, double))
+
+    @property
+    def compiled(self) -> bool:
+        """True when :meth:`apply` runs the compiled kernel."""
+        return self._core is not None
+
+    def apply(self, x: Any, out: np.ndarray | None = None, *, threads: int | None = None) -> np.ndarray:
+        """``M x`` along the last axis. ``x`` is converted to ``in_dtype`` (C order) only if it is
+        not already; ``out`` (optional) must be a C-contiguous ``out_dtype`` array of ``x``'s shape
+        and may be ``x`` itself when the dtypes agree. ``threads``: default all cores; batches too
+        small to pay for a thread use fewer."""
+        x = np.ascontiguousarray(x, dtype=self.in_dtype)
+        if x.ndim == 0 or x.shape[-1] != self.n:
+            raise ValueError(f"x has shape {x.shape}, expected a last axis of length {self.n}")
+        if self._core is None:
+            _warn_fallback()
+            result = self.factors.apply(x)
+            if out is None:
+                return result
+            out[...] = result
+            return out
+        if out is None:
+            out = np.empty(x.shape, self.out_dtype)
+        elif out.shape != x.shape or out.dtype != self.out_dtype or not out.flags.c_contiguous:
+            raise ValueError(f"out must be a C-contiguous {self.out_dtype} array of shape {x.shape}")
+        batch = x.size // self.n
+        self._core.run(x, out, _thread_count(threads, batch, self.n))
+        return out
+
+
+def _thread_count(threads: int | None, batch: int, n: int) -> int:
+    """Threads worth starting: each must get at least about 64k butterfly pairs of work,
+    since starting a thread costs tens of microseconds."""
+    wanted = default_threads() if threads is None else int(threads)
+    if wanted < 1:
+        raise ValueError(f"threads must be >= 1, not {wanted}")
+    work = batch * n * max(1, n.bit_length() - 1)
+    return max(1, min(wanted, batch, 1 + work // (1 << 17)))
+
+
+def result_dtype(factors: Factors, x_dtype: Any) -> np.dtype:
+    """The dtype :meth:`Factors.apply` returns for input of ``x_dtype``, found without computing:
+    each step promotes like numpy (``real`` drops to the real dtype)."""
+    dt = np.dtype(x_dtype)
+    for step in factors.steps:
+        if step.kind in ("butterfly", "diagonal"):
+            dt = np.result_type(dt, step.data.dtype)
+        elif step.kind == "real":
+            dt = np.real(np.empty(0, dt)).dtype
+    return np.dtype(dt)
+
+
+def _with_precision(dtype: np.dtype, like: np.dtype) -> np.dtype:
+    """``dtype``'s kind (real or complex) with ``like``'s precision (single or double)."""
+    double = np.dtype(like).itemsize == (8 if np.dtype(like).kind == "f" else 16)
+    if np.dtype(dtype).kind == "c":
+        return np.dtype(np.complex128 if double else np.complex64)
+    return np.dtype(np.float64 if double else np.float32)
+
+
+def cast_factors(factors: Factors, dtype: Any) -> Factors:
+    """A copy of ``factors`` whose float/complex data have ``dtype``'s precision (kinds kept)."""
+    steps = [step if step.data is None or step.kind == "permutation"
+             else Step(step.kind, step.data.astype(_with_precision(step.data.dtype, np.dtype(dtype))))
+             for step in factors.steps]
+    return Factors(factors.n, steps, dict(factors.meta))
+
+
+# ---- compiling factors into the kernel's op list -------------------------------------------------
+
+
+def compile_ops(factors: Factors, is_complex: bool, double: bool) -> list[tuple]:
+    """The op tuples ``(kind, s, rows, cols, cstride, data)`` that ``_kernel.Plan`` runs, with
+    all data as planes of float64 (``double``) or float32."""
+    real_dt = np.dtype(np.float64 if double else np.float32)
+    ops: list[tuple] = []
+    for step in factors.steps:
+        ops.extend(_step_ops(step, factors.n, is_complex, real_dt))
+    return _merge_gathers(ops, factors.n)
+
+
+def _step_ops(step: Step, n: int, is_complex: bool, real_dt: np.dtype) -> list[tuple]:
+    if step.kind == "permutation":
+        return [_gather(step.data)]
+    if step.kind == "diagonal":
+        return [(_OP_DIAG, 0, 0, 0, 0, _planes(step.data, is_complex, real_dt))]
+    if step.kind == "real":
+        return [(_OP_REAL, 0, 0, 0, 0, None)] if is_complex else []
+    if step.kind == "butterfly":
+        return _butterfly_ops(step.data, n, is_complex, real_dt)
+    raise ValueError(f"unknown step kind {step.kind!r}")
+
+
+def _gather(idx: np.ndarray) -> tuple:
+    return (_OP_GATHER, 0, 0, 0, 0, np.ascontiguousarray(idx, dtype=np.int32))
+
+
+def _planes(values: np.ndarray, is_complex: bool, real_dt: np.dtype) -> np.ndarray:
+    """Stack values along a new first axis as (re, im) planes when complex, else one plane."""
+    if is_complex:
+        return np.ascontiguousarray(np.stack([values.real, np.imag(values)]), dtype=real_dt)
+    return np.ascontiguousarray(values, dtype=real_dt)
+
+
+def _butterfly_ops(twiddle: np.ndarray, n: int, is_complex: bool, real_dt: np.dtype) -> list[tuple]:
+    """One op per stage; the stages with stride below ``rows`` run on the transposed view."""
+    rows = _rows(n)
+    cols = n // rows
+    half = n // 2
+    ops: list[tuple] = []
+    if rows > 1:
+        ops.append(_gather(np.arange(n).reshape(cols, rows).T.ravel()))  # into the (rows, cols) view
+    for lev in range(twiddle.shape[0]):
+        s = 1 << lev
+        comps = [twiddle[lev, :, 0, 0], twiddle[lev, :, 0, 1], twiddle[lev, :, 1, 0], twiddle[lev, :, 1, 1]]
+        if s < rows:  # twiddle i = blk * rows/2 + c  ->  plane (rows/2, cols) indexed [c, blk]
+            comps = [c.reshape(cols, rows // 2).T for c in comps]
+        planes = [p for c in comps for p in ((c.real, np.imag(c)) if is_complex else (c,))]
+        data = np.ascontiguousarray(np.stack(planes), dtype=real_dt)
+        if s < rows:
+            ops.append((_OP_BFT, s, rows, cols, half, data))
+        else:
+            if s == rows:
+                ops.append(_gather(np.arange(n).reshape(rows, cols).T.ravel()))  # back to natural order
+            ops.append((_OP_BF, s, 0, 0, half, data))
+    return ops
+
+
+def _rows(n: int) -> int:
+    """Height of the transposed view: 8 when rows of N/8 are long enough to vectorize, 1 (none)
+    for tiny N, where scalar code costs nothing worth saving."""
+    if n >= 64:
+        return _ROWS
+    return n // 8 if n >= 16 else 1
+
+
+def _merge_gathers(ops: list[tuple], n: int) -> list[tuple]:
+    """Fold consecutive gathers into one (``a`` then ``b`` reads ``a[b]``) and drop identities."""
+    merged: list[tuple] = []
+    for op in ops:
+        if op[0] == _OP_GATHER and merged and merged[-1][0] == _OP_GATHER:
+            op = _gather(merged.pop()[5][op[5]])
+        merged.append(op)
+    identity = np.arange(n, dtype=np.int32)
+    return [op for op in merged if not (op[0] == _OP_GATHER and np.array_equal(op[5], identity))]

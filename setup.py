@@ -1,0 +1,60 @@
+"""Build hook for the optional compiled kernel ``bfly_cli._kernel`` (metadata lives in pyproject.toml).
+
+The kernel is an optimization, not a requirement: when the C compiler is missing or the build
+fails, ``pip install`` still succeeds, prints that the kernel is disabled, and bfly falls back to
+the numpy reference (saying so once at run time). Set ``BFLY_REQUIRE_KERNEL=1`` to make a failed
+build fail the install instead (CI, packagers).
+
+Flags: ``-O3`` without ``-ffast-math`` (NaN must propagate and results must match the reference),
+no ``-march=native`` (wheels must run on any x86-64); the kernel picks AVX2+FMA code at load time
+through gcc's ``target_clones`` instead.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+from setuptools import Extension, setup
+from setuptools.command.build_ext import build_ext
+
+_REQUIRED = os.environ.get("BFLY_REQUIRE_KERNEL", "") not in ("", "0")
+
+
+class OptionalBuildExt(build_ext):
+    """build_ext that turns a compiler failure into a warning unless the kernel is required."""
+
+    def run(self) -> None:
+        try:
+            super().run()
+        except Exception as exc:  # noqa: BLE001 - any build failure means "no kernel"
+            self._disabled(exc)
+
+    def build_extension(self, ext: Extension) -> None:
+        try:
+            super().build_extension(ext)
+        except Exception as exc:  # noqa: BLE001
+            self._disabled(exc)
+
+    def _disabled(self, exc: Exception) -> None:
+        if _REQUIRED:
+            raise exc
+        print(f"bfly: building the compiled kernel failed ({exc}); it is disabled and bfly will use "
+              "the numpy reference (set BFLY_REQUIRE_KERNEL=1 to make this an error)", file=sys.stderr)
+
+
+def _compile_args() -> list[str]:
+    if sys.platform == "win32":
+        return ["/O2"]
+    return ["-O3", "-std=gnu11", "-pthread", "-fno-math-errno"]
+
+
+kernel = Extension(
+    "bfly_cli._kernel",
+    sources=["bfly_cli/_kernel.c"],
+    extra_compile_args=_compile_args(),
+    extra_link_args=[] if sys.platform == "win32" else ["-pthread"],
+    optional=not _REQUIRED,
+)
+
+setup(ext_modules=[kernel], cmdclass={"build_ext": OptionalBuildExt})
