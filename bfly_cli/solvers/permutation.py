@@ -88,15 +88,38 @@ def _direction_score(vec: np.ndarray, first: np.ndarray) -> np.ndarray:
 
 def _group_directions(vec: np.ndarray, members: np.ndarray) -> np.ndarray:
     """Unit direction ``(G, m/2, 2)`` of the best rank-one fit of each group's 2-vectors per pair."""
-    sub = np.take_along_axis(vec, members[:, None, None, :], axis=3)  # (G, 2, m/2, h)
-    gram = np.einsum("gpbj,gqbj->gbpq", sub, sub.conj())  # (G, m/2, 2, 2), Hermitian
-    _, eigvec = np.linalg.eigh(gram)
-    return eigvec[..., :, -1]  # dominant eigenvector
+    return _dominant_direction(_gather(vec, members))
+
+
+def _gather(vec: np.ndarray, members: np.ndarray) -> np.ndarray:
+    """The member columns ``(G, 2, m/2, h)`` of each group."""
+    return np.take_along_axis(vec, members[:, None, None, :], axis=3)
+
+
+def _dominant_direction(sub: np.ndarray) -> np.ndarray:
+    """Top eigenvector of each pair's 2x2 Gram matrix ``sum_j v_j v_j^H``, in closed form.
+
+    Closed form instead of a batched ``eigh``: the Gram matrices are 2x2 and there are N/2 of
+    them per group, so three reductions and a square root are all that is needed.
+    """
+    a = np.sum(np.abs(sub[:, 0]) ** 2, axis=-1)
+    d = np.sum(np.abs(sub[:, 1]) ** 2, axis=-1)
+    c = np.sum(sub[:, 0] * sub[:, 1].conj(), axis=-1)
+    top = 0.5 * (a + d) + np.sqrt(0.25 * (a - d) ** 2 + np.abs(c) ** 2)
+    # Two algebraically equal eigenvectors; take the better-conditioned one per pair.
+    first = np.stack([c, top - a], axis=-1)
+    second = np.stack([top - d, c.conj()], axis=-1)
+    use_first = (a >= d)[..., None]
+    vec = np.where(use_first, first, second)
+    diagonal = np.abs(c) == 0  # Gram already diagonal: the axis with more energy
+    vec[diagonal] = np.where(use_first[diagonal], [1.0, 0.0], [0.0, 1.0])
+    norm = np.linalg.norm(vec, axis=-1, keepdims=True)
+    return vec / np.where(norm > 0, norm, 1.0)
 
 
 def _project(vec: np.ndarray, direction: np.ndarray) -> np.ndarray:
     """Coordinates ``(G, m/2, m)`` of each column's 2-vectors along ``direction``."""
-    return np.einsum("gbp,gpbj->gbj", direction.conj(), vec)
+    return direction[..., 0, None].conj() * vec[:, 0] + direction[..., 1, None].conj() * vec[:, 1]
 
 
 def _descend(mats: np.ndarray, cols: np.ndarray, first: np.ndarray, second: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -104,8 +127,8 @@ def _descend(mats: np.ndarray, cols: np.ndarray, first: np.ndarray, second: np.n
     vec = _pair_vectors(mats)
     halves = []
     for members in (first, second):
-        direction = _group_directions(vec, members)
-        proj = _project(np.take_along_axis(vec, members[:, None, None, :], axis=3), direction)
+        sub = _gather(vec, members)
+        proj = _project(sub, _dominant_direction(sub))
         halves.append((proj, np.take_along_axis(cols, members, axis=1)))
     groups, h = first.shape
     new_mats = np.stack([halves[0][0], halves[1][0]], axis=1).reshape(2 * groups, h, h)
