@@ -1,0 +1,518 @@
+"""``bfly sweep``: learn (and optionally bench) every transform x size cell of a grid.
+
+Why it is built this way:
+
+* **Cells run in worker processes**, ``--jobs`` at a time (``python -m bfly_cli.sweep_worker``,
+  each running one cell after another so imports are paid once per worker). A cell that hangs is
+  killed with its worker at ``--timeout`` and a fresh worker takes over; one that crashes (even a
+  segfault in a compiled kernel) is recorded as failed while the others go on.
+* **One file per finished cell, written atomically.** ``DIR/cells/<transform>-<n>.json`` (plus the
+  factor file ``<transform>-<n>.h5``) appears only when the cell is over, via temp file and
+  rename, so Ctrl-C at any moment leaves only whole records, and a re-run skips the cells whose
+  record says ``ok`` for the same solver (and bench, when asked). Failed and timed-out cells are
+  tried again on a re-run, since the usual next step after a failure is a fix.
+* **Deterministic shards.** Cells are ordered by size, then transform, and shard ``I/K`` takes
+  every K-th cell starting at the I-th, so the expensive large sizes spread evenly over shards and
+  any scheduler (CI matrix, Slurm array) can run ``--shard I/K`` with no coordination;
+  :func:`merge` joins the outputs.
+
+The summary files (``results.csv``, ``report.md``, PNGs) are made from the cell records by
+:mod:`bfly_cli.sweep_report` and :mod:`bfly_cli.plots`, so merging shards is just copying records.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import select
+import shutil
+import subprocess
+import sys
+import time
+import traceback
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Iterable
+
+from .errors import BflyError
+from .sizes import check_size
+from .sweep_report import machine_description
+
+PAPER_TRANSFORMS = ("dft", "dct", "dst", "convolution", "hadamard", "hartley", "legendre", "randn")
+DEFAULT_SIZES = "8..1024"
+DEFAULT_TIMEOUT = 600.0
+CELLS_DIR = "cells"
+STATUS_OK, STATUS_FAILED, STATUS_TIMEOUT = "ok", "failed", "timeout"
+
+
+@dataclass(frozen=True, order=True)
+class Cell:
+    """One grid point. Ordered by size first so shards and progress go from cheap to expensive."""
+
+    n: int
+    transform: str
+
+    @property
+    def key(self) -> str:
+        """The file stem of this cell's outputs in ``DIR/cells``."""
+        return f"{self.transform}-{self.n}"
+
+
+@dataclass(frozen=True)
+class SweepOptions:
+    """Everything a sweep needs, validated by :func:`make_options` before any work starts."""
+
+    out_dir: Path
+    transforms: tuple[str, ...] = PAPER_TRANSFORMS
+    sizes: tuple[int, ...] = (8, 16, 32, 64, 128, 256, 512, 1024)
+    solver: str = "hierarchical"
+    bench: bool = False
+    jobs: int = 1
+    shard: tuple[int, int] = (1, 1)
+    timeout: float = DEFAULT_TIMEOUT
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+# ----------------------------------------------------------------------------- parsing options
+
+
+def parse_sizes(text: str) -> tuple[int, ...]:
+    """``"8..1024"`` (every power of two in the range) or ``"8,16,64"``; each a power of two >= 2."""
+    text = text.replace(" ", "")
+    if ".." in text:
+        low_text, _, high_text = text.partition("..")
+        low, high = _int(low_text, text), _int(high_text, text)
+        if low > high:
+            raise BflyError(f"--sizes {text}: the range is empty ({low} > {high}); write LOW..HIGH, e.g. 8..1024")
+        check_size(low, "--sizes"), check_size(high, "--sizes")
+        sizes, n = [], low
+        while n <= high:
+            sizes.append(n)
+            n *= 2
+        return tuple(sizes)
+    sizes = sorted({_int(part, text) for part in text.split(",") if part})
+    if not sizes:
+        raise BflyError("--sizes is empty; give a range like 8..1024 or a list like 8,16,64")
+    for n in sizes:
+        check_size(n, "--sizes")
+    return tuple(sizes)
+
+
+def _int(part: str, whole: str) -> int:
+    try:
+        return int(part)
+    except ValueError:
+        raise BflyError(f"--sizes {whole}: {part!r} is not a whole number; write 8..1024 or 8,16,64") from None
+
+
+def parse_transforms(text: str | None) -> tuple[str, ...]:
+    """Comma-separated transform names (default: the paper's eight), each checked against the zoo."""
+    import transforms
+
+    if not text:
+        return PAPER_TRANSFORMS
+    names = tuple(dict.fromkeys(part.strip() for part in text.split(",") if part.strip()))
+    if not names:
+        raise BflyError("--transforms is empty; give names from 'bfly list', e.g. dft,dct")
+    for name in names:
+        try:
+            transforms.get(name)
+        except transforms.UnknownTransform as exc:
+            raise BflyError(f"--transforms: {exc}") from None
+    return names
+
+
+def parse_shard(text: str | None) -> tuple[int, int]:
+    """``"I/K"`` with 1 <= I <= K (1-based, as CI matrices and Slurm arrays ``--array=1-K`` count)."""
+    if not text:
+        return (1, 1)
+    try:
+        index, count = (int(part) for part in text.split("/"))
+    except ValueError:
+        raise BflyError(f"--shard {text!r}: write I/K, e.g. --shard 1/4 for the first of four slices") from None
+    if count < 1 or not 1 <= index <= count:
+        raise BflyError(f"--shard {text}: need 1 <= I <= K (the first slice is 1/{max(count, 1)})")
+    return (index, count)
+
+
+def default_solver() -> str:
+    """``auto`` when the solver table has it (it picks the cheapest exact structure), else hierarchical."""
+    from .solvers import SOLVERS
+
+    return "auto" if "auto" in SOLVERS else "hierarchical"
+
+
+def check_solver(solver: str) -> str:
+    """Fail before any cell runs when the solver name is unknown."""
+    from .solvers import SOLVERS
+
+    if solver not in SOLVERS:
+        raise BflyError(f"unknown solver {solver!r}; choose one of: {', '.join(SOLVERS)}")
+    return solver
+
+
+def make_options(out_dir: Path, transforms: str | None, sizes: str, solver: str | None, bench: bool,
+                 jobs: int | None, shard: str | None, timeout: float) -> SweepOptions:
+    """Validate the command-line values into :class:`SweepOptions` (all errors exit 2, before work)."""
+    if jobs is not None and jobs < 1:
+        raise BflyError(f"--jobs {jobs}: need at least 1")
+    if timeout < 0:
+        raise BflyError(f"--timeout {timeout:g}: need seconds >= 0")
+    return SweepOptions(
+        out_dir=Path(out_dir),
+        transforms=parse_transforms(transforms),
+        sizes=parse_sizes(sizes),
+        solver=check_solver(solver or default_solver()),
+        bench=bench,
+        jobs=jobs or os.cpu_count() or 1,
+        shard=parse_shard(shard),
+        timeout=float(timeout),
+    )
+
+
+# ----------------------------------------------------------------------------- the grid
+
+
+def grid(transforms: Iterable[str], sizes: Iterable[int]) -> list[Cell]:
+    """All cells, sorted by (n, transform position) so that order never depends on the machine."""
+    order = {name: k for k, name in enumerate(transforms)}
+    cells = [Cell(n, name) for name in order for n in sizes]
+    return sorted(cells, key=lambda c: (c.n, order[c.transform]))
+
+
+def shard_cells(cells: list[Cell], shard: tuple[int, int]) -> list[Cell]:
+    """The I-th of K round-robin slices of ``cells`` (every size spread over all shards)."""
+    index, count = shard
+    return cells[index - 1 :: count]
+
+
+# ----------------------------------------------------------------------------- records on disk
+
+
+def cells_dir(out_dir: Path) -> Path:
+    """Where the per-cell records and factor files live."""
+    return Path(out_dir) / CELLS_DIR
+
+
+def record_path(out_dir: Path, cell: Cell) -> Path:
+    """The JSON record of ``cell``; its presence means the cell finished (ok, failed or timeout)."""
+    return cells_dir(out_dir) / f"{cell.key}.json"
+
+
+def write_record(out_dir: Path, record: dict[str, Any]) -> Path:
+    """Write one cell's record atomically (temp file + rename), replacing an older one."""
+    from .h5format import atomic_write
+
+    path = cells_dir(out_dir) / f"{record['transform']}-{record['n']}.json"
+    text = json.dumps(_plain(record), indent=1, sort_keys=True)
+
+    def writer(tmp: str) -> None:
+        Path(tmp).write_text(text + "\n")
+
+    return atomic_write(path, writer, force=True)
+
+
+def load_records(out_dir: Path) -> dict[str, dict[str, Any]]:
+    """Every readable cell record under ``out_dir``, by cell key (unreadable files are skipped)."""
+    records = {}
+    for path in sorted(cells_dir(out_dir).glob("*.json")):
+        try:
+            record = json.loads(path.read_text())
+            records[f"{record['transform']}-{int(record['n'])}"] = record
+        except (OSError, ValueError, KeyError, TypeError):
+            continue
+    return records
+
+
+def is_done(record: dict[str, Any] | None, options: SweepOptions) -> bool:
+    """A cell is done when it succeeded with the same solver and has bench results if asked."""
+    if not record or record.get("status") != STATUS_OK or record.get("solver") != options.solver:
+        return False
+    return not options.bench or record.get("bench_status") in ("ok", "unavailable")
+
+
+def _plain(value: Any) -> Any:
+    """numpy scalars to Python, non-finite floats to None: records must be strict JSON."""
+    import math
+
+    if isinstance(value, dict):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    if hasattr(value, "item") and callable(value.item) and getattr(value, "ndim", 1) == 0:
+        value = value.item()
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
+
+
+# ----------------------------------------------------------------------------- one cell (worker side)
+
+
+RECORD_KEYS = ("structure", "params", "rmse", "rel_error", "max_abs_error", "exact", "seconds", "dtype")
+
+
+def run_cell(cell: Cell, solver: str, bench: bool, out_dir: Path) -> dict[str, Any]:
+    """Learn one cell, save its factor file, optionally bench it; return its record (never raises)."""
+    started = time.perf_counter()
+    record: dict[str, Any] = {"transform": cell.transform, "n": cell.n, "solver": solver}
+    try:
+        factors = _learn_cell(cell, solver, out_dir)
+        record.update({key: factors.meta.get(key) for key in RECORD_KEYS})
+        record.update(status=STATUS_OK, error=None, file=f"{CELLS_DIR}/{cell.key}.h5",
+                      solver_chosen=factors.meta.get("solver_chosen") or factors.meta.get("route"))
+        if bench:
+            record.update(_bench_cell(factors))
+    except BflyError as exc:
+        record.update(status=STATUS_FAILED, error=str(exc))
+    except Exception as exc:  # a bug in a solver must not stop the sweep; the record keeps the trace
+        record.update(status=STATUS_FAILED, error=f"{type(exc).__name__}: {exc}",
+                      traceback=traceback.format_exc(limit=8))
+    record["wall_seconds"] = time.perf_counter() - started
+    return record
+
+
+def _learn_cell(cell: Cell, solver: str, out_dir: Path):
+    from .h5format import save
+    from .learn import learn
+    from .targets import resolve
+
+    target = resolve(cell.transform, cell.n)
+    meta = {"transform": target.name, "transform_options": target.options, "seed": 0,
+            "command": f"bfly sweep (cell {cell.key})"}
+    factors = learn(target.matrix, solver=solver, meta=meta)
+    save(factors, cells_dir(out_dir) / f"{cell.key}.h5", force=True)
+    return factors
+
+
+def _bench_cell(factors) -> dict[str, Any]:
+    """Time the factors against dense GEMV and the fast library via :mod:`bfly_cli.bench`, if present."""
+    try:
+        from . import bench
+    except ImportError:
+        return {"bench_status": "unavailable", "bench": None}
+    try:
+        return {"bench_status": "ok", "bench": bench_summary(bench, factors)}
+    except Exception as exc:  # bench trouble must not lose the learned cell
+        return {"bench_status": f"failed: {type(exc).__name__}: {exc}", "bench": None}
+
+
+def bench_summary(bench_module, factors) -> dict[str, Any]:
+    """Single-thread, batch-1 timings in µs per vector: butterfly, dense GEMV, fast library (FFT).
+
+    One thread and one vector is the paper's CPU setting, and it keeps the ``--jobs`` cells that
+    run side by side from competing for the same cores inside one measurement.
+    """
+    document = bench_module.run_bench(factors, batches=(1,), threads=1)
+    us = document["results"][0]["us_per_vector"]
+    methods = document.get("methods", {})
+    return {
+        "butterfly_us": us.get("butterfly"), "dense_us": us.get("dense"), "fft_us": us.get("fast"),
+        "torch_us": us.get("torch"),
+        "butterfly_name": methods.get("butterfly", {}).get("label"),
+        "fft_name": methods.get("fast", {}).get("label") if us.get("fast") is not None else None,
+    }
+
+
+# ----------------------------------------------------------------------------- the runner (parent side)
+
+
+class _Worker:
+    """A ``python -m bfly_cli.sweep_worker`` process that runs cells sent as JSON lines on its stdin.
+
+    Long-lived so numpy, scipy and the solvers are imported once per worker rather than once per
+    cell; a plain subprocess rather than multiprocessing so the user's ``__main__`` is never
+    re-imported and no threads of the parent (progress bar, BLAS) are forked. Killed and replaced
+    when a cell times out or the process dies.
+    """
+
+    def __init__(self, log) -> None:
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "bfly_cli.sweep_worker"], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+            stderr=log, text=True, bufsize=1, env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        )
+        self.cell: Cell | None = None
+        self.started = 0.0
+        self.deadline = math.inf
+
+    def submit(self, cell: Cell, options: SweepOptions) -> None:
+        """Send one cell; the worker answers with one JSON line (its record)."""
+        request = {"transform": cell.transform, "n": cell.n, "solver": options.solver,
+                   "bench": options.bench, "out_dir": str(options.out_dir)}
+        self.cell, self.started = cell, time.monotonic()
+        self.deadline = self.started + options.timeout
+        try:
+            self.process.stdin.write(json.dumps(request) + "\n")
+            self.process.stdin.flush()
+        except OSError:  # died already; the next read sees EOF and records the failure
+            pass
+
+    def receive(self) -> dict[str, Any] | None:
+        """The record the worker sent, or None when it died (EOF or garbage instead of a line)."""
+        line = self.process.stdout.readline()
+        self.cell = None
+        try:
+            return json.loads(line) if line else None
+        except ValueError:
+            return None
+
+    def kill(self) -> None:
+        """End the process (a timed-out cell may be stuck in compiled code: SIGKILL, not a request)."""
+        if self.process.poll() is None:
+            self.process.kill()
+        self.process.wait()
+        for stream in (self.process.stdin, self.process.stdout):
+            try:
+                stream.close()
+            except OSError:
+                pass
+
+
+def pending_cells(options: SweepOptions) -> tuple[list[Cell], list[Cell]]:
+    """(this shard's cells, those of them not yet done) for ``options``."""
+    mine = shard_cells(grid(options.transforms, options.sizes), options.shard)
+    records = load_records(options.out_dir)
+    todo = [cell for cell in mine if not is_done(records.get(cell.key), options)]
+    return mine, todo
+
+
+def run_sweep(options: SweepOptions, on_start: Callable[[Cell], None] | None = None,
+              on_done: Callable[[Cell, dict], None] | None = None) -> list[dict[str, Any]]:
+    """Run every not-yet-done cell of this shard, ``options.jobs`` at a time; return this shard's records.
+
+    ``on_start``/``on_done`` let the CLI drive a progress bar; the library prints nothing (worker
+    stderr, e.g. solver warnings, goes to ``DIR/sweep.log``). On KeyboardInterrupt the workers are
+    killed and the interrupt propagates; finished cells stay on disk, so the next run resumes.
+    """
+    cells_dir(options.out_dir).mkdir(parents=True, exist_ok=True)
+    mine, todo = pending_cells(options)
+    queue = list(todo)
+    workers: list[_Worker] = []
+    with open(Path(options.out_dir) / "sweep.log", "a") as log:
+        try:
+            while queue or any(w.cell for w in workers):
+                _assign(workers, queue, options, log, on_start)
+                for worker, record in _collect(workers, options):
+                    record["machine"] = machine_description()
+                    write_record(options.out_dir, record)
+                    if on_done:
+                        on_done(Cell(int(record["n"]), record["transform"]), record)
+        finally:
+            for worker in workers:
+                worker.kill()
+    records = load_records(options.out_dir)
+    return [records[cell.key] for cell in mine if cell.key in records]
+
+
+def _assign(workers: list[_Worker], queue: list[Cell], options: SweepOptions, log, on_start) -> None:
+    """Give queued cells to idle workers, starting workers up to ``options.jobs``."""
+    workers[:] = [w for w in workers if w.process.poll() is None or w.cell]
+    while queue and len(workers) < min(options.jobs, len(queue) + sum(1 for w in workers if w.cell)):
+        workers.append(_Worker(log))
+    for worker in workers:
+        if queue and worker.cell is None:
+            worker.submit(queue.pop(0), options)
+            if on_start:
+                on_start(worker.cell)
+
+
+def _collect(workers: list[_Worker], options: SweepOptions) -> list[tuple[_Worker, dict[str, Any]]]:
+    """Wait until a busy worker answers or a deadline passes; return the finished cells' records."""
+    busy = [w for w in workers if w.cell]
+    if not busy:
+        return []
+    wait = max(0.0, min(w.deadline for w in busy) - time.monotonic())
+    ready, _, _ = select.select([w.process.stdout for w in busy], [], [], wait)
+    finished = []
+    for worker in busy:
+        cell, started = worker.cell, worker.started
+        if worker.process.stdout in ready:
+            record = worker.receive()
+            if record is None:
+                worker.kill()
+                record = _failure(cell, options, STATUS_FAILED, started,
+                                  f"the worker process died (exit code {worker.process.returncode}); see sweep.log")
+            finished.append((worker, record))
+        elif time.monotonic() >= worker.deadline:
+            worker.kill()
+            worker.cell = None
+            finished.append((worker, _failure(cell, options, STATUS_TIMEOUT, started,
+                                              f"no result within --timeout {options.timeout:g} s")))
+    return finished
+
+
+def _failure(cell: Cell, options: SweepOptions, status: str, started: float, error: str) -> dict[str, Any]:
+    """The record the parent writes for a cell whose worker could not write one."""
+    return {"transform": cell.transform, "n": cell.n, "solver": options.solver, "status": status,
+            "error": error, "wall_seconds": time.monotonic() - started}
+
+
+# ----------------------------------------------------------------------------- merging shards
+
+
+def merge(sources: list[Path], out_dir: Path) -> list[dict[str, Any]]:
+    """Copy the cell records (and factor files) of shard directories into ``out_dir``.
+
+    When two sources hold the same cell, an ``ok`` record wins over a failed one; between equals
+    the later source on the command line wins, so re-running one shard and merging again updates
+    it. Returns every record now in ``out_dir``.
+    """
+    for source in sources:
+        if not cells_dir(source).is_dir():
+            raise BflyError(f"--merge: {str(source)!r} has no {CELLS_DIR}/ directory; is it a 'bfly sweep -o' output?")
+    if any(Path(s).resolve() == Path(out_dir).resolve() for s in sources):
+        raise BflyError("--merge: -o must be a new directory, not one of the inputs")
+    cells_dir(out_dir).mkdir(parents=True, exist_ok=True)
+    chosen: dict[str, tuple[Path, dict]] = {}
+    for source in sources:
+        for key, record in load_records(source).items():
+            if key not in chosen or _rank(record) >= _rank(chosen[key][1]):
+                chosen[key] = (Path(source), record)
+    for key, (source, record) in chosen.items():
+        _copy_cell(source, out_dir, key, record)
+    return list(load_records(out_dir).values())
+
+
+def _rank(record: dict[str, Any]) -> int:
+    return 1 if record.get("status") == STATUS_OK else 0
+
+
+def _copy_cell(source: Path, out_dir: Path, key: str, record: dict[str, Any]) -> None:
+    h5 = cells_dir(source) / f"{key}.h5"
+    if record.get("status") == STATUS_OK and h5.is_file():
+        target = cells_dir(out_dir) / h5.name
+        tmp = target.with_name(f".{h5.name}.tmp")
+        shutil.copyfile(h5, tmp)
+        os.replace(tmp, target)
+    write_record(out_dir, record)
+
+
+# ----------------------------------------------------------------------------- summaries
+
+
+@dataclass
+class Summaries:
+    """What :func:`write_summaries` produced: files written and, without matplotlib, why no PNGs."""
+
+    files: list[Path]
+    note: str | None
+
+
+def write_summaries(out_dir: Path, records: list[dict[str, Any]]) -> Summaries:
+    """Write ``results.csv``, the PNGs (when matplotlib is importable) and ``report.md`` for ``records``."""
+    from . import plots, sweep_report
+
+    out_dir = Path(out_dir)
+    files = [sweep_report.write_csv(out_dir / "results.csv", records)]
+    note = None
+    images: list[Path] = []
+    if not records:
+        note = "no cells have finished yet"
+    elif plots.have_matplotlib():
+        images = plots.write_pngs(out_dir, records)
+    else:
+        note = f"No figures: matplotlib is not installed; {plots.INSTALL_HINT}"
+    files += images
+    files.append(sweep_report.write_report(out_dir / "report.md", records, [p.name for p in images], note))
+    return Summaries(files, note)
