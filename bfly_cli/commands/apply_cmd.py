@@ -1,0 +1,126 @@
+"""``bfly apply``: y = M x for every vector along the last axis of a .npy array (files or pipes).
+
+Input and output are binary ``.npy`` so the command composes in shell pipelines (``-`` is stdin
+or stdout). The factors run at the input's precision: a float32 array stays single precision
+(complex64 for complex factors) unless ``--dtype`` asks otherwise, because casting a large batch
+up to float64 would double its size for accuracy the caller did not ask for.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from ._common import guarded
+
+_DTYPES = ("float32", "float64", "complex64", "complex128")
+
+
+@guarded
+def apply(
+    factors_path: Path = typer.Argument(..., metavar="FILE", help="A factor file written by 'bfly learn'."),
+    input_path: str = typer.Argument(..., metavar="INPUT", help="A .npy array whose last axis has length N, or - for stdin."),
+    output: Optional[str] = typer.Option(None, "-o", "--output", help="Output .npy file, or - for stdout [default: stdout, when it is not a terminal]."),
+    dtype: Optional[str] = typer.Option(None, "--dtype", help="Compute in this dtype: float32, float64, complex64, complex128 [default: the input's]."),
+    threads: Optional[int] = typer.Option(None, "--threads", help="Threads over the batch [default: all cores]."),
+    force: bool = typer.Option(False, "--force", help="Overwrite an existing output file."),
+) -> None:
+    """Apply the factors to every vector along the last axis of INPUT and write the result as .npy."""
+    from .. import h5format, kernel
+    from ..errors import BflyError
+
+    if threads is not None and threads < 1:
+        raise BflyError(f"--threads must be at least 1, not {threads}")
+    out_path = _output_target(output, force)
+    factors = h5format.load(factors_path)
+    x = _read_input(input_path)
+    in_dtype = _input_dtype(x, dtype)
+    if x.ndim == 0 or x.shape[-1] != factors.n:
+        shape = "a scalar" if x.ndim == 0 else f"shape {x.shape} (last axis {x.shape[-1]})"
+        raise BflyError(f"input has {shape}, but the factors need vectors of length {factors.n} along the last axis")
+    y = kernel.Plan(factors, in_dtype).apply(x, threads=threads)
+    _write_output(y, out_path, force)
+
+
+def _output_target(output: Optional[str], force: bool) -> Optional[Path]:
+    """The output file (checked before any work), or None for stdout."""
+    from .. import h5format
+    from ..errors import BflyError
+
+    if output is None or output == "-":
+        if output is None and sys.stdout.isatty():
+            raise BflyError("refusing to write binary .npy to a terminal; give -o FILE, or pipe/redirect stdout")
+        return None
+    return h5format.check_writable(output, force)
+
+
+def _read_input(source: str):
+    """Load a plain .npy array (never pickles) from a file or from stdin."""
+    import io
+
+    import numpy as np
+
+    from ..errors import BflyError
+
+    name = "stdin" if source == "-" else repr(source)
+    if source == "-":
+        if sys.stdin.isatty():
+            raise BflyError("INPUT is - but stdin is a terminal; pipe a .npy array in")
+        handle = io.BytesIO(sys.stdin.buffer.read())
+    else:
+        if not Path(source).is_file():
+            raise BflyError(f"input file {name} does not exist")
+        handle = open(source, "rb")
+    try:
+        with handle:
+            array = np.lib.format.read_array(handle, allow_pickle=False)
+    except (ValueError, OSError, EOFError) as exc:
+        raise BflyError(f"input {name} is not a readable .npy array ({_first_line(exc)}); save it with numpy.save") from None
+    return array
+
+
+def _first_line(exc: Exception) -> str:
+    text = str(exc).strip().splitlines()
+    return text[0] if text else type(exc).__name__
+
+
+def _input_dtype(x, dtype: Optional[str]):
+    """The plan's input dtype: --dtype if given, else the array's own (one of the four kernel dtypes)."""
+    import numpy as np
+
+    from ..errors import BflyError
+
+    if x.dtype.kind not in "biufc":
+        raise BflyError(f"input has dtype {x.dtype}; it must hold numbers")
+    if dtype is not None:
+        if dtype not in _DTYPES:
+            raise BflyError(f"--dtype {dtype!r} is not one of {', '.join(_DTYPES)}")
+        return np.dtype(dtype)
+    if x.dtype.name not in _DTYPES:
+        raise BflyError(f"input has dtype {x.dtype}; use float32, float64, complex64 or complex128, or convert with --dtype")
+    return x.dtype
+
+
+def _write_output(y, out_path: Optional[Path], force: bool) -> None:
+    """Write atomically to a file (nothing left behind on failure), or stream to stdout."""
+    import numpy as np
+
+    from .. import h5format
+
+    if out_path is None:
+        np.lib.format.write_array(sys.stdout.buffer, y, allow_pickle=False)
+        sys.stdout.buffer.flush()
+        return
+
+    def writer(tmp: str) -> None:
+        with open(tmp, "wb") as handle:
+            np.lib.format.write_array(handle, y, allow_pickle=False)
+
+    h5format.atomic_write(out_path, writer, force=force)
+
+
+def register(app: typer.Typer) -> None:
+    app.command("apply")(apply)

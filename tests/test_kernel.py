@@ -1,0 +1,206 @@
+"""The compiled kernel against its twin, the numpy reference multiply in ``factors.py``.
+
+Random factors use every step kind; each 2x2 twiddle block is a random unitary (orthogonal when
+real) times a scale in [0.5, 1.5], so errors measure the kernel and not ill-conditioning. Errors
+are norm-wise per vector, relative to the reference.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from bfly_cli import kernel
+from bfly_cli.factors import Factors, Step
+
+needs_ext = pytest.mark.skipif(not kernel.available(), reason="compiled kernel not built")
+TOL = {np.float32: 1e-6, np.complex64: 1e-6, np.float64: 1e-13, np.complex128: 1e-13}
+ALL_KINDS = ("permutation", "butterfly", "diagonal", "permutation", "butterfly", "real")
+
+
+def random_twiddles(n: int, rng: np.random.Generator, complex_: bool) -> np.ndarray:
+    levels = n.bit_length() - 1
+    g = rng.standard_normal((levels, n // 2, 2, 2))
+    if complex_:
+        g = g + 1j * rng.standard_normal(g.shape)
+    q, _ = np.linalg.qr(g)
+    return q * rng.uniform(0.5, 1.5, (levels, n // 2, 1, 1))
+
+
+def random_factors(n: int, rng: np.random.Generator, complex_: bool, kinds=ALL_KINDS) -> Factors:
+    steps = []
+    for kind in kinds:
+        if kind == "permutation":
+            steps.append(Step(kind, rng.permutation(n)))
+        elif kind == "butterfly":
+            steps.append(Step(kind, random_twiddles(n, rng, complex_)))
+        elif kind == "diagonal":
+            d = rng.uniform(0.5, 1.5, n)
+            steps.append(Step(kind, d * np.exp(2j * np.pi * rng.random(n)) if complex_ else d))
+        else:
+            steps.append(Step(kind))
+    return Factors(n, steps)
+
+
+def random_input(shape: tuple[int, ...], dtype, rng: np.random.Generator) -> np.ndarray:
+    x = rng.standard_normal(shape)
+    if np.dtype(dtype).kind == "c":
+        x = x + 1j * rng.standard_normal(shape)
+    return x.astype(dtype)
+
+
+def rel_error(got: np.ndarray, ref: np.ndarray) -> float:
+    ref = ref.astype(np.complex128 if ref.dtype.kind == "c" else np.float64)
+    num = np.linalg.norm((got - ref).reshape(-1, ref.shape[-1]), axis=-1)
+    den = np.linalg.norm(ref.reshape(-1, ref.shape[-1]), axis=-1)
+    return float(np.max(num / den))
+
+
+def check_plan(factors: Factors, dtype, batch: tuple[int, ...], rng: np.random.Generator, threads: int = 1) -> None:
+    """Kernel in ``dtype``'s precision vs the reference on the same cast factors and input."""
+    plan = kernel.Plan(factors, dtype)
+    assert plan.compiled
+    x = random_input((*batch, factors.n), dtype, rng)
+    ref = plan.factors.apply(x)
+    got = plan.apply(x, threads=threads)
+    assert got.dtype == ref.dtype == plan.out_dtype
+    assert got.shape == ref.shape
+    assert rel_error(got, ref) <= TOL[np.dtype(dtype).type]
+
+
+@needs_ext
+@pytest.mark.parametrize("dtype", [np.float32, np.float64, np.complex64, np.complex128])
+@pytest.mark.parametrize("complex_factors", [False, True])
+@pytest.mark.parametrize("n", [2, 4, 8, 16, 32, 64, 128, 256, 1024])
+def test_all_step_kinds_match_reference(n, complex_factors, dtype):
+    rng = np.random.default_rng(n)
+    check_plan(random_factors(n, rng, complex_factors), dtype, (5,), rng)
+
+
+@needs_ext
+@pytest.mark.parametrize("dtype", [np.float32, np.float64, np.complex64, np.complex128])
+def test_large_n(dtype):
+    rng = np.random.default_rng(1)
+    factors = random_factors(16384, rng, np.dtype(dtype).kind == "c", ("permutation", "butterfly"))
+    check_plan(factors, dtype, (2,), rng)
+
+
+@needs_ext
+@pytest.mark.parametrize("n,batch", [(16, (1000,)), (64, (1,)), (512, (1000,)), (4096, (3, 7))])
+def test_batches_and_threads(n, batch):
+    rng = np.random.default_rng(2)
+    check_plan(random_factors(n, rng, True), np.complex128, batch, rng, threads=2)
+    check_plan(random_factors(n, rng, False), np.float32, batch, rng, threads=3)
+
+
+@needs_ext
+@pytest.mark.parametrize("kinds", [("butterfly",), ("diagonal",), ("permutation",), ("butterfly", "real"),
+                                   ("real", "butterfly"), ("diagonal", "butterfly", "diagonal")])
+def test_short_chains(kinds):
+    rng = np.random.default_rng(3)
+    for complex_ in (False, True):
+        check_plan(random_factors(256, rng, complex_, kinds), np.complex64, (4,), rng)
+        check_plan(random_factors(256, rng, complex_, kinds), np.float64, (4,), rng)
+
+
+@needs_ext
+@pytest.mark.parametrize("x_dtype", [np.float32, np.float64, np.complex64, np.complex128, np.int64])
+@pytest.mark.parametrize("factor_dtype", [np.float32, np.float64, np.complex64, np.complex128])
+def test_apply_has_reference_semantics(x_dtype, factor_dtype):
+    """kernel.apply promotes exactly like Factors.apply: same dtype, same values."""
+    rng = np.random.default_rng(4)
+    factors = kernel.cast_factors(random_factors(64, rng, np.dtype(factor_dtype).kind == "c"), factor_dtype)
+    x = random_input((3, 64), np.float64, rng).astype(x_dtype) if x_dtype is np.int64 else random_input((3, 64), x_dtype, rng)
+    ref = factors.apply(x)
+    got = kernel.apply(factors, x)
+    assert got.dtype == ref.dtype
+    assert rel_error(got, ref) <= TOL[np.dtype(got.dtype).type]
+
+
+@needs_ext
+def test_threads_do_not_change_the_result():
+    rng = np.random.default_rng(5)
+    plan = kernel.Plan(random_factors(1024, rng, True), np.complex64)
+    x = random_input((64, 1024), np.complex64, rng)
+    np.testing.assert_array_equal(plan.apply(x, threads=1), plan.apply(x, threads=4))
+
+
+@needs_ext
+def test_nan_propagates_like_reference():
+    rng = np.random.default_rng(6)
+    factors = random_factors(128, rng, True, ("permutation", "butterfly"))
+    x = random_input((2, 128), np.complex128, rng)
+    x[0, 17] = np.nan
+    got, ref = kernel.apply(factors, x), factors.apply(x)
+    np.testing.assert_array_equal(np.isnan(got), np.isnan(ref))
+    assert np.isnan(got[0]).all() and not np.isnan(got[1]).any()
+
+
+@needs_ext
+def test_out_argument_and_in_place():
+    rng = np.random.default_rng(7)
+    factors = random_factors(256, rng, True, ("permutation", "butterfly"))
+    plan = kernel.Plan(factors, np.complex128)
+    x = random_input((3, 256), np.complex128, rng)
+    ref = factors.apply(x)
+    out = np.empty_like(x)
+    assert plan.apply(x, out) is out
+    assert rel_error(out, ref) <= 1e-13
+    assert plan.apply(x, x) is x  # in place: each vector is read before it is written
+    assert rel_error(x, ref) <= 1e-13
+    with pytest.raises(ValueError, match="out must be"):
+        plan.apply(x, np.empty((3, 256), np.complex64))
+
+
+@needs_ext
+def test_odd_shapes():
+    rng = np.random.default_rng(8)
+    factors = random_factors(32, rng, False)
+    assert kernel.apply(factors, np.zeros((0, 32))).shape == (0, 32)
+    x = random_input((4, 64), np.float64, rng)[:, ::2]  # not contiguous
+    assert rel_error(kernel.apply(factors, x), factors.apply(x)) <= 1e-13
+    x = random_input((32,), np.float64, rng)
+    assert rel_error(kernel.apply(factors, x)[None], factors.apply(x)[None]) <= 1e-13
+    with pytest.raises(ValueError, match="length 32"):
+        kernel.apply(factors, np.zeros((2, 16)))
+    with pytest.raises(ValueError, match="threads"):
+        kernel.Plan(factors, np.float64).apply(np.zeros(32), threads=0)
+
+
+@needs_ext
+def test_extension_rejects_bad_plans():
+    ext = kernel._ext
+    with pytest.raises(ValueError, match="power of two"):
+        ext.Plan(12, False, True, [])
+    with pytest.raises(ValueError, match="out of range"):
+        ext.Plan(4, False, True, [(kernel._OP_GATHER, 0, 0, 0, 0, np.array([0, 1, 2, 9], np.int32))])
+    with pytest.raises(ValueError, match="bytes"):
+        ext.Plan(4, False, True, [(kernel._OP_BF, 1, 0, 0, 2, np.zeros(3))])
+    plan = ext.Plan(4, False, True, [])
+    with pytest.raises(TypeError, match="element format"):
+        plan.run(np.zeros(4, np.float32), np.zeros(4, np.float32))
+
+
+def test_fallback_without_extension(monkeypatch, capsys):
+    """No compiled module: same results through the reference, one line on stderr, once."""
+    monkeypatch.setattr(kernel, "_ext", None)
+    monkeypatch.setattr(kernel, "_warned", False)
+    assert not kernel.available()
+    rng = np.random.default_rng(9)
+    factors = random_factors(64, rng, True)
+    x = random_input((3, 64), np.float32, rng)
+    np.testing.assert_array_equal(kernel.apply(factors, x), factors.apply(x))
+    plan = kernel.Plan(factors, np.complex64)
+    assert not plan.compiled
+    out = plan.apply(x.astype(np.complex64), np.empty((3, 64), plan.out_dtype))
+    assert out.dtype == plan.out_dtype
+    assert capsys.readouterr().err.count("compiled kernel not built") == 1
+
+
+def test_result_dtype_follows_numpy_promotion():
+    rng = np.random.default_rng(10)
+    factors = random_factors(8, rng, True)  # ends with "real"
+    assert kernel.result_dtype(factors, np.float32) == factors.apply(np.zeros(8, np.float32)).dtype == np.float64
+    single = kernel.cast_factors(factors, np.float32)
+    assert kernel.Plan(single, np.float32).out_dtype == np.float32
+    assert kernel.Plan(random_factors(8, rng, True, ("butterfly",)), np.float32).out_dtype == np.complex64
