@@ -141,12 +141,14 @@ def fwht(x: np.ndarray, scale: float = 1.0) -> np.ndarray:
     """
     n = x.shape[-1]
     batch = x.shape[:-1]
-    y = np.array(x, dtype=np.result_type(x.dtype, np.float32), copy=True)
+    y = np.array(x, dtype=np.result_type(x.dtype, np.float32), order="C", copy=True)
     h = 1
-    while h < n:
+    while h < n:  # in place on views: one temporary per pass instead of three
         v = y.reshape(*batch, n // (2 * h), 2, h)
         a, b = v[..., 0, :], v[..., 1, :]
-        y = np.stack([a + b, a - b], axis=-2).reshape(*batch, n)
+        diff = a - b
+        a += b
+        b[...] = diff
         h *= 2
     if scale != 1.0:
         y *= np.asarray(scale, dtype=y.real.dtype)
@@ -225,18 +227,26 @@ def _fft_convolve(col: np.ndarray, x: np.ndarray, workers: int) -> Timed:
 
 
 def kernel_method(factors: Factors, threads: int) -> tuple[Method, bool]:
-    """The compiled kernel when built, else the numpy reference; and whether the kernel was used."""
+    """The compiled kernel when built, else the numpy reference; and whether the kernel was used.
+
+    The kernel is driven through its prepared ``Plan`` (twiddles converted once per input dtype,
+    outside the timing, as a pipeline would); each call still allocates its output, like scipy.
+    """
     try:
         from . import kernel
     except ImportError:
         kernel = None
-    if kernel is not None and kernel.available():
-        plan_cls = getattr(kernel, "Plan", None)
-        if plan_cls is not None:
-            plan = plan_cls(factors, threads=threads)
-            return Method("butterfly", "compiled kernel", lambda x: lambda: plan.apply(x)), True
+    if kernel is None or not kernel.available():
+        return Method("butterfly", "numpy reference (compiled kernel not built)", lambda x: lambda: factors.apply(x)), False
+    plan_cls = getattr(kernel, "Plan", None)
+    if plan_cls is None:
         return Method("butterfly", "compiled kernel", lambda x: lambda: kernel.apply(factors, x, threads=threads)), True
-    return Method("butterfly", "numpy reference (compiled kernel not built)", lambda x: lambda: factors.apply(x)), False
+
+    def prepare(x: np.ndarray) -> Timed:
+        plan = plan_cls(factors, x.dtype)
+        return lambda: plan.apply(x, threads=threads)
+
+    return Method("butterfly", "compiled kernel", prepare), True
 
 
 def torch_method(factors: Factors, device: str, key: str = "torch") -> Method:

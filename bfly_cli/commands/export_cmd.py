@@ -1,0 +1,42 @@
+"""``bfly export``: write a factor file's steps as npz, pt (torch state dict), mat or json."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from ._common import emit_json, guarded, stdout_console
+
+
+@guarded
+def export(
+    path: Path = typer.Argument(..., help="A factor file written by 'bfly learn'."),
+    fmt: str = typer.Option(..., "--format", "-f", help="npz, pt, mat or json (layouts: docs/file-format.md)."),
+    output: Optional[Path] = typer.Option(None, "-o", "--output", help="Output file [default: FILE with the format's extension]."),
+    force: bool = typer.Option(False, "--force", help="Overwrite an existing output file."),
+    force_large: bool = typer.Option(False, "--force-large", help="json only: allow N above 4096."),
+    as_json: bool = typer.Option(False, "--json", help="Print one JSON document on stdout."),
+) -> None:
+    """Export learned factors for numpy, torch, MATLAB/Octave or a text editor."""
+    from .. import h5format
+    from ..errors import BflyError
+    from ..export import check_format, default_output, export as export_factors
+
+    check_format(fmt)
+    out = output or default_output(path, fmt)
+    if out.resolve() == path.resolve():
+        raise BflyError(f"output {str(out)!r} is the factor file itself; choose another -o")
+    h5format.check_writable(out, force)  # before reading: refuse early, touch nothing
+    factors = h5format.load(path)
+    written = export_factors(factors, out, fmt, force=force, force_large=force_large)
+    size = written.stat().st_size
+    if as_json:
+        emit_json({"file": str(path), "format": fmt, "output": str(written), "bytes": size})
+    else:
+        stdout_console().print(f"exported {path} ({factors.structure}, N = {factors.n}) as {fmt} to {written} ({size:,} bytes)")
+
+
+def register(app: typer.Typer) -> None:
+    app.command("export")(export)
