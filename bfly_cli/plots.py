@@ -137,9 +137,7 @@ def _draw_heatmap(panel, names: list[str], sizes: list[int], values: list[list],
 def _colormap():
     import matplotlib
 
-    cmap = matplotlib.colormaps["viridis"].copy()
-    cmap.set_bad("#d0d0d0")
-    return cmap
+    return matplotlib.colormaps["viridis"].with_extremes(bad="#d0d0d0")
 
 
 def speed_figure(records: list[dict[str, Any]]):
@@ -213,12 +211,18 @@ def _speedup_panel(panel, names: list[str], records: list[dict[str, Any]]) -> No
 
 
 def terminal_heatmap(records: list[dict[str, Any]]):
-    """A rich table: per transform a bfly row and a paper row, cells coloured by log10 RMSE."""
+    """A rich renderable: per transform a bfly row and a paper row, cells coloured by log10 RMSE.
+
+    The colours are the PNG's (viridis: dark purple at 1e-16, yellow at 1), so the terminal and
+    the figure read the same way.
+    """
+    from rich.console import Group
     from rich.table import Table
+    from rich.text import Text
 
     names, sizes, ours, paper = rmse_matrices(records)
     raw = _our_raw(records)
-    table = Table(title="RMSE (colour: log10 RMSE, green 1e-16 .. red 1)", show_lines=False)
+    table = Table()
     table.add_column("transform", style="bold")
     table.add_column("")
     for n in sizes:
@@ -227,7 +231,14 @@ def terminal_heatmap(records: list[dict[str, Any]]):
         table.add_row(name, "bfly", *[_colored(raw(name, n), v) for n, v in zip(sizes, our_row)])
         if any(v is not None for v in paper_row):
             table.add_row("", "paper", *[_colored(_paper_raw(name, n), v) for n, v in zip(sizes, paper_row)])
-    return table
+    legend = Text("RMSE per transform and N; colour: log10 RMSE from ")
+    legend.append(" 1e-16 ", style=f"white on {_rgb(math.log10(FLOOR))}")
+    legend.append(" to ")
+    legend.append(" 1 ", style=f"black on {_rgb(0.0)}")
+    return Group(legend, table)
+
+
+VIRIDIS = ((0.0, (68, 1, 84)), (0.25, (59, 82, 139)), (0.5, (33, 145, 140)), (0.75, (94, 201, 98)), (1.0, (253, 231, 37)))
 
 
 def _colored(label: str, log_value: float | None):
@@ -235,15 +246,21 @@ def _colored(label: str, log_value: float | None):
 
     if log_value is None:
         return Text(label, style="dim")
-    return Text(f" {label} ", style=f"black on {_rgb(log_value)}")
+    fg = "white" if _position(log_value) < 0.55 else "black"
+    return Text(f" {label} ", style=f"{fg} on {_rgb(log_value)}")
+
+
+def _position(log_value: float) -> float:
+    low, high = math.log10(FLOOR), math.log10(CEILING)
+    return min(1.0, max(0.0, (log_value - low) / (high - low)))
 
 
 def _rgb(log_value: float) -> str:
-    """Green (round-off) through yellow (the paper's 1e-4) to red (RMSE ~ 1)."""
-    low, high = math.log10(FLOOR), math.log10(CEILING)
-    t = min(1.0, max(0.0, (log_value - low) / (high - low)))
-    if t < 0.5:
-        r, g = int(80 + 350 * t), 200
-    else:
-        r, g = 240, int(200 - 340 * (t - 0.5))
-    return f"rgb({min(r, 255)},{max(g, 0)},90)"
+    """The viridis colour of ``log_value`` on the FLOOR..CEILING scale, as a rich colour string."""
+    t = _position(log_value)
+    for (t0, c0), (t1, c1) in zip(VIRIDIS, VIRIDIS[1:]):
+        if t <= t1:
+            w = (t - t0) / (t1 - t0)
+            r, g, b = (round(a + w * (b_ - a)) for a, b_ in zip(c0, c1))
+            return f"rgb({r},{g},{b})"
+    return "rgb(253,231,37)"

@@ -204,6 +204,7 @@ def write_record(out_dir: Path, record: dict[str, Any]) -> Path:
     """Write one cell's record atomically (temp file + rename), replacing an older one."""
     from .h5format import atomic_write
 
+    cells_dir(out_dir).mkdir(parents=True, exist_ok=True)
     path = cells_dir(out_dir) / f"{record['transform']}-{record['n']}.json"
     text = json.dumps(_plain(record), indent=1, sort_keys=True)
 
@@ -330,7 +331,7 @@ class _Worker:
     def __init__(self, log) -> None:
         self.process = subprocess.Popen(
             [sys.executable, "-m", "bfly_cli.sweep_worker"], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-            stderr=log, text=True, bufsize=1, env={**os.environ, "PYTHONUNBUFFERED": "1"},
+            stderr=log, text=True, bufsize=1, env=_worker_env(),
         )
         self.cell: Cell | None = None
         self.started = 0.0
@@ -367,6 +368,17 @@ class _Worker:
                 stream.close()
             except OSError:
                 pass
+
+
+def _worker_env() -> dict[str, str]:
+    """The parent's environment, with this bfly's source root first on PYTHONPATH.
+
+    The worker must import the same ``bfly_cli`` as the parent even when the parent found it
+    through ``sys.path`` tweaks (a test run from the checkout, a script next to it).
+    """
+    root = str(Path(__file__).resolve().parents[1])
+    path = os.pathsep.join(p for p in (root, os.environ.get("PYTHONPATH", "")) if p)
+    return {**os.environ, "PYTHONPATH": path, "PYTHONUNBUFFERED": "1"}
 
 
 def pending_cells(options: SweepOptions) -> tuple[list[Cell], list[Cell]]:

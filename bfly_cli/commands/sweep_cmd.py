@@ -13,7 +13,7 @@ from ._common import emit_json, guarded, stdout_console
 
 @guarded
 def sweep(
-    dirs: Optional[List[Path]] = typer.Argument(None, metavar="[DIR]...", help="With --merge: the shard directories to join."),
+    dirs: Optional[List[Path]] = typer.Argument(None, metavar="DIR", help="With --merge: the shard directories to join."),
     output: Path = typer.Option(..., "-o", "--output", help="Output directory (created; re-using it resumes)."),
     transforms: Optional[str] = typer.Option(None, "--transforms", help="Comma-separated names [default: the paper's eight]."),
     sizes: str = typer.Option("8..1024", "--sizes", help="LOW..HIGH (powers of two in range) or a list 8,16,64."),
