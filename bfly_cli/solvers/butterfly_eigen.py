@@ -1,0 +1,129 @@
+"""Eigendecomposition of a matrix diagonalized by a butterfly basis, in O(N^2) with no dense ``eig``.
+
+Suppose ``A = W diag(lam) W^-1`` with ``W`` an increasing-stride butterfly (rows in natural order,
+columns in the butterfly's own order). Split ``W = G . diag(W0, W1)``: ``G`` is the last stage
+(stride N/2, one 2x2 block ``G_b`` per row pair ``(b, b + N/2)``) and ``W0``, ``W1`` are the
+half-size butterflies below it. Then ``A = G diag(A0, A1) G^-1`` with ``A_i = W_i diag(lam_i) W_i^-1``,
+so every 2x2 block ``A_bb'`` (rows ``b, b+N/2``, columns ``b', b'+N/2``) satisfies::
+
+    A_bb' = G_b diag(A0[b, b'], A1[b, b']) G_b'^-1.
+
+Hence ``G_b`` is the eigenvector matrix of *any* 2x2 matrix built from block row ``b`` that returns to
+``b``: ``A_bb`` itself, ``(A^2)_bb = sum_b' A_bb' A_b'b``, ... A random combination of the two has
+distinct eigenvalues generically, which fixes ``G_b`` up to column scaling (harmless: it is a
+diagonal similarity of the half problems) and column order; the order is made consistent with
+``b = 0`` by asking ``G_b^-1 (A + A D A)_b0 G_0`` to be diagonal rather than anti-diagonal. Reading
+the diagonals of ``G_b^-1 A_bb' G_b'`` gives ``A0`` and ``A1``, which have the same structure; the
+off-diagonals must vanish, and their size is the certificate that the structure is really there.
+
+All sub-problems of one level are solved as one batch: 2N^2 work in all, against ~10 N^3 for a
+dense eigensolver (N = 4096: milliseconds-to-seconds instead of minutes).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from . import RouteUnavailable
+
+_SEED = 20190609  # fixed: the random mixing weights must not make the output vary between runs
+_AMBIGUOUS = 1e-8  # relative size below which a block carries no ordering information
+
+
+def butterfly_eigenbasis(a: np.ndarray) -> tuple[np.ndarray, np.ndarray, float]:
+    """Twiddles ``(L, N/2, 2, 2)`` of ``W``, eigenvalues ``lam`` (``A = W diag(lam) W^-1``) and residual.
+
+    The residual is the largest off-diagonal mass met while splitting, relative to ``||A||_F``:
+    about 1e-16 when ``A`` really has this structure, O(1) when it does not. Raises
+    :class:`RouteUnavailable` when a split is undetermined (two equal eigenvalues in a 2x2 problem,
+    or no block linking a row pair to the reference pair).
+    """
+    n = a.shape[0]
+    levels = n.bit_length() - 1
+    rng = np.random.default_rng(_SEED)
+    mats = np.asarray(a, dtype=np.complex128)[None]
+    total = float(np.linalg.norm(mats))
+    if total == 0.0:
+        raise RouteUnavailable("the matrix is zero, so it has no eigenvector basis to read a butterfly from")
+    twiddle = np.empty((levels, n // 2, 2, 2), dtype=np.complex128)
+    residual = 0.0
+    for lev in range(levels - 1, -1, -1):
+        blocks = _pair_blocks(mats)
+        g = _stage_blocks(blocks, rng)
+        halves, off = _split(blocks, g)
+        twiddle[lev] = g.reshape(n // 2, 2, 2)
+        residual = max(residual, off / total)
+        mats = halves
+    return twiddle, mats.reshape(n), residual
+
+
+def _pair_blocks(mats: np.ndarray) -> np.ndarray:
+    """``(K, m, m)`` -> ``(2, 2, K, h, h)``: ``[i, j, k, b, b']`` is entry (i, j) of the 2x2 block of
+    row pair b and column pair b' (a view: component planes keep the arithmetic elementwise)."""
+    count, m, _ = mats.shape
+    h = m // 2
+    return mats.reshape(count, 2, h, 2, h).transpose(1, 3, 0, 2, 4)
+
+
+def _mixing(blocks: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """``S = A + rho A D A`` restricted to what is needed: its diagonal blocks and block column 0.
+
+    ``D`` is a random unit-modulus diagonal (per column pair), ``rho`` balances the two terms.
+    Both results share the eigenvector structure: ``S_bb'' = G_b diag(.) G_b''^-1``. Returned as
+    ``(K, h, 2, 2)`` arrays.
+    """
+    count, h = blocks.shape[2:4]
+    phase = np.exp(2j * np.pi * rng.random(h))
+    scale = np.sqrt(np.sum(np.abs(blocks) ** 2, axis=(0, 1, 3, 4)) / (4 * h * h))  # rms entry, (K,)
+    rho = 1.0 / np.maximum(scale * np.sqrt(h), np.finfo(np.float64).tiny)
+    diag = np.empty((count, h, 2, 2), dtype=np.complex128)
+    col0 = np.empty((count, h, 2, 2), dtype=np.complex128)
+    for i in range(2):
+        for l in range(2):
+            acc_d = np.diagonal(blocks[i, l], axis1=1, axis2=2).copy()
+            acc_c = blocks[i, l, :, :, 0].copy()
+            for j in range(2):
+                weighted = blocks[i, j] * phase  # A_bb' d_b'
+                acc_d += rho[:, None] * np.einsum("kbc,kcb->kb", weighted, blocks[j, l])
+                acc_c += rho[:, None] * np.einsum("kbc,kc->kb", weighted, blocks[j, l, :, :, 0])
+            diag[..., i, l], col0[..., i, l] = acc_d, acc_c
+    return diag, col0
+
+
+def _stage_blocks(blocks: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """The 2x2 blocks ``G_b`` ``(K, h, 2, 2)`` of the last stage, columns ordered consistently with b = 0."""
+    diag, col0 = _mixing(blocks, rng)
+    vals, g = np.linalg.eig(diag)
+    _check_split(vals)
+    probe = np.linalg.solve(g, col0) @ g[:, :1]  # G_b^-1 S_b0 G_0, (K, h, 2, 2)
+    straight = np.abs(probe[..., 0, 0]) ** 2 + np.abs(probe[..., 1, 1]) ** 2
+    crossed = np.abs(probe[..., 0, 1]) ** 2 + np.abs(probe[..., 1, 0]) ** 2
+    level = np.sqrt(np.maximum(straight, crossed))
+    ref = np.sqrt(np.sum(np.abs(col0) ** 2, axis=(2, 3))).max(axis=1, keepdims=True)
+    if np.any(level <= _AMBIGUOUS * np.maximum(ref, np.finfo(np.float64).tiny)):
+        raise RouteUnavailable("a row pair is not linked to the reference pair, so the eigenvector order is undetermined")
+    swap = crossed > straight
+    g[swap] = g[swap][..., ::-1]
+    return g
+
+
+def _check_split(vals: np.ndarray) -> None:
+    """Raise when a 2x2 problem has (numerically) repeated eigenvalues: ``G_b`` would be arbitrary."""
+    gap = np.abs(vals[..., 0] - vals[..., 1])
+    size = np.maximum(np.abs(vals[..., 0]), np.abs(vals[..., 1]))
+    if np.any(gap <= 1e-9 * np.maximum(size.max(), np.finfo(np.float64).tiny)):
+        raise RouteUnavailable(
+            "repeated eigenvalues in a 2x2 split, so the eigenvector basis is not unique and no butterfly "
+            "can be read off it"
+        )
+
+
+def _split(blocks: np.ndarray, g: np.ndarray) -> tuple[np.ndarray, float]:
+    """Half problems ``(2K, h, h)`` from ``G_b^-1 A_bb' G_b'``, and the off-diagonal mass left over."""
+    count, h = blocks.shape[2:4]
+    ginv = np.linalg.inv(g)
+    left = [[sum(ginv[:, :, i, j, None] * blocks[j, l] for j in range(2)) for l in range(2)] for i in range(2)]
+    y = [[sum(left[i][l] * g[:, None, :, l, m] for l in range(2)) for m in range(2)] for i in range(2)]
+    off = float(np.sqrt(np.sum(np.abs(y[0][1]) ** 2) + np.sum(np.abs(y[1][0]) ** 2)))
+    halves = np.stack([y[0][0], y[1][1]], axis=1).reshape(2 * count, h, h)
+    return halves, off

@@ -1,0 +1,86 @@
+"""Inverting a butterfly without leaving the project's step kinds.
+
+``B = F_{L-1} ... F_0`` (stride 1 first) has the inverse ``F_0^-1 ... F_{L-1}^-1``: every stage
+inverts on its own (its 2x2 blocks are disjoint), but the stages now run in *decreasing* stride,
+which the canonical ``butterfly`` step cannot express directly.
+
+Bit reversal ``R`` fixes the order. A stage of stride ``2^l`` pairs positions that differ only in
+bit ``l``; after relabelling every position by its bit-reversed index they differ only in bit
+``L-1-l``, i.e. ``R F R`` is a stage of stride ``2^(L-1-l)``. The position with bit ``l`` clear maps
+to the one with bit ``L-1-l`` clear, so each 2x2 block keeps its orientation. Hence::
+
+    B^-1 = R B' R,    B' increasing-stride with stage L-1-l made of the inverted blocks of stage l
+
+and ``B^H = R B'' R`` the same way with conjugate-transposed blocks. This is exact (an index
+relabelling plus 2x2 inversions): no dense inverse and no rounding beyond the 2x2 solves.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..factors import butterfly_multiply
+
+
+def bit_reversal(n: int) -> np.ndarray:
+    """The bit-reversal permutation of ``range(n)`` (an involution, so ``R = R^T = R^-1``)."""
+    levels = n.bit_length() - 1
+    idx = np.arange(n)
+    rev = np.zeros(n, dtype=np.int64)
+    for bit in range(levels):
+        rev |= ((idx >> bit) & 1) << (levels - 1 - bit)
+    return rev
+
+
+def pair_positions(n: int, level: int) -> np.ndarray:
+    """Lower position ``pos`` of every pair ``i`` of the stage with stride ``2**level``."""
+    s = 1 << level
+    i = np.arange(n // 2)
+    low = i % s
+    return 2 * (i - low) + low
+
+
+def reverse_stages(blocks: np.ndarray) -> np.ndarray:
+    """Twiddles of ``R G R`` where ``G`` applies the stages of ``blocks`` in *decreasing* stride.
+
+    ``blocks[l, i]`` is the 2x2 block of pair ``i`` of the stride-``2**l`` stage of ``G``; ``G``
+    applies stage ``L-1`` first. The result is an ordinary increasing-stride twiddle array.
+    """
+    levels, half = blocks.shape[:2]
+    n = 2 * half
+    rev = bit_reversal(n)
+    out = np.empty_like(blocks)
+    for lev in range(levels):
+        new = levels - 1 - lev
+        pos = rev[pair_positions(n, lev)]  # bit `new` is clear here
+        s = 1 << new
+        new_pair = ((pos >> (new + 1)) << new) | (pos & (s - 1))
+        out[new, new_pair] = blocks[lev]
+    return out
+
+
+def invert_blocks(twiddle: np.ndarray) -> tuple[np.ndarray, float]:
+    """Inverse of every 2x2 block, and the smallest ``|det| / (norm^2)`` seen (conditioning).
+
+    A tiny ratio means the butterfly is (numerically) singular and its inverse is meaningless.
+    """
+    a, b = twiddle[..., 0, 0], twiddle[..., 0, 1]
+    c, d = twiddle[..., 1, 0], twiddle[..., 1, 1]
+    det = a * d - b * c
+    scale = np.sum(np.abs(twiddle) ** 2, axis=(-2, -1))
+    ratio = float(np.min(np.abs(det) / np.maximum(scale, np.finfo(np.float64).tiny)))
+    safe = np.where(det == 0, 1, det)
+    inv = np.stack([np.stack([d, -b], -1), np.stack([-c, a], -1)], -2) / safe[..., None, None]
+    return inv, ratio
+
+
+def inverse_twiddles(twiddle: np.ndarray) -> tuple[np.ndarray, float]:
+    """Increasing-stride twiddles ``B'`` with ``B^-1 = R B' R``, and the block conditioning ratio."""
+    inv, ratio = invert_blocks(twiddle)
+    return reverse_stages(inv), ratio
+
+
+def apply_inverse(twiddle_inv: np.ndarray, x: np.ndarray) -> np.ndarray:
+    """``B^-1 x`` along the last axis, given ``twiddle_inv`` from :func:`inverse_twiddles`."""
+    rev = bit_reversal(2 * twiddle_inv.shape[1])
+    return butterfly_multiply(twiddle_inv, x[..., rev])[..., rev]
