@@ -1,0 +1,418 @@
+"""The ``gradient`` solver: the seed paper's differentiable learner, made reliable.
+
+One *restart* is the paper's trial: a random :class:`~bfly_cli.torch_butterfly.ButterflyChain`
+(``BP``, ``BPP`` or ``BPBP``; complex twiddles, read out through ``Re`` for a real target, as the
+paper compared real parts) trained with Adam on the relative squared error of the whole matrix,
+its relaxed permutations then rounded to hard ones. What follows is beyond the paper:
+
+1. **Neighbour search.** Rounding is where trials are lost: one wrong choice among the
+   3 (L-1) per permutation ruins the fit. So the rounded choices are hill-climbed: every
+   single-choice flip is scored by a short float64 L-BFGS fit of the twiddles (warm-started), the
+   best flip is kept while it helps. A restart whose relaxation was *almost* right still succeeds.
+2. **Float64 polish.** With the permutations fixed, L-BFGS in float64 drives the relative error to
+   the target (default 1e-10), keeping the best iterate ever seen.
+
+Restarts draw their seed and learning rate (log-uniform) from ``seed`` and stop as soon as one
+reaches the target. Everything is deterministic for a given ``seed`` on the CPU. The solver sees
+only the matrix. Progress goes through an optional callback (the CLI draws a rich bar from it), so
+this module neither prints nor imports rich.
+
+:func:`polish` (twiddles trainable, permutations fixed, never worse than its input) is also the
+public polish step for other solvers' approximate results.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import asdict, dataclass
+from typing import Any, Callable, Sequence
+
+import numpy as np
+
+from ..errors import BflyError
+from ..factors import Step
+
+ProgressFn = Callable[[dict[str, Any]], None]
+
+DEFAULT_LR_RANGE = (3e-3, 3e-1)
+FIELDS = ("auto", "complex", "real")
+
+
+@dataclass(frozen=True)
+class GradientOptions:
+    """Every knob of the learner; ``solve_gradient(matrix, **options)`` builds one."""
+
+    model: str = "BP"  # BP, BPP or BPBP (product notation)
+    restarts: int = 8  # at most this many trials; stop at the first success
+    steps: int = 3000  # Adam steps per restart (the relaxed phase)
+    lr: float | None = None  # fixed learning rate; None draws one per restart from lr_range
+    lr_range: tuple[float, float] = DEFAULT_LR_RANGE
+    device: str = "cpu"
+    seed: int = 0
+    target: float = 1e-10  # success: relative Frobenius error at or below this
+    field: str = "auto"  # auto: complex twiddles (+ Re for real targets); real: real twiddles
+    tied: bool = False  # paper's tied twiddles during the relaxed phase
+    share_logits: bool = False  # one set of 3 permutation logits for all levels
+    search: bool = True  # neighbour search over hard permutations after rounding
+    search_rounds: int = 3
+    search_iters: int = 40  # L-BFGS iterations to score one candidate permutation
+    polish_iters: int = 2000  # L-BFGS iterations of the final float64 polish
+    adam_goal: float = 1e-7  # stop Adam once the relaxed relative squared error is below this
+    on_progress: ProgressFn | None = None
+
+
+@dataclass
+class RestartRecord:
+    """One line of the per-restart log (stored as ``solver_log``)."""
+
+    restart: int
+    seed: int
+    lr: float
+    steps: int
+    relaxed_loss: float
+    flips: int
+    final_loss: float
+    rel_error: float
+    seconds: float
+    success: bool
+
+
+def solve_gradient(matrix: np.ndarray, **options: Any) -> tuple[list[Step], dict[str, Any]]:
+    """Learn factors of ``matrix``; returns ``(steps, extra_meta)`` for :func:`bfly_cli.learn`."""
+    import torch
+
+    opts = _check_options(GradientOptions(**options), matrix)
+    target = torch.as_tensor(np.ascontiguousarray(np.asarray(matrix).T), device=opts.device)
+    target = target.to(torch.complex128 if target.is_complex() else torch.float64)
+    best: tuple[float, list[Step]] | None = None
+    log: list[RestartRecord] = []
+    for k in range(opts.restarts):
+        record, steps = _restart(target, opts, k)
+        log.append(record)
+        if best is None or record.final_loss < best[0]:
+            best = (record.final_loss, steps)
+        if record.success:
+            break
+    steps = _cast_like(best[1], np.asarray(matrix).dtype)
+    extra = {
+        "model": opts.model,
+        "restarts_used": len(log),
+        "solver_seed": opts.seed,
+        "solver_device": opts.device,
+        "solver_log": [asdict(r) for r in log],
+    }
+    return steps, extra
+
+
+def _check_options(opts: GradientOptions, matrix: np.ndarray) -> GradientOptions:
+    """Validate user-facing options with one-line messages naming the bad value."""
+    from ..torch_butterfly import MODELS
+
+    if opts.model not in MODELS:
+        raise BflyError(f"unknown model {opts.model!r}; choose one of: {', '.join(MODELS)}")
+    if opts.field not in FIELDS:
+        raise BflyError(f"unknown field {opts.field!r}; choose one of: {', '.join(FIELDS)}")
+    if opts.field == "real" and np.iscomplexobj(matrix):
+        raise BflyError("field 'real' cannot fit a complex matrix; use field 'auto'")
+    if opts.restarts < 1 or opts.steps < 0:
+        raise BflyError(f"--restarts must be >= 1 and --steps >= 0 (got {opts.restarts}, {opts.steps})")
+    if opts.lr is not None and not opts.lr > 0:
+        raise BflyError(f"--lr must be positive (got {opts.lr})")
+    check_device(opts.device)
+    return opts
+
+
+def check_device(device: str) -> None:
+    """Raise a one-line :class:`BflyError` for an unknown device or a missing GPU."""
+    import torch
+
+    if device not in ("cpu", "cuda") and not device.startswith("cuda:"):
+        raise BflyError(f"unknown device {device!r}; choose cpu or cuda")
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise BflyError("--device cuda: torch sees no CUDA GPU on this machine; use --device cpu")
+
+
+def _restart_seed_lr(opts: GradientOptions, k: int) -> tuple[int, float]:
+    """Restart ``k``'s seed and learning rate, a pure function of ``(opts.seed, k)``."""
+    rng = np.random.default_rng([opts.seed, k])
+    seed = int(rng.integers(0, 2**31 - 1))
+    lo, hi = opts.lr_range
+    lr = opts.lr if opts.lr is not None else float(math.exp(rng.uniform(math.log(lo), math.log(hi))))
+    return seed, lr
+
+
+def _restart(target, opts: GradientOptions, k: int) -> tuple[RestartRecord, list[Step]]:
+    """One trial: relaxed Adam phase, rounding plus neighbour search, float64 polish."""
+    import torch
+
+    from ..torch_butterfly import ButterflyChain
+
+    start = time.perf_counter()
+    seed, lr = _restart_seed_lr(opts, k)
+    real_out = not target.is_complex()
+    model = ButterflyChain(
+        target.shape[0], opts.model, complex=opts.field != "real", real_output=real_out and opts.field != "real",
+        tied=opts.tied, share_logits=opts.share_logits, dtype=torch.float32, device=opts.device,
+        generator=torch.Generator().manual_seed(seed),
+    )
+    report = _reporter(opts, k)
+    relaxed, done = _adam(model, target.to(torch.complex64 if target.is_complex() else torch.float32), lr,
+                          opts, report)
+    goal = opts.target**2
+    steps, loss, flips = _round_and_search(model, target, opts, goal, report)
+    report("polish", 0, loss)
+    steps, loss = _polish_steps(target, steps, opts.polish_iters, goal / 100)
+    rel = math.sqrt(max(loss, 0.0))
+    record = RestartRecord(k + 1, seed, lr, done, relaxed, flips, loss, rel, time.perf_counter() - start,
+                           rel <= opts.target)
+    report("done", done, loss)
+    return record, steps
+
+
+def _reporter(opts: GradientOptions, k: int) -> Callable[[str, int, float], None]:
+    """Bind the restart number into the progress callback (a no-op without one)."""
+
+    def report(phase: str, step: int, loss: float) -> None:
+        if opts.on_progress is not None:
+            opts.on_progress({"restart": k + 1, "restarts": opts.restarts, "phase": phase, "step": step,
+                              "steps": opts.steps, "loss": loss})
+
+    return report
+
+
+def relative_sq_error(out_t, target_t, target_norm2) -> Any:
+    """``||M - T||_F^2 / ||T||_F^2`` from transposed matrices (scale-free, so one lr range fits all)."""
+    diff = out_t - target_t
+    sq = diff.real.square().sum() + (diff.imag.square().sum() if diff.is_complex() else 0.0)
+    return sq / target_norm2
+
+
+def _norm2(target) -> Any:
+    return target.abs().square().sum()
+
+
+def _adam(model, target, lr: float, opts: GradientOptions, report) -> tuple[float, int]:
+    """The paper's relaxed phase; returns (last relaxed loss, steps taken).
+
+    The relaxed loss only creeps down (like 1/t) once the twiddles fit, because an exact fit needs
+    the permutation logits at infinity. Rounding is all we need from this phase, so it stops when
+    the rounded choices have been stable for ``_PATIENCE`` steps at a loss below ``_SETTLED``,
+    at ``adam_goal``, on a plateau, or after ``opts.steps``.
+    """
+    import torch
+
+    opt = torch.optim.Adam(model.parameters(), lr=lr)
+    norm2 = _norm2(target)
+    best, since, value, step = math.inf, 0, math.inf, 0
+    choices, stable = None, 0
+    for step in range(1, opts.steps + 1):
+        opt.zero_grad(set_to_none=True)
+        loss = relative_sq_error(model.matrix_t(), target, norm2)
+        loss.backward()
+        opt.step()
+        if step % _CHECK_EVERY and step != opts.steps:
+            continue
+        value = float(loss.detach())
+        report("adam", step, value)
+        now = model.hard_choices()
+        same = choices is not None and all(np.array_equal(a, b) for a, b in zip(now, choices))
+        choices, stable = now, (stable + _CHECK_EVERY if same else 0)
+        best, since = (value, 0) if value < 0.99 * best else (best, since + _CHECK_EVERY)
+        if (not math.isfinite(value) or value < opts.adam_goal or since >= _PLATEAU
+                or (stable >= _PATIENCE and value < _SETTLED)):
+            break
+    return value, step
+
+
+_CLEARLY_RIGHT = 1e-12  # a short fit this good means the permutation is right: leave it to the polish
+_CHECK_EVERY = 25
+_PATIENCE = 300
+_SETTLED = 1e-2
+_PLATEAU = 500
+
+
+def _round_and_search(model, target, opts: GradientOptions, goal: float, report) -> tuple[list[Step], float, int]:
+    """Round the permutations, then hill-climb single-choice flips (scored by a short L-BFGS)."""
+    choices = model.hard_choices()
+    steps, loss = _polish_steps(target, model.to_steps(choices), opts.search_iters, goal / 100)
+    report("search", 0, loss)
+    flips = 0
+    if not opts.search:
+        return steps, loss, flips
+    for _ in range(opts.search_rounds):
+        if loss <= max(goal, _CLEARLY_RIGHT):
+            break
+        cand = _best_flip(model, target, steps, choices, opts, goal)
+        if cand is None or cand[1] >= 0.5 * loss:
+            break
+        steps, loss, choices = cand
+        flips += 1
+        report("search", flips, loss)
+    return steps, loss, flips
+
+
+def _best_flip(model, target, steps, choices, opts, goal) -> tuple[list[Step], float, list] | None:
+    """The single-choice flip of the rounded permutations whose short fit is best."""
+    best = None
+    for cand in _single_flips(choices):
+        trial = _with_permutations(steps, model.to_steps(cand))
+        trial, loss = _polish_steps(target, trial, opts.search_iters, goal / 100)
+        if best is None or loss < best[1]:
+            best = (trial, loss, cand)
+        if loss <= goal:
+            break
+    return best
+
+
+def _single_flips(choices: Sequence[np.ndarray]) -> list[list[np.ndarray]]:
+    """Every choice set that differs from ``choices`` in exactly one 0/1 choice."""
+    out = []
+    for which, arr in enumerate(choices):
+        for idx in np.ndindex(arr.shape):
+            new = [c.copy() for c in choices]
+            new[which][idx] = not new[which][idx]
+            out.append(new)
+    return out
+
+
+def _with_permutations(steps: list[Step], perm_source: list[Step]) -> list[Step]:
+    """``steps`` with its permutation data replaced by those of ``perm_source`` (same kinds)."""
+    return [Step("permutation", src.data) if own.kind == "permutation" else own
+            for own, src in zip(steps, perm_source)]
+
+
+def polish(matrix: np.ndarray, steps: Sequence[Step], *, max_iter: int = 500, device: str = "cpu",
+           target: float = 0.0) -> list[Step]:
+    """Refit every twiddle and diagonal of ``steps`` to ``matrix`` with float64 L-BFGS.
+
+    Permutations (and ``real`` steps) stay fixed. The best iterate is kept, so the result's
+    relative error is never above the input's (the input is returned unchanged when nothing
+    helps). Stops early once the relative error is at or below ``target``. The returned data are
+    float64/complex128.
+    """
+    import torch
+
+    check_device(device)
+    tgt = torch.as_tensor(np.ascontiguousarray(np.asarray(matrix).T), device=device)
+    tgt = tgt.to(torch.complex128 if tgt.is_complex() else torch.float64)
+    wide = [_widen(s) for s in steps]
+    out, _ = _polish_steps(tgt, wide, max_iter, target**2)
+    return out
+
+
+def _widen(step: Step) -> Step:
+    """A float64/complex128 copy of a step's numeric data (permutations untouched)."""
+    if step.kind in ("butterfly", "diagonal"):
+        return Step(step.kind, step.data.astype(np.complex128 if np.iscomplexobj(step.data) else np.float64))
+    return step
+
+
+def _polish_steps(target, steps: list[Step], max_iter: int, goal: float) -> tuple[list[Step], float]:
+    """Float64 L-BFGS over the steps' numeric data; returns the best steps seen and their loss."""
+    import torch
+
+    from ..torch_butterfly import modules_to_steps, steps_to_modules
+
+    module = steps_to_modules([_balance(_widen(s)) for s in steps], device=target.device)
+    eye = torch.eye(target.shape[0], dtype=torch.float64, device=target.device)
+    norm2 = _norm2(target)
+    params = list(module.parameters())
+    best = _Best(params)
+
+    def closure():
+        opt.zero_grad(set_to_none=True)
+        loss = relative_sq_error(module(eye), target, norm2)
+        loss.backward()
+        best.offer(float(loss.detach()))
+        return loss
+
+    done, resets = 0, 0
+    opt = _lbfgs(params, max_iter)
+    while done < max_iter and best.loss > goal and params:
+        before = best.loss
+        opt.step(closure)
+        done += min(max_iter, _CHUNK)
+        if best.loss < before * (1 - 1e-3):
+            resets = 0
+            continue
+        if resets >= 1:
+            break
+        best.restore()  # a stalled L-BFGS often has a spoilt curvature history: start it afresh
+        opt, resets = _lbfgs(params, max_iter), resets + 1
+    if not params:
+        with torch.no_grad():
+            best.offer(float(relative_sq_error(module(eye), target, norm2)))
+    best.restore()
+    return modules_to_steps(module), best.loss
+
+
+_CHUNK = 50
+
+
+def _lbfgs(params: list, max_iter: int):
+    """Float64 L-BFGS that never stops on its own tolerances (the caller decides when to stop)."""
+    import torch
+
+    return torch.optim.LBFGS(params, lr=1, max_iter=min(max_iter, _CHUNK), history_size=50, tolerance_grad=0.0,
+                             tolerance_change=1e-32, line_search_fn="strong_wolfe")
+
+
+class _Best:
+    """Remembers the parameters of the lowest loss offered (L-BFGS may end on a worse iterate)."""
+
+    def __init__(self, params: list) -> None:
+        self.params, self.loss, self.saved = params, math.inf, None
+
+    def offer(self, loss: float) -> None:
+        if loss < self.loss:
+            self.loss, self.saved = loss, [p.detach().clone() for p in self.params]
+
+    def restore(self) -> None:
+        import torch
+
+        if self.saved is not None:
+            with torch.no_grad():
+                for p, s in zip(self.params, self.saved):
+                    p.copy_(s)
+
+
+def _balance(step: Step) -> Step:
+    """Rescale a butterfly's gauge so adjacent stages carry equal norms at every coordinate.
+
+    ``F_{l+1} F_l = (F_{l+1} D^-1)(D F_l)`` for any positive diagonal D: the product is unchanged,
+    but L-BFGS converges far better when no coordinate is carried by a huge factor times a tiny one.
+    """
+    if step.kind != "butterfly":
+        return step
+    from ..torch_butterfly import _pair_first
+
+    tw = step.data.copy()
+    levels, half = tw.shape[:2]
+    n = 2 * half
+    for _ in range(2):
+        for l in range(levels - 1):
+            s, first, nxt = 1 << l, _pair_first(n, l), _pair_first(n, l + 1)
+            rows, cols = np.empty(n), np.empty(n)
+            rows[first], rows[first + s] = np.linalg.norm(tw[l, :, 0, :], axis=-1), np.linalg.norm(tw[l, :, 1, :], axis=-1)
+            cols[nxt], cols[nxt + 2 * s] = np.linalg.norm(tw[l + 1, :, :, 0], axis=-1), np.linalg.norm(tw[l + 1, :, :, 1], axis=-1)
+            ok = (rows > 0) & (cols > 0)
+            scale = np.where(ok, np.sqrt(np.where(ok, cols, 1.0) / np.where(ok, rows, 1.0)), 1.0)
+            tw[l, :, 0, :] *= scale[first, None]
+            tw[l, :, 1, :] *= scale[first + s, None]
+            tw[l + 1, :, :, 0] /= scale[nxt, None]
+            tw[l + 1, :, :, 1] /= scale[nxt + 2 * s, None]
+    return Step("butterfly", tw)
+
+
+def _cast_like(steps: list[Step], dtype: np.dtype) -> list[Step]:
+    """Store the result in the caller's working precision (complex64/float32 for --dtype float32)."""
+    if np.dtype(dtype) not in (np.dtype(np.float32), np.dtype(np.complex64)):
+        return steps
+    out = []
+    for s in steps:
+        if s.kind in ("butterfly", "diagonal"):
+            out.append(Step(s.kind, s.data.astype(np.complex64 if np.iscomplexobj(s.data) else np.float32)))
+        else:
+            out.append(s)
+    return out

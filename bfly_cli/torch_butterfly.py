@@ -1,0 +1,456 @@
+"""Torch modules for the seed paper's differentiable butterfly model (Dao et al., ICML 2019).
+
+Usable on their own (drop a :class:`Butterfly` into any ``nn.Module``) and used by the
+``gradient`` solver. Every module converts to and from the project's one step layout
+(:mod:`bfly_cli.factors`): twiddles ``(L, N/2, 2, 2)``, increasing stride, ``x <- x[perm]``
+permutations. No second on-disk format exists; the layouts below are training conveniences only.
+
+``Butterfly``
+    ``nblocks`` butterflies applied one after another. Each twiddle set is either *untied*
+    (``(L, N/2, 2, 2)``, 2 N log2 N numbers, exactly the canonical layout) or *tied* (the paper's
+    4(N-1) numbers: stage ``l`` acts as ``I_{N/2s} (x) B_{2s}`` with one ``2s x 2s`` butterfly factor,
+    a 2x2 of diagonals of length ``s = 2**l``, shared by all ``N/2s`` blocks; stored as
+    ``(N-1, 2, 2)``, level ``l`` in rows ``[2**l - 1, 2**(l+1) - 1)``, row ``low`` serving pair
+    ``i`` when ``i % s == low``). Complex twiddles are held as a real parameter with a trailing
+    axis of 2 (``torch.view_as_complex``) so every optimizer, L-BFGS included, sees real numbers.
+
+    *Decreasing stride* (stride N/2 first, decimation in frequency) uses the same per-level
+    indexing (row ``l`` is the stage of stride ``2**l``), applied ``l = L-1 .. 0``. It is not an
+    increasing-stride butterfly, but it is one conjugated by the bit reversal ``R``:
+    ``B_dec = R B_inc R`` with ``tw_inc[L-1-l, i'] = tw_dec[l, i]`` where pair ``i`` (stride
+    ``2**l``, first index ``pos``) maps to the pair ``i'`` of stride ``N/2**(l+1)`` whose first
+    index is ``R(pos)``. :meth:`Butterfly.to_steps` therefore writes ``[perm R, butterfly, perm R]``.
+
+``LearnablePermutation``
+    The paper's relaxation. The permutation is a product over block sizes ``k = N, N/2, .., 4``
+    (applied in that order; block size 2 is always the identity) of three choices per level, each
+    acting inside every block of size k: (0) separate evens from odds, (1) reverse the first half,
+    (2) reverse the second half. Choice ``c`` is taken with probability ``sigmoid(logit)`` and the
+    relaxed factor is ``(1 - p) I + p P_c``, a doubly stochastic matrix. Logits are per level
+    ``(L-1, 3)`` or shared ``(3,)``. :meth:`LearnablePermutation.hard_choices` rounds ``p`` to
+    0/1; with every "separate" choice on and no reversal the result is the bit reversal.
+
+``ButterflyChain``
+    A model such as ``"BP"``, ``"BPP"`` or ``"BPBP"`` (product notation: the rightmost factor is
+    applied first), optionally followed by ``Re(.)`` for real targets fitted with complex twiddles
+    (the paper compared real parts only). :meth:`ButterflyChain.to_steps` rounds the permutations.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+from typing import Sequence
+
+import numpy as np
+import torch
+from torch import nn
+
+from .factors import Step, log2_exact
+
+
+# ---------------------------------------------------------------------------------------------
+# index bookkeeping (size-only work, cached)
+
+
+def _levels(n: int) -> int:
+    """log2(n), with a message naming the value when n is not a power of two >= 2."""
+    levels = log2_exact(n)
+    if levels < 1:
+        raise ValueError(f"n = {n} is not a power of two >= 2")
+    return levels
+
+
+@functools.lru_cache(maxsize=64)
+def bit_reversal(n: int) -> np.ndarray:
+    """The bit-reversal permutation of ``range(n)`` (an involution)."""
+    levels = _levels(n)
+    idx = np.arange(n)
+    out = np.zeros(n, dtype=np.int64)
+    for b in range(levels):
+        out |= ((idx >> b) & 1) << (levels - 1 - b)
+    return out
+
+
+def _pair_first(n: int, level: int) -> np.ndarray:
+    """First index ``pos`` of every pair ``i`` of the stage with stride ``2**level``."""
+    s = 1 << level
+    i = np.arange(n // 2)
+    low = i % s
+    return 2 * (i - low) + low
+
+
+def _pair_index(n: int, level: int, pos: np.ndarray) -> np.ndarray:
+    """Inverse of :func:`_pair_first`: the pair index whose first element is ``pos``."""
+    s = 1 << level
+    low = pos % s
+    return (pos - low) // 2 + low
+
+
+@functools.lru_cache(maxsize=64)
+def _dec_to_inc_pairs(n: int) -> np.ndarray:
+    """``map[l, i]``: pair index in level ``L-1-l`` of the conjugated (increasing) butterfly."""
+    levels = _levels(n)
+    rev = bit_reversal(n)
+    return np.stack([_pair_index(n, levels - 1 - l, rev[_pair_first(n, l)]) for l in range(levels)])
+
+
+@functools.lru_cache(maxsize=64)
+def _level_indices(n: int, block: int) -> tuple[np.ndarray, np.ndarray]:
+    """Gather indices, inside every block of size ``block``: evens-then-odds, and halves reversed."""
+    base = np.arange(n).reshape(n // block, block)
+    separate = np.concatenate([base[:, 0::2], base[:, 1::2]], axis=1).reshape(-1)
+    half = block // 2
+    reverse = np.concatenate([base[:, :half][:, ::-1], base[:, half:][:, ::-1]], axis=1).reshape(-1)
+    return separate, reverse
+
+
+def permutation_blocks(n: int) -> list[int]:
+    """Block sizes of the relaxation's levels, in application order: N, N/2, ..., 4."""
+    return [n >> j for j in range(_levels(n) - 1)]
+
+
+def permutation_from_choices(n: int, choices: np.ndarray) -> np.ndarray:
+    """The hard permutation (``x <- x[perm]``) for 0/1 ``choices`` of shape ``(L-1, 3)``."""
+    choices = np.asarray(choices, dtype=bool).reshape(-1, 3)
+    perm = np.arange(n)
+    for block, (sep, rev_first, rev_second) in zip(permutation_blocks(n), choices):
+        separate, reverse = _level_indices(n, block)
+        if sep:
+            perm = perm[separate]
+        flip = np.zeros(n, dtype=bool)
+        half = block // 2
+        flip.reshape(n // block, block)[:, :half] = rev_first
+        flip.reshape(n // block, block)[:, half:] = rev_second
+        perm = np.where(flip, perm[reverse], perm)
+    return perm
+
+
+def compose_permutations(first: np.ndarray, second: np.ndarray) -> np.ndarray:
+    """One permutation equal to ``x <- x[first]`` followed by ``x <- x[second]``."""
+    return np.asarray(first)[np.asarray(second)]
+
+
+def tied_to_untied(tied: torch.Tensor, n: int) -> torch.Tensor:
+    """Expand tied twiddles ``(..., N-1, 2, 2)`` to the canonical ``(..., L, N/2, 2, 2)``."""
+    levels = _levels(n)
+    out = []
+    for l in range(levels):
+        s = 1 << l
+        level = tied[..., s - 1 : 2 * s - 1, :, :]
+        reps = [1] * (level.dim() - 3) + [n // (2 * s), 1, 1]
+        out.append(level.repeat(*reps))
+    return torch.stack(out, dim=-4)
+
+
+def decreasing_to_increasing(twiddle: torch.Tensor | np.ndarray) -> torch.Tensor | np.ndarray:
+    """Twiddles of ``B_inc`` with ``B_dec = R B_inc R`` (R the bit reversal); see module docs."""
+    levels, half = twiddle.shape[-4], twiddle.shape[-3]
+    mapping = _dec_to_inc_pairs(2 * half)
+    out = twiddle.clone() if isinstance(twiddle, torch.Tensor) else twiddle.copy()
+    for l in range(levels):
+        out[..., levels - 1 - l, mapping[l], :, :] = twiddle[..., l, :, :, :]
+    return out
+
+
+def increasing_to_decreasing(twiddle: torch.Tensor | np.ndarray) -> torch.Tensor | np.ndarray:
+    """Inverse of :func:`decreasing_to_increasing`."""
+    levels, half = twiddle.shape[-4], twiddle.shape[-3]
+    mapping = _dec_to_inc_pairs(2 * half)
+    out = twiddle.clone() if isinstance(twiddle, torch.Tensor) else twiddle.copy()
+    for l in range(levels):
+        out[..., l, :, :, :] = twiddle[..., levels - 1 - l, mapping[l], :, :]
+    return out
+
+
+# ---------------------------------------------------------------------------------------------
+# multiplies
+
+
+def stage_multiply(twiddle_level: torch.Tensor, x: torch.Tensor, level: int) -> torch.Tensor:
+    """One stage (stride ``2**level``) along the last axis; same pairing as ``factors.py``."""
+    n = x.shape[-1]
+    s = 1 << level
+    batch = x.shape[:-1]
+    v = x.reshape(*batch, n // (2 * s), 2, s)
+    t = twiddle_level.reshape(n // (2 * s), s, 2, 2)
+    x0, x1 = v[..., 0, :], v[..., 1, :]
+    y0 = t[..., 0, 0] * x0 + t[..., 0, 1] * x1
+    y1 = t[..., 1, 0] * x0 + t[..., 1, 1] * x1
+    return torch.stack([y0, y1], dim=-2).reshape(*batch, n)
+
+
+def butterfly_apply(twiddle: torch.Tensor, x: torch.Tensor, increasing_stride: bool = True) -> torch.Tensor:
+    """Apply untied twiddles ``(L, N/2, 2, 2)``; stride 1 first unless ``increasing_stride`` is False."""
+    levels = twiddle.shape[0]
+    if twiddle.is_complex() and not x.is_complex():
+        x = x.to(twiddle.dtype)
+    order = range(levels) if increasing_stride else range(levels - 1, -1, -1)
+    for lev in order:
+        x = stage_multiply(twiddle[lev], x, lev)
+    return x
+
+
+# ---------------------------------------------------------------------------------------------
+# modules
+
+
+def _real_dtype(dtype: torch.dtype) -> torch.dtype:
+    return {torch.complex64: torch.float32, torch.complex128: torch.float64}.get(dtype, dtype)
+
+
+class Butterfly(nn.Module):
+    """``nblocks`` butterflies in sequence (module docstring: tied/untied, stride order, complex).
+
+    Random initialization draws each twiddle entry with ``E|t|^2 = 1/2`` so every stage preserves
+    the expected norm (a random product neither explodes nor vanishes with depth).
+    """
+
+    def __init__(
+        self,
+        n: int,
+        *,
+        complex: bool = False,
+        tied: bool = False,
+        increasing_stride: bool = True,
+        nblocks: int = 1,
+        dtype: torch.dtype = torch.float32,
+        device: str | torch.device = "cpu",
+        generator: torch.Generator | None = None,
+    ) -> None:
+        super().__init__()
+        self.n, self.levels = n, _levels(n)
+        self.complex, self.tied = complex, tied
+        self.increasing_stride, self.nblocks = increasing_stride, nblocks
+        body = (n - 1, 2, 2) if tied else (self.levels, n // 2, 2, 2)
+        shape = (nblocks, *body, 2) if complex else (nblocks, *body)
+        scale = math.sqrt(0.25 if complex else 0.5)
+        init = torch.randn(shape, generator=generator, dtype=_real_dtype(dtype)) * scale
+        self.twiddle = nn.Parameter(init.to(device))
+
+    def untied_twiddles(self) -> torch.Tensor:
+        """Twiddles ``(nblocks, L, N/2, 2, 2)`` (complex when the module is), tied ones expanded."""
+        tw = torch.view_as_complex(self.twiddle) if self.complex else self.twiddle
+        return tied_to_untied(tw, self.n) if self.tied else tw
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """``y = B x`` along the last axis of ``x``."""
+        tw = self.untied_twiddles()
+        for block in range(self.nblocks):
+            x = butterfly_apply(tw[block], x, self.increasing_stride)
+        return x
+
+    def to_steps(self) -> list[Step]:
+        """Canonical steps: one butterfly per block (bit-reversal conjugated if decreasing)."""
+        tw = self.untied_twiddles().detach().cpu().numpy()
+        steps: list[Step] = []
+        for block in range(self.nblocks):
+            if self.increasing_stride:
+                steps.append(Step("butterfly", tw[block].copy()))
+            else:
+                rev = bit_reversal(self.n)
+                steps += [Step("permutation", rev.copy()), Step("butterfly", decreasing_to_increasing(tw[block])),
+                          Step("permutation", rev.copy())]
+        return merge_permutations(steps)
+
+    @classmethod
+    def from_twiddles(cls, twiddle: np.ndarray | torch.Tensor, *, increasing_stride: bool = True,
+                      device: str | torch.device = "cpu") -> "Butterfly":
+        """An untied module holding ``twiddle`` (``(L, N/2, 2, 2)`` or ``(nblocks, L, N/2, 2, 2)``)."""
+        tw = torch.as_tensor(np.asarray(twiddle) if not isinstance(twiddle, torch.Tensor) else twiddle)
+        tw = tw[None] if tw.dim() == 4 else tw
+        n = 2 * tw.shape[-3]
+        module = cls(n, complex=tw.is_complex(), increasing_stride=increasing_stride, nblocks=tw.shape[0],
+                     dtype=_real_dtype(tw.dtype), device=device)
+        data = torch.view_as_real(tw) if tw.is_complex() else tw
+        module.twiddle = nn.Parameter(data.clone().to(device))
+        return module
+
+    def extra_repr(self) -> str:
+        return (f"n={self.n}, complex={self.complex}, tied={self.tied}, "
+                f"increasing_stride={self.increasing_stride}, nblocks={self.nblocks}")
+
+
+class LearnablePermutation(nn.Module):
+    """The paper's relaxed permutation (module docstring); logits start at ``randn``."""
+
+    def __init__(self, n: int, *, share_logits: bool = False, dtype: torch.dtype = torch.float32,
+                 device: str | torch.device = "cpu", generator: torch.Generator | None = None) -> None:
+        super().__init__()
+        self.n, self.levels = n, _levels(n)
+        self.share_logits = share_logits
+        shape = (3,) if share_logits else (max(self.levels - 1, 0), 3)
+        self.logit = nn.Parameter(torch.randn(shape, generator=generator, dtype=dtype).to(device))
+
+    def probabilities(self) -> torch.Tensor:
+        """``(L-1, 3)`` probabilities of (separate, reverse first half, reverse second half)."""
+        prob = torch.sigmoid(self.logit)
+        return prob.expand(self.levels - 1, 3) if self.share_logits else prob
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Apply the relaxed (doubly stochastic) permutation along the last axis."""
+        return soft_permute(x, self.probabilities())
+
+    def hard_choices(self) -> np.ndarray:
+        """The rounded choices ``(L-1, 3)`` as booleans (probability > 1/2)."""
+        return (self.probabilities().detach().cpu().numpy() > 0.5).copy()
+
+    def hard_permutation(self, choices: np.ndarray | None = None) -> np.ndarray:
+        """The rounded permutation (or the one for given ``choices``), as ``x <- x[perm]``."""
+        return permutation_from_choices(self.n, self.hard_choices() if choices is None else choices)
+
+    def extra_repr(self) -> str:
+        return f"n={self.n}, share_logits={self.share_logits}"
+
+
+def soft_permute(x: torch.Tensor, prob: torch.Tensor) -> torch.Tensor:
+    """Relaxed permutation: per level, mix ``x`` with its evens/odds split, then with half reversals.
+
+    Written with reshapes, transposes and flips rather than index gathers: the same permutations
+    (:func:`permutation_from_choices` is the gather form, and tests hold the two equal), but their
+    backward passes are plain copies instead of scatter-adds, several times faster on an N x N input.
+    """
+    n = x.shape[-1]
+    batch = x.shape[:-1]
+    for block, p in zip(permutation_blocks(n), prob):
+        half = block // 2
+        split = x.reshape(*batch, n // block, half, 2).transpose(-1, -2).reshape(*batch, n)
+        x = torch.lerp(x, split, p[0])
+        v = x.reshape(*batch, n // block, 2, half)
+        x = torch.lerp(v, v.flip(-1), p[1:].reshape(2, 1)).reshape(*batch, n)
+    return x
+
+
+class FixedPermutation(nn.Module):
+    """A hard permutation step ``x <- x[perm]`` (the result of rounding)."""
+
+    def __init__(self, perm: np.ndarray, device: str | torch.device = "cpu") -> None:
+        super().__init__()
+        self.register_buffer("perm", torch.as_tensor(np.asarray(perm, dtype=np.int64), device=device))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x[..., self.perm]
+
+
+class RealPart(nn.Module):
+    """``x <- Re(x)``: lets a complex model fit a real target, as the paper did."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x.real if x.is_complex() else x
+
+
+MODELS = ("BP", "BPP", "BPBP")
+
+
+class ButterflyChain(nn.Module):
+    """A product such as ``"BPBP"`` of learnable permutations and butterflies, optional ``Re``.
+
+    The structure string is in product notation, so its *last* letter is applied first.
+    """
+
+    def __init__(self, n: int, structure: str = "BP", *, complex: bool = True, real_output: bool = False,
+                 tied: bool = False, increasing_stride: bool = True, share_logits: bool = False,
+                 dtype: torch.dtype = torch.float32, device: str | torch.device = "cpu",
+                 generator: torch.Generator | None = None) -> None:
+        super().__init__()
+        if not structure or set(structure) - {"B", "P"}:
+            raise ValueError(f"structure {structure!r} must be letters B and P (e.g. BP, BPP, BPBP)")
+        self.n, self.structure, self.real_output = n, structure, real_output
+        parts: list[nn.Module] = []
+        for letter in reversed(structure):
+            if letter == "P":
+                parts.append(LearnablePermutation(n, share_logits=share_logits, dtype=dtype, device=device,
+                                                  generator=generator))
+            else:
+                parts.append(Butterfly(n, complex=complex, tied=tied, increasing_stride=increasing_stride,
+                                       dtype=dtype, device=device, generator=generator))
+        self.parts = nn.ModuleList(parts)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """``y = M x`` along the last axis (relaxed permutations)."""
+        for part in self.parts:
+            x = part(x)
+        return x.real if self.real_output and x.is_complex() else x
+
+    def matrix_t(self) -> torch.Tensor:
+        """``M^T`` (row j is ``M e_j``): the model applied to the identity, one pass."""
+        param = next(self.parameters())
+        eye = torch.eye(self.n, dtype=param.dtype, device=param.device)
+        return self(eye)
+
+    def permutations(self) -> list[LearnablePermutation]:
+        """The learnable permutations, in application order."""
+        return [p for p in self.parts if isinstance(p, LearnablePermutation)]
+
+    def hard_choices(self) -> list[np.ndarray]:
+        """Rounded choices of every learnable permutation, in application order."""
+        return [p.hard_choices() for p in self.permutations()]
+
+    def to_steps(self, choices: Sequence[np.ndarray] | None = None) -> list[Step]:
+        """Canonical steps with rounded permutations (or the given ``choices``), adjacent ones merged."""
+        choices = list(self.hard_choices() if choices is None else choices)
+        steps: list[Step] = []
+        for part in self.parts:
+            if isinstance(part, LearnablePermutation):
+                steps.append(Step("permutation", part.hard_permutation(choices.pop(0))))
+            else:
+                steps += part.to_steps()
+        if self.real_output:
+            steps.append(Step("real"))
+        return merge_permutations(steps)
+
+
+def merge_permutations(steps: list[Step]) -> list[Step]:
+    """Fold each run of consecutive permutation steps into one step (same product, fewer gathers)."""
+    out: list[Step] = []
+    for step in steps:
+        if step.kind == "permutation" and out and out[-1].kind == "permutation":
+            out[-1] = Step("permutation", compose_permutations(out[-1].data, step.data))
+        else:
+            out.append(step)
+    return out
+
+
+def steps_to_modules(steps: Sequence[Step], device: str | torch.device = "cpu") -> nn.Sequential:
+    """A module applying canonical steps; butterflies become trainable :class:`Butterfly` modules."""
+    mods: list[nn.Module] = []
+    for step in steps:
+        if step.kind == "permutation":
+            mods.append(FixedPermutation(step.data, device))
+        elif step.kind == "butterfly":
+            mods.append(Butterfly.from_twiddles(step.data, device=device))
+        elif step.kind == "real":
+            mods.append(RealPart())
+        else:
+            mods.append(_Diagonal(step.data, device))
+    return nn.Sequential(*mods)
+
+
+class _Diagonal(nn.Module):
+    """A trainable diagonal step (complex held as a real pair, like the twiddles)."""
+
+    def __init__(self, d: np.ndarray, device: str | torch.device) -> None:
+        super().__init__()
+        t = torch.as_tensor(np.asarray(d))
+        self.complex = t.is_complex()
+        self.d = nn.Parameter((torch.view_as_real(t) if self.complex else t).clone().to(device))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        d = torch.view_as_complex(self.d) if self.complex else self.d
+        return x * d
+
+
+def modules_to_steps(module: nn.Sequential) -> list[Step]:
+    """Inverse of :func:`steps_to_modules` (current parameter values, on the CPU)."""
+    steps: list[Step] = []
+    for mod in module:
+        if isinstance(mod, FixedPermutation):
+            steps.append(Step("permutation", mod.perm.cpu().numpy().copy()))
+        elif isinstance(mod, Butterfly):
+            steps += mod.to_steps()
+        elif isinstance(mod, RealPart):
+            steps.append(Step("real"))
+        else:
+            d = torch.view_as_complex(mod.d) if mod.complex else mod.d
+            steps.append(Step("diagonal", d.detach().cpu().numpy().copy()))
+    return steps
