@@ -412,7 +412,10 @@ def run_sweep(options: SweepOptions, on_start: Callable[[Cell], None] | None = N
                         on_done(Cell(int(record["n"]), record["transform"]), record)
         finally:
             for worker in workers:
+                cell = worker.cell
                 worker.kill()
+                if cell:
+                    _remove_partial(options.out_dir, cell)
     records = load_records(options.out_dir)
     return [records[cell.key] for cell in mine if cell.key in records]
 
@@ -424,6 +427,7 @@ def _assign(workers: list[_Worker], queue: list[Cell], options: SweepOptions, lo
         workers.append(_Worker(log))
     for worker in workers:
         if queue and worker.cell is None:
+            _remove_partial(options.out_dir, queue[0])  # leftovers of a run killed outright (kill -9, power loss)
             worker.submit(queue.pop(0), options)
             if on_start:
                 on_start(worker.cell)
@@ -443,15 +447,26 @@ def _collect(workers: list[_Worker], options: SweepOptions) -> list[tuple[_Worke
             record = worker.receive()
             if record is None:
                 worker.kill()
+                _remove_partial(options.out_dir, cell)
                 record = _failure(cell, options, STATUS_FAILED, started,
                                   f"the worker process died (exit code {worker.process.returncode}); see sweep.log")
             finished.append((worker, record))
         elif time.monotonic() >= worker.deadline:
             worker.kill()
             worker.cell = None
+            _remove_partial(options.out_dir, cell)
             finished.append((worker, _failure(cell, options, STATUS_TIMEOUT, started,
                                               f"no result within --timeout {options.timeout:g} s")))
     return finished
+
+
+def _remove_partial(out_dir: Path, cell: Cell) -> None:
+    """Delete the temp files of a write the killed worker left half done (atomic writes' leftovers)."""
+    for tmp in cells_dir(out_dir).glob(f".{cell.key}.*.tmp"):
+        try:
+            tmp.unlink()
+        except OSError:
+            pass
 
 
 def _failure(cell: Cell, options: SweepOptions, status: str, started: float, error: str) -> dict[str, Any]:
