@@ -102,10 +102,10 @@ def _report(records: list[dict[str, Any]], summaries, output: Path, as_json: boo
     console = stdout_console()
     if summaries.note and records and not plots.have_matplotlib():
         console.print(plots.terminal_heatmap(records))
-        console.print(plots.INSTALL_HINT)
+        console.print(plots.INSTALL_HINT, markup=False)
     done = ", ".join(f"{v} {k}" for k, v in sorted(counts.items())) or "none"
-    console.print(f"cells: {done}")
-    console.print("wrote " + ", ".join(str(f) for f in summaries.files))
+    console.print(f"cells: {done}", markup=False)
+    console.print("wrote " + ", ".join(str(f) for f in summaries.files), markup=False)
 
 
 def register(app: typer.Typer) -> None:
