@@ -11,16 +11,18 @@
  *
  * Operations (kinds match kernel.py's _OP_* constants):
  *   GATHER  data int32 idx[N]:                 dst[t] = src[idx[t]] (a permutation or a layout change)
- *   BF      stride s, twiddles (K, N/2):        the canonical stage: pairs (pos, pos+s), contiguous in
+ *   BF      stride s:                         the canonical stage: pairs (pos, pos+s), contiguous in
  *                                              `low`, so runs of length s (used for s >= rows)
- *   BFT     stride s, rows R, cols C = N/R,    the same stage on the vector stored transposed as an
- *           twiddles (K, R/2, C):              (R, C) matrix (element blk*R + r lives at r*C + blk):
+ *   BFT     stride s, rows R, cols C = N/R:   the same stage on the vector stored transposed as an
+ *                                              (R, C) matrix (element blk*R + r lives at r*C + blk):
  *                                              stride s < R mixes whole rows, runs of length C.  This
  *                                              is how the small strides 1, 2, 4 avoid scalar code.
  *   DIAG    data d[N] (real) or (2, N) (re, im planes)
  *   REAL    zero the imaginary plane
- * Twiddle components: K = 4 real planes (a, b, c, d) or 8 (ar, ai, br, bi, cr, ci, dr, di), each
- * plane `cstride` elements apart; (x0, x1) <- [[a, b], [c, d]] (x0, x1).
+ * Twiddles of a stage: N/2 pairs in the order the stage visits them, cut into blocks of
+ * W = cstride = min(8, run length) pairs; each block stores its K planes of W values back to back:
+ * K = 4 (a, b, c, d) real or 8 (ar, ai, br, bi, cr, ci, dr, di) complex, and
+ * (x0, x1) <- [[a, b], [c, d]] (x0, x1).  So a stage reads its twiddles as one sequential stream.
  *
  * Threads: the batch is cut into contiguous chunks, one per thread (pthreads), GIL released.
  * Instruction sets: on x86-64 Linux with gcc the per-chunk driver is compiled twice (x86-64-v3,
@@ -59,6 +61,7 @@ typedef struct {
     op_t *ops;
     const int32_t *load_idx; /* a leading GATHER fused into the load, or NULL */
     Py_ssize_t first_op;     /* index of the first op not fused into the load */
+    int tile;                /* vectors processed together (they share each twiddle load) */
 } core_t;
 
 /* ---- the templated numeric code: instantiated for float and double below ---- */
@@ -90,7 +93,7 @@ typedef struct {
 static size_t scratch_bytes(const core_t *c)
 {
     size_t elem = c->is_double ? sizeof(double) : sizeof(float);
-    size_t bytes = 4 * (size_t)c->n * elem; /* two buffers, each a re and an im plane */
+    size_t bytes = 4 * (size_t)c->tile * (size_t)c->n * elem; /* two buffers of `tile` (re, im) plane pairs */
     return (bytes + 63) & ~(size_t)63;
 }
 
@@ -195,12 +198,12 @@ static Py_ssize_t op_data_bytes(const core_t *c, const op_t *op)
 static int check_op(const core_t *c, const op_t *op, Py_ssize_t k)
 {
     Py_ssize_t n = c->n;
-    if (op->kind == OP_BF && (op->s < 1 || n % (2 * op->s) != 0 || op->cstride != n / 2)) {
+    if (op->kind == OP_BF && (op->s < 1 || n % (2 * op->s) != 0 || op->cstride != (op->s < 8 ? op->s : 8))) {
         PyErr_Format(PyExc_ValueError, "op %zd: bad butterfly stride", k);
         return -1;
     }
     if (op->kind == OP_BFT && (op->rows < 2 || op->rows * op->cols != n || op->s < 1 || op->rows % (2 * op->s) != 0 ||
-                               op->cstride != n / 2)) {
+                               op->cstride != (op->cols < 8 ? op->cols : 8))) {
         PyErr_Format(PyExc_ValueError, "op %zd: bad transposed butterfly geometry", k);
         return -1;
     }
@@ -248,6 +251,25 @@ static int plan_parse_op(PlanObject *self, PyObject *item, Py_ssize_t k)
     return op->kind == OP_GATHER ? check_gather(&self->core, op, k) : 0;
 }
 
+/* Vectors per tile. A tile shares each twiddle load, but its data must stay close: when the
+ * twiddles fit in L2 (< 1 MiB) the win is only if the tile still fits L1 (32 KiB); when they
+ * stream from L3, sharing them among 4 vectors cuts that traffic 4x and the tile lives in L2. */
+static int choose_tile(const core_t *c)
+{
+    size_t elem = c->is_double ? 8 : 4;
+    size_t vec_bytes = (size_t)c->n * elem * (c->is_complex ? 2 : 1);
+    size_t tw_bytes = 0;
+    for (Py_ssize_t k = 0; k < c->nops; k++)
+        if (c->ops[k].kind == OP_BF || c->ops[k].kind == OP_BFT)
+            tw_bytes += (size_t)c->n / 2 * elem * (c->is_complex ? 8 : 4);
+    if (tw_bytes > ((size_t)1 << 20))
+        return vec_bytes <= ((size_t)1 << 18) ? 4 : 2;
+    int tile = 1;
+    while (tile < 4 && 2 * tile * vec_bytes <= ((size_t)1 << 15))
+        tile *= 2;
+    return tile;
+}
+
 static int plan_init(PlanObject *self, PyObject *args, PyObject *kwds)
 {
     Py_ssize_t n;
@@ -268,7 +290,7 @@ static int plan_init(PlanObject *self, PyObject *args, PyObject *kwds)
     if (!seq)
         return -1;
     Py_ssize_t nops = PySequence_Fast_GET_SIZE(seq);
-    self->core = (core_t){n, is_complex, is_double, nops, NULL, NULL, 0};
+    self->core = (core_t){n, is_complex, is_double, nops, NULL, NULL, 0, 1};
     self->core.ops = PyMem_Calloc(nops ? nops : 1, sizeof(op_t));
     self->views = PyMem_Calloc(nops ? nops : 1, sizeof(Py_buffer));
     if (!self->core.ops || !self->views) {
@@ -283,6 +305,7 @@ static int plan_init(PlanObject *self, PyObject *args, PyObject *kwds)
             return -1;
         }
     Py_DECREF(seq);
+    self->core.tile = choose_tile(&self->core);
     if (nops > 0 && self->core.ops[0].kind == OP_GATHER) {
         self->core.load_idx = (const int32_t *)self->core.ops[0].data;
         self->core.first_op = 1;
@@ -415,71 +438,118 @@ PyMODINIT_FUNC PyInit__kernel(void)
 
 #else /* BFLY_TEMPLATE: numeric code for element type T, names suffixed by SUF */
 
-/* (x0, x1) <- [[a, b], [c, d]] (x0, x1) over n contiguous real pairs. */
-BFLY_INLINE void SUF(pair_real)(T *restrict x0, T *restrict x1, const T *restrict tw, Py_ssize_t cs, Py_ssize_t n)
+/* A tile of `nv` vectors lives in the scratch as planes: vector v's real plane at re + v * vs,
+ * its imaginary plane n elements further.  Twiddles come in blocks of W pairs, each block holding
+ * its K planes of W values back to back, in the order the stage consumes them: one sequential
+ * stream, read once per tile (so a tile of 4 vectors reads the twiddles a quarter as often). */
+
+/* Pairs (o0 + k, o1 + k), k < len, for every vector of the tile, blocks of W pairs at a time. */
+#define BFLY_PAIR_BODY(W)                                                                           \
+    for (Py_ssize_t kb = 0; kb < len; kb += (W), tw += K * (W)) {                                   \
+        for (int v = 0; v < nv; v++) {                                                              \
+            T *restrict x0r = re + v * vs + o0 + kb, *restrict x1r = re + v * vs + o1 + kb;         \
+            if (cplx) {                                                                             \
+                T *restrict x0i = x0r + n, *restrict x1i = x1r + n;                                 \
+                for (Py_ssize_t l = 0; l < (W); l++) {                                              \
+                    T ar = tw[l], ai = tw[(W) + l], br = tw[2 * (W) + l], bi = tw[3 * (W) + l];     \
+                    T cr = tw[4 * (W) + l], ci = tw[5 * (W) + l], dr = tw[6 * (W) + l], di = tw[7 * (W) + l]; \
+                    T ur = x0r[l], ui = x0i[l], vr = x1r[l], vi = x1i[l];                           \
+                    x0r[l] = ar * ur - ai * ui + br * vr - bi * vi;                                 \
+                    x0i[l] = ar * ui + ai * ur + br * vi + bi * vr;                                 \
+                    x1r[l] = cr * ur - ci * ui + dr * vr - di * vi;                                 \
+                    x1i[l] = cr * ui + ci * ur + dr * vi + di * vr;                                 \
+                }                                                                                   \
+            } else {                                                                                \
+                for (Py_ssize_t l = 0; l < (W); l++) {                                              \
+                    T u = x0r[l], w = x1r[l];                                                       \
+                    x0r[l] = tw[l] * u + tw[(W) + l] * w;                                           \
+                    x1r[l] = tw[2 * (W) + l] * u + tw[3 * (W) + l] * w;                             \
+                }                                                                                   \
+            }                                                                                       \
+        }                                                                                           \
+    }
+
+/* W = 8 with GCC vector types: one block is one or two SIMD registers per plane, loaded once and
+ * used for every vector of the tile; explicit vectors leave no aliasing doubt to version against. */
+typedef T SUF(vec8) __attribute__((vector_size(8 * sizeof(T)), aligned(sizeof(T))));
+
+BFLY_INLINE void SUF(pair_w8)(T *re, Py_ssize_t n, Py_ssize_t vs, int nv, Py_ssize_t o0, Py_ssize_t o1, const T *tw,
+                              Py_ssize_t len, int cplx)
 {
-    const T *restrict a = tw, *restrict b = tw + cs, *restrict c = tw + 2 * cs, *restrict d = tw + 3 * cs;
-    for (Py_ssize_t k = 0; k < n; k++) {
-        T u = x0[k], v = x1[k];
-        x0[k] = a[k] * u + b[k] * v;
-        x1[k] = c[k] * u + d[k] * v;
+    typedef SUF(vec8) V;
+    const V *t = (const V *)tw;
+    for (Py_ssize_t kb = 0; kb < len; kb += 8, t += cplx ? 8 : 4) {
+        if (cplx) {
+            V ar = t[0], ai = t[1], br = t[2], bi = t[3], cr = t[4], ci = t[5], dr = t[6], di = t[7];
+            for (int v = 0; v < nv; v++) {
+                V *x0r = (V *)(re + v * vs + o0 + kb), *x1r = (V *)(re + v * vs + o1 + kb);
+                V *x0i = (V *)(re + v * vs + n + o0 + kb), *x1i = (V *)(re + v * vs + n + o1 + kb);
+                V ur = *x0r, ui = *x0i, vr = *x1r, vi = *x1i;
+                *x0r = ar * ur - ai * ui + br * vr - bi * vi;
+                *x0i = ar * ui + ai * ur + br * vi + bi * vr;
+                *x1r = cr * ur - ci * ui + dr * vr - di * vi;
+                *x1i = cr * ui + ci * ur + dr * vi + di * vr;
+            }
+        } else {
+            V a = t[0], b = t[1], c = t[2], d = t[3];
+            for (int v = 0; v < nv; v++) {
+                V *x0 = (V *)(re + v * vs + o0 + kb), *x1 = (V *)(re + v * vs + o1 + kb);
+                V u = *x0, w = *x1;
+                *x0 = a * u + b * w;
+                *x1 = c * u + d * w;
+            }
+        }
     }
 }
 
-/* The same for complex numbers held as split planes (x0r, x0i), (x1r, x1i). */
-BFLY_INLINE void SUF(pair_cplx)(T *restrict x0r, T *restrict x0i, T *restrict x1r, T *restrict x1i, const T *restrict tw,
-                                Py_ssize_t cs, Py_ssize_t n)
+/* Runs shorter than 8 (tiny N only): one block of W = len. */
+BFLY_INLINE void SUF(pair_short)(T *re, Py_ssize_t n, Py_ssize_t vs, int nv, Py_ssize_t o0, Py_ssize_t o1, const T *tw,
+                                 Py_ssize_t len, int cplx)
 {
-    const T *restrict ar = tw, *restrict ai = tw + cs, *restrict br = tw + 2 * cs, *restrict bi = tw + 3 * cs;
-    const T *restrict cr = tw + 4 * cs, *restrict ci = tw + 5 * cs, *restrict dr = tw + 6 * cs, *restrict di = tw + 7 * cs;
-    for (Py_ssize_t k = 0; k < n; k++) {
-        T ur = x0r[k], ui = x0i[k], vr = x1r[k], vi = x1i[k];
-        x0r[k] = ar[k] * ur - ai[k] * ui + br[k] * vr - bi[k] * vi;
-        x0i[k] = ar[k] * ui + ai[k] * ur + br[k] * vi + bi[k] * vr;
-        x1r[k] = cr[k] * ur - ci[k] * ui + dr[k] * vr - di[k] * vi;
-        x1i[k] = cr[k] * ui + ci[k] * ur + dr[k] * vi + di[k] * vr;
-    }
+    const Py_ssize_t K = cplx ? 8 : 4;
+    BFLY_PAIR_BODY(len)
 }
 
-BFLY_INLINE void SUF(pair)(T *re, T *im, Py_ssize_t o0, Py_ssize_t o1, const T *tw, Py_ssize_t cs, Py_ssize_t len, int cplx)
+BFLY_INLINE void SUF(pair)(T *re, Py_ssize_t n, Py_ssize_t vs, int nv, Py_ssize_t o0, Py_ssize_t o1, const T *tw,
+                           Py_ssize_t len, int cplx)
 {
-    if (cplx)
-        SUF(pair_cplx)(re + o0, im + o0, re + o1, im + o1, tw, cs, len);
-    else
-        SUF(pair_real)(re + o0, re + o1, tw, cs, len);
+    if (len % 8 == 0) {
+        if (cplx)
+            SUF(pair_w8)(re, n, vs, nv, o0, o1, tw, len, 1);
+        else
+            SUF(pair_w8)(re, n, vs, nv, o0, o1, tw, len, 0);
+    } else {
+        SUF(pair_short)(re, n, vs, nv, o0, o1, tw, len, cplx);
+    }
 }
 
 /* Canonical stage with stride s: block j holds pairs (2js + low, 2js + s + low), twiddle j*s + low. */
-BFLY_INLINE void SUF(stage_bf)(T *re, T *im, const op_t *op, Py_ssize_t n, int cplx)
+BFLY_INLINE void SUF(stage_bf)(T *re, Py_ssize_t n, Py_ssize_t vs, int nv, const op_t *op, int cplx)
 {
     const T *tw = (const T *)op->data;
-    Py_ssize_t s = op->s;
+    Py_ssize_t s = op->s, K = cplx ? 8 : 4;
     for (Py_ssize_t j0 = 0; j0 < n; j0 += 2 * s)
-        SUF(pair)(re, im, j0, j0 + s, tw + j0 / 2, op->cstride, s, cplx);
+        SUF(pair)(re, n, vs, nv, j0, j0 + s, tw + K * (j0 / 2), s, cplx);
 }
 
-/* Stage with stride s < R on the (R, C)-transposed vector: rows r and r+s for every r without bit s;
- * the twiddles were stored as (R/2, C) per component with row c = (r / 2s) * s + r % s. */
-BFLY_INLINE void SUF(stage_bft)(T *re, T *im, const op_t *op, int cplx)
+/* Stage with stride s < R on the (R, C)-transposed vector: rows r and r+s for every r without bit s,
+ * in increasing r, which is the order the twiddle rows c = (r / 2s) * s + r % s were stored in. */
+BFLY_INLINE void SUF(stage_bft)(T *re, Py_ssize_t n, Py_ssize_t vs, int nv, const op_t *op, int cplx)
 {
     const T *tw = (const T *)op->data;
-    Py_ssize_t s = op->s, cols = op->cols;
+    Py_ssize_t s = op->s, cols = op->cols, K = cplx ? 8 : 4;
     for (Py_ssize_t r = 0; r < op->rows; r++) {
         if (r & s)
             continue;
         Py_ssize_t c = (r / (2 * s)) * s + r % s;
-        SUF(pair)(re, im, r * cols, (r + s) * cols, tw + c * cols, op->cstride, cols, cplx);
+        SUF(pair)(re, n, vs, nv, r * cols, (r + s) * cols, tw + K * c * cols, cols, cplx);
     }
 }
 
-BFLY_INLINE void SUF(gather)(T *restrict dre, T *restrict dim, const T *restrict sre, const T *restrict sim,
-                             const int32_t *restrict idx, Py_ssize_t n, int cplx)
+BFLY_INLINE void SUF(gather)(T *restrict dst, const T *restrict src, const int32_t *restrict idx, Py_ssize_t n)
 {
     for (Py_ssize_t t = 0; t < n; t++)
-        dre[t] = sre[idx[t]];
-    if (cplx)
-        for (Py_ssize_t t = 0; t < n; t++)
-            dim[t] = sim[idx[t]];
+        dst[t] = src[idx[t]];
 }
 
 BFLY_INLINE void SUF(diag)(T *restrict re, T *restrict im, const T *restrict d, Py_ssize_t n, int cplx)
@@ -535,31 +605,54 @@ BFLY_INLINE void SUF(store)(T *restrict y, const T *restrict re, const T *restri
     }
 }
 
-/* Apply the plan to `count` consecutive vectors; each goes through every op before the next starts. */
-BFLY_CLONES static void SUF(run_range)(const core_t *c, const T *x, T *y, int xc, int yc, Py_ssize_t count, T *scratch)
+/* Run the ops on a tile of nv vectors held in `cur` (planes, vs apart); `alt` is the spare buffer
+ * for gathers. Returns the buffer that holds the result. */
+BFLY_INLINE T *SUF(run_ops)(const core_t *c, T *cur, T *alt, Py_ssize_t vs, int nv)
 {
     Py_ssize_t n = c->n;
     int cplx = c->is_complex;
-    Py_ssize_t xs = n * (xc ? 2 : 1), ys = n * (yc ? 2 : 1);
-    for (Py_ssize_t b = 0; b < count; b++) {
-        T *re = scratch, *im = scratch + n, *ore = scratch + 2 * n, *oim = scratch + 3 * n;
-        SUF(load)(re, im, x + b * xs, c->load_idx, n, xc, cplx);
-        for (Py_ssize_t k = c->first_op; k < c->nops; k++) {
-            const op_t *op = &c->ops[k];
-            switch (op->kind) {
-            case OP_GATHER: {
-                SUF(gather)(ore, oim, re, im, (const int32_t *)op->data, n, cplx);
-                T *t0 = re, *t1 = im;
-                re = ore, im = oim, ore = t0, oim = t1;
-                break;
+    for (Py_ssize_t k = c->first_op; k < c->nops; k++) {
+        const op_t *op = &c->ops[k];
+        switch (op->kind) {
+        case OP_GATHER:
+            for (int v = 0; v < nv; v++) {
+                SUF(gather)(alt + v * vs, cur + v * vs, (const int32_t *)op->data, n);
+                if (cplx)
+                    SUF(gather)(alt + v * vs + n, cur + v * vs + n, (const int32_t *)op->data, n);
             }
-            case OP_BF: SUF(stage_bf)(re, im, op, n, cplx); break;
-            case OP_BFT: SUF(stage_bft)(re, im, op, cplx); break;
-            case OP_DIAG: SUF(diag)(re, im, (const T *)op->data, n, cplx); break;
-            case OP_REAL: memset(im, 0, (size_t)n * sizeof(T)); break;
-            }
+            T *t = cur;
+            cur = alt, alt = t;
+            break;
+        case OP_BF: SUF(stage_bf)(cur, n, vs, nv, op, cplx); break;
+        case OP_BFT: SUF(stage_bft)(cur, n, vs, nv, op, cplx); break;
+        case OP_DIAG:
+            for (int v = 0; v < nv; v++)
+                SUF(diag)(cur + v * vs, cur + v * vs + n, (const T *)op->data, n, cplx);
+            break;
+        case OP_REAL:
+            for (int v = 0; v < nv; v++)
+                memset(cur + v * vs + n, 0, (size_t)n * sizeof(T));
+            break;
         }
-        SUF(store)(y + b * ys, re, im, n, yc);
+    }
+    return cur;
+}
+
+/* Apply the plan to `count` consecutive vectors, a tile at a time: each tile goes through every
+ * op before the next starts, so it stays in L1/L2 across all log2 N stages. */
+BFLY_CLONES static void SUF(run_range)(const core_t *c, const T *x, T *y, int xc, int yc, Py_ssize_t count, T *scratch)
+{
+    Py_ssize_t n = c->n, vs = 2 * n;
+    int cplx = c->is_complex, tile = c->tile;
+    Py_ssize_t xs = n * (xc ? 2 : 1), ys = n * (yc ? 2 : 1);
+    T *bufa = scratch, *bufb = scratch + (Py_ssize_t)tile * vs;
+    for (Py_ssize_t b = 0; b < count; b += tile) {
+        int nv = count - b < tile ? (int)(count - b) : tile;
+        for (int v = 0; v < nv; v++)
+            SUF(load)(bufa + v * vs, bufa + v * vs + n, x + (b + v) * xs, c->load_idx, n, xc, cplx);
+        T *res = SUF(run_ops)(c, bufa, bufb, vs, nv);
+        for (int v = 0; v < nv; v++)
+            SUF(store)(y + (b + v) * ys, res + v * vs, res + v * vs + n, n, yc);
     }
 }
 

@@ -10,7 +10,8 @@ simple operations (see ``_kernel.c``), and every layout decision is readable Pyt
 
 * one working precision (float32 or float64) for the whole chain, complex ("split" into separate
   real and imaginary planes) when any step or the input is complex;
-* each butterfly stage's twiddles as contiguous planes (a, b, c, d; complex: re and im of each);
+* each butterfly stage's twiddles in the order the stage uses them, in blocks of 8 pairs holding
+  the planes a, b, c, d (complex: re and im of each) back to back: one sequential stream;
 * the strides below ``_ROWS`` (1, 2, 4) run on the vector viewed transposed as a (R, N/R) matrix,
   where they mix whole rows, so they vectorize like the large strides instead of falling back to
   scalar code; entering and leaving that view are gathers, merged with any adjacent permutation.
@@ -224,14 +225,17 @@ def _butterfly_ops(twiddle: np.ndarray, n: int, is_complex: bool, real_dt: np.dt
         comps = [twiddle[lev, :, 0, 0], twiddle[lev, :, 0, 1], twiddle[lev, :, 1, 0], twiddle[lev, :, 1, 1]]
         if s < rows:  # twiddle i = blk * rows/2 + c  ->  plane (rows/2, cols) indexed [c, blk]
             comps = [c.reshape(cols, rows // 2).T for c in comps]
-        planes = [p for c in comps for p in ((c.real, np.imag(c)) if is_complex else (c,))]
-        data = np.ascontiguousarray(np.stack(planes), dtype=real_dt)
+        planes = np.stack([p for c in comps for p in ((c.real, np.imag(c)) if is_complex else (c,))])
+        run = cols if s < rows else s
+        width = min(8, run)  # pairs per twiddle block, see _kernel.c
+        blocks = planes.reshape(len(planes), half // width, width).transpose(1, 0, 2)
+        data = np.ascontiguousarray(blocks, dtype=real_dt)
         if s < rows:
-            ops.append((_OP_BFT, s, rows, cols, half, data))
+            ops.append((_OP_BFT, s, rows, cols, width, data))
         else:
             if s == rows:
                 ops.append(_gather(np.arange(n).reshape(rows, cols).T.ravel()))  # back to natural order
-            ops.append((_OP_BF, s, 0, 0, half, data))
+            ops.append((_OP_BF, s, 0, 0, width, data))
     return ops
 
 

@@ -175,7 +175,7 @@ def test_extension_rejects_bad_plans():
     with pytest.raises(ValueError, match="out of range"):
         ext.Plan(4, False, True, [(kernel._OP_GATHER, 0, 0, 0, 0, np.array([0, 1, 2, 9], np.int32))])
     with pytest.raises(ValueError, match="bytes"):
-        ext.Plan(4, False, True, [(kernel._OP_BF, 1, 0, 0, 2, np.zeros(3))])
+        ext.Plan(4, False, True, [(kernel._OP_BF, 1, 0, 0, 1, np.zeros(3))])
     plan = ext.Plan(4, False, True, [])
     with pytest.raises(TypeError, match="element format"):
         plan.run(np.zeros(4, np.float32), np.zeros(4, np.float32))
