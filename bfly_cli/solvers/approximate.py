@@ -1,0 +1,120 @@
+"""Best approximation when nothing is exact: closed form, then a float64 polish, ``budget`` blocks.
+
+Design (budget ``K`` = number of butterfly blocks, 1..8):
+
+1. **Closed form.** :func:`discover_permutation` and :func:`factor_butterfly` give the hierarchical
+   fit ``B1 P1`` (every split the best rank-one fit of its blocks).
+2. **Polish.** :func:`~.polish.polish` runs L-BFGS on the exact loss ``||M - T||_F^2`` over all
+   twiddles, permutations fixed. For a real target the model is the paper's: complex twiddles and
+   a final ``real`` step, ``M = Re(B P)`` (2N log2 N complex numbers: one untied complex B.P).
+   The real closed form is a stationary point in the imaginary directions (a purely imaginary
+   perturbation does not move ``Re(M)`` to first order), so the start gets a tiny imaginary
+   perturbation; the polish keeps the best chain it saw, and the unperturbed closed form is
+   compared at the end, so the result is never worse than the closed form.
+3. **More blocks** (product design). Block ``k >= 2`` is a butterfly ``B_k`` behind a bit
+   reversal ``R`` (the wiring of the two-butterfly route): ``M = B_K R ... B_2 R B_1 P_1``. It starts
+   as the identity, so the chain starts *exactly* at the ``K-1`` result and the joint polish can
+   only improve on it: the error is monotone in ``K``. Parameters grow linearly (K x one B.P).
+
+The polish length is set by the cost of one loss evaluation (O(K N^2 log N)), so that N = 1024
+stays within tens of seconds on two cores; all randomness is seeded.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from ..errors import BflyError
+from ..factors import Step
+from . import RouteUnavailable
+from .hierarchical import factor_butterfly
+from .inverse import bit_reversal
+from .permutation import discover_permutation
+from .polish import polish
+
+MAX_BUDGET = 8
+_WORK = 1e8  # ~ N^2 log2 N x iterations spent in the polish per block
+_KICK = 1e-3  # relative size of the imaginary perturbation that breaks the real stationary point
+
+
+class BudgetError(BflyError, ValueError):
+    """``budget`` outside 1..8: bad usage (exit 2), whichever of the two a caller catches."""
+
+
+def solve_approximate(matrix: np.ndarray, budget: int = 1) -> tuple[list[Step], dict[str, Any]]:
+    """Best approximation with ``budget`` butterfly blocks; see the module docstring for the design."""
+    if isinstance(budget, bool) or not isinstance(budget, (int, np.integer)) or not 1 <= budget <= MAX_BUDGET:
+        raise BudgetError(f"budget must be an integer from 1 to {MAX_BUDGET} (butterfly blocks), got {budget!r}")
+    t = _checked(matrix)
+    real = not np.iscomplexobj(t)
+    n = t.shape[0]
+    perm = discover_permutation(t)
+    closed = [Step("permutation", perm), Step("butterfly", factor_butterfly(t[:, perm]).astype(np.complex128))]
+    closed_loss = _loss(t, closed, real)
+    steps, history = closed, []
+    for blocks in range(1, budget + 1):
+        start = _kick(steps, real) if blocks == 1 else steps + [Step("permutation", bit_reversal(n)), Step("butterfly", _identity(n))]
+        result = polish(t, start, iterations(n, blocks), real)
+        history.append({"blocks": blocks, "start_rel_error": _rel(result.start_loss, t), "rel_error": _rel(result.final_loss, t),
+                        "evaluations": result.evaluations, "seconds": round(result.seconds, 3)})
+        steps = result.steps if blocks > 1 or result.final_loss < closed_loss else closed
+    out = _finish(steps, matrix, real)
+    return out, {"budget": budget, "closed_form_rel_error": _rel(closed_loss, t), "polish": history}
+
+
+def iterations(n: int, blocks: int) -> int:
+    """L-BFGS iterations for a chain of ``blocks`` butterflies of size ``n`` (10..200)."""
+    levels = max(n.bit_length() - 1, 1)
+    return int(np.clip(_WORK / (blocks * n * n * levels), 10, 200))
+
+
+def _checked(matrix: np.ndarray) -> np.ndarray:
+    m = np.asarray(matrix)
+    n = m.shape[0]
+    if m.ndim != 2 or m.shape[1] != n or n < 2 or n & (n - 1):
+        raise RouteUnavailable(f"needs a square matrix with a power-of-two size >= 2, got shape {m.shape}")
+    if not np.all(np.isfinite(m)):
+        raise RouteUnavailable("the matrix holds NaN or Inf values")
+    return m.astype(np.complex128 if np.iscomplexobj(m) else np.float64)
+
+
+def _kick(steps: list[Step], real: bool) -> list[Step]:
+    """For a real target, add a small seeded imaginary part to the twiddles (see module docstring)."""
+    if not real:
+        return steps
+    rng = np.random.default_rng(0)
+    out = []
+    for s in steps:
+        if s.kind == "butterfly":
+            size = np.sqrt(np.mean(np.abs(s.data) ** 2))
+            s = Step("butterfly", s.data + 1j * _KICK * size * rng.standard_normal(s.data.shape))
+        out.append(s)
+    return out
+
+
+def _identity(n: int) -> np.ndarray:
+    """Twiddles of the identity butterfly, plus a tiny seeded imaginary part (same reason as the kick)."""
+    levels = n.bit_length() - 1
+    tw = np.zeros((levels, n // 2, 2, 2), dtype=np.complex128)
+    tw[..., 0, 0] = tw[..., 1, 1] = 1.0
+    return tw + 1j * 1e-6 * np.random.default_rng(1).standard_normal(tw.shape)
+
+
+def _loss(t: np.ndarray, steps: list[Step], real: bool) -> float:
+    from ..factors import Factors
+
+    m = Factors(t.shape[0], steps).to_dense()
+    return float(np.linalg.norm((m.real if real else m) - t) ** 2)
+
+
+def _rel(loss: float, t: np.ndarray) -> float:
+    return float(np.sqrt(loss) / max(float(np.linalg.norm(t)), np.finfo(np.float64).tiny))
+
+
+def _finish(steps: list[Step], matrix: np.ndarray, real: bool) -> list[Step]:
+    """Cast to the input precision and end with ``real`` for a real target."""
+    single = np.asarray(matrix).dtype in (np.float32, np.complex64)
+    out = [Step(s.kind, s.data.astype(np.complex64)) if single and s.kind == "butterfly" else s for s in steps]
+    return out + [Step("real")] if real else out
