@@ -10,6 +10,10 @@ A :class:`Factors` is a list of :class:`Step` applied *in order* to a column vec
                  This is the one canonical twiddle layout of the project ("increasing stride").
 ``diagonal``     ``data``: vector ``d`` of length N; ``x <- d * x``.
 ``real``         no data; ``x <- Re(x)``.
+``rank2``        ``data``: real stages of shape ``(L, N/2, 2, 2, 2, 2)``: a butterfly whose every
+                 position carries a 2-slot state (input in slot 0, output read from slot 0);
+                 ``data[l, i, o, s, c, r]`` maps slot r of pair member c to slot s of member o.
+                 The exact form of real transforms whose blocks have rank 2 (DCT, DST, ...).
 
 The matrix is therefore the product of the steps' matrices in *reverse* order, and its
 ``structure`` string reads like that product: ``[permutation, butterfly]`` is ``"BP"``.
@@ -27,8 +31,8 @@ import numpy as np
 
 from .errors import FormatError
 
-STEP_KINDS = ("permutation", "butterfly", "diagonal", "real")
-_LETTER = {"permutation": "P", "butterfly": "B", "diagonal": "D", "real": "R"}
+STEP_KINDS = ("permutation", "butterfly", "diagonal", "real", "rank2")
+_LETTER = {"permutation": "P", "butterfly": "B", "diagonal": "D", "real": "R", "rank2": "Q"}
 
 
 @dataclass
@@ -42,6 +46,8 @@ class Step:
         """Stored numbers that are free parameters (a permutation is structure, not parameters)."""
         if self.kind in ("butterfly", "diagonal"):
             return int(self.data.size)
+        if self.kind == "rank2":
+            return rank2_param_count(self.data.shape[0], 2 * self.data.shape[1])
         return 0
 
 
@@ -111,6 +117,8 @@ def apply_step(step: Step, x: np.ndarray) -> np.ndarray:
         return x * step.data
     if step.kind == "real":
         return np.real(x).copy()
+    if step.kind == "rank2":
+        return rank2_multiply(step.data, x)
     raise ValueError(f"unknown step kind {step.kind!r}")
 
 
@@ -133,6 +141,28 @@ def butterfly_multiply(twiddle: np.ndarray, x: np.ndarray) -> np.ndarray:
         v[..., 1, :] = t[..., 1, 0] * x0 + t[..., 1, 1] * x1
         v[..., 0, :] = y0
     return out
+
+
+def rank2_multiply(stages: np.ndarray, x: np.ndarray) -> np.ndarray:
+    """Apply a ``rank2`` step along the last axis: slot state, stride 1 first, read slot 0."""
+    levels, half = stages.shape[:2]
+    n = 2 * half
+    batch = x.shape[:-1]
+    state = np.zeros((*batch, n, 2), dtype=np.result_type(x.dtype, stages.dtype))
+    state[..., 0] = x
+    for lev in range(levels):
+        s = 1 << lev
+        v = state.reshape(*batch, n // (2 * s), 2, s, 2)
+        t = stages[lev].reshape(n // (2 * s), s, 2, 2, 2, 2)
+        state = np.einsum("bsoprq,...brsq->...bosp", t, v).reshape(*batch, n, 2)
+    return state[..., 0].copy()
+
+
+def rank2_param_count(levels: int, n: int) -> int:
+    """Free entries of a ``rank2`` step: 4x4 blocks inside, 4x2 / 2x4 at the real ends."""
+    if levels == 1:
+        return 2 * n
+    return (n // 2) * (8 + 8 + 16 * (levels - 2))
 
 
 def log2_exact(n: int) -> int:
@@ -159,7 +189,8 @@ def validate_steps(n: int, steps: Iterable[Step]) -> None:
         data = step.data
         if not isinstance(data, np.ndarray):
             raise FormatError(f"{where} has no data array")
-        expected = {"permutation": (n,), "butterfly": (levels, n // 2, 2, 2), "diagonal": (n,)}[step.kind]
+        expected = {"permutation": (n,), "butterfly": (levels, n // 2, 2, 2), "diagonal": (n,),
+                    "rank2": (levels, n // 2, 2, 2, 2, 2)}[step.kind]
         if data.shape != expected:
             raise FormatError(f"{where} has shape {data.shape}, expected {expected}")
         if step.kind == "permutation":
