@@ -70,7 +70,9 @@ def _num(value: float | None) -> str:
 
 
 def _ratio(value: float | None) -> str:
-    return "-" if value is None else f"{value:.3g}x"
+    if value is None:
+        return "-"
+    return f"{value:,.0f}x" if value >= 100 else f"{value:.3g}x"
 
 
 def _sci(value: Any) -> str:
