@@ -154,7 +154,7 @@ def speed_figure(records: list[dict[str, Any]]):
     _speedup_panel(panels[len(benched)], benched, records)
     for panel in panels[len(benched) + 1:]:
         panel.axis("off")
-    figure.suptitle("Time to apply one vector (one thread, batch 1; lower is better)")
+    figure.suptitle("Time to apply one vector (one thread, batch 1, the factors' dtype; lower is better)")
     return figure
 
 
@@ -196,7 +196,7 @@ def _speedup_panel(panel, names: list[str], records: list[dict[str, Any]]) -> No
             panel.plot(xs, ys, "o-", markersize=3, label=f"bfly {name}")
     paper = paper_data("paper_speed_cpu")
     for key, style in (("butterfly_BP", "k--"), ("numpy_fft", "k:")):
-        panel.plot(paper["sizes"], paper["speedup_over_gemv"][key], style, label=f"paper {key}")
+        panel.plot(paper["sizes"], paper["speedup_over_gemv"][key], style, label=f"paper {key} (float32)")
     panel.axhline(1.0, color="grey", linewidth=0.8)
     _log2_axis(panel)
     panel.set_yscale("log")

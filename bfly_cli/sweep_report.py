@@ -240,7 +240,11 @@ def report_markdown(records: list[dict[str, Any]], images: list[str], note: str 
     ]
     parts += [f"![{Path(img).stem}]({img})\n" for img in images]
     if has_bench(records):
-        parts += ["## Speed (one vector, one thread, µs per vector; medians)", "", speed_table(records), ""]
+        parts += ["## Speed (one vector, one thread, µs per vector; medians)", "",
+                  "Timed by `bfly bench` in each cell's worker, in the factors' own dtype (float64 or complex128; "
+                  "the paper timed float32), against a dense GEMV with the reconstructed matrix and the fast "
+                  "library for the transform. Cells ran `--jobs` at a time, so other work shared the machine.",
+                  "", speed_table(records), ""]
     if note:
         parts += [note, ""]
     parts += ["## Every cell", "", cells_table(records), ""]
