@@ -33,8 +33,24 @@ def solve_hierarchical(matrix: np.ndarray) -> tuple[list[Step], dict[str, Any]]:
     return [Step("permutation", perm), Step("butterfly", twiddle)], {}
 
 
-_SOLVER_FUNCS: dict[str, Callable[[np.ndarray], tuple[list[Step], dict[str, Any]]]] = {
+def solve_auto(matrix: np.ndarray, budget: int = 1) -> tuple[list[Step], dict[str, Any]]:
+    """The first exact route (B.P, real rank-2, two butterflies) else the best approximation."""
+    from .solvers.auto import solve_auto as auto
+
+    return auto(matrix, budget=budget)
+
+
+def solve_real_rank2(matrix: np.ndarray) -> tuple[list[Step], dict[str, Any]]:
+    """Real matrices with rank-2 blocks: ``[permutation, rank2]``."""
+    from .solvers.real_routes import solve_real_rank2 as route
+
+    return route(matrix)
+
+
+_SOLVER_FUNCS: dict[str, Callable[..., tuple[list[Step], dict[str, Any]]]] = {
     "hierarchical": solve_hierarchical,
+    "auto": solve_auto,
+    "real_rank2": solve_real_rank2,
 }
 
 
@@ -45,6 +61,7 @@ def learn(
     dtype: str = "float64",
     tol: float | None = None,
     meta: dict[str, Any] | None = None,
+    solver_options: dict[str, Any] | None = None,
 ) -> Factors:
     """Factor ``matrix`` and return :class:`Factors` whose ``meta`` holds errors and provenance.
 
@@ -58,7 +75,7 @@ def learn(
     matrix = np.asarray(matrix)
     work = matrix.astype(_work_dtype(matrix, dtype))
     start = time.perf_counter()
-    steps, extra = _SOLVER_FUNCS[solver](work)
+    steps, extra = _run_solver(solver, work, solver_options or {})
     seconds = time.perf_counter() - start
     factors = Factors(matrix.shape[0], steps)
     errors = error_report(factors.to_dense(), matrix)
@@ -68,6 +85,20 @@ def learn(
         failure.factors = factors
         raise failure
     return factors
+
+
+def _run_solver(solver: str, work: np.ndarray, options: dict[str, Any]) -> tuple[list[Step], dict[str, Any]]:
+    """Call the solver with its options; a route that cannot apply becomes a one-line BflyError."""
+    from .solvers import RouteUnavailable
+
+    try:
+        return _SOLVER_FUNCS[solver](work, **options)
+    except RouteUnavailable as exc:
+        raise BflyError(f"solver {solver!r} cannot factor this matrix: {exc}") from None
+    except TypeError as exc:
+        if options and "unexpected keyword" in str(exc):
+            raise BflyError(f"solver {solver!r} takes no options {sorted(options)}") from None
+        raise
 
 
 def _work_dtype(matrix: np.ndarray, dtype: str) -> np.dtype:

@@ -4,11 +4,15 @@ A solver sees only the matrix, never the transform's name.
 
 ``hierarchical``  closed-form butterfly factorization B.P with permutation discovery
                   (:mod:`.hierarchical` for the factorization, :mod:`.permutation` for P).
+``real_rank2``    real matrices with rank-2 blocks (DCT/DST-like): ``[permutation, rank2]``
+                  (:mod:`.real_routes`).
+``auto``          tries B.P, real_rank2, two butterflies, then the best approximation, and keeps
+                  the first exact one (:mod:`.auto`).
 """
 
 from __future__ import annotations
 
-SOLVERS = ("hierarchical",)
+SOLVERS = ("hierarchical", "auto", "real_rank2")
 
 
 class RouteUnavailable(Exception):

@@ -1,0 +1,123 @@
+"""``--solver auto``: the cheapest exact structure the matrix admits, found from the matrix alone.
+
+Routes are tried in order of cost and the first *exact* one (float64 ``rel_error <= 1e-12``) wins:
+
+1. ``bp``          B.P, real or complex (closed form, permutation discovered).
+2. ``real_rank2``  real matrices only: B.P with rank-2 blocks (``[permutation, rank2]``), for
+                   DCT-II/DST-II-like transforms that are real parts of complex butterflies.
+3. ``two_butterfly`` circulant-like matrices (``solve_two_butterfly``, another module).
+4. ``approximate`` the best approximation with ``budget`` butterfly blocks (``solve_approximate``).
+
+Nothing exact: the approximation is returned (it never has more parameters than ``budget``
+untied complex B.P). Routes 3 and 4 are imported lazily; a route whose module is missing or that
+raises :class:`RouteUnavailable` is recorded as skipped with its reason. Every route's outcome
+goes into the metadata (``auto_tried``), so the file says what was tried and why the winner won.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any, Callable
+
+import numpy as np
+
+from ..errors import BflyError
+from ..factors import Factors, Step
+from ..metrics import error_report, exact_threshold
+from . import RouteUnavailable
+
+MAX_BUDGET = 8
+Route = Callable[[np.ndarray], tuple[list[Step], dict[str, Any]]]
+
+
+def solve_auto(matrix: np.ndarray, budget: int = 1) -> tuple[list[Step], dict[str, Any]]:
+    """Steps of the first exact route (else the approximation) and the ``auto_*`` metadata."""
+    check_budget(budget)
+    exact = exact_threshold(str(np.real(np.empty(0, matrix.dtype)).dtype))
+    tried: list[dict[str, Any]] = []
+    results: list[tuple[str, list[Step], dict[str, Any], float]] = []
+    for name, route in routes(budget):
+        outcome = _attempt(name, route, matrix, exact)
+        tried.append(outcome["record"])
+        if outcome["steps"] is None:
+            continue
+        results.append((name, outcome["steps"], outcome["extra"], outcome["record"]["rel_error"]))
+        if outcome["record"]["rel_error"] <= exact and name != "approximate":
+            reason = f"first exact route: rel_error {outcome['record']['rel_error']:.2e} <= {exact:g}"
+            return outcome["steps"], _meta(name, reason, tried, outcome["extra"])
+    if not results:
+        raise BflyError("no route could factor this matrix: " + "; ".join(f"{t['route']}: {t.get('reason', '')}" for t in tried))
+    name, steps, extra, err = _pick_inexact(results)
+    return steps, _meta(name, f"no exact structure found; best approximation rel_error {err:.2e}", tried, extra)
+
+
+def check_budget(budget: Any) -> int:
+    """``budget`` as an int in 1..MAX_BUDGET, else a one-line :class:`BflyError` (exit 2)."""
+    if isinstance(budget, bool) or not isinstance(budget, (int, np.integer)) or not 1 <= budget <= MAX_BUDGET:
+        raise BflyError(f"--budget must be an integer from 1 to {MAX_BUDGET} (butterfly blocks), got {budget!r}")
+    return int(budget)
+
+
+def routes(budget: int) -> list[tuple[str, Route]]:
+    """The routes in the order auto tries them (names as recorded in ``auto_route``)."""
+    return [("bp", solve_bp), ("real_rank2", _real_rank2), ("two_butterfly", _two_butterfly),
+            ("approximate", lambda m: _approximate(m, budget))]
+
+
+def solve_bp(matrix: np.ndarray) -> tuple[list[Step], dict[str, Any]]:
+    """B.P: discovered permutation, closed-form twiddles (the ``hierarchical`` solver)."""
+    from .hierarchical import factor_butterfly
+    from .permutation import discover_permutation
+
+    perm = discover_permutation(matrix)
+    return [Step("permutation", perm), Step("butterfly", factor_butterfly(matrix[:, perm]))], {}
+
+
+def _real_rank2(matrix: np.ndarray) -> tuple[list[Step], dict[str, Any]]:
+    from .real_routes import solve_real_rank2
+
+    return solve_real_rank2(matrix)
+
+
+def _two_butterfly(matrix: np.ndarray) -> tuple[list[Step], dict[str, Any]]:
+    try:
+        from .two_butterfly import solve_two_butterfly
+    except ImportError as exc:
+        raise RouteUnavailable(f"two-butterfly route not installed ({exc})") from None
+    return solve_two_butterfly(matrix)
+
+
+def _approximate(matrix: np.ndarray, budget: int) -> tuple[list[Step], dict[str, Any]]:
+    try:
+        from .approximate import solve_approximate
+    except ImportError as exc:
+        raise RouteUnavailable(f"approximation route not installed ({exc})") from None
+    return solve_approximate(matrix, budget)
+
+
+def _attempt(name: str, route: Route, matrix: np.ndarray, exact: float) -> dict[str, Any]:
+    """Run one route; its steps (or None), extra metadata and the record for ``auto_tried``."""
+    start = time.perf_counter()
+    try:
+        steps, extra = route(matrix)
+    except RouteUnavailable as exc:
+        return {"steps": None, "extra": {}, "record": {"route": name, "status": "unavailable", "reason": str(exc)}}
+    seconds = time.perf_counter() - start
+    factors = Factors(matrix.shape[0], steps)
+    err = error_report(factors.to_dense(), matrix)["rel_error"]
+    record = {"route": name, "status": "exact" if err <= exact else "inexact", "rel_error": err,
+              "params": factors.n_params(), "structure": factors.structure, "seconds": round(seconds, 4)}
+    return {"steps": steps, "extra": extra, "record": record}
+
+
+def _pick_inexact(results: list[tuple[str, list[Step], dict[str, Any], float]]):
+    """The approximation route when it ran (its parameter count is bounded by the budget), else
+    the most accurate of the others."""
+    for item in results:
+        if item[0] == "approximate":
+            return item
+    return min(results, key=lambda item: item[3])
+
+
+def _meta(route: str, reason: str, tried: list[dict[str, Any]], extra: dict[str, Any]) -> dict[str, Any]:
+    return {**extra, "auto_route": route, "auto_reason": reason, "auto_tried": tried}
