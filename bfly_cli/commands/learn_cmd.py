@@ -15,7 +15,8 @@ def learn(
     target: str = typer.Argument(..., help="Transform name (see 'bfly list') or a .npy/.npz/.h5 matrix file."),
     n: Optional[int] = typer.Option(None, "--n", "-n", help="Size N, a power of two (inferred for a matrix file)."),
     output: Optional[Path] = typer.Option(None, "-o", "--output", help="Output file [default: NAME-N.h5 here]."),
-    solver: str = typer.Option("hierarchical", "--solver", help="Solver: hierarchical."),
+    solver: str = typer.Option("auto", "--solver", help="Solver: auto (first exact of B.P, real rank-2, two butterflies, else best approximation), hierarchical, real_rank2."),
+    budget: Optional[int] = typer.Option(None, "--budget", help="auto only: butterfly blocks for the approximation, 1..8 [default: 1]."),
     dtype: str = typer.Option("float64", "--dtype", help="Working precision: float64 or float32."),
     seed: Optional[int] = typer.Option(None, "--seed", help="Seed for random targets (convolution, randn) [default: 0]."),
     norm: Optional[str] = typer.Option(None, "--norm", help="dct/dst only: 'ortho' for the orthonormal variant."),
@@ -43,13 +44,27 @@ def learn(
     failure = None
     with progress_status(f"learning {tgt.name} N={tgt.n}", quiet or as_json):
         try:
-            factors = learn_factors(tgt.matrix, solver=solver, dtype=dtype, tol=tol, meta=meta)
+            factors = learn_factors(tgt.matrix, solver=solver, dtype=dtype, tol=tol, meta=meta,
+                                    solver_options=_solver_options(solver, budget))
         except CheckFailed as exc:
             factors, failure = exc.factors, exc
     saved = None if failure else str(h5format.save(factors, out, force=force))
     _report(factors.meta, saved, as_json, quiet)
     if failure:
         raise failure
+
+
+def _solver_options(solver: str, budget: int | None) -> dict:
+    """``--budget`` goes to the solvers that take it; elsewhere it is a usage error (exit 2)."""
+    from ..errors import BflyError
+    from ..solvers.auto import check_budget
+
+    if budget is None:
+        return {}
+    check_budget(budget)
+    if solver != "auto":
+        raise BflyError(f"--budget applies to --solver auto, not {solver!r}")
+    return {"budget": budget}
 
 
 def _report(meta: dict, saved: str | None, as_json: bool, quiet: bool) -> None:
