@@ -47,10 +47,18 @@ def solve_real_rank2(matrix: np.ndarray) -> tuple[list[Step], dict[str, Any]]:
     return route(matrix)
 
 
+def solve_gradient(matrix: np.ndarray, **options: Any) -> tuple[list[Step], dict[str, Any]]:
+    """The paper's differentiable learner (BP/BPP/BPBP from random init), float64 polish."""
+    from .solvers.gradient import solve_gradient as learner
+
+    return learner(matrix, **options)
+
+
 _SOLVER_FUNCS: dict[str, Callable[..., tuple[list[Step], dict[str, Any]]]] = {
     "hierarchical": solve_hierarchical,
     "auto": solve_auto,
     "real_rank2": solve_real_rank2,
+    "gradient": solve_gradient,
 }
 
 

@@ -8,11 +8,13 @@ A solver sees only the matrix, never the transform's name.
                   (:mod:`.real_routes`).
 ``auto``          tries B.P, real_rank2, two butterflies, then the best approximation, and keeps
                   the first exact one (:mod:`.auto`).
+``gradient``      the seed paper's differentiable learner: BP/BPP/BPBP from random init with
+                  a relaxed permutation, neighbour search and float64 polish (:mod:`.gradient`).
 """
 
 from __future__ import annotations
 
-SOLVERS = ("hierarchical", "auto", "real_rank2")
+SOLVERS = ("hierarchical", "auto", "real_rank2", "gradient")
 
 
 class RouteUnavailable(Exception):
