@@ -37,6 +37,20 @@ def butterfly_multiply_torch(twiddle: torch.Tensor, x: torch.Tensor) -> torch.Te
     return out
 
 
+def rank2_multiply_torch(stages: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+    """Twin of :func:`bfly_cli.factors.rank2_multiply`: 2-slot state, stride 1 first, slot 0 out."""
+    levels, half = stages.shape[:2]
+    n = 2 * half
+    batch = x.shape[:-1]
+    state = torch.stack([x, torch.zeros_like(x)], dim=-1)
+    for lev in range(levels):
+        s = 1 << lev
+        v = state.reshape(*batch, n // (2 * s), 2, s, 2)
+        t = stages[lev].reshape(n // (2 * s), s, 2, 2, 2, 2).to(v.dtype)
+        state = torch.einsum("bsoprq,...brsq->...bosp", t, v).reshape(*batch, n, 2)
+    return state[..., 0]
+
+
 def factors_to_torch(factors: Factors, device: str | torch.device = "cpu") -> list[tuple[str, torch.Tensor | None]]:
     """The steps as ``(kind, tensor)`` pairs on ``device`` (permutations as int64 index tensors)."""
     steps = []
@@ -59,6 +73,8 @@ def apply_steps_torch(steps: list[tuple[str, torch.Tensor | None]], x: torch.Ten
             x = x * data
         elif kind == "real":
             x = x.real if x.is_complex() else x
+        elif kind == "rank2":
+            x = rank2_multiply_torch(data, x.to(data.dtype) if not x.is_complex() else x)
         else:
             raise ValueError(f"unknown step kind {kind!r}")
     return x
