@@ -31,7 +31,7 @@ import subprocess
 import sys
 import time
 import traceback
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterable
 
@@ -71,7 +71,6 @@ class SweepOptions:
     jobs: int = 1
     shard: tuple[int, int] = (1, 1)
     timeout: float = DEFAULT_TIMEOUT
-    extra: dict[str, Any] = field(default_factory=dict)
 
 
 # ----------------------------------------------------------------------------- parsing options

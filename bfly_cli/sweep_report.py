@@ -198,9 +198,14 @@ def _num(value: Any) -> str:
 
 
 def failures(records: list[dict[str, Any]]) -> str:
-    """Markdown list of the cells that failed or timed out, with their one-line reasons."""
-    bad = [r for r in ordered(records) if r.get("status") != "ok"]
-    return "\n".join(f"- `{r['transform']}-{r['n']}` {r.get('status')}: {r.get('error')}" for r in bad)
+    """Markdown list of the cells that failed or timed out (or whose bench failed), with the reasons."""
+    lines = []
+    for r in ordered(records):
+        if r.get("status") != "ok":
+            lines.append(f"- `{r['transform']}-{r['n']}` {r.get('status')}: {r.get('error')}")
+        elif str(r.get("bench_status", "")).startswith("failed"):
+            lines.append(f"- `{r['transform']}-{r['n']}` learned, but bench {r['bench_status']}")
+    return "\n".join(lines)
 
 
 def summary_counts(records: list[dict[str, Any]]) -> dict[str, int]:

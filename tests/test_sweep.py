@@ -249,3 +249,16 @@ def test_pngs_are_written(sharded: dict[str, Path]) -> None:
     png = sharded["merged"] / "rmse_heatmap.png"
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert "![rmse_heatmap](rmse_heatmap.png)" in (sharded["merged"] / "report.md").read_text()
+
+
+def test_bench_adds_timings(bfly, tmp_path: Path) -> None:
+    out = tmp_path / "bench"
+    result = bfly("sweep", "--transforms", "dft", "--sizes", "8", "--jobs", "1", "--bench", "-o", out)
+    assert result.exit_code == 0, result.stderr
+    (row,) = read_csv(out / "results.csv")
+    for key in ("butterfly_us", "dense_us", "fft_us", "dense_over_butterfly", "butterfly_over_fft"):
+        assert float(row[key]) > 0, key
+    assert row["fft_name"].startswith("scipy.fft")
+    assert "## Speed" in (out / "report.md").read_text()
+    if plots.have_matplotlib():
+        assert (out / "speed.png").read_bytes()[:4] == b"\x89PNG"
