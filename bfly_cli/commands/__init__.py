@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import importlib
 
-COMMAND_MODULES = ("list_cmd", "learn_cmd", "show_cmd", "bench_cmd", "sweep_cmd", "apply_cmd", "export_cmd", "verify_cmd")
+COMMAND_MODULES = ("list_cmd", "learn_cmd", "show_cmd", "bench_cmd", "sweep_cmd", "apply_cmd", "export_cmd", "verify_cmd", "analyze_cmd")
 
 
 def register_all(app) -> None:

@@ -1,0 +1,90 @@
+"""Structure report: how far a matrix is from rank-1 / rank-2 block structure, and the verdict.
+
+For a column order P and a split level l (1 <= l < L), the hierarchical two-factor split
+partitions ``T P^T`` into N blocks of shape ``2^(L-l) x 2^l`` (rows ``(c, b)``, columns ``(a, e)``
+with b, e the low l bits; block ``(a, b)``). T P^T is a butterfly exactly when every block at
+every level has rank 1, and a rank-2 ("real part of a complex butterfly") chain when every block
+has rank <= 2. The report gives, per level, the relative energy beyond rank 1 under the B.P
+order (:func:`~bfly_cli.solvers.permutation.discover_permutation`) and beyond rank 2 under the
+rank-2 order (:func:`~bfly_cli.solvers.plane_permutation.discover_plane_permutation`):
+``sum over blocks of sigma_{r+1}^2 + ... / ||T||_F^2``.
+
+The verdict runs the same closed-form routes as ``--solver auto`` in the same order (B.P, real
+rank-2, two butterflies) and stops at the first exact one, so it always names the structure
+that ``bfly learn`` then picks; the approximation route (a polish) is not run: when nothing is
+exact the verdict is "approximate only".
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from .solvers import RouteUnavailable
+
+VERDICTS = {
+    "bp": "exact B.P",
+    "real_rank2": "exact with rank-2 blocks",
+    "two_butterfly": "needs two butterflies",
+    "approximate": "approximate only",
+}
+
+
+def analyze(matrix: np.ndarray) -> dict[str, Any]:
+    """The per-level table, the routes tried and the verdict (see the module docstring)."""
+    from .solvers.auto import _attempt, routes
+    from .metrics import exact_threshold
+
+    matrix = np.asarray(matrix)
+    exact = exact_threshold("float64")
+    levels = _level_table(matrix)
+    tried = []
+    route = "approximate"
+    for name, fn in routes(1):
+        if name == "approximate":
+            break
+        outcome = _attempt(name, fn, matrix, exact)
+        tried.append(outcome["record"])
+        if outcome["record"].get("status") == "exact":
+            route = name
+            break
+    return {"n": matrix.shape[0], "complex": bool(np.iscomplexobj(matrix)), "levels": levels,
+            "route": route, "verdict": VERDICTS[route], "tried": tried}
+
+
+def _level_table(matrix: np.ndarray) -> list[dict[str, Any]]:
+    """Rows ``{level, block, rank1_tail, rank2_tail}`` for split levels 1 .. L-1."""
+    from .solvers.permutation import discover_permutation
+    from .solvers.plane_permutation import discover_plane_permutation
+
+    n = matrix.shape[0]
+    levels = n.bit_length() - 1
+    bp_order = matrix[:, discover_permutation(matrix)]
+    rank2_order = None
+    if not np.iscomplexobj(matrix) and n >= 4:
+        rank2_order = matrix[:, _best_plane_order(matrix)]
+    total = float(np.sum(np.abs(matrix) ** 2)) or 1.0
+    rows = []
+    for lev in range(1, levels):
+        tail1 = _tail_energy(bp_order, lev, 1) / total
+        tail2 = _tail_energy(rank2_order, lev, 2) / total if rank2_order is not None else None
+        rows.append({"level": lev, "block": [1 << (levels - lev), 1 << lev], "rank1_tail": tail1, "rank2_tail": tail2})
+    return rows
+
+
+def _best_plane_order(matrix: np.ndarray) -> np.ndarray:
+    """The rank-2 order the real rank-2 route would use (its first exact strategy, else best)."""
+    from .solvers.real_routes import solve_real_rank2
+
+    steps, _ = solve_real_rank2(matrix)
+    return steps[0].data
+
+
+def _tail_energy(ordered: np.ndarray, lev: int, rank: int) -> float:
+    """Energy beyond ``rank`` in the blocks of split level ``lev`` (one batched SVD)."""
+    n = ordered.shape[0]
+    hi, lo = n >> lev, 1 << lev
+    blocks = ordered.reshape(hi, lo, hi, lo).transpose(2, 1, 0, 3)  # (a, b) -> (c, e)
+    sing = np.linalg.svd(blocks, compute_uv=False)
+    return float(np.sum(sing[..., rank:] ** 2))

@@ -1,0 +1,56 @@
+"""``bfly analyze``: per-level distance from rank-1 / rank-2 block structure, and the verdict."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from ._common import emit_json, guarded, progress_status, stdout_console
+
+
+@guarded
+def analyze(
+    target: str = typer.Argument(..., help="Transform name (see 'bfly list') or a .npy/.npz/.h5 matrix file."),
+    n: Optional[int] = typer.Option(None, "--n", "-n", help="Size N, a power of two (inferred for a matrix file)."),
+    seed: Optional[int] = typer.Option(None, "--seed", help="Seed for random targets (convolution, randn) [default: 0]."),
+    norm: Optional[str] = typer.Option(None, "--norm", help="dct/dst only: 'ortho' for the orthonormal variant."),
+    filter_path: Optional[Path] = typer.Option(None, "--filter", help="convolution only: the filter as a 1-D .npy file."),
+    as_json: bool = typer.Option(False, "--json", help="Print one JSON document on stdout."),
+) -> None:
+    """Report how far the matrix is from B.P and rank-2 structure, and which structure 'learn' will pick."""
+    from ..analysis import analyze as run_analysis
+    from ..targets import resolve
+
+    options = {"seed": seed, "norm": norm, "filter": str(filter_path) if filter_path else None}
+    with progress_status("building target", as_json):
+        tgt = resolve(target, n, **options)
+    with progress_status(f"analyzing {tgt.name} N={tgt.n}", as_json):
+        report = run_analysis(tgt.matrix)
+    report = {"transform": tgt.name, **report}
+    if as_json:
+        emit_json(report)
+    else:
+        _print(report)
+
+
+def _print(report: dict) -> None:
+    from rich.table import Table
+
+    table = Table(title=f"bfly analyze: {report['transform']} (N = {report['n']})")
+    for col in ("level", "block", "beyond rank 1 (B.P order)", "beyond rank 2 (rank-2 order)"):
+        table.add_column(col, justify="right")
+    for row in report["levels"]:
+        tail2 = "n/a (complex)" if row["rank2_tail"] is None else f"{row['rank2_tail']:.2e}"
+        table.add_row(str(row["level"]), f"{row['block'][0]} x {row['block'][1]}", f"{row['rank1_tail']:.2e}", tail2)
+    console = stdout_console()
+    console.print(table)
+    for rec in report["tried"]:
+        detail = rec.get("reason") or f"rel_error {rec['rel_error']:.2e}, {rec['params']:,} parameters"
+        console.print(f"  route {rec['route']}: {rec['status']} ({detail})", markup=False)
+    console.print(f"verdict: {report['verdict']}", markup=False)
+
+
+def register(app: typer.Typer) -> None:
+    app.command("analyze")(analyze)
