@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
 from typing import Optional
 
@@ -17,6 +18,11 @@ def learn(
     output: Optional[Path] = typer.Option(None, "-o", "--output", help="Output file [default: NAME-N.h5 here]."),
     solver: str = typer.Option("auto", "--solver", help="Solver: auto (first exact of B.P, real rank-2, two butterflies, else best approximation), hierarchical, real_rank2."),
     budget: Optional[int] = typer.Option(None, "--budget", help="auto only: butterfly blocks for the approximation, 1..8 [default: 1]."),
+    model: Optional[str] = typer.Option(None, "--model", help="gradient only: BP, BPP or BPBP [default: BP]."),
+    restarts: Optional[int] = typer.Option(None, "--restarts", help="gradient only: at most R random restarts [default: 8]."),
+    steps: Optional[int] = typer.Option(None, "--steps", help="gradient only: Adam steps per restart [default: 3000]."),
+    lr: Optional[float] = typer.Option(None, "--lr", help="gradient only: fixed learning rate [default: log-uniform per restart]."),
+    device: Optional[str] = typer.Option(None, "--device", help="gradient only: cpu or cuda [default: cpu]."),
     dtype: str = typer.Option("float64", "--dtype", help="Working precision: float64 or float32."),
     seed: Optional[int] = typer.Option(None, "--seed", help="Seed for random targets (convolution, randn) [default: 0]."),
     norm: Optional[str] = typer.Option(None, "--norm", help="dct/dst only: 'ortho' for the orthonormal variant."),
@@ -42,10 +48,14 @@ def learn(
     if tgt.source:
         meta.update(transform="file", source=tgt.source, source_sha256=tgt.sha256)
     failure = None
-    with progress_status(f"learning {tgt.name} N={tgt.n}", quiet or as_json):
+    solver_options = {**_solver_options(solver, budget), **_gradient_options(
+        solver, seed, model=model, restarts=restarts, steps=steps, lr=lr, device=device)}
+    with _learn_progress(solver, f"learning {tgt.name} N={tgt.n}", quiet or as_json) as on_progress:
+        if on_progress is not None:
+            solver_options["on_progress"] = on_progress
         try:
             factors = learn_factors(tgt.matrix, solver=solver, dtype=dtype, tol=tol, meta=meta,
-                                    solver_options=_solver_options(solver, budget))
+                                    solver_options=solver_options)
         except CheckFailed as exc:
             factors, failure = exc.factors, exc
     saved = None if failure else str(h5format.save(factors, out, force=force))
@@ -65,6 +75,46 @@ def _solver_options(solver: str, budget: int | None) -> dict:
     if solver != "auto":
         raise BflyError(f"--budget applies to --solver auto, not {solver!r}")
     return {"budget": budget}
+
+
+def _gradient_options(solver: str, seed: int | None, **given: object) -> dict:
+    """``--model/--restarts/--steps/--lr/--device`` (and ``--seed``) for ``--solver gradient``."""
+    from ..errors import BflyError
+
+    set_ = {k: v for k, v in given.items() if v is not None}
+    if solver != "gradient":
+        if set_:
+            flags = ", ".join(f"--{k}" for k in sorted(set_))
+            raise BflyError(f"{flags} apply to --solver gradient, not {solver!r}")
+        return {}
+    from ..solvers.gradient import check_device
+
+    check_device(str(set_.get("device", "cpu")))
+    return {**set_, "seed": seed if seed is not None else 0}
+
+
+@contextlib.contextmanager
+def _learn_progress(solver: str, message: str, quiet: bool):
+    """Yield a progress callback for the gradient solver (a rich bar on a terminal), else a spinner."""
+    import sys
+
+    if solver != "gradient" or quiet or not sys.stderr.isatty():
+        with progress_status(message, quiet):
+            yield None
+        return
+    from rich.console import Console
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+    columns = (TextColumn("{task.description}"), BarColumn(), TextColumn("{task.fields[info]}"), TimeElapsedColumn())
+    with Progress(*columns, console=Console(stderr=True), transient=True) as bar:
+        task = bar.add_task(message, total=None, info="")
+
+        def on_progress(event: dict) -> None:
+            desc = f"{message}: restart {event['restart']} of {event['restarts']}"
+            bar.update(task, description=desc, completed=event["step"] if event["phase"] == "adam" else event["steps"],
+                       total=event["steps"], info=f"{event['phase']} step {event['step']}, loss {event['loss']:.2e}")
+
+        yield on_progress
 
 
 def _report(meta: dict, saved: str | None, as_json: bool, quiet: bool) -> None:
