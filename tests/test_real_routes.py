@@ -1,0 +1,66 @@
+"""The real rank-2 route: exact for DCT/DST (both scalings) with discovered, shuffled orders."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import transforms
+from bfly_cli.factors import Factors, Step, rank2_multiply
+from bfly_cli.learn import learn
+from bfly_cli.errors import BflyError
+from bfly_cli.solvers import RouteUnavailable
+from bfly_cli.solvers.rank2 import factor_rank2
+from bfly_cli.solvers.real_routes import solve_real_rank2
+
+
+def _rel(steps: list[Step], t: np.ndarray) -> float:
+    dense = Factors(t.shape[0], steps).to_dense()
+    return float(np.linalg.norm(dense - t) / np.linalg.norm(t))
+
+
+@pytest.mark.parametrize("name,norm", [("dct", None), ("dst", None), ("dct", "ortho"), ("dst", "ortho")])
+@pytest.mark.parametrize("n", [8, 16, 64])
+@pytest.mark.parametrize("shuffle", [False, True])
+def test_cosine_transforms_exact_with_discovered_order(name: str, norm, n: int, shuffle: bool) -> None:
+    t = transforms.build(name, n, **({"norm": norm} if norm else {}))
+    if shuffle:
+        t = t[:, np.random.default_rng(n + 7).permutation(n)]
+    steps, _ = solve_real_rank2(t)
+    assert [s.kind for s in steps] == ["permutation", "rank2"]
+    assert _rel(steps, t) <= 1e-12
+
+
+@pytest.mark.parametrize("n", [8, 16, 32])
+def test_hartley_small_sizes_exact(n: int) -> None:
+    t = transforms.build("hartley", n)
+    assert _rel(solve_real_rank2(t)[0], t) <= 1e-12
+
+
+def test_real_part_of_random_complex_bp_in_fixed_order_is_rank2_exact() -> None:
+    """Any Re(B) has rank-2 blocks: the closed form recovers it for the given order."""
+    rng = np.random.default_rng(3)
+    n = 32
+    tw = rng.standard_normal((5, n // 2, 2, 2)) + 1j * rng.standard_normal((5, n // 2, 2, 2))
+    t = Factors(n, [Step("butterfly", tw), Step("real")]).to_dense()
+    stages = factor_rank2(t)
+    assert np.linalg.norm(rank2_multiply(stages, np.eye(n)).T - t) <= 1e-12 * np.linalg.norm(t)
+
+
+def test_randn_is_not_rank2() -> None:
+    t = transforms.build("randn", 32)
+    assert _rel(solve_real_rank2(t)[0], t) > 1e-3
+
+
+def test_complex_matrix_is_refused() -> None:
+    with pytest.raises(RouteUnavailable):
+        solve_real_rank2(transforms.build("dft", 8))
+    with pytest.raises(BflyError, match="real matrices"):
+        learn(transforms.build("dft", 8), solver="real_rank2")
+
+
+def test_rank2_param_count_and_structure() -> None:
+    f = learn(transforms.build("dct", 16), solver="real_rank2")
+    assert f.structure == "QP"
+    assert f.n_params() == 8 * 16 * 3
+    assert f.meta["exact"]
