@@ -261,7 +261,7 @@ def run_cell(cell: Cell, solver: str, bench: bool, out_dir: Path) -> dict[str, A
         factors = _learn_cell(cell, solver, out_dir)
         record.update({key: factors.meta.get(key) for key in RECORD_KEYS})
         record.update(status=STATUS_OK, error=None, file=f"{CELLS_DIR}/{cell.key}.h5",
-                      solver_chosen=factors.meta.get("solver_chosen") or factors.meta.get("route"))
+                      route=factors.meta.get("auto_route"))  # which structure --solver auto settled on
         if bench:
             record.update(_bench_cell(factors))
     except BflyError as exc:

@@ -21,7 +21,7 @@ from typing import Any, Iterable
 
 CSV_COLUMNS = (
     "transform", "n", "solver", "structure", "params", "rmse", "rel_error", "seconds", "status",
-    "exact", "max_abs_error", "paper_rmse", "wall_seconds", "error",
+    "exact", "max_abs_error", "paper_rmse", "route", "wall_seconds", "error",
 )
 BENCH_COLUMNS = ("butterfly_us", "dense_us", "fft_us", "dense_over_butterfly", "butterfly_over_fft", "fft_name")
 EXACT_REL_ERROR = 1e-12
@@ -173,7 +173,8 @@ def cells_table(records: list[dict[str, Any]]) -> str:
         n = int(r["n"])
         params = f"{int(r['params']):,}" if r.get("params") is not None else "-"
         seconds = f"{float(r['seconds']):.3f}" if r.get("seconds") is not None else "-"
-        lines.append(f"| {r['transform']} | {n} | {r.get('solver', '-')} | {r.get('structure') or '-'} | {params} | "
+        solver = str(r.get("solver", "-")) + (f" ({r['route']})" if r.get("route") else "")
+        lines.append(f"| {r['transform']} | {n} | {solver} | {r.get('structure') or '-'} | {params} | "
                      f"{n * n:,} | {sci(r.get('rmse'))} | {sci(paper_rmse(r['transform'], n))} | "
                      f"{sci(r.get('rel_error'))} | {seconds} | {r.get('status')} |")
     return "\n".join(lines)
