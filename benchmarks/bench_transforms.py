@@ -1,0 +1,86 @@
+"""Issue 3 table: every transform of the paper x N, learned with ``--solver auto``.
+
+Each cell: structure, parameters, rmse (the paper's absolute measure), rel_error and solver
+seconds, printed beside the paper's RMSE (``/work/shared/reference/paper-rmse.json`` or
+``--paper``). Exact transforms are also learned with their columns shuffled at random; legendre
+and randn also get a ``--budget 2`` cell. Usage::
+
+    python benchmarks/bench_transforms.py                 # N = 8 .. 1024
+    python benchmarks/bench_transforms.py --large         # adds 4096 (and 8192 with --huge)
+    python benchmarks/bench_transforms.py --only dct,dst --sizes 8,64
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import numpy as np
+
+import transforms
+from bfly_cli.learn import learn
+
+NAMES = ("dft", "dct", "dst", "convolution", "hadamard", "hartley", "legendre", "randn")
+EXACT_NAMES = ("dft", "dct", "dst", "convolution", "hadamard", "hartley")
+PAPER_KEY = {"dft": "dft", "dct": "dct", "dst": "dst", "convolution": "convolution", "hadamard": "hadamard",
+             "hartley": "hartley", "legendre": "legendre", "randn": "randn"}
+
+
+def main() -> None:
+    args = _parse()
+    paper = _paper(Path(args.paper))
+    sizes = [int(s) for s in args.sizes.split(",")] if args.sizes else [8, 16, 32, 64, 128, 256, 512, 1024]
+    if args.large:
+        sizes.append(4096)
+    if args.huge:
+        sizes.append(8192)
+    names = args.only.split(",") if args.only else NAMES
+    print("| transform | N | variant | structure | params | rmse | rel_error | seconds | paper rmse |")
+    print("|---|---|---|---|---|---|---|---|---|")
+    for name in names:
+        for n in sizes:
+            for variant, matrix, options in _variants(name, n):
+                f = learn(matrix, solver="auto", solver_options=options)
+                m = f.meta
+                print(f"| {name} | {n} | {variant} | {m['structure']} ({m['auto_route']}) | {m['params']:,} | "
+                      f"{m['rmse']:.1e} | {m['rel_error']:.1e} | {m['seconds']:.2f} | {_paper_cell(paper, name, n)} |", flush=True)
+
+
+def _variants(name: str, n: int):
+    """(label, matrix, solver options): plain; shuffled for exact transforms; budget 2 otherwise."""
+    t = transforms.build(name, n)
+    yield "plain", t, {}
+    if name in EXACT_NAMES:
+        yield "shuffled", t[:, np.random.default_rng(n).permutation(n)], {}
+    else:
+        yield "budget 2", t, {"budget": 2}
+
+
+def _paper(path: Path) -> dict:
+    try:
+        return json.loads(path.read_text())
+    except OSError:
+        return {}
+
+
+def _paper_cell(paper: dict, name: str, n: int) -> str:
+    sizes = paper.get("sizes", [])
+    values = paper.get("rmse", {}).get(PAPER_KEY[name])
+    if not values or n not in sizes:
+        return "-"
+    return f"{values[sizes.index(n)]:.1e}"
+
+
+def _parse() -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--sizes", help="comma-separated N list (default 8..1024)")
+    p.add_argument("--only", help="comma-separated transform names")
+    p.add_argument("--large", action="store_true", help="add N = 4096")
+    p.add_argument("--huge", action="store_true", help="add N = 8192")
+    p.add_argument("--paper", default="/work/shared/reference/paper-rmse.json")
+    return p.parse_args()
+
+
+if __name__ == "__main__":
+    main()
