@@ -162,7 +162,7 @@ def _restart(target, opts: GradientOptions, k: int) -> tuple[RestartRecord, list
     goal = opts.target**2
     steps, loss, flips = _round_and_search(model, target, opts, goal, report)
     report("polish", 0, loss)
-    steps, loss = _polish_steps(target, steps, opts.polish_iters, goal / 100)
+    steps, loss = _polish_steps(target, steps, opts.polish_iters, goal / 100, newton=True)
     rel = math.sqrt(max(loss, 0.0))
     record = RestartRecord(k + 1, seed, lr, done, relaxed, flips, loss, rel, time.perf_counter() - start,
                            rel <= opts.target)
@@ -297,7 +297,7 @@ def polish(matrix: np.ndarray, steps: Sequence[Step], *, max_iter: int = 500, de
     tgt = torch.as_tensor(np.ascontiguousarray(np.asarray(matrix).T), device=device)
     tgt = tgt.to(torch.complex128 if tgt.is_complex() else torch.float64)
     wide = [_widen(s) for s in steps]
-    out, _ = _polish_steps(tgt, wide, max_iter, target**2)
+    out, _ = _polish_steps(tgt, wide, max_iter, target**2, newton=True)
     return out
 
 
@@ -308,8 +308,14 @@ def _widen(step: Step) -> Step:
     return step
 
 
-def _polish_steps(target, steps: list[Step], max_iter: int, goal: float) -> tuple[list[Step], float]:
-    """Float64 L-BFGS over the steps' numeric data; returns the best steps seen and their loss."""
+def _polish_steps(target, steps: list[Step], max_iter: int, goal: float,
+                  newton: bool = False) -> tuple[list[Step], float]:
+    """Float64 L-BFGS (then Gauss-Newton when ``newton``) over the steps' numeric data.
+
+    Returns the best steps seen and their loss. L-BFGS is robust far from a solution but crawls
+    on the last digits of a zero-residual fit whose gauge leaves flat directions (worst with a
+    ``Re`` readout, where the imaginary part is free); Gauss-Newton converges fast there.
+    """
     import torch
 
     from ..torch_butterfly import modules_to_steps, steps_to_modules
@@ -344,10 +350,85 @@ def _polish_steps(target, steps: list[Step], max_iter: int, goal: float) -> tupl
         with torch.no_grad():
             best.offer(float(relative_sq_error(module(eye), target, norm2)))
     best.restore()
+    if params and best.loss > goal and newton:
+        _gauss_newton(module, eye, target, norm2, goal, best)
+        best.restore()
     return modules_to_steps(module), best.loss
 
 
 _CHUNK = 50
+_GN_OUTER = 30
+_GN_CG = 60
+
+
+def _gauss_newton(module, eye, target, norm2, goal: float, best: "_Best") -> None:
+    """Levenberg-Marquardt on the residual, normal equations solved matrix-free by CG.
+
+    ``J v`` comes from forward-mode AD and ``J^T u`` from reverse mode, so nothing of size
+    (entries x parameters) is ever formed. ``best`` sees every accepted iterate.
+    """
+    import torch
+    from torch.func import functional_call, jvp, vjp
+
+    names = [name for name, _ in module.named_parameters()]
+    scale = 1.0 / math.sqrt(float(norm2))
+
+    def resid(*ps):
+        d = functional_call(module, dict(zip(names, ps)), (eye,)) - target
+        return (torch.view_as_real(d) if d.is_complex() else d).reshape(-1) * scale
+
+    ps = tuple(p.detach().clone() for p in module.parameters())
+    lam = 1e-4
+    for _ in range(_GN_OUTER):
+        r, pullback = vjp(resid, *ps)
+        loss = float(r.square().sum())
+        if loss <= goal:
+            break
+        grad = pullback(r)
+
+        def normal(v):
+            return tuple(a + lam * b for a, b in zip(pullback(jvp(resid, ps, v)[1]), v))
+
+        delta = _cg(normal, tuple(-g for g in grad), _GN_CG)
+        trial = tuple(p + d for p, d in zip(ps, delta))
+        with torch.no_grad():
+            new = float(resid(*trial).square().sum())
+        if new < loss:
+            ps, lam = trial, max(lam / 10, 1e-12)
+            _set_params(module, ps)
+            best.offer(new)
+        else:
+            lam *= 10
+            if lam > 1e4:
+                break
+
+
+def _cg(apply, rhs: tuple, iters: int) -> tuple:
+    """Conjugate gradients for a symmetric positive definite operator on tuples of tensors."""
+    dot = lambda a, b: sum(float((x * y).sum()) for x, y in zip(a, b))  # noqa: E731
+    x = tuple(0 * b for b in rhs)
+    r, p = rhs, rhs
+    rr = dot(r, r)
+    stop = rr * 1e-20
+    for _ in range(iters):
+        if rr <= stop:
+            break
+        ap = apply(p)
+        alpha = rr / max(dot(p, ap), 1e-300)
+        x = tuple(a + alpha * b for a, b in zip(x, p))
+        r = tuple(a - alpha * b for a, b in zip(r, ap))
+        new = dot(r, r)
+        p = tuple(a + (new / rr) * b for a, b in zip(r, p))
+        rr = new
+    return x
+
+
+def _set_params(module, values: tuple) -> None:
+    import torch
+
+    with torch.no_grad():
+        for p, v in zip(module.parameters(), values):
+            p.copy_(v)
 
 
 def _lbfgs(params: list, max_iter: int):
