@@ -78,8 +78,10 @@ def _column_shuffled(t: np.ndarray) -> np.ndarray:
     g = g - g.mean()
     first = t @ t.conj().T
     second = t @ g.conj().T
-    weight = np.linalg.norm(first) / max(float(np.linalg.norm(second)), np.finfo(np.float64).tiny)
-    return first + np.exp(0.7j) * weight * second
+    size = float(np.linalg.norm(second))
+    if size <= 1e-12 * float(np.linalg.norm(first)):
+        return first  # f(T) is constant: nothing to add (T T^H alone must then do)
+    return first + np.exp(0.7j) * (float(np.linalg.norm(first)) / size) * second
 
 
 _CANDIDATES: tuple[tuple[str, Callable[[np.ndarray], np.ndarray]], ...] = (
