@@ -315,9 +315,9 @@ def soft_permute(x: torch.Tensor, prob: torch.Tensor) -> torch.Tensor:
     for block, p in zip(permutation_blocks(n), prob):
         half = block // 2
         split = x.reshape(*batch, n // block, half, 2).transpose(-1, -2).reshape(*batch, n)
-        x = torch.lerp(x, split, p[0])
+        x = x + p[0] * (split - x)
         v = x.reshape(*batch, n // block, 2, half)
-        x = torch.lerp(v, v.flip(-1), p[1:].reshape(2, 1)).reshape(*batch, n)
+        x = (v + p[1:].reshape(2, 1) * (v.flip(-1) - v)).reshape(*batch, n)
     return x
 
 
