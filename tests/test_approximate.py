@@ -45,10 +45,11 @@ def test_budget_two_is_never_worse_than_budget_one():
     t = transforms.build("randn", 16)
     one, _ = solve_approximate(t, budget=1)
     two, extra = solve_approximate(t, budget=2)
-    assert Factors(16, two).structure == "RBPBP"
+    assert Factors(16, two).structure == "RBBP"
     assert Factors(16, two).n_params() == 2 * Factors(16, one).n_params()
     assert _report(two, t)["rel_error"] <= _report(one, t)["rel_error"] + 1e-12
     assert [h["blocks"] for h in extra["polish"]] == [1, 2]
+    assert np.isclose(extra["polish"][1]["start_rel_error"], extra["polish"][0]["rel_error"], rtol=1e-9)
 
 
 def test_polish_never_returns_worse_than_its_start():

@@ -11,10 +11,11 @@ Design (budget ``K`` = number of butterfly blocks, 1..8):
    perturbation does not move ``Re(M)`` to first order), so the start gets a tiny imaginary
    perturbation; the polish keeps the best chain it saw, and the unperturbed closed form is
    compared at the end, so the result is never worse than the closed form.
-3. **More blocks** (product design). Block ``k >= 2`` is a butterfly ``B_k`` behind a bit
-   reversal ``R`` (the wiring of the two-butterfly route): ``M = B_K R ... B_2 R B_1 P_1``. It starts
-   as the identity, so the chain starts *exactly* at the ``K-1`` result and the joint polish can
-   only improve on it: the error is monotone in ``K``. Parameters grow linearly (K x one B.P).
+3. **More blocks** (product design): ``M = B_K ... B_2 B_1 P_1``. Each new butterfly starts as the
+   exact identity, so the chain starts *exactly* at the ``K-1`` result and the joint polish (which
+   keeps the best chain it evaluated) can only improve on it: the error is monotone in ``K``. No
+   kick is needed there: the earlier blocks are already complex, so the imaginary directions of the
+   new block have a nonzero gradient. Parameters grow linearly (K x one B.P).
 
 The polish length is set by the cost of one loss evaluation (O(K N^2 log N)), so that N = 1024
 stays within tens of seconds on two cores; all randomness is seeded.
@@ -30,7 +31,6 @@ from ..errors import BflyError
 from ..factors import Step
 from . import RouteUnavailable
 from .hierarchical import factor_butterfly
-from .inverse import bit_reversal
 from .permutation import discover_permutation
 from .polish import polish
 
@@ -55,7 +55,7 @@ def solve_approximate(matrix: np.ndarray, budget: int = 1) -> tuple[list[Step], 
     closed_loss = _loss(t, closed, real)
     steps, history = closed, []
     for blocks in range(1, budget + 1):
-        start = _kick(steps, real) if blocks == 1 else steps + [Step("permutation", bit_reversal(n)), Step("butterfly", _identity(n))]
+        start = _kick(steps, real) if blocks == 1 else steps + [Step("butterfly", _identity(n))]
         result = polish(t, start, iterations(n, blocks), real)
         history.append({"blocks": blocks, "start_rel_error": _rel(result.start_loss, t), "rel_error": _rel(result.final_loss, t),
                         "evaluations": result.evaluations, "seconds": round(result.seconds, 3)})
@@ -95,11 +95,11 @@ def _kick(steps: list[Step], real: bool) -> list[Step]:
 
 
 def _identity(n: int) -> np.ndarray:
-    """Twiddles of the identity butterfly, plus a tiny seeded imaginary part (same reason as the kick)."""
+    """Twiddles of the identity butterfly (complex, so the polish can move it anywhere)."""
     levels = n.bit_length() - 1
     tw = np.zeros((levels, n // 2, 2, 2), dtype=np.complex128)
     tw[..., 0, 0] = tw[..., 1, 1] = 1.0
-    return tw + 1j * 1e-6 * np.random.default_rng(1).standard_normal(tw.shape)
+    return tw
 
 
 def _loss(t: np.ndarray, steps: list[Step], real: bool) -> float:
