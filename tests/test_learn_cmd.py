@@ -59,7 +59,7 @@ def test_refuses_overwrite_then_force(bfly, tmp_path: Path) -> None:
 
 def test_tol_missed_exits_1_and_writes_nothing(bfly, tmp_path: Path) -> None:
     out = tmp_path / "dct.h5"
-    result = bfly("learn", "dct", "--n", "16", "-o", out, "--tol", "1e-12", "--json")
+    result = bfly("learn", "dct", "--n", "16", "-o", out, "--tol", "1e-12", "--json", "--solver", "hierarchical")
     assert result.exit_code == 1
     assert _json(result)["output"] is None and not out.exists()
     assert "above --tol" in result.stderr
