@@ -155,6 +155,7 @@ def test_report_puts_the_paper_beside(sharded: dict[str, Path]) -> None:
     assert "| dft | bfly |" in report and "| | paper | 3.1e-06 | 4.6e-06 |" in report
     assert "| hadamard | BP |" in report and "| yes |" in report
     assert "cells: 4 (4 ok)" in report
+    assert "| dft | BP | yes |" in report and "| yes | 2/2 |" in report  # the summary: exact, beats the paper
 
 
 def test_rerun_skips_done_cells(bfly, sharded: dict[str, Path]) -> None:
