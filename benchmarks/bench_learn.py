@@ -74,7 +74,7 @@ def named_table(sizes: list[int]) -> None:
     print(header())
     for name in ("dft", "hadamard"):
         for n in sizes:
-            f = bfly_cli.factorize(transforms.build(name, n))
+            f = bfly_cli.factorize(transforms.build(name, n), solver="hierarchical")
             print(row(name, n, f.meta))
 
 
@@ -90,14 +90,14 @@ def file_table(sizes: list[int], workdir: Path) -> None:
             src = workdir / f"{label}-{n}.npy"
             np.save(src, matrix)
             target = resolve(str(src))
-            f = bfly_cli.factorize(target.matrix, meta={"transform": "file", "source": str(src), "source_sha256": target.sha256})
+            f = bfly_cli.factorize(target.matrix, solver="hierarchical", meta={"transform": "file", "source": str(src), "source_sha256": target.sha256})
             out = bfly_cli.save(f, workdir / f"{label}-{n}.h5", force=True)
             print(row(label, n, f.meta, rel(independent_dense(out), matrix)))
 
 
 def timing_vs_pyfaust(n: int, repeat: int) -> None:
     matrix = transforms.build("dft", n)
-    ours = [bfly_cli.factorize(matrix).meta["seconds"] for _ in range(repeat)]
+    ours = [bfly_cli.factorize(matrix, solver="hierarchical").meta["seconds"] for _ in range(repeat)]
     print(f"bfly hierarchical (permutation discovered), dft N={n}: median {statistics.median(ours):.3f} s "
           f"over {repeat} runs (min {min(ours):.3f}, max {max(ours):.3f})")
     try:

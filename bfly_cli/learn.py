@@ -65,7 +65,7 @@ _SOLVER_FUNCS: dict[str, Callable[..., tuple[list[Step], dict[str, Any]]]] = {
 def learn(
     matrix: np.ndarray,
     *,
-    solver: str = "hierarchical",
+    solver: str = "auto",
     dtype: str = "float64",
     tol: float | None = None,
     meta: dict[str, Any] | None = None,

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 import pytest
 
@@ -11,6 +13,8 @@ from bfly_cli.solvers.hierarchical import factor_butterfly
 from bfly_cli.solvers.permutation import discover_permutation
 from bfly_cli.solvers.rank1 import rank1
 from conftest import random_butterfly
+
+hierarchical = functools.partial(bfly_cli.factorize, solver="hierarchical")
 
 
 def _rel(f: bfly_cli.Factors, target: np.ndarray) -> float:
@@ -32,7 +36,7 @@ def test_fixed_order_butterfly_is_recovered_exactly(n: int, complex_: bool) -> N
 def test_random_bp_with_random_permutation(n: int) -> None:
     rng = np.random.default_rng(7 + n)
     target = random_butterfly(n, rng)[:, rng.permutation(n)]
-    f = bfly_cli.factorize(target)
+    f = hierarchical(target)
     assert f.structure == "BP"
     assert _rel(f, target) < 1e-12
     assert f.meta["exact"] is True
@@ -41,7 +45,7 @@ def test_random_bp_with_random_permutation(n: int) -> None:
 @pytest.mark.parametrize("n", [8, 16, 64, 256, 1024])
 def test_dft_exact_with_discovered_permutation(n: int) -> None:
     target = transforms.build("dft", n)
-    f = bfly_cli.factorize(target)
+    f = hierarchical(target)
     assert f.meta["rel_error"] < 1e-12
     assert _rel(f, target) < 1e-12
 
@@ -51,23 +55,23 @@ def test_column_shuffled_dft_and_hadamard(n: int) -> None:
     rng = np.random.default_rng(n)
     for name in ("dft", "idft", "hadamard"):
         target = transforms.build(name, n)[:, rng.permutation(n)]
-        assert _rel(bfly_cli.factorize(target), target) < 1e-12, name
+        assert _rel(hierarchical(target), target) < 1e-12, name
 
 
 def test_real_target_gives_real_factors() -> None:
-    f = bfly_cli.factorize(transforms.build("hadamard", 64))
+    f = hierarchical(transforms.build("hadamard", 64))
     assert f.dtype == np.float64 and f.meta["rel_error"] < 1e-14
 
 
 def test_identity_and_real_random_butterfly() -> None:
     rng = np.random.default_rng(1)
     for target in (np.eye(16), random_butterfly(16, rng, complex_=False)):
-        assert _rel(bfly_cli.factorize(target), target) < 1e-14
+        assert _rel(hierarchical(target), target) < 1e-14
 
 
 def test_byte_identical_run_to_run() -> None:
     target = transforms.build("dft", 128)[:, np.random.default_rng(0).permutation(128)]
-    a, b = bfly_cli.factorize(target), bfly_cli.factorize(target.copy())
+    a, b = hierarchical(target), hierarchical(target.copy())
     for sa, sb in zip(a.steps, b.steps):
         assert sa.data.tobytes() == sb.data.tobytes()
 
@@ -83,7 +87,7 @@ def test_permutation_is_canonical_for_equivalent_orders() -> None:
 @pytest.mark.parametrize("name", ["dct", "legendre", "randn"])
 def test_non_butterfly_returns_finite_approximation(name: str) -> None:
     target = transforms.build(name, 32)
-    f = bfly_cli.factorize(target)
+    f = hierarchical(target)
     assert f.meta["exact"] is False
     assert 0 < f.meta["rel_error"] < 1.0
     assert np.isfinite(f.to_dense()).all()
@@ -91,7 +95,7 @@ def test_non_butterfly_returns_finite_approximation(name: str) -> None:
 
 def test_float32_learning() -> None:
     target = transforms.build("dft", 256)
-    f = bfly_cli.factorize(target, dtype="float32")
+    f = hierarchical(target, dtype="float32")
     assert f.dtype == np.complex64
     assert f.meta["rel_error"] < 1e-5 and f.meta["exact"] is True
 
@@ -119,5 +123,5 @@ def test_rank1_is_best_fit_for_full_rank_blocks() -> None:
 
 def test_tol_failure_raises_check_failed_with_factors() -> None:
     with pytest.raises(bfly_cli.CheckFailed) as info:
-        bfly_cli.factorize(transforms.build("dct", 16), tol=1e-12)
+        hierarchical(transforms.build("dct", 16), tol=1e-12)
     assert info.value.factors.meta["rel_error"] > 1e-12
