@@ -16,8 +16,9 @@ simple operations (see ``_kernel.c``), and every layout decision is readable Pyt
   where they mix whole rows, so they vectorize like the large strides instead of falling back to
   scalar code; entering and leaving that view are gathers, merged with any adjacent permutation.
 
-When the extension was not built (no compiler at install time), everything still works through the
-numpy reference and a single line on stderr says so.
+When the extension was not built (no compiler at install time), or the factors hold a step kind the
+C code has no op for (a newer kind than this build knows), everything still works through the
+numpy reference and a single line on stderr says so, once per process and reason.
 """
 
 from __future__ import annotations
@@ -39,7 +40,9 @@ _OP_GATHER, _OP_BF, _OP_BFT, _OP_DIAG, _OP_REAL = 0, 1, 2, 3, 4
 _ROWS = 8  # transposed-view height: strides 1, 2, 4 mix rows of length N/8
 _KERNEL_DTYPES = tuple(np.dtype(d) for d in ("float32", "float64", "complex64", "complex128"))
 _FALLBACK_MESSAGE = "bfly: compiled kernel not built; using the numpy reference"
-_warned = False
+_UNSUPPORTED_MESSAGE = "bfly: the compiled kernel has no op for step kind {kinds}; using the numpy reference (slower)"
+_COMPILED_KINDS = frozenset({"permutation", "butterfly", "diagonal", "real"})
+_warned: set[str] = set()
 
 __all__ = ["available", "apply", "Plan", "default_threads"]
 
@@ -57,12 +60,18 @@ def default_threads() -> int:
         return max(1, os.cpu_count() or 1)
 
 
-def _warn_fallback() -> None:
-    """Say once per process that the slow path is in use, so a slow run is never a mystery."""
-    global _warned
-    if not _warned:
-        _warned = True
-        print(_FALLBACK_MESSAGE, file=sys.stderr)
+def _warn_once(message: str) -> None:
+    """Say once per process (per message) that the slow path is in use, so a slow run is never a
+    mystery and a batch loop does not flood stderr."""
+    if message not in _warned:
+        _warned.add(message)
+        print(message, file=sys.stderr)
+
+
+def unsupported_kinds(factors: Factors) -> list[str]:
+    """Step kinds of ``factors`` the compiled kernel has no op for (sorted, unique): such factors
+    run on the numpy reference instead of raising, so a file with a newer step kind still works."""
+    return sorted({step.kind for step in factors.steps} - _COMPILED_KINDS)
 
 
 def apply(factors: Factors, x: Any, *, threads: int | None = None) -> np.ndarray:
@@ -105,7 +114,11 @@ class Plan:
         self.is_complex = self.in_dtype.kind == "c" or any(
             s.data is not None and s.data.dtype.kind == "c" for s in self.factors.steps)
         self._core = None
-        if _ext is not None:
+        self._fallback_note = _FALLBACK_MESSAGE
+        missing = unsupported_kinds(self.factors)
+        if missing:
+            self._fallback_note = _UNSUPPORTED_MESSAGE.format(kinds=", ".join(repr(k) for k in missing))
+        elif _ext is not None:
             double = self.in_dtype in (np.float64, np.complex128)
             self._core = _ext.Plan(self.n, self.is_complex, double, compile_ops(self.factors, self.is_complex, double))
 
@@ -123,7 +136,7 @@ class Plan:
         if x.ndim == 0 or x.shape[-1] != self.n:
             raise ValueError(f"x has shape {x.shape}, expected a last axis of length {self.n}")
         if self._core is None:
-            _warn_fallback()
+            _warn_once(self._fallback_note)
             result = self.factors.apply(x)
             if out is None:
                 return result
@@ -153,7 +166,7 @@ def result_dtype(factors: Factors, x_dtype: Any) -> np.dtype:
     each step promotes like numpy (``real`` drops to the real dtype)."""
     dt = np.dtype(x_dtype)
     for step in factors.steps:
-        if step.kind in ("butterfly", "diagonal"):
+        if step.kind in ("butterfly", "diagonal", "rank2"):
             dt = np.result_type(dt, step.data.dtype)
         elif step.kind == "real":
             dt = np.real(np.empty(0, dt)).dtype

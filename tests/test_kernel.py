@@ -27,6 +27,15 @@ def random_twiddles(n: int, rng: np.random.Generator, complex_: bool) -> np.ndar
     return q * rng.uniform(0.5, 1.5, (levels, n // 2, 1, 1))
 
 
+def random_rank2(n: int, rng: np.random.Generator) -> np.ndarray:
+    """Rank-2 stages whose 4x4 blocks are orthogonal times a scale in [0.5, 1.5] (well conditioned)."""
+    levels = n.bit_length() - 1
+    q, _ = np.linalg.qr(rng.standard_normal((levels, n // 2, 4, 4)))
+    q = q * rng.uniform(0.5, 1.5, (levels, n // 2, 1, 1))
+    # block row (o, s), column (c, r) -> data[l, i, o, s, c, r]
+    return np.ascontiguousarray(q.reshape(levels, n // 2, 2, 2, 2, 2))
+
+
 def random_factors(n: int, rng: np.random.Generator, complex_: bool, kinds=ALL_KINDS) -> Factors:
     steps = []
     for kind in kinds:
@@ -34,6 +43,8 @@ def random_factors(n: int, rng: np.random.Generator, complex_: bool, kinds=ALL_K
             steps.append(Step(kind, rng.permutation(n)))
         elif kind == "butterfly":
             steps.append(Step(kind, random_twiddles(n, rng, complex_)))
+        elif kind == "rank2":
+            steps.append(Step(kind, random_rank2(n, rng)))
         elif kind == "diagonal":
             d = rng.uniform(0.5, 1.5, n)
             steps.append(Step(kind, d * np.exp(2j * np.pi * rng.random(n)) if complex_ else d))
@@ -184,7 +195,7 @@ def test_extension_rejects_bad_plans():
 def test_fallback_without_extension(monkeypatch, capsys):
     """No compiled module: same results through the reference, one line on stderr, once."""
     monkeypatch.setattr(kernel, "_ext", None)
-    monkeypatch.setattr(kernel, "_warned", False)
+    monkeypatch.setattr(kernel, "_warned", set())
     assert not kernel.available()
     rng = np.random.default_rng(9)
     factors = random_factors(64, rng, True)
@@ -195,6 +206,24 @@ def test_fallback_without_extension(monkeypatch, capsys):
     out = plan.apply(x.astype(np.complex64), np.empty((3, 64), plan.out_dtype))
     assert out.dtype == plan.out_dtype
     assert capsys.readouterr().err.count("compiled kernel not built") == 1
+
+
+def test_unsupported_step_kind_falls_back_once(monkeypatch, capsys):
+    """A step kind this build has no C op for runs on the reference with one note, never raises."""
+    monkeypatch.setattr(kernel, "_COMPILED_KINDS", kernel._COMPILED_KINDS - {"rank2"})
+    monkeypatch.setattr(kernel, "_warned", set())
+    rng = np.random.default_rng(11)
+    factors = random_factors(64, rng, False, ("permutation", "rank2"))
+    assert kernel.unsupported_kinds(factors) == ["rank2"]
+    for dtype in (np.float32, np.complex128):
+        x = random_input((3, 64), dtype, rng)
+        got = kernel.apply(factors, x)
+        ref = factors.apply(x)
+        assert got.dtype == ref.dtype
+        np.testing.assert_allclose(got, ref, rtol=1e-12, atol=1e-12)
+        assert not kernel.Plan(factors, dtype).compiled
+    err = capsys.readouterr().err
+    assert err.count("no op for step kind 'rank2'") == 1
 
 
 def test_result_dtype_follows_numpy_promotion():
