@@ -158,6 +158,7 @@ def make_options(out_dir: Path, transforms: str | None, sizes: str, solver: str 
         raise BflyError(f"--jobs {jobs}: need at least 1")
     if timeout < 0:
         raise BflyError(f"--timeout {timeout:g}: need seconds >= 0")
+    check_output_dir(Path(out_dir))
     return SweepOptions(
         out_dir=Path(out_dir),
         transforms=parse_transforms(transforms),
@@ -168,6 +169,19 @@ def make_options(out_dir: Path, transforms: str | None, sizes: str, solver: str 
         shard=parse_shard(shard),
         timeout=float(timeout),
     )
+
+
+def check_output_dir(out_dir: Path) -> Path:
+    """Create ``out_dir`` (and ``cells/``) now, so a bad ``-o`` fails before any cell runs."""
+    if out_dir.exists() and not out_dir.is_dir():
+        raise BflyError(f"-o {str(out_dir)!r} is a file; give a directory (it is created if missing)")
+    try:
+        cells_dir(out_dir).mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise BflyError(f"cannot create {str(out_dir)!r}: {exc.strerror}; choose another -o") from None
+    if not os.access(cells_dir(out_dir), os.W_OK):
+        raise BflyError(f"cannot write in {str(out_dir)!r}; choose another -o")
+    return out_dir
 
 
 # ----------------------------------------------------------------------------- the grid
@@ -489,7 +503,7 @@ def merge(sources: list[Path], out_dir: Path) -> list[dict[str, Any]]:
             raise BflyError(f"--merge: {str(source)!r} has no {CELLS_DIR}/ directory; is it a 'bfly sweep -o' output?")
     if any(Path(s).resolve() == Path(out_dir).resolve() for s in sources):
         raise BflyError("--merge: -o must be a new directory, not one of the inputs")
-    cells_dir(out_dir).mkdir(parents=True, exist_ok=True)
+    check_output_dir(Path(out_dir))
     chosen: dict[str, tuple[Path, dict]] = {}
     for source in sources:
         for key, record in load_records(source).items():

@@ -263,3 +263,11 @@ def test_bench_adds_timings(bfly, tmp_path: Path) -> None:
     assert "## Speed" in (out / "report.md").read_text()
     if plots.have_matplotlib():
         assert (out / "speed.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_output_that_is_a_file_is_refused_before_work(bfly, tmp_path: Path) -> None:
+    target = tmp_path / "a-file"
+    target.write_text("not a directory")
+    result = bfly("sweep", "--transforms", "dft", "--sizes", "8", "-o", target)
+    assert result.exit_code == 2 and "is a file" in result.stderr
+    assert target.read_text() == "not a directory"
