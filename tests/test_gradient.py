@@ -1,0 +1,135 @@
+"""The gradient solver: recovery from random init, determinism, polish, options, CLI wiring."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+import transforms
+from bfly_cli import h5format
+from bfly_cli.errors import BflyError
+from bfly_cli.factors import Factors, Step
+from bfly_cli.learn import learn
+from bfly_cli.metrics import error_report
+from bfly_cli.solvers.gradient import polish, solve_gradient
+
+
+def _rel(steps: list[Step], matrix: np.ndarray) -> float:
+    return error_report(Factors(matrix.shape[0], steps).to_dense(), matrix)["rel_error"]
+
+
+@pytest.mark.parametrize("name, n, model", [("dft", 8, "BP"), ("hadamard", 4, "BP"), ("dct", 4, "BPP")])
+def test_recovers_exact_targets_from_random_init(name, n, model):
+    matrix = transforms.build(name, n)
+    factors = learn(matrix, solver="gradient", solver_options={"model": model, "restarts": 4, "seed": 0})
+    assert factors.meta["rel_error"] <= 1e-10
+    assert factors.meta["model"] == model
+    log = factors.meta["solver_log"]
+    assert log[-1]["success"] and not any(r["success"] for r in log[:-1])
+    assert {"seed", "lr", "steps", "final_loss", "seconds", "success"} <= set(log[0])
+
+
+def test_real_target_uses_complex_model_with_real_readout():
+    steps, _ = solve_gradient(transforms.build("hadamard", 4), restarts=2, seed=0)
+    assert steps[-1].kind == "real"
+    assert np.iscomplexobj(steps[-2].data)
+
+
+def test_deterministic_for_a_seed_on_cpu():
+    matrix = transforms.build("dft", 4)
+    a, meta_a = solve_gradient(matrix, restarts=2, seed=3)
+    b, meta_b = solve_gradient(matrix, restarts=2, seed=3)
+    assert [s.kind for s in a] == [s.kind for s in b]
+    for x, y in zip(a, b):
+        assert (x.data is None and y.data is None) or np.array_equal(x.data, y.data)
+    strip = lambda log: [{k: v for k, v in r.items() if k != "seconds"} for r in log]  # noqa: E731
+    assert strip(meta_a["solver_log"]) == strip(meta_b["solver_log"])
+
+
+def test_different_seeds_draw_different_restarts():
+    matrix = transforms.build("dft", 4)
+    _, a = solve_gradient(matrix, restarts=1, seed=0, steps=25)
+    _, b = solve_gradient(matrix, restarts=1, seed=1, steps=25)
+    assert (a["solver_log"][0]["seed"], a["solver_log"][0]["lr"]) != (b["solver_log"][0]["seed"], b["solver_log"][0]["lr"])
+
+
+def test_stops_at_first_success_and_logs_failures():
+    matrix = transforms.build("dft", 8)
+    _, meta = solve_gradient(matrix, restarts=3, seed=0, steps=0, search=False, polish_iters=5)
+    assert 1 <= len(meta["solver_log"]) <= 3
+    assert all(not r["success"] for r in meta["solver_log"][:-1])
+
+
+@pytest.mark.parametrize("name", ["legendre", "randn"])
+def test_polish_never_worse_than_closed_form(name):
+    from bfly_cli.solvers.hierarchical import factor_butterfly
+
+    matrix = transforms.build(name, 8)
+    perm = np.arange(8)
+    start = [Step("permutation", perm), Step("butterfly", factor_butterfly(matrix[:, perm]))]
+    before = _rel(start, matrix)
+    after = _rel(polish(matrix, start, max_iter=100), matrix)
+    assert after <= before * (1 + 1e-12)
+
+
+def test_polish_returns_input_error_when_nothing_helps():
+    matrix = transforms.build("dft", 8)
+    exact = learn(matrix, solver="hierarchical").steps
+    assert _rel(polish(matrix, exact, max_iter=20), matrix) <= max(_rel(exact, matrix), 1e-15) * (1 + 1e-9)
+
+
+def test_polish_improves_a_perturbed_exact_factorization():
+    matrix = transforms.build("dft", 8)
+    exact = learn(matrix, solver="hierarchical").steps
+    noisy = [Step(s.kind, s.data + 1e-3 * np.random.default_rng(0).standard_normal(s.data.shape))
+             if s.kind == "butterfly" else s for s in exact]
+    assert _rel(polish(matrix, noisy, max_iter=200, target=1e-12), matrix) < 1e-10 < _rel(noisy, matrix)
+
+
+@pytest.mark.parametrize("options, match", [
+    ({"model": "BBP"}, "unknown model"),
+    ({"field": "real"}, "complex matrix"),
+    ({"restarts": 0}, "restarts"),
+    ({"lr": -1.0}, "lr"),
+    ({"device": "tpu"}, "unknown device"),
+])
+def test_bad_options_are_one_line_errors(options, match):
+    with pytest.raises(BflyError, match=match):
+        solve_gradient(transforms.build("dft", 4), **options)
+
+
+def test_solver_log_survives_the_file(tmp_path):
+    matrix = transforms.build("dft", 4)
+    factors = learn(matrix, solver="gradient", solver_options={"restarts": 2, "seed": 0})
+    back = h5format.load(h5format.save(factors, tmp_path / "g.h5"))
+    assert back.meta["solver_log"] == factors.meta["solver_log"]
+    assert back.meta["model"] == "BP"
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="a GPU is present")
+def test_cli_device_cuda_without_gpu_exits_2(tmp_path):
+    from typer.testing import CliRunner
+
+    from bfly_cli.cli import app
+
+    result = CliRunner().invoke(app, ["learn", "dft", "--n", "4", "--solver", "gradient", "--device", "cuda",
+                                      "-o", str(tmp_path / "x.h5")])
+    assert result.exit_code == 2
+    assert "cuda" in result.stderr and len(result.stderr.strip().splitlines()) == 1
+
+
+def test_cli_gradient_options_rejected_for_other_solvers(tmp_path):
+    from typer.testing import CliRunner
+
+    from bfly_cli.cli import app
+
+    result = CliRunner().invoke(app, ["learn", "dft", "--n", "4", "--solver", "hierarchical", "--model", "BPP",
+                                      "-o", str(tmp_path / "x.h5")])
+    assert result.exit_code == 2 and "--model" in result.stderr
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA GPU")
+def test_learner_runs_on_cuda():
+    steps, meta = solve_gradient(transforms.build("dft", 8), restarts=4, seed=0, device="cuda")
+    assert _rel(steps, transforms.build("dft", 8)) <= 1e-10 and meta["solver_device"] == "cuda"
