@@ -158,8 +158,7 @@ def make_options(out_dir: Path, transforms: str | None, sizes: str, solver: str 
         raise BflyError(f"--jobs {jobs}: need at least 1")
     if timeout < 0:
         raise BflyError(f"--timeout {timeout:g}: need seconds >= 0")
-    check_output_dir(Path(out_dir))
-    return SweepOptions(
+    options = SweepOptions(
         out_dir=Path(out_dir),
         transforms=parse_transforms(transforms),
         sizes=parse_sizes(sizes),
@@ -169,6 +168,8 @@ def make_options(out_dir: Path, transforms: str | None, sizes: str, solver: str 
         shard=parse_shard(shard),
         timeout=float(timeout),
     )
+    check_output_dir(options.out_dir)  # last: nothing is created when another option is wrong
+    return options
 
 
 def check_output_dir(out_dir: Path) -> Path:
