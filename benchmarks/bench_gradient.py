@@ -1,0 +1,103 @@
+"""Benchmark the gradient solver from random initialization (issue 4's table).
+
+For each transform and size: success rate over seeds (rel_error <= --target after the float64
+polish), median restarts and median wall seconds of the successful runs, the final relative error
+(median), the paper's RMSE and its trial budget beside them. Run small on a shared machine:
+
+    python benchmarks/bench_gradient.py --sizes 8,16 --seeds 3
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+import transforms
+from bfly_cli.learn import learn
+
+CELLS = {"dft": "BP", "hadamard": "BP", "hartley": "BP", "dct": "BPP", "dst": "BPP", "convolution": "BPBP"}
+PAPER_RMSE = Path("/work/shared/reference/paper-rmse.json")
+PAPER_TRIALS = "20-160"  # the paper's random trials per size (Hyperband, 8 GPUs)
+
+
+def run_cell(name: str, n: int, seeds: int, restarts: int, steps: int, target: float) -> dict:
+    """Learn ``name`` at size ``n`` once per seed; summarize successes, restarts and seconds."""
+    matrix = transforms.build(name, n)
+    runs = []
+    for seed in range(seeds):
+        start = time.perf_counter()
+        factors = learn(matrix, solver="gradient",
+                        solver_options={"model": CELLS[name], "restarts": restarts, "steps": steps, "seed": seed,
+                                        "target": target})
+        runs.append({"ok": factors.meta["rel_error"] <= target, "restarts": factors.meta["restarts_used"],
+                     "seconds": time.perf_counter() - start, "rel": factors.meta["rel_error"],
+                     "rmse": factors.meta["rmse"]})
+    good = [r for r in runs if r["ok"]]
+    return {
+        "transform": name, "n": n, "model": CELLS[name], "success": f"{len(good)}/{len(runs)}",
+        "median_restarts": statistics.median(r["restarts"] for r in good) if good else None,
+        "median_seconds": statistics.median(r["seconds"] for r in good) if good else None,
+        "median_rel_error": statistics.median(r["rel"] for r in runs),
+        "median_rmse": statistics.median(r["rmse"] for r in runs),
+        "paper_rmse": _paper_rmse(name, n),
+    }
+
+
+def _paper_rmse(name: str, n: int) -> float | None:
+    if not PAPER_RMSE.exists():
+        return None
+    ref = json.loads(PAPER_RMSE.read_text())
+    return ref["rmse"][name][ref["sizes"].index(n)] if n in ref["sizes"] and name in ref["rmse"] else None
+
+
+def _fmt(value: object) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, float):
+        return f"{value:.3g}" if 1e-2 <= abs(value) < 1e4 else f"{value:.1e}"
+    return str(value)
+
+
+def print_table(rows: list[dict]) -> None:
+    cols = ["transform", "n", "model", "success", "median_restarts", "median_seconds", "median_rel_error",
+            "median_rmse", "paper_rmse"]
+    print("| " + " | ".join(cols) + " | paper trials |")
+    print("|" + "---|" * (len(cols) + 1))
+    for row in rows:
+        print("| " + " | ".join(_fmt(row[c]) for c in cols) + f" | {PAPER_TRIALS} |")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--transforms", default="dft,hadamard,hartley,dct,dst,convolution")
+    parser.add_argument("--sizes", default="8,16,32,64,128,256")
+    parser.add_argument("--conv-max", type=int, default=64, help="largest N for convolution (BPBP)")
+    parser.add_argument("--seeds", type=int, default=10)
+    parser.add_argument("--restarts", type=int, default=8)
+    parser.add_argument("--steps", type=int, default=3000)
+    parser.add_argument("--target", type=float, default=1e-10)
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--json", type=Path, help="also write the rows to this file")
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    rows = []
+    for name in args.transforms.split(","):
+        for n in (int(s) for s in args.sizes.split(",")):
+            if name == "convolution" and n > args.conv_max:
+                continue
+            rows.append(run_cell(name, n, args.seeds, args.restarts, args.steps, args.target))
+            print(json.dumps(rows[-1]), flush=True)
+    print_table(rows)
+    if args.json:
+        args.json.write_text(json.dumps(rows, indent=1))
+
+
+if __name__ == "__main__":
+    np.seterr(all="ignore")
+    main()
