@@ -226,27 +226,38 @@ def _fft_convolve(col: np.ndarray, x: np.ndarray, workers: int) -> Timed:
     return lambda: scipy.fft.ifft(scipy.fft.fft(x, workers=workers) * spec, workers=workers)
 
 
-def kernel_method(factors: Factors, threads: int) -> tuple[Method, bool]:
-    """The compiled kernel when built, else the numpy reference; and whether the kernel was used.
+def kernel_method(factors: Factors, threads: int, dtype: np.dtype) -> tuple[Method, bool]:
+    """The compiled kernel when built and able to run these factors, else the numpy reference
+    (the label says why); and whether the kernel is the one timed.
 
     The kernel is driven through its prepared ``Plan`` (twiddles converted once per input dtype,
     outside the timing, as a pipeline would); each call still allocates its output, like scipy.
+    A plan that cannot be built (a step kind the kernel does not implement yet) is reported, not
+    fatal: the benchmark of everything else is still worth having.
     """
     try:
         from . import kernel
     except ImportError:
-        kernel = None
-    if kernel is None or not kernel.available():
-        return Method("butterfly", "numpy reference (compiled kernel not built)", lambda x: lambda: factors.apply(x)), False
+        return _reference_method(factors, "compiled kernel not built")
+    if not kernel.available():
+        return _reference_method(factors, "compiled kernel not built")
     plan_cls = getattr(kernel, "Plan", None)
     if plan_cls is None:
         return Method("butterfly", "compiled kernel", lambda x: lambda: kernel.apply(factors, x, threads=threads)), True
+    try:
+        plan_cls(factors, dtype)
+    except ValueError as exc:
+        return _reference_method(factors, f"the compiled kernel cannot run these factors: {exc}")
 
     def prepare(x: np.ndarray) -> Timed:
         plan = plan_cls(factors, x.dtype)
         return lambda: plan.apply(x, threads=threads)
 
     return Method("butterfly", "compiled kernel", prepare), True
+
+
+def _reference_method(factors: Factors, why: str) -> tuple[Method, bool]:
+    return Method("butterfly", f"numpy reference ({why})", lambda x: lambda: factors.apply(x)), False
 
 
 def torch_method(factors: Factors, device: str, key: str = "torch") -> Method:
@@ -328,7 +339,7 @@ def build_methods(factors: Factors, device: str, threads: int) -> tuple[list[Met
         butterfly = torch_method(factors, "cuda", key="butterfly")
         torch_row = Method("torch", "-", None, "on cuda the butterfly row is the torch path")
         return [butterfly, torch_row, dense_method(factors, "cuda"), cuda_fast_baseline(factors.meta)], False
-    butterfly, used_kernel = kernel_method(factors, threads)
+    butterfly, used_kernel = kernel_method(factors, threads, input_dtype(factors))
     methods = [butterfly, torch_method(factors, "cpu"), dense_method(factors, "cpu"),
                fast_baseline(factors.meta, factors.n, real_input, threads)]
     return methods, used_kernel

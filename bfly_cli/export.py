@@ -27,7 +27,8 @@ FORMATS = {"npz": ".npz", "pt": ".pt", "mat": ".mat", "json": ".json"}
 EXPORT_VERSION = 1
 JSON_MAX_N = 4096
 JSON_BYTES_PER_NUMBER = 24  # about what repr() of a float64 plus separators takes
-_STEP_NAME = re.compile(r"^step(\d+)_(permutation|butterfly|diagonal|real)$")
+_STEP_NAME = re.compile(r"^step(\d+)_([a-z0-9]+)$")
+PT_KINDS = ("permutation", "butterfly", "diagonal", "real")  # what torch_butterfly's modules implement
 
 
 def check_format(fmt: str) -> str:
@@ -168,6 +169,10 @@ def write_pt(factors: Factors, tmp: str) -> None:
 
     from .torch_butterfly import steps_to_modules
 
+    unsupported = sorted({s.kind for s in factors.steps} - set(PT_KINDS))
+    if unsupported:
+        raise BflyError(f"pt export: torch_butterfly has no module for {', '.join(unsupported)} steps yet; "
+                        f"use --format npz, mat or json")
     state = steps_to_modules(factors.steps).state_dict()
     state._metadata["bfly"] = {
         "format": PT_FORMAT, "format_version": EXPORT_VERSION, "n": factors.n,
@@ -259,7 +264,11 @@ def load_mat(path: str | Path) -> Factors:
 
 def _from_mat(kind: str, value: np.ndarray, n: int, label: str) -> np.ndarray:
     levels = n.bit_length() - 1
-    shape = {"permutation": (n,), "butterfly": (levels, n // 2, 2, 2), "diagonal": (n,)}[kind]
+    shapes = {"permutation": (n,), "butterfly": (levels, n // 2, 2, 2), "diagonal": (n,),
+              "rank2": (levels, n // 2, 2, 2, 2, 2)}
+    if kind not in shapes:
+        raise FormatError(f"{label}: unknown step kind {kind!r}")
+    shape = shapes[kind]
     if value.size != int(np.prod(shape)):
         raise FormatError(f"{label}: a {kind} variable has {value.size} entries, expected {int(np.prod(shape))}")
     if kind == "permutation":

@@ -3,7 +3,8 @@
 A factor file *claims* errors (``rmse``, ``rel_error``, ``max_abs_error``). Verification trusts
 none of them: it rebuilds the target from the recorded recipe (the named transform and its
 options, or the source matrix file, whose values must still hash to ``source_sha256``), multiplies
-the factors out and measures again with the same :func:`bfly_cli.metrics.error_report`.
+the factors out with the numpy reference (the oracle: a verification must not depend on the
+compiled kernel being right) and measures again with :func:`bfly_cli.metrics.error_report`.
 
 When is a claim reproduced? The recomputation runs the same arithmetic as ``bfly learn`` did, so
 it differs from the recorded value only by rounding. The allowed difference for each measure is

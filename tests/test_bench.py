@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import math
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -25,11 +26,12 @@ from bfly_cli.h5format import load
 def files(tmp_path_factory):
     """Small learned factor files (N = 16), learned once for the module."""
     folder, out = tmp_path_factory.mktemp("bench"), {}
-    for name, extra in (("dft", ()), ("hadamard", ()), ("legendre", ()), ("dct", ("--norm", "ortho"))):
-        path = folder / f"{name}.h5"
+    np.save(folder / "matrix.npy", 2.0 * transforms.build("hadamard", 16))  # a user's matrix: no fast library
+    for name, extra in (("dft", ()), ("hadamard", ()), (str(folder / "matrix.npy"), ()), ("dct", ("--norm", "ortho"))):
+        path = folder / f"{Path(name).stem}.h5"
         result = CliRunner().invoke(app, ["learn", name, "--n", "16", "-o", str(path), "-q", *extra])
         assert result.exit_code == 0, result.output
-        out[name] = path
+        out[Path(name).stem] = path
     return out
 
 
@@ -65,9 +67,9 @@ def test_every_method_computes_the_same_product(bfly, files):
 
 
 def test_transform_without_fast_library_reports_why(bfly, files):
-    doc = _bench_json(bfly, files["legendre"])
+    doc = _bench_json(bfly, files["matrix"])
     fast = doc["methods"]["fast"]
-    assert fast["available"] is False and "legendre" in fast["reason"]
+    assert fast["available"] is False and "'file'" in fast["reason"]
     assert all(row["us_per_vector"]["fast"] is None for row in doc["results"])
     assert all(row["ratios"]["butterfly_over_fast"] is None for row in doc["results"])
     assert all(row["ratios"]["dense_over_butterfly"] > 0 for row in doc["results"])
@@ -111,6 +113,19 @@ def test_numpy_reference_stands_in_when_the_kernel_is_missing(monkeypatch, files
     assert doc["kernel_available"] is False
     assert "numpy reference" in doc["methods"]["butterfly"]["label"]
     assert doc["rel_diff"]["butterfly"] == 0.0
+
+
+def test_factors_the_kernel_cannot_run_fall_back_to_the_reference(monkeypatch, files):
+    """A step kind the kernel does not implement costs the kernel row, not the benchmark."""
+    from bfly_cli import kernel
+
+    def refuse(*args, **kwargs):
+        raise ValueError("unknown step kind 'future'")
+
+    monkeypatch.setattr(kernel, "Plan", refuse)
+    doc = bench.run_bench(load(files["dft"]), batches=[2], threads=1, repeat=1)
+    assert doc["kernel_available"] is False and "future" in doc["methods"]["butterfly"]["label"]
+    assert doc["rel_diff"]["butterfly"] == 0.0 and doc["results"][0]["us_per_vector"]["butterfly"] > 0
 
 
 def test_threads_setting_is_restored(files):

@@ -14,7 +14,7 @@ from typer.testing import CliRunner
 from bfly_cli import export as ex
 from bfly_cli.cli import app
 from bfly_cli.errors import BflyError, FormatError
-from bfly_cli.factors import Factors, Step
+from bfly_cli.factors import STEP_KINDS, Factors, Step
 from bfly_cli.h5format import load, save
 
 FORMATS = ("npz", "pt", "mat", "json")
@@ -40,19 +40,27 @@ def _mixed_steps(n: int) -> list[Step]:
 @pytest.fixture(scope="module")
 def files(tmp_path_factory):
     folder, out = tmp_path_factory.mktemp("export"), {}
-    for name in ("dft", "convolution"):
+    for name in ("dft", "hadamard"):
         path = folder / f"{name}.h5"
         assert CliRunner().invoke(app, ["learn", name, "--n", "16", "-o", str(path), "-q"]).exit_code == 0
         out[name] = path
     out["mixed"] = save(Factors(8, _mixed_steps(8), _synthetic_meta(8)), folder / "mixed.h5")
+    if "rank2" in STEP_KINDS:  # the 2-slot real butterfly of the rank-2 routes
+        stages = np.random.default_rng(3).standard_normal((3, 4, 2, 2, 2, 2))
+        out["rank2"] = save(Factors(8, [Step("permutation", np.arange(8)[::-1].copy()), Step("rank2", stages)],
+                                    _synthetic_meta(8)), folder / "rank2.h5")
     out["tiny"] = save(Factors(2, [Step("butterfly", np.arange(4.0).reshape(1, 1, 2, 2))], _synthetic_meta(2)),
                        folder / "tiny.h5")
     return out
 
 
 @pytest.mark.parametrize("fmt", FORMATS)
-@pytest.mark.parametrize("which", ["dft", "convolution", "mixed", "tiny"])
+@pytest.mark.parametrize("which", ["dft", "hadamard", "mixed", "tiny", "rank2"])
 def test_round_trip_is_exact(bfly, files, tmp_path, fmt, which):
+    if which not in files:
+        pytest.skip("no rank2 step kind in this checkout")
+    if which == "rank2" and fmt == "pt":
+        pytest.skip("torch_butterfly has no rank2 module: test_pt_refuses_steps_without_a_module")
     out = tmp_path / f"x.{fmt}"
     result = bfly("export", files[which], "--format", fmt, "-o", out)
     assert result.exit_code == 0, result.stderr
@@ -117,6 +125,14 @@ def test_pt_is_a_state_dict_for_the_torch_modules(files, tmp_path):
     with torch.no_grad():
         y = module(torch.as_tensor(x)).numpy()
     np.testing.assert_allclose(y, factors.apply(x), atol=1e-13)
+
+
+def test_pt_refuses_steps_without_a_module(bfly, files, tmp_path):
+    if "rank2" not in files:
+        pytest.skip("no rank2 step kind in this checkout")
+    result = bfly("export", files["rank2"], "--format", "pt", "-o", tmp_path / "r.pt")
+    assert result.exit_code == 2 and "rank2" in result.stderr and result.stderr.count("\n") == 1
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_json_is_readable_with_complex_pairs(files, tmp_path):
