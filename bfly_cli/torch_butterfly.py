@@ -421,8 +421,10 @@ def steps_to_modules(steps: Sequence[Step], device: str | torch.device = "cpu") 
             mods.append(Butterfly.from_twiddles(step.data, device=device))
         elif step.kind == "real":
             mods.append(RealPart())
-        else:
+        elif step.kind == "diagonal":
             mods.append(_Diagonal(step.data, device))
+        else:
+            raise ValueError(f"step kind {step.kind!r} has no torch module (permutation, butterfly, diagonal, real)")
     return nn.Sequential(*mods)
 
 
