@@ -1,180 +1,172 @@
 """Discovering a column order under which every block of every split has rank <= 2.
 
-The rank-one test of :mod:`.permutation` groups columns by the *direction* of their 2-vectors at
-each row pair. For ``T = Re(B P)`` the 2-vectors carry no information (any 2-vector is the real
-part of a multiple of any complex direction), so the test moves up one level: at rows
-``b + m N/4`` (m = 0..3) every column's 4-vector lies in one of four 2-dimensional *planes*, one
-per value of the two top bits of its position. Grouping columns by plane gives the four quarters;
-how quarters pair into halves is not constrained by rank-2 structure (a 2 x N/2 block always has
-rank <= 2), so the canonical pairing is used. Each half is then a problem with two "slots" per
-row position (rows ``c`` and ``c + N/2``), and from there every split is a two-way plane grouping
-of the 4-vectors ``(rows c, c + m/2) x (2 slots)``, followed by projecting each group onto its
-plane (2 coordinates = the slots of the half-size problem).
+Under a valid order, the group of ``2^l`` consecutive columns that a level-l split keeps
+together must, on each of its row sets (rows ``b + 2^l c``, ``b`` fixed), span at most a plane.
+Two facts make the search a top-down tree with no backtracking:
 
-Plane grouping, exact case: the reference column of largest energy and one partner span its
-group's plane at every row group; the partner is the candidate (a few, spread over the columns)
-whose plane leaves the most columns with zero residual. The group is the ``size`` columns of
-smallest residual; the rest are grouped the same way. All groups of a level form one batch.
+* **Classes instead of groups.** Several groups may share their planes (Hartley: columns ``n``
+  and ``-n`` lie in the same plane at *every* level; two line-like groups span one plane). Such
+  groups cannot be told apart at their level, and need not be: the search keeps *classes*, the
+  maximal sets of columns that share planes, whose sizes are multiples of the group size. Classes
+  of level ``l - 1`` are found inside each class of level ``l`` (coplanar on a finer row set
+  implies coplanar on its halves), and the final order lists every class contiguously inside its
+  parent (depth-first). Cutting that order into chunks of ``2^l`` then keeps every chunk inside
+  one level-l class, at every level at once, so the order is valid whatever the multiplicities.
+* **Slots.** A class's columns, restricted to a row set, lie in one plane; projecting onto it
+  (2 coordinates, the "slots") loses nothing. A class at level ``l`` is therefore a small
+  problem ``(2^l positions, 2 slots, columns)``, and its sub-classes are coplanar groups of the
+  4-vectors ``(positions c, c + 2^(l-1)) x (2 slots)``. Every level touches O(N^2) numbers.
+
+Finding one class: the reference column (largest energy, ties by index) and a partner span a
+plane per position; the class is every column with zero residual off it. Partners are tried in
+a fixed pseudo-random order, screened on a few positions, and the first whose plane holds a
+valid number of columns (a positive multiple of the group size) on the screen *and* on all
+positions wins. Levels 0 and 1 impose nothing (a pair of columns always has rank <= 2), so the
+recursion stops at classes of level 2.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 
-_CANDIDATES = 12
-_ZERO = 1e-10  # relative residual energy (computed as a difference, so ~eps when exact)
+_ZERO = 1e-10  # relative off-plane energy of a member (~1e-30 when exact; computed stably)
+_SINE = 1e-3  # reference and partner closer than this to parallel at a position: skip it there
+_SCREEN = 16  # positions used to screen candidate partners
+_BATCHES = (4, 8, 16, 32, 64)  # partners tried per round; their sum caps the search per class
+_SEED = 20240611
 
 
-STRATEGIES = ("pairs", "quarters")
+@dataclass
+class Discovery:
+    """The order found and whether every class had a valid size (False: best effort only)."""
+
+    perm: np.ndarray
+    consistent: bool
 
 
-def discover_plane_permutation(matrix: np.ndarray, strategy: str = "pairs") -> np.ndarray:
-    """``perm`` (int64) such that ``matrix[:, perm]`` has rank-2 blocks when that is possible.
-
-    ``strategy`` picks how levels below the top split: ``"pairs"`` groups 4-vectors into two
-    planes directly (right when every internal node is genuinely 2-dimensional, as for DCT/DST);
-    ``"quarters"`` first finds four planes of 8-vectors (right when the slots of a level are
-    degenerate, as for the Hartley transform, whose halves repeat a half-size Hartley). The
-    caller tries both and keeps the order whose factorization is exact.
-    """
+def discover_plane_permutation(matrix: np.ndarray) -> Discovery:
+    """Order (int64 ``perm``) such that ``matrix[:, perm]`` has rank-2 blocks when possible."""
     matrix = np.asarray(matrix, dtype=np.float64)
     n = matrix.shape[0]
-    slots = np.zeros((1, n, 2, n))
-    slots[0, :, 0, :] = matrix  # the matrix is a slot problem whose second slot is empty
-    cols = np.arange(n)[None]
-    top = True
-    while slots.shape[-1] > 2:
-        slots, cols = _split_level(slots, cols, quarters=top or strategy == "quarters")
-        top = False
-    return cols.reshape(-1).astype(np.int64)
+    root = np.zeros((n, 2, n))
+    root[:, 0, :] = matrix  # the matrix is a class of level L whose second slot is empty
+    state = {"consistent": True}
+    order = _descend(root, np.arange(n), state)
+    return Discovery(np.asarray(order, dtype=np.int64), state["consistent"])
 
 
-def _split_level(slots: np.ndarray, cols: np.ndarray, quarters: bool) -> tuple[np.ndarray, np.ndarray]:
-    """One two-way split of every slot problem ``(G, m, 2, m)``; returns the ``(2G, m/2, 2, m/2)``."""
-    g, m = slots.shape[:2]
-    vec = slots.reshape(g, 2, m // 2, 2, m).transpose(0, 1, 3, 2, 4).reshape(g, 4, m // 2, m)
-    if m <= 4:  # every split of a 4 x 4 slot problem has rank <= 2: canonical order
-        groups = np.tile(np.arange(4).reshape(1, 2, 2), (g, 1, 1))
-    elif quarters:
-        groups = _halves(slots)
-    else:
-        groups = _plane_groups(vec, 2)
-        swap = groups[:, 1, 0] < groups[:, 0, 0]
-        groups[swap] = groups[swap][:, ::-1]
-    sub = np.take_along_axis(vec[:, None], groups[:, :, None, None, :], axis=4)  # (G, 2, 4, m/2, m/2)
-    basis = _plane_basis(sub)  # (G, 2, m/2, 4, 2)
-    coords = np.einsum("ghbpq,ghpbj->ghbqj", basis, sub)  # (G, 2, m/2 rows, 2 slots, m/2 cols)
-    new_cols = np.take_along_axis(cols[:, None, :], groups, axis=2)
-    return coords.reshape(2 * g, m // 2, 2, m // 2), new_cols.reshape(2 * g, m // 2)
+def _descend(slots: np.ndarray, cols: np.ndarray, state: dict) -> list[int]:
+    """Depth-first order of one class ``(P positions, 2 slots, k columns)``; leaves at P <= 4."""
+    positions = slots.shape[0]
+    if positions <= 4:
+        return cols.tolist()
+    vec = _four_vectors(slots)
+    order: list[int] = []
+    for members in _classes(vec, positions // 2, state):
+        order.extend(_descend(_project(vec[:, :, members]), cols[members], state))
+    return order
 
 
-def _halves(slots: np.ndarray) -> np.ndarray:
-    """The two column halves ``(G, 2, m/2)`` of each slot problem, sorted, canonical order.
+def _four_vectors(slots: np.ndarray) -> np.ndarray:
+    """``(P/2, 4, k)``: position c's two slots followed by position c + P/2's two slots."""
+    positions, _, k = slots.shape
+    return slots.reshape(2, positions // 2, 2, k).transpose(1, 0, 2, 3).reshape(positions // 2, 4, k)
 
-    Quarters come from the planes of the 8-vectors (four row positions ``c + k m/4`` x two
-    slots). When one plane holds half of the columns (two quarters with conjugate complex
-    directions, two real lines, or an empty second slot as at the top) that plane is a half;
-    otherwise the quarters are paired the one way of three under which each half's 4-vectors
-    (rows ``c``, ``c + m/2`` x slots) lie in a plane.
+
+def _project(vec: np.ndarray) -> np.ndarray:
+    """Coordinates ``(B, 2, k)`` of each position's 4-vectors in their dominant plane.
+
+    The plane of a class is exact, so the top two eigenvectors of the 4x4 Gram matrix capture
+    every column; a line-like position gets a second slot of rounding noise, which later
+    residuals treat as zero.
     """
-    g, m = slots.shape[:2]
-    vec8 = slots.reshape(g, 4, m // 4, 2, m).transpose(0, 1, 3, 2, 4).reshape(g, 8, m // 4, m)
-    order, res = _one_group(vec8, m // 4)
-    forced = np.take_along_axis(res, order[:, m // 2 - 1 : m // 2], axis=1)[:, 0] <= _ZERO
-    first = order[:, : m // 2]
-    halves = np.stack([np.sort(first, axis=1), _complement(first, m)], axis=1)
-    if not np.all(forced):
-        paired = _paired_quarters(slots, _plane_groups(vec8, 4))
-        halves = np.where(forced[:, None, None], halves, paired)
-    halves = np.sort(halves, axis=2)
-    swap = halves[:, 1, 0] < halves[:, 0, 0]
-    halves[swap] = halves[swap][:, ::-1]
-    return halves
-
-
-def _paired_quarters(slots: np.ndarray, quarters: np.ndarray) -> np.ndarray:
-    """Halves ``(G, 2, m/2)`` from the pairing of quarters whose halves are closest to planar."""
-    g, m = slots.shape[:2]
-    vec = slots.reshape(g, 2, m // 2, 2, m).transpose(0, 1, 3, 2, 4).reshape(g, 4, m // 2, m)
-    options = []
-    scores = []
-    for a, b, c, d in ((0, 1, 2, 3), (0, 2, 1, 3), (0, 3, 1, 2)):
-        halves = np.stack([np.concatenate([quarters[:, a], quarters[:, b]], axis=1),
-                           np.concatenate([quarters[:, c], quarters[:, d]], axis=1)], axis=1)
-        sub = np.take_along_axis(vec[:, None], halves[:, :, None, None, :], axis=4)
-        gram = np.einsum("ghpbj,ghqbj->ghbpq", sub, sub)
-        vals = np.linalg.eigvalsh(gram)
-        off = vals[..., :2].sum(axis=(1, 2, 3)) / np.maximum(vals.sum(axis=(1, 2, 3)), 1e-300)
-        options.append(halves)
-        scores.append(off)
-    best = np.argmin(np.stack(scores, axis=1), axis=1)
-    return np.stack(options, axis=1)[np.arange(g), best]
-
-
-def _complement(members: np.ndarray, m: int) -> np.ndarray:
-    """Sorted indices in ``range(m)`` not in each row of ``members``."""
-    mask = np.ones((members.shape[0], m), dtype=bool)
-    np.put_along_axis(mask, members, False, axis=1)
-    return np.nonzero(mask)[1].reshape(members.shape[0], m - members.shape[1])
-
-
-def _plane_basis(sub: np.ndarray) -> np.ndarray:
-    """Orthonormal basis ``(..., 4, 2)`` of the dominant plane of each row group's 4-vectors."""
-    gram = np.einsum("...pbj,...qbj->...bpq", sub, sub)
+    gram = np.einsum("bpj,bqj->bpq", vec, vec)
     _, vecs = np.linalg.eigh(gram)
-    return vecs[..., :, 2:]
+    basis = vecs[:, :, 2:][:, :, ::-1]  # strongest direction first: slot 0
+    return np.einsum("bpq,bpj->bqj", basis, vec)
 
 
-def _plane_groups(vec: np.ndarray, count: int) -> np.ndarray:
-    """Split the columns of each problem into ``count`` equal groups lying in common planes.
-
-    ``vec`` is ``(G, 4, B, m)``: coordinates x row groups x columns. Returns ``(G, count, m/count)``
-    sorted column indices per group, groups in the order found.
-    """
-    g, _, _, m = vec.shape
-    size = m // count
-    remaining = np.tile(np.arange(m), (g, 1))
+def _classes(vec: np.ndarray, unit: int, state: dict) -> list[np.ndarray]:
+    """Partition the columns of ``vec (B, 4, k)`` into coplanar classes of ``unit``-multiple size."""
+    remaining = np.arange(vec.shape[2])
     found = []
-    for _ in range(count - 1):
-        sub = np.take_along_axis(vec, remaining[:, None, None, :], axis=3)
-        order, _ = _one_group(sub, size)
-        members, rest = order[:, :size], order[:, size:]
-        found.append(np.sort(np.take_along_axis(remaining, members, axis=1), axis=1))
-        remaining = np.take_along_axis(remaining, rest, axis=1)
-    found.append(np.sort(remaining, axis=1))
-    return np.stack(found, axis=1)
+    while remaining.size:
+        members = _one_class(vec[:, :, remaining], unit, state)
+        found.append(remaining[members])
+        remaining = np.delete(remaining, members)
+    return found
 
 
-def _one_group(vec: np.ndarray, size: int) -> tuple[np.ndarray, np.ndarray]:
-    """Columns ordered by residual off the reference column's plane (its group first), and the
-    residuals: the plane is the candidate's whose ``size``-th smallest residual is smallest."""
-    g, _, _, m = vec.shape
-    energy = np.einsum("gpbj,gpbj->gj", vec, vec)
-    ref = np.argmax(energy, axis=1)
-    # pseudo-random (fixed) candidates: evenly spaced ones share low index bits, and in an
-    # unshuffled transform those bits can put every candidate outside the reference's group
-    picks = np.random.default_rng(m).permutation(m)[: _CANDIDATES + 1]
-    best_score, best_res = None, None
-    for pick in picks:
-        partner = np.where(pick == ref, (pick + 1) % m, pick)
-        res = _plane_residual(vec, ref, partner, energy)
-        score = np.sort(res, axis=1)[:, size - 1]
-        if best_score is None:
-            best_score, best_res = score, res
-        else:
-            better = score < best_score
-            best_score = np.where(better, score, best_score)
-            best_res[better] = res[better]
-    return np.argsort(best_res, axis=1, kind="stable"), best_res
+def _one_class(vec: np.ndarray, unit: int, state: dict) -> np.ndarray:
+    """Local indices of the class of the reference column (see the module docstring)."""
+    k = vec.shape[2]
+    if k <= unit:
+        return np.arange(k)
+    energy = np.einsum("bpj,bpj->j", vec, vec)
+    ref = int(np.argmax(energy))
+    others = np.delete(np.arange(k), ref)
+    partners = others[np.random.default_rng(_SEED + k).permutation(others.size)]
+    screen = _screen_positions(vec.shape[0])
+    best = (-1, None)
+    start = 0
+    rounds = _BATCHES if state["consistent"] else _BATCHES[:1]
+    for size in rounds:
+        batch = partners[start : start + size]
+        start += size
+        if batch.size == 0:
+            break
+        counts = np.sum(_residuals(vec[screen], ref, batch) <= _ZERO, axis=1)
+        for idx in np.argsort(-counts, kind="stable"):
+            if counts[idx] > best[0]:
+                best = (int(counts[idx]), int(batch[idx]))
+            if not _valid(int(counts[idx]), unit):
+                continue
+            res = _residuals(vec, ref, batch[idx : idx + 1])[0]
+            members = np.nonzero(res <= _ZERO)[0]
+            if _valid(members.size, unit):
+                return members
+    state["consistent"] = False
+    res = _residuals(vec, ref, np.array([best[1]]))[0]
+    return np.argsort(res, kind="stable")[:unit]
 
 
-def _plane_residual(vec: np.ndarray, ref: np.ndarray, partner: np.ndarray, energy: np.ndarray) -> np.ndarray:
-    """Energy of each column off the plane span(ref, partner), summed over row groups, relative."""
-    pick = np.stack([ref, partner], axis=1)  # (G, 2)
-    pair = np.take_along_axis(vec, pick[:, None, None, :], axis=3)  # (G, 4, B, 2)
-    basis, _ = np.linalg.qr(pair.transpose(0, 2, 1, 3))  # (G, B, 4, 2)
-    proj = np.einsum("gbpq,gpbj->gbqj", basis, vec)
-    off = energy - np.einsum("gbqj,gbqj->gj", proj, proj)
-    res = off / np.maximum(energy, np.finfo(np.float64).tiny)
-    np.put_along_axis(res, pick, -1.0, axis=1)  # the two that define the plane belong to it
+def _valid(count: int, unit: int) -> bool:
+    return count >= unit and count % unit == 0
+
+
+def _screen_positions(count: int) -> np.ndarray:
+    """A fixed spread of at most ``_SCREEN`` positions (pseudo-random, so not all share low bits)."""
+    if count <= _SCREEN:
+        return np.arange(count)
+    return np.sort(np.random.default_rng(_SEED + count).choice(count, _SCREEN, replace=False))
+
+
+def _residuals(vec: np.ndarray, ref: int, partners: np.ndarray) -> np.ndarray:
+    """Relative off-plane energy ``(len(partners), k)`` of every column, per partner's plane.
+
+    The plane at each position is span(ref, partner), orthonormalized by Gram-Schmidt; positions
+    where the two are nearly parallel (or the reference vanishes) do not define a plane and are
+    left out of both the residual and the energy. Reference and partner count as members.
+    """
+    a = vec[:, :, ref]  # (B, 4)
+    a_norm = np.linalg.norm(a, axis=1)
+    q1 = a / np.where(a_norm > 0, a_norm, 1.0)[:, None]
+    c = np.moveaxis(vec[:, :, partners], 2, 0)  # (C, B, 4)
+    c_norm = np.linalg.norm(c, axis=2)
+    c_perp = c - np.einsum("cbp,bp->cb", c, q1)[:, :, None] * q1
+    perp_norm = np.linalg.norm(c_perp, axis=2)
+    ok = (a_norm > 0) & (perp_norm > _SINE * c_norm)  # (C, B)
+    q2 = c_perp / np.where(ok, perp_norm, 1.0)[:, :, None]
+    x = np.einsum("bp,bpj->bj", q1, vec)
+    y = np.einsum("cbp,bpj->cbj", q2, vec)
+    col_energy = np.einsum("bpj,bpj->bj", vec, vec)
+    off = np.maximum(col_energy - x**2 - y**2, 0.0)  # (C, B, k)
+    weight = ok[:, :, None]
+    num = np.sum(np.where(weight, off, 0.0), axis=1)
+    den = np.sum(np.where(weight, col_energy, 0.0), axis=1)
+    res = np.where(den > 0, num / np.where(den > 0, den, 1.0), np.inf)
+    res[np.arange(partners.size), partners] = 0.0
+    res[:, ref] = 0.0
     return res
