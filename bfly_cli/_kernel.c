@@ -19,6 +19,17 @@
  *                                              is how the small strides 1, 2, 4 avoid scalar code.
  *   DIAG    data d[N] (real) or (2, N) (re, im planes)
  *   REAL    zero the imaginary plane
+ *   R2, R2T one stage of a `rank2` step (natural / transposed order, geometry as BF / BFT): every
+ *           position carries a 2-slot state; pair members (u, w) mix through a real 4x4 block
+ *           [y_o slot s] = sum_{c, r} m[o][s][c][r] [member c slot r].  Slot 0 is the plane the
+ *           other ops see; slot 1 is a second plane per part (real: at +N; complex: re at +2N,
+ *           im at +3N, so a complex vector's real and imaginary parts run the same real blocks).
+ *           flags bit 0 (FIRST): slot 1 is not read (it is zero in the reference), only r = 0;
+ *           flags bit 1 (LAST): slot 1 is not written (only slot 0 is read afterwards), s = 0.
+ *           So a stage stores K = 4 * (FIRST ? 1 : 2) * (LAST ? 1 : 2) coefficient planes per
+ *           block, in (o, s, c, r) order with the dropped index left out.
+ *   GATHER with flags bit 0 (STATE) also permutes the slot-1 planes (a layout change inside a
+ *           rank2 step, where slot 1 is live).
  * Twiddles of a stage: N/2 pairs in the order the stage visits them, cut into blocks of
  * W = cstride = min(8, run length) pairs; each block stores its K planes of W values back to back:
  * K = 4 (a, b, c, d) real or 8 (ar, ai, br, bi, cr, ci, dr, di) complex, and
@@ -46,10 +57,11 @@
 #define BFLY_INLINE static inline __attribute__((always_inline))
 #define BFLY_MAX_THREADS 256
 
-enum { OP_GATHER = 0, OP_BF = 1, OP_BFT = 2, OP_DIAG = 3, OP_REAL = 4 };
+enum { OP_GATHER = 0, OP_BF = 1, OP_BFT = 2, OP_DIAG = 3, OP_REAL = 4, OP_R2 = 5, OP_R2T = 6 };
+enum { FLAG_FIRST = 1, FLAG_LAST = 2, FLAG_STATE = 1 };
 
 typedef struct {
-    int kind;
+    int kind, flags;
     Py_ssize_t s, rows, cols, cstride;
     const void *data;
 } op_t;
@@ -57,12 +69,20 @@ typedef struct {
 typedef struct {
     Py_ssize_t n;
     int is_complex, is_double;
+    Py_ssize_t vs;           /* elements per vector in the scratch: 2N, or 4N for a complex plan with rank2 ops */
+    Py_ssize_t so;           /* offset of the slot-1 plane from slot 0: N (real plan) or 2N (complex plan) */
     Py_ssize_t nops;
     op_t *ops;
     const int32_t *load_idx; /* a leading GATHER fused into the load, or NULL */
     Py_ssize_t first_op;     /* index of the first op not fused into the load */
     int tile;                /* vectors processed together (they share each twiddle load) */
 } core_t;
+
+/* Coefficient planes per block of a rank2 stage (see the header). */
+static inline Py_ssize_t r2_planes(int flags)
+{
+    return 4 * ((flags & FLAG_FIRST) ? 1 : 2) * ((flags & FLAG_LAST) ? 1 : 2);
+}
 
 /* ---- the templated numeric code: instantiated for float and double below ---- */
 #define BFLY_TEMPLATE
@@ -93,7 +113,7 @@ typedef struct {
 static size_t scratch_bytes(const core_t *c)
 {
     size_t elem = c->is_double ? sizeof(double) : sizeof(float);
-    size_t bytes = 4 * (size_t)c->tile * (size_t)c->n * elem; /* two buffers of `tile` (re, im) plane pairs */
+    size_t bytes = 2 * (size_t)c->tile * (size_t)c->vs * elem; /* two buffers of `tile` vectors */
     return (bytes + 63) & ~(size_t)63;
 }
 
@@ -191,6 +211,8 @@ static Py_ssize_t op_data_bytes(const core_t *c, const op_t *op)
     case OP_BF:
     case OP_BFT: return planes * (c->n / 2) * elem;
     case OP_DIAG: return (c->is_complex ? 2 : 1) * c->n * elem;
+    case OP_R2:
+    case OP_R2T: return r2_planes(op->flags) * (c->n / 2) * elem;
     default: return 0;
     }
 }
@@ -198,16 +220,17 @@ static Py_ssize_t op_data_bytes(const core_t *c, const op_t *op)
 static int check_op(const core_t *c, const op_t *op, Py_ssize_t k)
 {
     Py_ssize_t n = c->n;
-    if (op->kind == OP_BF && (op->s < 1 || n % (2 * op->s) != 0 || op->cstride != (op->s < 8 ? op->s : 8))) {
+    int bf = op->kind == OP_BF || op->kind == OP_R2, bft = op->kind == OP_BFT || op->kind == OP_R2T;
+    if (bf && (op->s < 1 || n % (2 * op->s) != 0 || op->cstride != (op->s < 8 ? op->s : 8))) {
         PyErr_Format(PyExc_ValueError, "op %zd: bad butterfly stride", k);
         return -1;
     }
-    if (op->kind == OP_BFT && (op->rows < 2 || op->rows * op->cols != n || op->s < 1 || op->rows % (2 * op->s) != 0 ||
+    if (bft && (op->rows < 2 || op->rows * op->cols != n || op->s < 1 || op->rows % (2 * op->s) != 0 ||
                                op->cstride != (op->cols < 8 ? op->cols : 8))) {
         PyErr_Format(PyExc_ValueError, "op %zd: bad transposed butterfly geometry", k);
         return -1;
     }
-    if (op->kind < OP_GATHER || op->kind > OP_REAL) {
+    if (op->kind < OP_GATHER || op->kind > OP_R2T) {
         PyErr_Format(PyExc_ValueError, "op %zd: unknown kind %d", k, op->kind);
         return -1;
     }
@@ -233,8 +256,13 @@ static int plan_parse_op(PlanObject *self, PyObject *item, Py_ssize_t k)
 {
     op_t *op = &self->core.ops[k];
     PyObject *data = Py_None;
-    if (!PyArg_ParseTuple(item, "innnn|O", &op->kind, &op->s, &op->rows, &op->cols, &op->cstride, &data))
+    op->flags = 0;
+    if (!PyArg_ParseTuple(item, "innnn|Oi", &op->kind, &op->s, &op->rows, &op->cols, &op->cstride, &data, &op->flags))
         return -1;
+    if (op->flags < 0 || op->flags > 3) {
+        PyErr_Format(PyExc_ValueError, "op %zd: bad flags %d", k, op->flags);
+        return -1;
+    }
     if (check_op(&self->core, op, k) < 0)
         return -1;
     Py_ssize_t need = op_data_bytes(&self->core, op);
@@ -257,11 +285,18 @@ static int plan_parse_op(PlanObject *self, PyObject *item, Py_ssize_t k)
 static int choose_tile(const core_t *c)
 {
     size_t elem = c->is_double ? 8 : 4;
-    size_t vec_bytes = (size_t)c->n * elem * (c->is_complex ? 2 : 1);
+    int state = 0;
     size_t tw_bytes = 0;
-    for (Py_ssize_t k = 0; k < c->nops; k++)
-        if (c->ops[k].kind == OP_BF || c->ops[k].kind == OP_BFT)
+    for (Py_ssize_t k = 0; k < c->nops; k++) {
+        const op_t *op = &c->ops[k];
+        if (op->kind == OP_BF || op->kind == OP_BFT)
             tw_bytes += (size_t)c->n / 2 * elem * (c->is_complex ? 8 : 4);
+        if (op->kind == OP_R2 || op->kind == OP_R2T) {
+            tw_bytes += (size_t)c->n / 2 * elem * (size_t)r2_planes(op->flags);
+            state = 1;
+        }
+    }
+    size_t vec_bytes = (size_t)c->n * elem * (c->is_complex ? 2 : 1) * (state ? 2 : 1);
     if (tw_bytes > ((size_t)1 << 20))
         return vec_bytes <= ((size_t)1 << 18) ? 4 : 2;
     int tile = 1;
@@ -290,7 +325,7 @@ static int plan_init(PlanObject *self, PyObject *args, PyObject *kwds)
     if (!seq)
         return -1;
     Py_ssize_t nops = PySequence_Fast_GET_SIZE(seq);
-    self->core = (core_t){n, is_complex, is_double, nops, NULL, NULL, 0, 1};
+    self->core = (core_t){n, is_complex, is_double, 2 * n, is_complex ? 2 * n : n, nops, NULL, NULL, 0, 1};
     self->core.ops = PyMem_Calloc(nops ? nops : 1, sizeof(op_t));
     self->views = PyMem_Calloc(nops ? nops : 1, sizeof(Py_buffer));
     if (!self->core.ops || !self->views) {
@@ -305,8 +340,11 @@ static int plan_init(PlanObject *self, PyObject *args, PyObject *kwds)
             return -1;
         }
     Py_DECREF(seq);
+    for (Py_ssize_t k = 0; k < nops; k++) /* a complex vector with slot planes needs 4N */
+        if ((self->core.ops[k].kind == OP_R2 || self->core.ops[k].kind == OP_R2T) && is_complex)
+            self->core.vs = 4 * n;
     self->core.tile = choose_tile(&self->core);
-    if (nops > 0 && self->core.ops[0].kind == OP_GATHER) {
+    if (nops > 0 && self->core.ops[0].kind == OP_GATHER && !(self->core.ops[0].flags & FLAG_STATE)) {
         self->core.load_idx = (const int32_t *)self->core.ops[0].data;
         self->core.first_op = 1;
     }
@@ -429,7 +467,8 @@ PyMODINIT_FUNC PyInit__kernel(void)
         return NULL;
     if (PyModule_AddObjectRef(m, "Plan", (PyObject *)&PlanType) < 0 || PyModule_AddIntConstant(m, "OP_GATHER", OP_GATHER) < 0 ||
         PyModule_AddIntConstant(m, "OP_BF", OP_BF) < 0 || PyModule_AddIntConstant(m, "OP_BFT", OP_BFT) < 0 ||
-        PyModule_AddIntConstant(m, "OP_DIAG", OP_DIAG) < 0 || PyModule_AddIntConstant(m, "OP_REAL", OP_REAL) < 0) {
+        PyModule_AddIntConstant(m, "OP_DIAG", OP_DIAG) < 0 || PyModule_AddIntConstant(m, "OP_REAL", OP_REAL) < 0 ||
+        PyModule_AddIntConstant(m, "OP_R2", OP_R2) < 0 || PyModule_AddIntConstant(m, "OP_R2T", OP_R2T) < 0) {
         Py_DECREF(m);
         return NULL;
     }
@@ -546,6 +585,112 @@ BFLY_INLINE void SUF(stage_bft)(T *re, Py_ssize_t n, Py_ssize_t vs, int nv, cons
     }
 }
 
+/* ---- rank2 stages: the real 4x4 block per pair on (member, slot) states ---- */
+
+/* One pair's block on four lanes of type E (a scalar or a vector of 8): coefficient k is M(k),
+ * the inputs are read through p00 (member 0, slot 0), p01, p10, p11 and written back in place.
+ * R = 1 when slot 1 is not read (FIRST), S = 1 when it is not written (LAST). */
+#define BFLY_R2_MIX(E, M, p00, p01, p10, p11, R, S)                                                   \
+    do {                                                                                              \
+        E u0 = *(p00), u1 = *(p10), w0 = u0, w1 = u1;                                                 \
+        if ((R) == 2) {                                                                               \
+            w0 = *(p01);                                                                              \
+            w1 = *(p11);                                                                              \
+        }                                                                                             \
+        E y[2][2];                                                                                    \
+        for (int o = 0; o < 2; o++)                                                                   \
+            for (int sl = 0; sl < (S); sl++) {                                                        \
+                int k = (o * (S) + sl) * 2 * (R);                                                     \
+                E acc = M(k) * u0 + M(k + (R)) * u1;                                                  \
+                if ((R) == 2)                                                                         \
+                    acc = acc + M(k + 1) * w0 + M(k + 3) * w1;                                        \
+                y[o][sl] = acc;                                                                       \
+            }                                                                                         \
+        *(p00) = y[0][0];                                                                             \
+        *(p10) = y[1][0];                                                                             \
+        if ((S) == 2) {                                                                               \
+            *(p01) = y[0][1];                                                                         \
+            *(p11) = y[1][1];                                                                         \
+        }                                                                                             \
+    } while (0)
+
+/* Pairs (o0 + k, o1 + k), k < len (a multiple of 8), of every vector and part (re, im) of the tile:
+ * one block of 8 pairs = K vector planes of coefficients, loaded once for the whole tile. */
+BFLY_INLINE void SUF(r2_w8)(T *buf, const core_t *c, int nv, int parts, Py_ssize_t o0, Py_ssize_t o1, const T *tw,
+                            Py_ssize_t len, int R, int S)
+{
+    typedef SUF(vec8) V;
+    const int K = 4 * R * S;
+    const V *t = (const V *)tw;
+    Py_ssize_t so = c->so;
+    for (Py_ssize_t kb = 0; kb < len; kb += 8, t += K)
+        for (int v = 0; v < nv; v++)
+            for (int p = 0; p < parts; p++) {
+                T *a = buf + v * c->vs + p * c->n + kb;
+#define BFLY_M8(k) t[k]
+                BFLY_R2_MIX(V, BFLY_M8, (V *)(a + o0), (V *)(a + so + o0), (V *)(a + o1), (V *)(a + so + o1), R, S);
+#undef BFLY_M8
+            }
+}
+
+/* Runs shorter than 8 (N <= 32 only): one block of W = len pairs, scalar lanes. */
+BFLY_INLINE void SUF(r2_short)(T *buf, const core_t *c, int nv, int parts, Py_ssize_t o0, Py_ssize_t o1, const T *tw,
+                               Py_ssize_t len, int R, int S)
+{
+    Py_ssize_t so = c->so;
+    for (int v = 0; v < nv; v++)
+        for (int p = 0; p < parts; p++)
+            for (Py_ssize_t l = 0; l < len; l++) {
+                T *a = buf + v * c->vs + p * c->n + l;
+#define BFLY_M1(k) tw[(k) * len + l]
+                BFLY_R2_MIX(T, BFLY_M1, a + o0, a + so + o0, a + o1, a + so + o1, R, S);
+#undef BFLY_M1
+            }
+}
+
+/* Constant R and S for each of the four FIRST/LAST cases, so each inlines to straight FMAs. */
+BFLY_INLINE void SUF(r2_pair)(T *buf, const core_t *c, int nv, Py_ssize_t o0, Py_ssize_t o1, const T *tw,
+                              Py_ssize_t len, int flags)
+{
+    int parts = c->is_complex ? 2 : 1;
+#define BFLY_R2_CASE(R, S)                                                 \
+    do {                                                                   \
+        if (len % 8 == 0)                                                  \
+            SUF(r2_w8)(buf, c, nv, parts, o0, o1, tw, len, R, S);          \
+        else                                                               \
+            SUF(r2_short)(buf, c, nv, parts, o0, o1, tw, len, R, S);       \
+    } while (0)
+    switch (flags & 3) {
+    case 0: BFLY_R2_CASE(2, 2); break;
+    case FLAG_FIRST: BFLY_R2_CASE(1, 2); break;
+    case FLAG_LAST: BFLY_R2_CASE(2, 1); break;
+    default: BFLY_R2_CASE(1, 1); break;
+    }
+#undef BFLY_R2_CASE
+}
+
+/* A rank2 stage in natural order: the pair loop of stage_bf with K coefficient planes. */
+BFLY_INLINE void SUF(stage_r2)(T *buf, const core_t *c, int nv, const op_t *op)
+{
+    const T *tw = (const T *)op->data;
+    Py_ssize_t s = op->s, K = r2_planes(op->flags);
+    for (Py_ssize_t j0 = 0; j0 < c->n; j0 += 2 * s)
+        SUF(r2_pair)(buf, c, nv, j0, j0 + s, tw + K * (j0 / 2), s, op->flags);
+}
+
+/* A rank2 stage with stride s < R on the (R, C)-transposed vector: the row loop of stage_bft. */
+BFLY_INLINE void SUF(stage_r2t)(T *buf, const core_t *c, int nv, const op_t *op)
+{
+    const T *tw = (const T *)op->data;
+    Py_ssize_t s = op->s, cols = op->cols, K = r2_planes(op->flags);
+    for (Py_ssize_t r = 0; r < op->rows; r++) {
+        if (r & s)
+            continue;
+        Py_ssize_t row = (r / (2 * s)) * s + r % s;
+        SUF(r2_pair)(buf, c, nv, r * cols, (r + s) * cols, tw + K * row * cols, cols, op->flags);
+    }
+}
+
 BFLY_INLINE void SUF(gather)(T *restrict dst, const T *restrict src, const int32_t *restrict idx, Py_ssize_t n)
 {
     for (Py_ssize_t t = 0; t < n; t++)
@@ -619,6 +764,11 @@ BFLY_INLINE T *SUF(run_ops)(const core_t *c, T *cur, T *alt, Py_ssize_t vs, int 
                 SUF(gather)(alt + v * vs, cur + v * vs, (const int32_t *)op->data, n);
                 if (cplx)
                     SUF(gather)(alt + v * vs + n, cur + v * vs + n, (const int32_t *)op->data, n);
+                if (op->flags & FLAG_STATE) {
+                    SUF(gather)(alt + v * vs + c->so, cur + v * vs + c->so, (const int32_t *)op->data, n);
+                    if (cplx)
+                        SUF(gather)(alt + v * vs + c->so + n, cur + v * vs + c->so + n, (const int32_t *)op->data, n);
+                }
             }
             T *t = cur;
             cur = alt, alt = t;
@@ -633,6 +783,8 @@ BFLY_INLINE T *SUF(run_ops)(const core_t *c, T *cur, T *alt, Py_ssize_t vs, int 
             for (int v = 0; v < nv; v++)
                 memset(cur + v * vs + n, 0, (size_t)n * sizeof(T));
             break;
+        case OP_R2: SUF(stage_r2)(cur, c, nv, op); break;
+        case OP_R2T: SUF(stage_r2t)(cur, c, nv, op); break;
         }
     }
     return cur;
@@ -642,7 +794,7 @@ BFLY_INLINE T *SUF(run_ops)(const core_t *c, T *cur, T *alt, Py_ssize_t vs, int 
  * op before the next starts, so it stays in L1/L2 across all log2 N stages. */
 BFLY_CLONES static void SUF(run_range)(const core_t *c, const T *x, T *y, int xc, int yc, Py_ssize_t count, T *scratch)
 {
-    Py_ssize_t n = c->n, vs = 2 * n;
+    Py_ssize_t n = c->n, vs = c->vs;
     int cplx = c->is_complex, tile = c->tile;
     Py_ssize_t xs = n * (xc ? 2 : 1), ys = n * (yc ? 2 : 1);
     T *bufa = scratch, *bufb = scratch + (Py_ssize_t)tile * vs;

@@ -12,6 +12,9 @@ simple operations (see ``_kernel.c``), and every layout decision is readable Pyt
   real and imaginary planes) when any step or the input is complex;
 * each butterfly stage's twiddles in the order the stage uses them, in blocks of 8 pairs holding
   the planes a, b, c, d (complex: re and im of each) back to back: one sequential stream;
+* a ``rank2`` step keeps a second (slot 1) plane per real plane next to the vector; its stages
+  store the 16 (first and last stage: 8) coefficients of each pair's 4x4 block as planes of 8
+  pairs, like the butterfly twiddles;
 * the strides below ``_ROWS`` (1, 2, 4) run on the vector viewed transposed as a (R, N/R) matrix,
   where they mix whole rows, so they vectorize like the large strides instead of falling back to
   scalar code; entering and leaving that view are gathers, merged with any adjacent permutation.
@@ -36,12 +39,13 @@ try:  # the compiled extension is optional: a failed build must not break the pa
 except ImportError:  # pragma: no cover - exercised by monkeypatching in the tests
     _ext = None
 
-_OP_GATHER, _OP_BF, _OP_BFT, _OP_DIAG, _OP_REAL = 0, 1, 2, 3, 4
+_OP_GATHER, _OP_BF, _OP_BFT, _OP_DIAG, _OP_REAL, _OP_R2, _OP_R2T = 0, 1, 2, 3, 4, 5, 6
+_FLAG_FIRST, _FLAG_LAST, _FLAG_STATE = 1, 2, 1  # rank2 stage flags; gather flag (see _kernel.c)
 _ROWS = 8  # transposed-view height: strides 1, 2, 4 mix rows of length N/8
 _KERNEL_DTYPES = tuple(np.dtype(d) for d in ("float32", "float64", "complex64", "complex128"))
 _FALLBACK_MESSAGE = "bfly: compiled kernel not built; using the numpy reference"
 _UNSUPPORTED_MESSAGE = "bfly: the compiled kernel has no op for step kind {kinds}; using the numpy reference (slower)"
-_COMPILED_KINDS = frozenset({"permutation", "butterfly", "diagonal", "real"})
+_COMPILED_KINDS = frozenset({"permutation", "butterfly", "diagonal", "real", "rank2"})
 _warned: set[str] = set()
 
 __all__ = ["available", "apply", "Plan", "default_threads"]
@@ -71,7 +75,10 @@ def _warn_once(message: str) -> None:
 def unsupported_kinds(factors: Factors) -> list[str]:
     """Step kinds of ``factors`` the compiled kernel has no op for (sorted, unique): such factors
     run on the numpy reference instead of raising, so a file with a newer step kind still works."""
-    return sorted({step.kind for step in factors.steps} - _COMPILED_KINDS)
+    kinds = {step.kind for step in factors.steps} - _COMPILED_KINDS
+    if any(s.kind == "rank2" and s.data.dtype.kind == "c" for s in factors.steps):
+        kinds.add("rank2")  # the C op is real 4x4 blocks; complex rank2 data is outside its contract
+    return sorted(kinds)
 
 
 def apply(factors: Factors, x: Any, *, threads: int | None = None) -> np.ndarray:
@@ -211,11 +218,14 @@ def _step_ops(step: Step, n: int, is_complex: bool, real_dt: np.dtype) -> list[t
         return [(_OP_REAL, 0, 0, 0, 0, None)] if is_complex else []
     if step.kind == "butterfly":
         return _butterfly_ops(step.data, n, is_complex, real_dt)
+    if step.kind == "rank2":
+        return _rank2_ops(step.data, n, real_dt)
     raise ValueError(f"unknown step kind {step.kind!r}")
 
 
-def _gather(idx: np.ndarray) -> tuple:
-    return (_OP_GATHER, 0, 0, 0, 0, np.ascontiguousarray(idx, dtype=np.int32))
+def _gather(idx: np.ndarray, flags: int = 0) -> tuple:
+    """A gather op; ``flags`` = ``_FLAG_STATE`` also moves the rank2 slot-1 planes."""
+    return (_OP_GATHER, 0, 0, 0, 0, np.ascontiguousarray(idx, dtype=np.int32), flags)
 
 
 def _planes(values: np.ndarray, is_complex: bool, real_dt: np.dtype) -> np.ndarray:
@@ -252,6 +262,41 @@ def _butterfly_ops(twiddle: np.ndarray, n: int, is_complex: bool, real_dt: np.dt
     return ops
 
 
+def _rank2_ops(stages: np.ndarray, n: int, real_dt: np.dtype) -> list[tuple]:
+    """One op per stage, with the butterfly's geometry (transposed view for strides below ``rows``).
+
+    Slot 1 starts at zero and is never read after the step, so the first stage drops the
+    coefficients that read it and the last those that write it (8 planes instead of 16): less to
+    stream, and the C side never touches the uninitialised slot. The layout change back to natural
+    order happens while slot 1 is live, so that gather carries the STATE flag.
+    """
+    rows = _rows(n)
+    cols = n // rows
+    half = n // 2
+    levels = stages.shape[0]
+    ops: list[tuple] = []
+    if rows > 1:
+        ops.append(_gather(np.arange(n).reshape(cols, rows).T.ravel()))
+    for lev in range(levels):
+        s = 1 << lev
+        flags = (_FLAG_FIRST if lev == 0 else 0) | (_FLAG_LAST if lev == levels - 1 else 0)
+        coef = stages[lev][:, :, : 1 if lev == levels - 1 else 2, :, : 1 if lev == 0 else 2]
+        coef = coef.reshape(half, -1)  # (pair, k) with k in (o, s, c, r) order
+        if s < rows:  # pair i = blk * rows/2 + c  ->  order [c, blk], as in _butterfly_ops
+            coef = coef.reshape(cols, rows // 2, -1).transpose(1, 0, 2).reshape(half, -1)
+        width = min(8, cols if s < rows else s)
+        data = np.ascontiguousarray(coef.reshape(half // width, width, -1).transpose(0, 2, 1), dtype=real_dt)
+        if s < rows:
+            ops.append((_OP_R2T, s, rows, cols, width, data, flags))
+            continue
+        if s == rows:
+            ops.append(_gather(np.arange(n).reshape(rows, cols).T.ravel(), _FLAG_STATE))
+        ops.append((_OP_R2, s, 0, 0, width, data, flags))
+    if rows > 1 and levels <= rows.bit_length() - 1:  # every stage ran transposed: leave the view
+        ops.append(_gather(np.arange(n).reshape(rows, cols).T.ravel()))
+    return ops
+
+
 def _rows(n: int) -> int:
     """Height of the transposed view: 8 when rows of N/8 are long enough to vectorize, 1 (none)
     for tiny N, where scalar code costs nothing worth saving."""
@@ -265,7 +310,8 @@ def _merge_gathers(ops: list[tuple], n: int) -> list[tuple]:
     merged: list[tuple] = []
     for op in ops:
         if op[0] == _OP_GATHER and merged and merged[-1][0] == _OP_GATHER:
-            op = _gather(merged.pop()[5][op[5]])
+            prev = merged.pop()
+            op = _gather(prev[5][op[5]], prev[6] | op[6])  # moving a dead slot 1 too is harmless
         merged.append(op)
     identity = np.arange(n, dtype=np.int32)
     return [op for op in merged if not (op[0] == _OP_GATHER and np.array_equal(op[5], identity))]
