@@ -244,10 +244,15 @@ def kernel_method(factors: Factors, threads: int, dtype: np.dtype) -> tuple[Meth
     plan_cls = getattr(kernel, "Plan", None)
     if plan_cls is None:
         return Method("butterfly", "compiled kernel", lambda x: lambda: kernel.apply(factors, x, threads=threads)), True
+    unsupported = getattr(kernel, "unsupported_kinds", lambda _: [])(factors)
+    if unsupported:
+        return _reference_method(factors, f"the compiled kernel has no op for {', '.join(unsupported)} steps")
     try:
-        plan_cls(factors, dtype)
+        probe = plan_cls(factors, dtype)
     except ValueError as exc:
         return _reference_method(factors, f"the compiled kernel cannot run these factors: {exc}")
+    if not getattr(probe, "compiled", True):
+        return _reference_method(factors, "the compiled kernel did not take these factors")
 
     def prepare(x: np.ndarray) -> Timed:
         plan = plan_cls(factors, x.dtype)

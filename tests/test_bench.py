@@ -126,6 +126,9 @@ def test_factors_the_kernel_cannot_run_fall_back_to_the_reference(monkeypatch, f
     doc = bench.run_bench(load(files["dft"]), batches=[2], threads=1, repeat=1)
     assert doc["kernel_available"] is False and "future" in doc["methods"]["butterfly"]["label"]
     assert doc["rel_diff"]["butterfly"] == 0.0 and doc["results"][0]["us_per_vector"]["butterfly"] > 0
+    monkeypatch.setattr(kernel, "unsupported_kinds", lambda factors: ["newkind"], raising=False)
+    doc = bench.run_bench(load(files["dft"]), batches=[2], threads=1, repeat=1)
+    assert doc["kernel_available"] is False and "newkind" in doc["methods"]["butterfly"]["label"]
 
 
 def test_threads_setting_is_restored(files):
