@@ -50,86 +50,95 @@ def discover_plane_permutation(matrix: np.ndarray) -> Discovery:
     """Order (int64 ``perm``) such that ``matrix[:, perm]`` has rank-2 blocks when possible."""
     matrix = np.asarray(matrix, dtype=np.float64)
     n = matrix.shape[0]
-    root = np.zeros((n, 2, n))
-    root[:, 0, :] = matrix  # the matrix is a class of level L whose second slot is empty
     state = {"consistent": True}
-    order = _descend(root, np.arange(n), state)
+    if n <= 4:
+        return Discovery(np.arange(n, dtype=np.int64), True)
+    # The whole matrix is one class of level L with an empty second slot; its only class of
+    # level L-1 holds every column (a 2 x N block always has rank <= 2), with rows c and c + N/2
+    # as the two slots, so the search starts there.
+    slots = np.ascontiguousarray(matrix.reshape(2, n // 2, n).transpose(1, 2, 0))
+    order = _descend(slots, np.arange(n), state)
     return Discovery(np.asarray(order, dtype=np.int64), state["consistent"])
 
 
 def _descend(slots: np.ndarray, cols: np.ndarray, state: dict) -> list[int]:
-    """Depth-first order of one class ``(P positions, 2 slots, k columns)``; leaves at P <= 4."""
+    """Depth-first order of one class ``(P positions, k columns, 2 slots)``; leaves at P <= 4."""
     positions = slots.shape[0]
     if positions <= 4:
         return cols.tolist()
-    vec = _four_vectors(slots)
+    vec = np.concatenate([slots[: positions // 2], slots[positions // 2 :]], axis=2)  # (P/2, k, 4)
     order: list[int] = []
     for members in _classes(vec, positions // 2, state):
-        order.extend(_descend(_project(vec[:, :, members]), cols[members], state))
+        order.extend(_descend(_project(vec[:, members]), cols[members], state))
     return order
 
 
-def _four_vectors(slots: np.ndarray) -> np.ndarray:
-    """``(P/2, 4, k)``: position c's two slots followed by position c + P/2's two slots."""
-    positions, _, k = slots.shape
-    return slots.reshape(2, positions // 2, 2, k).transpose(1, 0, 2, 3).reshape(positions // 2, 4, k)
-
-
 def _project(vec: np.ndarray) -> np.ndarray:
-    """Coordinates ``(B, 2, k)`` of each position's 4-vectors in their dominant plane.
+    """Coordinates ``(B, k, 2)`` of each position's 4-vectors in their dominant plane.
 
     The plane of a class is exact, so the top two eigenvectors of the 4x4 Gram matrix capture
     every column; a line-like position gets a second slot of rounding noise, which later
     residuals treat as zero.
     """
-    gram = np.einsum("bpj,bqj->bpq", vec, vec)
+    gram = vec.transpose(0, 2, 1) @ vec
     _, vecs = np.linalg.eigh(gram)
-    basis = vecs[:, :, 2:][:, :, ::-1]  # strongest direction first: slot 0
-    return np.einsum("bpq,bpj->bqj", basis, vec)
+    return vec @ vecs[:, :, :1:-1]  # strongest direction first: slot 0
 
 
 def _classes(vec: np.ndarray, unit: int, state: dict) -> list[np.ndarray]:
-    """Partition the columns of ``vec (B, 4, k)`` into coplanar classes of ``unit``-multiple size."""
-    remaining = np.arange(vec.shape[2])
+    """Partition the columns of ``vec (B, k, 4)`` into coplanar classes of ``unit``-multiple size."""
+    energy = np.einsum("bjp,bjp->bj", vec, vec)
+    remaining = np.arange(vec.shape[1])
     found = []
     while remaining.size:
-        members = _one_class(vec[:, :, remaining], unit, state)
-        found.append(remaining[members])
-        remaining = np.delete(remaining, members)
+        members = _one_class(vec, energy, remaining, unit, state)
+        found.append(members)
+        remaining = remaining[~np.isin(remaining, members, assume_unique=True)]
     return found
 
 
-def _one_class(vec: np.ndarray, unit: int, state: dict) -> np.ndarray:
-    """Local indices of the class of the reference column (see the module docstring)."""
-    k = vec.shape[2]
+def _one_class(vec: np.ndarray, energy: np.ndarray, remaining: np.ndarray, unit: int, state: dict) -> np.ndarray:
+    """Column indices of the class of the reference column among ``remaining``."""
+    k = remaining.size
     if k <= unit:
-        return np.arange(k)
-    energy = np.einsum("bpj,bpj->j", vec, vec)
-    ref = int(np.argmax(energy))
-    others = np.delete(np.arange(k), ref)
+        return remaining
+    ref = int(remaining[np.argmax(energy[:, remaining].sum(axis=0))])
+    others = remaining[remaining != ref]
     partners = others[np.random.default_rng(_SEED + k).permutation(others.size)]
     screen = _screen_positions(vec.shape[0])
-    best = (-1, None)
+    sub = vec[screen][:, remaining]
+    local_ref = int(np.nonzero(remaining == ref)[0][0])
+    best = (-1, int(partners[0]))
     start = 0
-    rounds = _BATCHES if state["consistent"] else _BATCHES[:1]
-    for size in rounds:
+    for size in _BATCHES if state["consistent"] else _BATCHES[:1]:
         batch = partners[start : start + size]
         start += size
         if batch.size == 0:
             break
-        counts = np.sum(_residuals(vec[screen], ref, batch) <= _ZERO, axis=1)
+        counts = np.sum(_residuals(sub, energy[screen][:, remaining], sub[:, local_ref], vec[screen][:, batch]) <= _ZERO, axis=1)
         for idx in np.argsort(-counts, kind="stable"):
             if counts[idx] > best[0]:
                 best = (int(counts[idx]), int(batch[idx]))
             if not _valid(int(counts[idx]), unit):
                 continue
-            res = _residuals(vec, ref, batch[idx : idx + 1])[0]
-            members = np.nonzero(res <= _ZERO)[0]
+            members = _members(vec, energy, remaining, ref, int(batch[idx]))
             if _valid(members.size, unit):
                 return members
     state["consistent"] = False
-    res = _residuals(vec, ref, np.array([best[1]]))[0]
-    return np.argsort(res, kind="stable")[:unit]
+    res = _full_residual(vec, energy, remaining, ref, best[1])
+    return remaining[np.argsort(res, kind="stable")[:unit]]
+
+
+def _members(vec: np.ndarray, energy: np.ndarray, remaining: np.ndarray, ref: int, partner: int) -> np.ndarray:
+    """The remaining columns in span(ref, partner) at every position (both included)."""
+    res = _full_residual(vec, energy, remaining, ref, partner)
+    inside = (res <= _ZERO) | (remaining == ref) | (remaining == partner)
+    return remaining[inside]
+
+
+def _full_residual(vec: np.ndarray, energy: np.ndarray, remaining: np.ndarray, ref: int, partner: int) -> np.ndarray:
+    """Residual of the remaining columns off span(ref, partner), over all positions."""
+    return _residuals(vec, energy, vec[:, ref], vec[:, [partner]])[0][remaining]
 
 
 def _valid(count: int, unit: int) -> bool:
@@ -143,30 +152,23 @@ def _screen_positions(count: int) -> np.ndarray:
     return np.sort(np.random.default_rng(_SEED + count).choice(count, _SCREEN, replace=False))
 
 
-def _residuals(vec: np.ndarray, ref: int, partners: np.ndarray) -> np.ndarray:
-    """Relative off-plane energy ``(len(partners), k)`` of every column, per partner's plane.
+def _residuals(vec: np.ndarray, energy: np.ndarray, a: np.ndarray, c: np.ndarray) -> np.ndarray:
+    """Relative off-plane energy ``(C, k)`` of every column of ``vec (B, k, 4)``, per plane.
 
-    The plane at each position is span(ref, partner), orthonormalized by Gram-Schmidt; positions
-    where the two are nearly parallel (or the reference vanishes) do not define a plane and are
-    left out of both the residual and the energy. Reference and partner count as members.
+    Plane ``i`` at each position is span(a, c[:, i]) (``a (B, 4)``, ``c (B, C, 4)``),
+    orthonormalized by Gram-Schmidt; positions where the two are nearly parallel (or ``a``
+    vanishes) do not define a plane and are left out of both the residual and the energy.
     """
-    a = vec[:, :, ref]  # (B, 4)
     a_norm = np.linalg.norm(a, axis=1)
     q1 = a / np.where(a_norm > 0, a_norm, 1.0)[:, None]
-    c = np.moveaxis(vec[:, :, partners], 2, 0)  # (C, B, 4)
     c_norm = np.linalg.norm(c, axis=2)
-    c_perp = c - np.einsum("cbp,bp->cb", c, q1)[:, :, None] * q1
+    c_perp = c - np.sum(c * q1[:, None, :], axis=2, keepdims=True) * q1[:, None, :]
     perp_norm = np.linalg.norm(c_perp, axis=2)
-    ok = (a_norm > 0) & (perp_norm > _SINE * c_norm)  # (C, B)
-    q2 = c_perp / np.where(ok, perp_norm, 1.0)[:, :, None]
-    x = np.einsum("bp,bpj->bj", q1, vec)
-    y = np.einsum("cbp,bpj->cbj", q2, vec)
-    col_energy = np.einsum("bpj,bpj->bj", vec, vec)
-    off = np.maximum(col_energy - x**2 - y**2, 0.0)  # (C, B, k)
-    weight = ok[:, :, None]
-    num = np.sum(np.where(weight, off, 0.0), axis=1)
-    den = np.sum(np.where(weight, col_energy, 0.0), axis=1)
-    res = np.where(den > 0, num / np.where(den > 0, den, 1.0), np.inf)
-    res[np.arange(partners.size), partners] = 0.0
-    res[:, ref] = 0.0
-    return res
+    ok = ((a_norm > 0)[:, None] & (perp_norm > _SINE * c_norm)).T  # (C, B)
+    q2 = c_perp / np.where(ok.T, perp_norm, 1.0)[:, :, None]  # (B, C, 4)
+    basis = np.concatenate([np.broadcast_to(q1[:, None, :, None], (*q2.shape, 1)), q2[..., None]], axis=3)
+    proj = vec[:, None] @ basis  # (B, C, k, 2)
+    off = np.maximum(energy[:, None, :] - np.sum(proj**2, axis=3), 0.0)  # (B, C, k)
+    num = np.einsum("bcj,cb->cj", off, ok.astype(off.dtype))
+    den = ok.astype(off.dtype) @ energy
+    return np.where(den > 0, num / np.where(den > 0, den, 1.0), np.inf)
