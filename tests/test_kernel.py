@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from bfly_cli import kernel
-from bfly_cli.factors import Factors, Step
+from bfly_cli.factors import Factors, Step, rank2_multiply
 
 needs_ext = pytest.mark.skipif(not kernel.available(), reason="compiled kernel not built")
 TOL = {np.float32: 1e-6, np.complex64: 1e-6, np.float64: 1e-13, np.complex128: 1e-13}
@@ -187,9 +187,94 @@ def test_extension_rejects_bad_plans():
         ext.Plan(4, False, True, [(kernel._OP_GATHER, 0, 0, 0, 0, np.array([0, 1, 2, 9], np.int32))])
     with pytest.raises(ValueError, match="bytes"):
         ext.Plan(4, False, True, [(kernel._OP_BF, 1, 0, 0, 1, np.zeros(3))])
+    with pytest.raises(ValueError, match="bytes"):  # a middle rank2 stage needs 16 planes, not 8
+        ext.Plan(4, False, True, [(kernel._OP_R2, 1, 0, 0, 1, np.zeros(16), 0)])
+    with pytest.raises(ValueError, match="flags"):
+        ext.Plan(4, False, True, [(kernel._OP_R2, 1, 0, 0, 1, np.zeros(16), 7)])
+    with pytest.raises(ValueError, match="stride"):
+        ext.Plan(8, False, True, [(kernel._OP_R2, 2, 0, 0, 1, np.zeros(32), 1)])
     plan = ext.Plan(4, False, True, [])
     with pytest.raises(TypeError, match="element format"):
         plan.run(np.zeros(4, np.float32), np.zeros(4, np.float32))
+
+
+ALL_DTYPES = [np.float32, np.float64, np.complex64, np.complex128]
+
+
+@needs_ext
+@pytest.mark.parametrize("dtype", ALL_DTYPES)
+@pytest.mark.parametrize("n", [2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 4096])
+def test_rank2_matches_rank2_multiply(n, dtype):
+    """The DCT-style chain [permutation, rank2] against the reference ``rank2_multiply`` itself."""
+    rng = np.random.default_rng(100 + n)
+    perm, stages = rng.permutation(n), random_rank2(n, rng)
+    plan = kernel.Plan(Factors(n, [Step("permutation", perm), Step("rank2", stages)]), dtype)
+    assert plan.compiled
+    x = random_input((3, n), dtype, rng)
+    ref = rank2_multiply(plan.factors.steps[1].data, x[..., perm])
+    got = plan.apply(x)
+    assert got.dtype == ref.dtype == plan.out_dtype
+    assert rel_error(got, ref) <= TOL[np.dtype(dtype).type]
+
+
+@needs_ext
+@pytest.mark.parametrize("kinds", [("rank2", "permutation", "rank2"), ("permutation", "rank2", "butterfly", "real"),
+                                   ("diagonal", "rank2", "permutation", "butterfly", "rank2", "diagonal")])
+@pytest.mark.parametrize("n", [2, 16, 64, 2048])
+def test_rank2_mixed_with_other_steps(n, kinds):
+    rng = np.random.default_rng(200 + n)
+    for complex_factors in (False, True):
+        factors = random_factors(n, rng, complex_factors, kinds)
+        for dtype in ALL_DTYPES:
+            check_plan(factors, dtype, (2,), rng)
+
+
+@needs_ext
+@pytest.mark.parametrize("n,batch", [(8, (100,)), (32, (1,)), (256, (7, 11)), (1024, (37,)), (4096, (3,))])
+def test_rank2_batches_and_threads(n, batch):
+    rng = np.random.default_rng(300 + n)
+    factors = random_factors(n, rng, False, ("permutation", "rank2"))
+    for dtype, threads in ((np.float32, 2), (np.complex128, 3), (np.float64, 1), (np.complex64, 2)):
+        check_plan(factors, dtype, batch, rng, threads=threads)
+
+
+@needs_ext
+def test_rank2_never_reads_a_stale_slot():
+    """Slot 1 of the scratch is left dirty by the previous vector (NaN here); the first stage must
+    not read it, so clean vectors after NaN ones come out clean (threads=1: one scratch; the first
+    tile, at most 4 vectors, is all NaN, so every later tile reuses dirty slots)."""
+    rng = np.random.default_rng(12)
+    factors = random_factors(256, rng, False, ("permutation", "rank2"))
+    for dtype in ALL_DTYPES:
+        plan = kernel.Plan(factors, dtype)
+        x = random_input((8, 256), dtype, rng)
+        x[:4] = np.nan
+        got = plan.apply(x, threads=1)
+        assert np.isnan(got[:4]).all()
+        assert rel_error(got[4:], plan.factors.apply(x[4:])) <= TOL[np.dtype(dtype).type]
+
+
+@needs_ext
+def test_rank2_in_place():
+    rng = np.random.default_rng(13)
+    factors = random_factors(512, rng, False, ("permutation", "rank2"))
+    plan = kernel.Plan(factors, np.float64)
+    x = random_input((5, 512), np.float64, rng)
+    ref = factors.apply(x)
+    assert plan.apply(x, x) is x
+    assert rel_error(x, ref) <= 1e-13
+
+
+def test_complex_rank2_data_falls_back(monkeypatch, capsys):
+    """Complex rank2 coefficients are outside the C op's contract: the reference runs them."""
+    monkeypatch.setattr(kernel, "_warned", set())
+    rng = np.random.default_rng(14)
+    stages = random_rank2(32, rng) * np.exp(1j * rng.random((5, 16, 1, 1, 1, 1)))
+    factors = Factors(32, [Step("rank2", stages)])
+    assert kernel.unsupported_kinds(factors) == ["rank2"]
+    x = random_input((2, 32), np.float32, rng)
+    np.testing.assert_allclose(kernel.apply(factors, x), factors.apply(x), rtol=1e-12, atol=1e-12)
+    assert capsys.readouterr().err.count("no op for step kind 'rank2'") == 1
 
 
 def test_fallback_without_extension(monkeypatch, capsys):
