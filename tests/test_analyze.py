@@ -14,7 +14,7 @@ from bfly_cli.analysis import analyze
 from bfly_cli.learn import learn
 
 
-@pytest.mark.parametrize("name", ["dft", "hadamard", "dct", "dst", "legendre", "randn"])
+@pytest.mark.parametrize("name", ["dft", "hadamard", "dct", "dst", "hartley", "legendre", "randn"])
 @pytest.mark.parametrize("shuffle", [False, True])
 def test_verdict_agrees_with_auto(name: str, shuffle: bool) -> None:
     t = transforms.build(name, 32)

@@ -11,7 +11,11 @@ import pytest
 
 import transforms
 from bfly_cli.errors import BflyError
+from bfly_cli.factors import Factors, Step
 from bfly_cli.learn import learn
+from bfly_cli.solvers import RouteUnavailable
+from bfly_cli.solvers.auto import probe_error, solve_bp
+from bfly_cli.solvers.real_routes import solve_real_rank2
 
 
 @pytest.mark.parametrize("name,route", [("dft", "bp"), ("hadamard", "bp"), ("dct", "real_rank2"), ("dst", "real_rank2")])
@@ -32,8 +36,47 @@ def test_auto_falls_back_to_approximation_for_randn() -> None:
     f = learn(transforms.build("randn", 8), solver="auto")
     assert f.meta["auto_route"] != "bp"
     assert not f.meta["exact"] or f.meta["auto_route"] == "real_rank2"
-    statuses = {r["route"]: r["status"] for r in f.meta["auto_tried"]}
-    assert statuses["bp"] == "inexact"
+    bp = next(r for r in f.meta["auto_tried"] if r["route"] == "bp")
+    assert bp["status"] == "unavailable" and bp["reason"].startswith("not B.P")
+
+
+@pytest.mark.parametrize("name,n", [("hartley", 64), ("dct", 128), ("dst", 128)])
+@pytest.mark.parametrize("shuffle", [False, True])
+def test_real_transforms_exact_via_rank2(name: str, n: int, shuffle: bool) -> None:
+    """Hartley's conjugate planes and larger shuffled cosine transforms: exact, never approximate."""
+    t = transforms.build(name, n)
+    if shuffle:
+        t = t[:, np.random.default_rng(n + 1).permutation(n)]
+    f = learn(t, solver="auto")
+    assert f.meta["auto_route"] == "real_rank2"
+    assert f.meta["rel_error"] <= 1e-12
+
+
+@pytest.mark.parametrize("name,where", [("dct", "top-level"), ("hartley", "split level")])
+def test_bp_probe_rejects_rank2_transforms_before_solving(name: str, where: str) -> None:
+    """DCT fails the one-pass top-level probe; Hartley passes it (its rows b, b + N/2 are
+    parallel) but fails the per-level certificate under the discovered order."""
+    with pytest.raises(RouteUnavailable, match=where):
+        solve_bp(transforms.build(name, 32))
+
+
+@pytest.mark.parametrize("name", ["dft", "hadamard"])
+def test_bp_probe_passes_every_bp(name: str) -> None:
+    t = transforms.build(name, 64)
+    t = t[:, np.random.default_rng(2).permutation(64)]
+    steps, _ = solve_bp(t)
+    assert probe_error(Factors(64, steps), t) <= 1e-12
+
+
+def test_probe_error_tracks_dense_error() -> None:
+    """The probe estimate is within a small factor of the dense relative error."""
+    t = transforms.build("dct", 32)
+    rng = np.random.default_rng(4)
+    steps, _ = solve_real_rank2(t)
+    noisy = [steps[0], Step("rank2", steps[1].data + 1e-6 * rng.standard_normal(steps[1].data.shape))]
+    factors = Factors(32, noisy)
+    dense = np.linalg.norm(factors.to_dense() - t) / np.linalg.norm(t)
+    assert dense / 3 <= probe_error(factors, t) <= 3 * dense
 
 
 @pytest.mark.parametrize("budget", [0, 9, -1, True, 2.5])

@@ -31,10 +31,40 @@ def test_cosine_transforms_exact_with_discovered_order(name: str, norm, n: int, 
     assert _rel(steps, t) <= 1e-12
 
 
-@pytest.mark.parametrize("n", [8, 16, 32])
-def test_hartley_small_sizes_exact(n: int) -> None:
+@pytest.mark.parametrize("n", [16, 32, 64])
+@pytest.mark.parametrize("shuffle", [False, True])
+def test_hartley_exact(n: int, shuffle: bool) -> None:
+    """Columns n and -n share their planes at every level: classes, not groups, resolve it."""
     t = transforms.build("hartley", n)
+    if shuffle:
+        t = t[:, np.random.default_rng(n).permutation(n)]
+    steps, meta = solve_real_rank2(t)
+    assert meta["rank2_order"] == "consistent"
+    assert _rel(steps, t) <= 1e-12
+
+
+def test_shuffled_dct_128_exact() -> None:
+    t = transforms.build("dct", 128)
+    t = t[:, np.random.default_rng(128).permutation(128)]
     assert _rel(solve_real_rank2(t)[0], t) <= 1e-12
+
+
+def test_discovery_is_deterministic() -> None:
+    t = transforms.build("hartley", 64)[:, np.random.default_rng(9).permutation(64)]
+    first, second = solve_real_rank2(t)[0], solve_real_rank2(t.copy())[0]
+    assert np.array_equal(first[0].data, second[0].data)
+    assert first[1].data.tobytes() == second[1].data.tobytes()
+
+
+def test_real_part_of_random_complex_bp_with_shuffled_columns() -> None:
+    """Any Re(B P): the order is discovered from the matrix alone, not only for known transforms."""
+    rng = np.random.default_rng(5)
+    n = 64
+    tw = rng.standard_normal((6, n // 2, 2, 2)) + 1j * rng.standard_normal((6, n // 2, 2, 2))
+    t = Factors(n, [Step("permutation", rng.permutation(n)), Step("butterfly", tw), Step("real")]).to_dense()
+    steps, meta = solve_real_rank2(t)
+    assert meta["rank2_order"] == "consistent"
+    assert _rel(steps, t) <= 1e-12
 
 
 def test_real_part_of_random_complex_bp_in_fixed_order_is_rank2_exact() -> None:
@@ -49,7 +79,9 @@ def test_real_part_of_random_complex_bp_in_fixed_order_is_rank2_exact() -> None:
 
 def test_randn_is_not_rank2() -> None:
     t = transforms.build("randn", 32)
-    assert _rel(solve_real_rank2(t)[0], t) > 1e-3
+    steps, meta = solve_real_rank2(t)
+    assert meta["rank2_order"] == "best effort"
+    assert _rel(steps, t) > 1e-3
 
 
 def test_complex_matrix_is_refused() -> None:
