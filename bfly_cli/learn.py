@@ -8,6 +8,7 @@ and always reports the three error measures of :mod:`bfly_cli.metrics`.
 from __future__ import annotations
 
 import datetime as _dt
+import re
 import sys
 import time
 from typing import Any, Callable
@@ -105,7 +106,9 @@ def _run_solver(solver: str, work: np.ndarray, options: dict[str, Any]) -> tuple
         raise BflyError(f"solver {solver!r} cannot factor this matrix: {exc}") from None
     except TypeError as exc:
         if options and "unexpected keyword" in str(exc):
-            raise BflyError(f"solver {solver!r} takes no options {sorted(options)}") from None
+            bad = re.search(r"keyword argument '([^']+)'", str(exc))
+            named = f"no option {bad.group(1)!r}" if bad else f"none of the options {sorted(options)}"
+            raise BflyError(f"solver {solver!r} takes {named}") from None
         raise
 
 
