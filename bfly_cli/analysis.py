@@ -74,11 +74,10 @@ def _level_table(matrix: np.ndarray) -> list[dict[str, Any]]:
 
 
 def _best_plane_order(matrix: np.ndarray) -> np.ndarray:
-    """The rank-2 order the real rank-2 route would use (its first exact strategy, else best)."""
-    from .solvers.real_routes import solve_real_rank2
+    """The rank-2 order the real rank-2 route uses (discovered once, deterministic)."""
+    from .solvers.plane_permutation import discover_plane_permutation
 
-    steps, _ = solve_real_rank2(matrix)
-    return steps[0].data
+    return discover_plane_permutation(matrix).perm
 
 
 def _tail_energy(ordered: np.ndarray, lev: int, rank: int) -> float:
