@@ -28,7 +28,7 @@ EXPORT_VERSION = 1
 JSON_MAX_N = 4096
 JSON_BYTES_PER_NUMBER = 24  # about what repr() of a float64 plus separators takes
 _STEP_NAME = re.compile(r"^step(\d+)_([a-z0-9]+)$")
-PT_KINDS = ("permutation", "butterfly", "diagonal", "real")  # what torch_butterfly's modules implement
+PT_KINDS = ("permutation", "butterfly", "diagonal", "real", "rank2")  # what torch_butterfly's modules implement
 
 
 def check_format(fmt: str) -> str:
@@ -210,7 +210,8 @@ def load_pt(path: str | Path) -> Factors:
 def _placeholder_steps(n: int, kinds: list[str], dtypes: list[str | None]) -> list[Step]:
     """Steps of the right kinds, shapes and dtypes, whose values ``load_state_dict`` overwrites."""
     levels = n.bit_length() - 1
-    shapes = {"permutation": (n,), "butterfly": (levels, n // 2, 2, 2), "diagonal": (n,)}
+    shapes = {"permutation": (n,), "butterfly": (levels, n // 2, 2, 2), "diagonal": (n,),
+              "rank2": (levels, n // 2, 2, 2, 2, 2)}
     steps = []
     for kind, dtype in zip(kinds, dtypes):
         if kind == "real":

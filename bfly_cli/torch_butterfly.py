@@ -47,6 +47,7 @@ import torch
 from torch import nn
 
 from .factors import Step, log2_exact
+from .torch_ops import rank2_multiply_torch
 
 
 # ---------------------------------------------------------------------------------------------
@@ -423,8 +424,10 @@ def steps_to_modules(steps: Sequence[Step], device: str | torch.device = "cpu") 
             mods.append(RealPart())
         elif step.kind == "diagonal":
             mods.append(_Diagonal(step.data, device))
+        elif step.kind == "rank2":
+            mods.append(Rank2(step.data, device))
         else:
-            raise ValueError(f"step kind {step.kind!r} has no torch module (permutation, butterfly, diagonal, real)")
+            raise ValueError(f"step kind {step.kind!r} has no torch module (permutation, butterfly, diagonal, real, rank2)")
     return nn.Sequential(*mods)
 
 
@@ -442,6 +445,26 @@ class _Diagonal(nn.Module):
         return x * d
 
 
+class Rank2(nn.Module):
+    """A trainable ``rank2`` step: real stages ``(L, N/2, 2, 2, 2, 2)`` in the canonical layout,
+    applied by :func:`bfly_cli.torch_ops.rank2_multiply_torch` (the reference's twin), so a file's
+    data loads into it unchanged. Complex input runs its real and imaginary parts through the same
+    real stages; input is promoted with the stages' dtype first, as ``Factors.apply`` does."""
+
+    def __init__(self, stages: np.ndarray | torch.Tensor, device: str | torch.device = "cpu") -> None:
+        super().__init__()
+        t = torch.as_tensor(np.asarray(stages))
+        if t.is_complex() or t.dim() != 6 or t.shape[2:] != (2, 2, 2, 2):
+            raise ValueError(f"rank2 stages must be real (L, N/2, 2, 2, 2, 2), not {tuple(t.shape)} {t.dtype}")
+        self.stages = nn.Parameter(t.clone().to(device))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return rank2_multiply_torch(self.stages, x.to(torch.promote_types(x.dtype, self.stages.dtype)))
+
+    def extra_repr(self) -> str:
+        return f"n={2 * self.stages.shape[1]}, levels={self.stages.shape[0]}"
+
+
 def modules_to_steps(module: nn.Sequential) -> list[Step]:
     """Inverse of :func:`steps_to_modules` (current parameter values, on the CPU)."""
     steps: list[Step] = []
@@ -452,6 +475,8 @@ def modules_to_steps(module: nn.Sequential) -> list[Step]:
             steps += mod.to_steps()
         elif isinstance(mod, RealPart):
             steps.append(Step("real"))
+        elif isinstance(mod, Rank2):
+            steps.append(Step("rank2", mod.stages.detach().cpu().numpy().copy()))
         else:
             d = torch.view_as_complex(mod.d) if mod.complex else mod.d
             steps.append(Step("diagonal", d.detach().cpu().numpy().copy()))
