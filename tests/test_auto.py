@@ -14,7 +14,7 @@ from bfly_cli.errors import BflyError
 from bfly_cli.factors import Factors, Step
 from bfly_cli.learn import learn
 from bfly_cli.solvers import RouteUnavailable
-from bfly_cli.solvers.auto import probe_error, solve_bp
+from bfly_cli.solvers.auto import _exact_bp_order, probe_error, solve_bp
 from bfly_cli.solvers.real_routes import solve_real_rank2
 
 
@@ -52,12 +52,24 @@ def test_real_transforms_exact_via_rank2(name: str, n: int, shuffle: bool) -> No
     assert f.meta["rel_error"] <= 1e-12
 
 
-@pytest.mark.parametrize("name,where", [("dct", "top-level"), ("hartley", "split level")])
-def test_bp_probe_rejects_rank2_transforms_before_solving(name: str, where: str) -> None:
-    """DCT fails the one-pass top-level probe; Hartley passes it (its rows b, b + N/2 are
-    parallel) but fails the per-level certificate under the discovered order."""
-    with pytest.raises(RouteUnavailable, match=where):
+@pytest.mark.parametrize("name,size", [("dct", 32), ("hartley", 16)])
+def test_bp_probe_rejects_rank2_transforms_before_solving(name: str, size: int) -> None:
+    """DCT fails at the top split; Hartley passes it (its rows b and b + N/2 are parallel) and
+    fails one level down, before any twiddle is fitted."""
+    with pytest.raises(RouteUnavailable, match=f"not B.P: at split size {size},"):
         solve_bp(transforms.build(name, 32))
+
+
+@pytest.mark.parametrize("shuffle", [False, True])
+def test_ambiguous_split_falls_back_to_general_discovery(shuffle: bool) -> None:
+    """A diagonal matrix has more than half of its columns 'parallel' at every pair: the clean
+    path declines (None) and the general discovery plus certificate still finds the B.P."""
+    t = np.diag(np.arange(1.0, 17.0))
+    if shuffle:
+        t = t[:, np.random.default_rng(1).permutation(16)]
+    assert _exact_bp_order(t) is None
+    steps, _ = solve_bp(t)
+    assert probe_error(Factors(16, steps), t) <= 1e-12
 
 
 @pytest.mark.parametrize("name", ["dft", "hadamard"])

@@ -69,38 +69,74 @@ def routes(budget: int) -> list[tuple[str, Route]]:
 def solve_bp(matrix: np.ndarray) -> tuple[list[Step], dict[str, Any]]:
     """B.P: discovered permutation, closed-form twiddles (the ``hierarchical`` solver).
 
-    A one-pass probe runs first: it rejects (``RouteUnavailable``) a matrix that fails the
-    top-level rank-one test, which every B.P passes, so the full solve (whose rank-one fits
-    iterate to their cap on blocks that are not rank one) is only paid by plausible candidates.
+    The order comes from :func:`_exact_bp_order`, which rejects (``RouteUnavailable``) a matrix
+    at the first level where no exact rank-one split exists, so the full solve (whose rank-one
+    fits iterate to their cap on blocks that are not rank one) is only paid by real B.P
+    candidates. Only when a level is ambiguous (more than half of the columns parallel) does the
+    general discovery run, guarded by the per-level certificate.
     """
     from .hierarchical import factor_butterfly
     from .permutation import discover_permutation
 
-    _probe_top_split(matrix)
-    perm = discover_permutation(matrix)
-    _certify_rank1(matrix[:, perm])
+    perm = _exact_bp_order(matrix)
+    if perm is None:
+        perm = discover_permutation(matrix)
+        _certify_rank1(matrix[:, perm])
     return [Step("permutation", perm), Step("butterfly", factor_butterfly(matrix[:, perm]))], {}
 
 
-def _probe_top_split(matrix: np.ndarray) -> None:
-    """Raise unless half of the columns are parallel to the strongest one at every row pair.
+def _exact_bp_order(matrix: np.ndarray) -> np.ndarray | None:
+    """The B.P column order when every level splits cleanly; None when a level is ambiguous.
 
-    In ``B P`` the last stage mixes rows ``b`` and ``b + N/2``; below it the matrix is block
-    diagonal, so the 2-vectors ``(T[b, j], T[b + N/2, j])`` of the strongest column's half are
-    all parallel to its own. The normalized cross product measures that in O(N^2), and the
-    tolerance (``exact`` on a squared ratio, i.e. sqrt(exact) in amplitude) only rejects
-    matrices far from any B.P.
+    In ``B P`` the last stage mixes rows ``b`` and ``b + N/2`` and the rest is block diagonal,
+    so at every pair ``b`` the 2-vectors ``(T[b, j], T[b + N/2, j])`` of one half of the columns
+    are parallel to one direction and those of the other half to another. Per level: the half
+    parallel to the strongest column, a check that the rest is parallel too, and the projection
+    of each half onto its direction (the half-size problems), all groups of a level batched.
+    Fewer than half parallel, or a second half that is not: not B.P (raises). The tolerance
+    (``exact`` on squared ratios) only rejects matrices far from any B.P.
     """
     n = matrix.shape[0]
-    vec = matrix.reshape(2, n // 2, n)
-    energy = np.sum(np.abs(vec) ** 2, axis=(0, 1))
-    ref = vec[:, :, int(np.argmax(energy))]
-    cross = np.sum(np.abs(ref[0, :, None] * vec[1] - ref[1, :, None] * vec[0]) ** 2, axis=0)
-    scale = np.sum(np.abs(ref) ** 2) * np.maximum(energy, np.finfo(np.float64).tiny)
-    parallel = int(np.sum(cross <= _exact_for(matrix) * scale))
-    if parallel < n // 2:
-        raise RouteUnavailable(f"not B.P: only {parallel} of {n} columns pass the top-level rank-one "
-                               f"probe (a B.P needs {n // 2})")
+    tol = _exact_for(matrix)
+    mats, cols = np.asarray(matrix)[None], np.arange(n)[None]
+    while mats.shape[-1] > 2:
+        groups, m, _ = mats.shape
+        vec = mats.reshape(groups, 2, m // 2, m)
+        parallel = _parallel_to_strongest(vec) <= tol
+        count = parallel.sum(axis=1)
+        if np.any(count < m // 2):
+            raise RouteUnavailable(f"not B.P: at split size {m}, only {int(count.min())} of {m} columns "
+                                   f"share a direction (a B.P needs {m // 2})")
+        if np.any(count > m // 2):
+            return None
+        first = np.nonzero(parallel)[1].reshape(groups, m // 2)
+        second = np.nonzero(~parallel)[1].reshape(groups, m // 2)
+        halves = []
+        for members in (first, second):
+            sub = np.take_along_axis(vec, members[:, None, None, :], axis=3)
+            if members is second and np.any(_parallel_to_strongest(sub) > tol):
+                raise RouteUnavailable(f"not B.P: at split size {m} the second half is not parallel")
+            halves.append((_project_pairs(sub), np.take_along_axis(cols, members, axis=1)))
+        mats = np.stack([halves[0][0], halves[1][0]], axis=1).reshape(2 * groups, m // 2, m // 2)
+        cols = np.stack([halves[0][1], halves[1][1]], axis=1).reshape(2 * groups, m // 2)
+    return cols.reshape(-1).astype(np.int64)
+
+
+def _parallel_to_strongest(vec: np.ndarray) -> np.ndarray:
+    """``(G, k)``: sum_b |v_ref x v_j|^2 / sum_b |v_ref|^2 |v_j|^2, v_ref the strongest column."""
+    energy = np.sum(np.abs(vec) ** 2, axis=(1, 2))
+    ref = np.take_along_axis(vec, np.argmax(energy, axis=1)[:, None, None, None], axis=3)
+    cross = np.sum(np.abs(ref[:, 0] * vec[:, 1] - ref[:, 1] * vec[:, 0]) ** 2, axis=1)
+    scale = np.sum(np.sum(np.abs(ref) ** 2, axis=1) * np.sum(np.abs(vec) ** 2, axis=1), axis=1)
+    return cross / np.maximum(scale, np.finfo(np.float64).tiny)
+
+
+def _project_pairs(sub: np.ndarray) -> np.ndarray:
+    """``(G, m/2, h)``: each pair's 2-vectors as multiples of their common (dominant) direction."""
+    gram = np.einsum("gpbj,gqbj->gbpq", sub, sub.conj())
+    _, vecs = np.linalg.eigh(gram)
+    top = vecs[..., -1]  # (G, m/2, 2)
+    return np.einsum("gbp,gpbj->gbj", top.conj(), sub)
 
 
 def _certify_rank1(ordered: np.ndarray) -> None:
