@@ -34,6 +34,7 @@ import numpy as np
 _ZERO = 1e-10  # relative off-plane energy of a member (~1e-30 when exact; computed stably)
 _SINE = 1e-3  # reference and partner closer than this to parallel at a position: skip it there
 _SCREEN = 16  # positions used to screen candidate partners
+_SAMPLE = 64  # positions that decide membership (the projection then certifies all of them)
 _BATCHES = (4, 8, 16, 32, 64)  # partners tried per round; their sum caps the search per class
 _SEED = 20240611
 
@@ -68,21 +69,43 @@ def _descend(slots: np.ndarray, cols: np.ndarray, state: dict) -> list[int]:
         return cols.tolist()
     vec = np.concatenate([slots[: positions // 2], slots[positions // 2 :]], axis=2)  # (P/2, k, 4)
     order: list[int] = []
-    for members in _classes(vec, positions // 2, state):
-        order.extend(_descend(_project(vec[:, members]), cols[members], state))
+    for members, coords in _split(vec, positions // 2, state):
+        order.extend(_descend(coords, cols[members], state))
     return order
 
 
-def _project(vec: np.ndarray) -> np.ndarray:
-    """Coordinates ``(B, k, 2)`` of each position's 4-vectors in their dominant plane.
+def _split(vec: np.ndarray, unit: int, state: dict) -> list[tuple[np.ndarray, np.ndarray]]:
+    """The classes of ``vec (B, k, 4)`` with their slot coordinates ``(B, size, 2)``.
 
-    The plane of a class is exact, so the top two eigenvectors of the 4x4 Gram matrix capture
-    every column; a line-like position gets a second slot of rounding noise, which later
-    residuals treat as zero.
+    Membership is decided on a fixed sample of positions (cheap) and certified on all of them
+    by the projection, which needs each class's 4x4 Gram matrices anyway: a class is coplanar
+    exactly when their two smallest eigenvalues vanish. A failed certificate repeats the
+    search on every position before the node is declared inconsistent.
+    """
+    sample = _sample_positions(vec.shape[0], _SAMPLE)
+    attempts = [sample, None] if sample.size < vec.shape[0] else [None]
+    for positions in attempts:
+        trial = dict(state)
+        classes = _classes(vec if positions is None else vec[positions], unit, trial)
+        parts = [_project(vec[:, members]) for members in classes]
+        if trial["consistent"] and all(ok for _, ok in parts) or positions is None:
+            state["consistent"] = trial["consistent"] and all(ok for _, ok in parts)
+            return [(members, coords) for members, (coords, _) in zip(classes, parts)]
+    raise AssertionError("unreachable: the last attempt uses every position")
+
+
+def _project(vec: np.ndarray) -> tuple[np.ndarray, bool]:
+    """Coordinates ``(B, k, 2)`` of each position's 4-vectors in their dominant plane, and
+    whether the columns really are coplanar there (energy off the plane at rounding level).
+
+    The top two eigenvectors of the 4x4 Gram matrix capture every column of a true class; a
+    line-like position gets a second slot of rounding noise, which later residuals treat as
+    zero.
     """
     gram = vec.transpose(0, 2, 1) @ vec
-    _, vecs = np.linalg.eigh(gram)
-    return vec @ vecs[:, :, :1:-1]  # strongest direction first: slot 0
+    vals, vecs = np.linalg.eigh(gram)
+    coplanar = bool(np.sum(np.maximum(vals[:, :2], 0.0)) <= _ZERO * max(float(np.sum(vals)), np.finfo(np.float64).tiny))
+    return vec @ vecs[:, :, :1:-1], coplanar  # strongest direction first: slot 0
 
 
 def _classes(vec: np.ndarray, unit: int, state: dict) -> list[np.ndarray]:
@@ -146,10 +169,15 @@ def _valid(count: int, unit: int) -> bool:
 
 
 def _screen_positions(count: int) -> np.ndarray:
-    """A fixed spread of at most ``_SCREEN`` positions (pseudo-random, so not all share low bits)."""
-    if count <= _SCREEN:
+    """Positions on which candidate partners are screened."""
+    return _sample_positions(count, _SCREEN)
+
+
+def _sample_positions(count: int, size: int) -> np.ndarray:
+    """A fixed spread of at most ``size`` positions (pseudo-random, so not all share low bits)."""
+    if count <= size:
         return np.arange(count)
-    return np.sort(np.random.default_rng(_SEED + count).choice(count, _SCREEN, replace=False))
+    return np.sort(np.random.default_rng(_SEED + count).choice(count, size, replace=False))
 
 
 def _residuals(vec: np.ndarray, energy: np.ndarray, a: np.ndarray, c: np.ndarray) -> np.ndarray:
