@@ -26,7 +26,7 @@ _REFINE_SWEEPS = 2
 def discover_permutation(matrix: np.ndarray) -> np.ndarray:
     """``perm`` (int64) such that ``matrix[:, perm]`` is as close to a butterfly as the test sees."""
     n = matrix.shape[0]
-    mats = np.asarray(matrix)[None]  # (groups, m, m)
+    mats = np.ascontiguousarray(matrix)[None]  # (groups, m, m); C order keeps every pass streaming
     cols = np.arange(n)[None]  # (groups, m): original column indices of each group
     while mats.shape[-1] > 2:
         first, second = _split_columns(mats)
@@ -66,13 +66,53 @@ def _clean_split(score: np.ndarray, half: int) -> bool:
 
 
 def _cross_score(vec: np.ndarray) -> np.ndarray:
-    """Normalized sum over pairs of |v_ref x v_j|^2, with v_ref the column of largest norm."""
-    energy = np.sum(np.abs(vec) ** 2, axis=(1, 2))  # (G, m)
+    """Normalized sum over pairs of |v_ref x v_j|^2, with v_ref the column of largest norm.
+
+    Written as a few passes over the matrix with one temporary (the cross products), because at
+    the first level this is a full N x N sweep and memory traffic is its whole cost.
+    """
+    energy = _sq_sum(vec, (1, 2))  # (G, m)
     ref = np.argmax(energy, axis=1)
-    vref = np.take_along_axis(vec, ref[:, None, None, None], axis=3)  # (G, 2, m/2, 1)
-    cross = vref[:, 0] * vec[:, 1] - vref[:, 1] * vec[:, 0]  # (G, m/2, m)
-    norms = np.sum(np.abs(vref) ** 2, axis=1) * np.sum(np.abs(vec) ** 2, axis=1)
-    return _safe_ratio(np.sum(np.abs(cross) ** 2, axis=1), np.sum(norms, axis=1))
+    vref = np.take_along_axis(vec, ref[:, None, None, None], axis=3)[..., 0]  # (G, 2, m/2)
+    cross = vref[:, 0, :, None] * vec[:, 1]
+    cross -= vref[:, 1, :, None] * vec[:, 0]  # (G, m/2, m)
+    wref = _sq(vref[:, 0]) + _sq(vref[:, 1])  # (G, m/2)
+    norms = _weighted_sq_sum(vec[:, 0], wref) + _weighted_sq_sum(vec[:, 1], wref)
+    return _safe_ratio(_sq_sum(cross, (1,)), norms)
+
+
+def _sq(x: np.ndarray) -> np.ndarray:
+    """``|x|^2`` elementwise, real."""
+    return x.real**2 + x.imag**2 if np.iscomplexobj(x) else x * x
+
+
+def _real_pairs(x: np.ndarray) -> np.ndarray:
+    """A real view of ``x`` with the last axis doubled (re, im interleaved); ``x`` itself when real.
+
+    Needs a contiguous last axis; every caller passes a view of a C-contiguous array's columns.
+    """
+    if not np.iscomplexobj(x):
+        return x
+    return x.view(x.real.dtype) if x.strides[-1] == x.itemsize else np.stack([x.real, x.imag], axis=-1).reshape(*x.shape[:-1], -1)
+
+
+def _fold(x: np.ndarray, complex_: bool) -> np.ndarray:
+    """Undo :func:`_real_pairs` on a result indexed by the doubled axis: add re and im parts."""
+    return x.reshape(*x.shape[:-1], -1, 2).sum(axis=-1) if complex_ else x
+
+
+def _sq_sum(x: np.ndarray, axes: tuple[int, ...]) -> np.ndarray:
+    """``sum |x|^2`` over ``axes`` (never the last) in one pass, without a temporary array."""
+    flat = _real_pairs(x)
+    letters = "abcdefgh"[: x.ndim]
+    kept = "".join(c for i, c in enumerate(letters) if i not in axes)
+    return _fold(np.einsum(f"{letters},{letters}->{kept}", flat, flat), np.iscomplexobj(x))
+
+
+def _weighted_sq_sum(x: np.ndarray, weight: np.ndarray) -> np.ndarray:
+    """``sum_b weight[g, b] |x[g, b, j]|^2`` -> ``(G, m)``, one pass, no temporary."""
+    flat = _real_pairs(x)
+    return _fold(np.einsum("gb,gbk,gbk->gk", weight, flat, flat), np.iscomplexobj(x))
 
 
 def _direction_score(vec: np.ndarray, first: np.ndarray) -> np.ndarray:
@@ -105,10 +145,15 @@ def _dominant_direction(sub: np.ndarray) -> np.ndarray:
     a = np.sum(np.abs(sub[:, 0]) ** 2, axis=-1)
     d = np.sum(np.abs(sub[:, 1]) ** 2, axis=-1)
     c = np.sum(sub[:, 0] * sub[:, 1].conj(), axis=-1)
+    return _direction_from_gram(a, d, c)
+
+
+def _direction_from_gram(a: np.ndarray, d: np.ndarray, c: np.ndarray) -> np.ndarray:
+    """Unit top eigenvector ``(..., 2)`` of the Hermitian 2x2 matrices ``[[a, c], [c*, d]]``."""
     top = 0.5 * (a + d) + np.sqrt(0.25 * (a - d) ** 2 + np.abs(c) ** 2)
     # Two algebraically equal eigenvectors; take the better-conditioned one per pair.
     first = np.stack([c, top - a], axis=-1)
-    second = np.stack([top - d, c.conj()], axis=-1)
+    second = np.stack([top - d, np.conj(c)], axis=-1)
     use_first = (a >= d)[..., None]
     vec = np.where(use_first, first, second)
     diagonal = np.abs(c) == 0  # Gram already diagonal: the axis with more energy
@@ -123,17 +168,53 @@ def _project(vec: np.ndarray, direction: np.ndarray) -> np.ndarray:
 
 
 def _descend(mats: np.ndarray, cols: np.ndarray, first: np.ndarray, second: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """The two half-size problems of every group, interleaved as ``[g0 first, g0 second, ...]``."""
-    vec = _pair_vectors(mats)
-    halves = []
-    for members in (first, second):
-        sub = _gather(vec, members)
-        proj = _project(sub, _dominant_direction(sub))
-        halves.append((proj, np.take_along_axis(cols, members, axis=1)))
+    """The two half-size problems of every group, interleaved as ``[g0 first, g0 second, ...]``.
+
+    One column gather puts each group's two halves side by side; the projections onto the
+    halves' directions are then written straight into the new (2G, h, h) array.
+    """
     groups, h = first.shape
-    new_mats = np.stack([halves[0][0], halves[1][0]], axis=1).reshape(2 * groups, h, h)
-    new_cols = np.stack([halves[0][1], halves[1][1]], axis=1).reshape(2 * groups, h)
-    return new_mats, new_cols
+    order = np.concatenate([first, second], axis=1)  # (G, m)
+    vec = _gather_columns(mats, order).reshape(groups, 2, h, 2, h)  # [g, c, b, half, j']
+    x0, x1 = vec[:, 0], vec[:, 1]  # (G, b, half, j')
+    direction = _dominant_direction_split(x0, x1)  # (G, b, half, 2)
+    out = np.empty((groups, 2, h, h), dtype=mats.dtype)
+    view = out.transpose(0, 2, 1, 3)  # (G, b, half, j')
+    np.multiply(direction[..., 0, None].conj(), x0, out=view)
+    view += direction[..., 1, None].conj() * x1
+    new_cols = np.take_along_axis(cols, order, axis=1).reshape(2 * groups, h)
+    return out.reshape(2 * groups, h, h), new_cols
+
+
+def _gather_columns(mats: np.ndarray, order: np.ndarray) -> np.ndarray:
+    """``mats[g][:, order[g]]`` for every group, as one contiguous ``(G, m, m)`` array.
+
+    ``np.take`` per group while groups are few and large (it copies much faster than the
+    fancy indexing of ``take_along_axis``); one batched ``take_along_axis`` once they are many.
+    """
+    groups = mats.shape[0]
+    if groups > 16:
+        return np.take_along_axis(mats, order[:, None, :], axis=2)
+    out = np.empty(mats.shape, dtype=mats.dtype)
+    for g in range(groups):
+        np.take(mats[g], order[g], axis=1, out=out[g], mode="clip")  # 'raise' would buffer a copy
+    return out
+
+
+def _dominant_direction_split(x0: np.ndarray, x1: np.ndarray) -> np.ndarray:
+    """:func:`_dominant_direction` of the 2-vectors ``(x0, x1)[..., j]``, summed over the last axis.
+
+    The three Gram entries are one-pass reductions (complex read as real pairs), no temporaries.
+    """
+    complex_ = np.iscomplexobj(x0)
+    f0, f1 = _real_pairs(x0), _real_pairs(x1)
+    a = np.einsum("...k,...k->...", f0, f0)
+    d = np.einsum("...k,...k->...", f1, f1)
+    c = np.einsum("...k,...k->...", f0, f1)  # Re sum x0 conj(x1)
+    if complex_:  # Im sum x0 conj(x1) = sum (im0 re1 - re0 im1)
+        c = c + 1j * (np.einsum("...k,...k->...", f0[..., 1::2], f1[..., 0::2])
+                      - np.einsum("...k,...k->...", f0[..., 0::2], f1[..., 1::2]))
+    return _direction_from_gram(a, d, c)
 
 
 def _smallest(score: np.ndarray, count: int) -> np.ndarray:

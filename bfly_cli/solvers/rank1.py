@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
+_REGATHER = 0.75  # re-copy the unconverged blocks once fewer than this fraction of the copy remain
 
 
 def rank1(blocks: np.ndarray, max_iter: int = 200, tol: float = 1e-14) -> tuple[np.ndarray, np.ndarray]:
@@ -27,37 +28,62 @@ def rank1(blocks: np.ndarray, max_iter: int = 200, tol: float = 1e-14) -> tuple[
     u = _start_vectors(mats)
     w = _fit_right(mats, u, tiny)
     active = np.arange(mats.shape[0])
+    sub = mats  # a copy holding the active blocks (and a few converged ones, swept along)
+    local = active  # where the active blocks sit in sub
     for _ in range(max_iter):
-        sub = mats[active]
-        u_new = _fit_left(sub, w[active], tiny)
+        if local.size < _REGATHER * sub.shape[0]:  # re-copy only when many have converged
+            sub, local = mats[active], np.arange(active.size)
+        u_new = _fit_left(sub, w[active] if local.size == sub.shape[0] else _spread(w, active, local, sub), tiny)
         w_new = _fit_right(sub, u_new, tiny)
+        u_new, w_new = u_new[local], w_new[local]
         moved = _direction_change(u[active], u_new, tiny)
         u[active], w[active] = u_new, w_new
-        active = active[moved > tol]
+        keep = moved > tol
+        active, local = active[keep], local[keep]
         if active.size == 0:
             break
     u, w = _canonical_gauge(u, w, tiny)
     return u.reshape(*batch_shape, m), w.reshape(*batch_shape, p)
 
 
+def _spread(w: np.ndarray, active: np.ndarray, local: np.ndarray, sub: np.ndarray) -> np.ndarray:
+    """Right vectors for every block of ``sub``: the active ones' current ``w``, ones elsewhere.
+
+    The converged blocks still in ``sub`` are swept along (cheaper than copying ``sub`` again) and
+    their results discarded, so any finite vector does for them.
+    """
+    out = np.ones((sub.shape[0], w.shape[1]), dtype=w.dtype)
+    out[local] = w[active]
+    return out
+
+
 def _start_vectors(mats: np.ndarray) -> np.ndarray:
     """The column of largest norm: already the exact left factor of a rank-one block."""
-    col_norms = np.sum(np.abs(mats) ** 2, axis=1)
-    best = np.argmax(col_norms, axis=1)
-    return np.take_along_axis(mats, best[:, None, None], axis=2)[:, :, 0].copy()
+    best = np.argmax(_column_energy(mats), axis=1)
+    return mats[np.arange(mats.shape[0]), :, best]
+
+
+def _column_energy(mats: np.ndarray) -> np.ndarray:
+    """``sum_m |M[b, m, p]|^2`` as one pass with no temporaries (complex read as real pairs)."""
+    if np.iscomplexobj(mats) and mats.flags.c_contiguous:
+        flat = mats.view(mats.real.dtype)  # (B, m, 2p): re, im interleaved
+        return np.einsum("bmk,bmk->bk", flat, flat).reshape(mats.shape[0], mats.shape[2], 2).sum(axis=2)
+    if not np.iscomplexobj(mats):
+        return np.einsum("bmp,bmp->bp", mats, mats)
+    return np.sum(np.abs(mats) ** 2, axis=1)
 
 
 def _fit_right(mats: np.ndarray, u: np.ndarray, tiny: float) -> np.ndarray:
     """Least-squares ``w`` for fixed ``u``: ``w = u^H M / |u|^2`` (zero where ``u`` is zero)."""
     norm2 = np.sum(np.abs(u) ** 2, axis=1)
-    w = np.einsum("bm,bmp->bp", u.conj(), mats)
+    w = np.matmul(u.conj()[:, None, :], mats)[:, 0]  # batched BLAS: several x faster than einsum
     return w / np.maximum(norm2, tiny)[:, None]
 
 
 def _fit_left(mats: np.ndarray, w: np.ndarray, tiny: float) -> np.ndarray:
     """Least-squares ``u`` for fixed ``w``: ``u = M w^H / |w|^2``."""
     norm2 = np.sum(np.abs(w) ** 2, axis=1)
-    u = np.einsum("bmp,bp->bm", mats, w.conj())
+    u = np.matmul(mats, w.conj()[:, :, None])[:, :, 0]
     return u / np.maximum(norm2, tiny)[:, None]
 
 
