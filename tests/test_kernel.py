@@ -261,7 +261,8 @@ def test_rank2_threads_and_tiles_do_not_change_the_result():
     factors = random_factors(1024, rng, False, ("permutation", "rank2"))
     for dtype in ALL_DTYPES:
         plan = kernel.Plan(factors, dtype)
-        x = random_input((7, 1024), dtype, rng)
+        x = random_input((37, 1024), dtype, rng)  # big enough for 3 threads: chunks of 12, 12, 13
+        assert kernel._thread_count(3, 37, 1024) == 3
         one = plan.apply(x, threads=1)
         np.testing.assert_array_equal(one, plan.apply(x, threads=3))
         np.testing.assert_array_equal(one[5], plan.apply(x[5:6], threads=1)[0])
