@@ -124,11 +124,17 @@ def _exact_bp_order(matrix: np.ndarray) -> np.ndarray | None:
 
 def _parallel_to_strongest(vec: np.ndarray) -> np.ndarray:
     """``(G, k)``: sum_b |v_ref x v_j|^2 / sum_b |v_ref|^2 |v_j|^2, v_ref the strongest column."""
-    energy = np.sum(np.abs(vec) ** 2, axis=(1, 2))
-    ref = np.take_along_axis(vec, np.argmax(energy, axis=1)[:, None, None, None], axis=3)
-    cross = np.sum(np.abs(ref[:, 0] * vec[:, 1] - ref[:, 1] * vec[:, 0]) ** 2, axis=1)
-    scale = np.sum(np.sum(np.abs(ref) ** 2, axis=1) * np.sum(np.abs(vec) ** 2, axis=1), axis=1)
+    pair_energy = _abs2(vec[:, 0]) + _abs2(vec[:, 1])  # (G, m/2, k)
+    ref_index = np.argmax(pair_energy.sum(axis=1), axis=1)[:, None, None, None]
+    ref = np.take_along_axis(vec, ref_index, axis=3)[..., 0]  # (G, 2, m/2)
+    cross = _abs2(ref[:, 0, :, None] * vec[:, 1] - ref[:, 1, :, None] * vec[:, 0]).sum(axis=1)
+    scale = np.einsum("gb,gbj->gj", _abs2(ref).sum(axis=1), pair_energy)
     return cross / np.maximum(scale, np.finfo(np.float64).tiny)
+
+
+def _abs2(x: np.ndarray) -> np.ndarray:
+    """|x|^2 without a complex temporary (a plain square for real input)."""
+    return x.real**2 + x.imag**2 if np.iscomplexobj(x) else x * x
 
 
 def _project_pairs(sub: np.ndarray) -> np.ndarray:
