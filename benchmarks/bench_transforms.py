@@ -8,6 +8,7 @@ and randn also get a ``--budget 2`` cell. Usage::
     python benchmarks/bench_transforms.py                 # N = 8 .. 1024
     python benchmarks/bench_transforms.py --large         # adds 4096 (and 8192 with --huge)
     python benchmarks/bench_transforms.py --only dct,dst --sizes 8,64
+    python benchmarks/bench_transforms.py --only dct,dst,hartley --ortho   # + norm='ortho' rows
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from bfly_cli.learn import learn
 
 NAMES = ("dft", "dct", "dst", "convolution", "hadamard", "hartley", "legendre", "randn")
 EXACT_NAMES = ("dft", "dct", "dst", "convolution", "hadamard", "hartley")
+ORTHO_NAMES = ("dct", "dst")  # transforms with a norm="ortho" option
 PAPER_KEY = {"dft": "dft", "dct": "dct", "dst": "dst", "convolution": "convolution", "hadamard": "hadamard",
              "hartley": "hartley", "legendre": "legendre", "randn": "randn"}
 
@@ -40,21 +42,26 @@ def main() -> None:
     print("|---|---|---|---|---|---|---|---|---|")
     for name in names:
         for n in sizes:
-            for variant, matrix, options in _variants(name, n):
+            for variant, matrix, options in _variants(name, n, args.ortho):
                 f = learn(matrix, solver="auto", solver_options=options)
                 m = f.meta
                 print(f"| {name} | {n} | {variant} | {m['structure']} ({m['auto_route']}) | {m['params']:,} | "
                       f"{m['rmse']:.1e} | {m['rel_error']:.1e} | {m['seconds']:.2f} | {_paper_cell(paper, name, n)} |", flush=True)
 
 
-def _variants(name: str, n: int):
-    """(label, matrix, solver options): plain; shuffled for exact transforms; budget 2 otherwise."""
+def _variants(name: str, n: int, ortho: bool = False):
+    """(label, matrix, solver options): plain; shuffled for exact transforms; budget 2 otherwise;
+    with ``ortho``, the orthonormal scaling of dct/dst, plain and shuffled, as well."""
     t = transforms.build(name, n)
     yield "plain", t, {}
     if name in EXACT_NAMES:
         yield "shuffled", t[:, np.random.default_rng(n).permutation(n)], {}
     else:
         yield "budget 2", t, {"budget": 2}
+    if ortho and name in ORTHO_NAMES:
+        t = transforms.build(name, n, norm="ortho")
+        yield "ortho", t, {}
+        yield "ortho shuffled", t[:, np.random.default_rng(n).permutation(n)], {}
 
 
 def _paper(path: Path) -> dict:
@@ -78,6 +85,7 @@ def _parse() -> argparse.Namespace:
     p.add_argument("--only", help="comma-separated transform names")
     p.add_argument("--large", action="store_true", help="add N = 4096")
     p.add_argument("--huge", action="store_true", help="add N = 8192")
+    p.add_argument("--ortho", action="store_true", help="also the norm='ortho' dct/dst, plain and shuffled")
     p.add_argument("--paper", default="/work/shared/reference/paper-rmse.json")
     return p.parse_args()
 
