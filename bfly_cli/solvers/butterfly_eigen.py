@@ -30,11 +30,13 @@ _SEED = 20190609  # fixed: the random mixing weights must not make the output va
 _AMBIGUOUS = 1e-8  # relative size below which a block carries no ordering information
 
 
-def butterfly_eigenbasis(a: np.ndarray) -> tuple[np.ndarray, np.ndarray, float]:
+def butterfly_eigenbasis(a: np.ndarray, stop_above: float = np.inf) -> tuple[np.ndarray, np.ndarray, float]:
     """Twiddles ``(L, N/2, 2, 2)`` of ``W``, eigenvalues ``lam`` (``A = W diag(lam) W^-1``) and residual.
 
     The residual is the largest off-diagonal mass met while splitting, relative to ``||A||_F``:
-    about 1e-16 when ``A`` really has this structure, O(1) when it does not. Raises
+    about 1e-16 when ``A`` really has this structure, O(1) when it does not. Once it exceeds
+    ``stop_above`` the remaining levels are skipped (the answer is already "no"; the twiddles and
+    eigenvalues returned are then incomplete and must not be used). Raises
     :class:`RouteUnavailable` when a split is undetermined (two equal eigenvalues in a 2x2 problem,
     or no block linking a row pair to the reference pair).
     """
@@ -54,6 +56,8 @@ def butterfly_eigenbasis(a: np.ndarray) -> tuple[np.ndarray, np.ndarray, float]:
         twiddle[lev] = g.reshape(n // 2, 2, 2)
         residual = max(residual, off / total)
         mats = halves
+        if residual > stop_above:
+            return twiddle, np.full(n, np.nan, dtype=np.complex128), residual
     return twiddle, mats.reshape(n), residual
 
 
@@ -74,20 +78,33 @@ def _mixing(blocks: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, n
     """
     count, h = blocks.shape[2:4]
     phase = np.exp(2j * np.pi * rng.random(h))
-    scale = np.sqrt(np.sum(np.abs(blocks) ** 2, axis=(0, 1, 3, 4)) / (4 * h * h))  # rms entry, (K,)
+    scale = np.sqrt(_energy(blocks) / (4 * h * h))  # rms entry, (K,)
     rho = 1.0 / np.maximum(scale * np.sqrt(h), np.finfo(np.float64).tiny)
     diag = np.empty((count, h, 2, 2), dtype=np.complex128)
     col0 = np.empty((count, h, 2, 2), dtype=np.complex128)
+    weighted = [[blocks[i, j] * phase for j in range(2)] for i in range(2)]  # A_bb' d_b', formed once
     for i in range(2):
         for l in range(2):
             acc_d = np.diagonal(blocks[i, l], axis1=1, axis2=2).copy()
             acc_c = blocks[i, l, :, :, 0].copy()
             for j in range(2):
-                weighted = blocks[i, j] * phase  # A_bb' d_b'
-                acc_d += rho[:, None] * np.einsum("kbc,kcb->kb", weighted, blocks[j, l])
-                acc_c += rho[:, None] * np.einsum("kbc,kc->kb", weighted, blocks[j, l, :, :, 0])
+                acc_d += rho[:, None] * np.einsum("kbc,kcb->kb", weighted[i][j], blocks[j, l])
+                acc_c += rho[:, None] * np.matmul(weighted[i][j], blocks[j, l, :, :, 0, None])[..., 0]  # BLAS mat-vec
             diag[..., i, l], col0[..., i, l] = acc_d, acc_c
     return diag, col0
+
+
+def _energy(blocks: np.ndarray) -> np.ndarray:
+    """``sum |A_k|^2`` per problem k of the ``(2, 2, K, h, h)`` block view, in one pass.
+
+    When the view sits on a C-contiguous ``(K, m, m)`` array (the usual case) it is read as real
+    numbers with no temporary; otherwise the plain formula.
+    """
+    mats = blocks.transpose(2, 0, 3, 1, 4)  # back to (K, 2, h, 2, h)
+    if mats.flags.c_contiguous:
+        flat = mats.reshape(mats.shape[0], -1).view(np.float64)
+        return np.einsum("kx,kx->k", flat, flat)
+    return np.sum(np.abs(blocks) ** 2, axis=(0, 1, 3, 4))
 
 
 def _stage_blocks(blocks: np.ndarray, rng: np.random.Generator) -> np.ndarray:
@@ -95,6 +112,7 @@ def _stage_blocks(blocks: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     diag, col0 = _mixing(blocks, rng)
     vals, g = np.linalg.eig(diag)
     _check_split(vals)
+    g = _column_gauge(_reference_order(vals, g))
     probe = np.linalg.solve(g, col0) @ g[:, :1]  # G_b^-1 S_b0 G_0, (K, h, 2, 2)
     straight = np.abs(probe[..., 0, 0]) ** 2 + np.abs(probe[..., 1, 1]) ** 2
     crossed = np.abs(probe[..., 0, 1]) ** 2 + np.abs(probe[..., 1, 0]) ** 2
@@ -105,6 +123,37 @@ def _stage_blocks(blocks: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     swap = crossed > straight
     g[swap] = g[swap][..., ::-1]
     return g
+
+
+def _reference_order(vals: np.ndarray, g: np.ndarray) -> np.ndarray:
+    """``g`` with the reference pair's (b = 0) eigenvectors in a fixed order: larger real part of
+    the eigenvalue first (imaginary part on a tie up to a relative 1e-9).
+
+    Which half problem comes first is a free choice; LAPACK's order would let rounding make it.
+    The other pairs are then aligned with b = 0 by the caller.
+    """
+    v0, v1 = vals[:, 0, 0], vals[:, 0, 1]
+    tie = 1e-9 * np.maximum(np.abs(v0), np.abs(v1))
+    swap = (v0.real < v1.real - tie) | ((np.abs(v0.real - v1.real) <= tie) & (v0.imag < v1.imag))
+    g = g.copy()
+    g[swap, 0] = g[swap, 0][..., ::-1]
+    return g
+
+
+def _column_gauge(g: np.ndarray) -> np.ndarray:
+    """Each eigenvector (column of the 2x2 ``g``) scaled to unit norm with a real positive pivot.
+
+    LAPACK already returns unit columns with the largest entry real, but decides ties (equal
+    moduli, the usual case for Fourier-like bases) by rounding; pinning the pivot to the first
+    entry that is largest up to a relative 1e-9 makes the twiddles stable under rounding-level
+    changes. Column scaling is a free gauge here (see the module docstring).
+    """
+    mag = np.abs(g)
+    first_is_pivot = mag[..., 0, :] >= (1.0 - 1e-9) * mag[..., 1, :]  # (K, h, column)
+    pivot = np.where(first_is_pivot, g[..., 0, :], g[..., 1, :])
+    norm = np.sqrt(mag[..., 0, :] ** 2 + mag[..., 1, :] ** 2)
+    scale = np.where(np.abs(pivot) > 0, np.abs(pivot) / np.where(pivot == 0, 1, pivot), 1) / np.where(norm > 0, norm, 1)
+    return g * scale[..., None, :]
 
 
 def _check_split(vals: np.ndarray) -> None:

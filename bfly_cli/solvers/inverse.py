@@ -81,6 +81,17 @@ def inverse_twiddles(twiddle: np.ndarray) -> tuple[np.ndarray, float]:
 
 
 def apply_inverse(twiddle_inv: np.ndarray, x: np.ndarray) -> np.ndarray:
-    """``B^-1 x`` along the last axis, given ``twiddle_inv`` from :func:`inverse_twiddles`."""
-    rev = bit_reversal(2 * twiddle_inv.shape[1])
-    return butterfly_multiply(twiddle_inv, x[..., rev])[..., rev]
+    """``B^-1 x`` along the last axis, given ``twiddle_inv`` from :func:`inverse_twiddles`.
+
+    Runs ``R B' R`` through the compiled kernel (the numpy reference when it is not built): the
+    two-butterfly route applies this to all N columns of its matrix, an O(N^2 log N) product.
+    """
+    from .. import kernel
+    from ..factors import Factors, Step
+
+    n = 2 * twiddle_inv.shape[1]
+    rev = bit_reversal(n)
+    if not kernel.available():
+        return butterfly_multiply(twiddle_inv, x[..., rev])[..., rev]
+    chain = Factors(n, [Step("permutation", rev), Step("butterfly", twiddle_inv), Step("permutation", rev)])
+    return kernel.apply(chain, x)

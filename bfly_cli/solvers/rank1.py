@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
+_TIE = 1e-9  # relative magnitude difference below which two entries count as tied for the pivot
 _REGATHER = 0.75  # re-copy the unconverged blocks once fewer than this fraction of the copy remain
 
 
@@ -99,6 +100,17 @@ def _direction_change(a: np.ndarray, b: np.ndarray, tiny: float) -> np.ndarray:
     return out
 
 
+def _pivot_index(u: np.ndarray) -> np.ndarray:
+    """Per row, the first entry whose magnitude is the largest up to a relative ``_TIE``.
+
+    A plain argmax would let rounding decide between entries of equal magnitude (every entry of
+    a DFT block has the same modulus), so a change in summation order would flip the gauge; with
+    the tolerance the canonical form is stable under rounding-level changes of the input.
+    """
+    mag = np.abs(u)
+    return np.argmax(mag >= (1.0 - _TIE) * mag.max(axis=1, keepdims=True), axis=1)
+
+
 def _canonical_gauge(u: np.ndarray, w: np.ndarray, tiny: float) -> tuple[np.ndarray, np.ndarray]:
     """Rescale so ``|u| = |w|`` and the largest entry of ``u`` is real positive (deterministic)."""
     nu = np.linalg.norm(u, axis=1)
@@ -106,7 +118,7 @@ def _canonical_gauge(u: np.ndarray, w: np.ndarray, tiny: float) -> tuple[np.ndar
     ok = (nu > tiny) & (nw > tiny)
     scale = np.ones_like(nu)
     scale[ok] = np.sqrt(nw[ok] / nu[ok])
-    pivot = np.take_along_axis(u, np.argmax(np.abs(u), axis=1)[:, None], axis=1)[:, 0]
+    pivot = np.take_along_axis(u, _pivot_index(u)[:, None], axis=1)[:, 0]
     phase = np.ones_like(pivot)
     nz = np.abs(pivot) > tiny
     phase[nz] = np.abs(pivot[nz]) / pivot[nz]

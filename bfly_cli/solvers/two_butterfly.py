@@ -28,6 +28,7 @@ from typing import Any, Callable
 
 import numpy as np
 
+from .. import kernel
 from ..factors import Factors, Step
 from . import RouteUnavailable
 from .butterfly_eigen import butterfly_eigenbasis
@@ -92,7 +93,7 @@ _CANDIDATES: tuple[tuple[str, Callable[[np.ndarray], np.ndarray]], ...] = (
 
 def _factor_through_basis(t: np.ndarray, a: np.ndarray) -> tuple[list[Step], dict[str, Any]]:
     """Steps ``[P, B2, R, W]`` with ``W`` read off ``a``, and their provenance (errors, residuals)."""
-    twiddle_w, _, residual = butterfly_eigenbasis(a)
+    twiddle_w, _, residual = butterfly_eigenbasis(a, stop_above=ACCEPT)
     if residual > ACCEPT:
         raise RouteUnavailable(f"not diagonalized by a butterfly basis (2x2 splits leave {residual:.1e} off-diagonal)")
     twiddle_inv, conditioning = inverse_twiddles(twiddle_w)
@@ -111,7 +112,7 @@ def _probe_error(t: np.ndarray, steps: list[Step]) -> float:
     """``||M X - T X|| / ||T X||`` on a few fixed random vectors: O(N^2), unlike forming ``M``."""
     x = np.random.default_rng(0).standard_normal((_PROBES, t.shape[0]))
     want = x @ t.T
-    got = Factors(t.shape[0], steps).apply(x)
+    got = kernel.apply(Factors(t.shape[0], steps), x)
     return float(np.linalg.norm(got - want) / max(float(np.linalg.norm(want)), np.finfo(np.float64).tiny))
 
 
