@@ -147,21 +147,38 @@ def _one_class(vec: np.ndarray, energy: np.ndarray, remaining: np.ndarray, unit:
             members = _members(vec, energy, remaining, ref, int(batch[idx]))
             if _valid(members.size, unit):
                 return members
+    line = _members(vec, energy, remaining, ref, None)
+    if _valid(line.size, unit):  # no plane: the reference's line is its class (partners were parallel)
+        return line
     state["consistent"] = False
     res = _full_residual(vec, energy, remaining, ref, best[1])
     return remaining[np.argsort(res, kind="stable")[:unit]]
 
 
-def _members(vec: np.ndarray, energy: np.ndarray, remaining: np.ndarray, ref: int, partner: int) -> np.ndarray:
-    """The remaining columns in span(ref, partner) at every position (both included)."""
+def _members(vec: np.ndarray, energy: np.ndarray, remaining: np.ndarray, ref: int, partner: int | None) -> np.ndarray:
+    """The remaining columns in span(ref, partner) at every position (both included); with no
+    partner, those parallel to ref (its line)."""
     res = _full_residual(vec, energy, remaining, ref, partner)
     inside = (res <= _ZERO) | (remaining == ref) | (remaining == partner)
     return remaining[inside]
 
 
-def _full_residual(vec: np.ndarray, energy: np.ndarray, remaining: np.ndarray, ref: int, partner: int) -> np.ndarray:
-    """Residual of the remaining columns off span(ref, partner), over all positions."""
+def _full_residual(vec: np.ndarray, energy: np.ndarray, remaining: np.ndarray, ref: int, partner: int | None) -> np.ndarray:
+    """Residual of the remaining columns off span(ref, partner) (or ref's line), all positions."""
+    if partner is None:
+        return _line_residual(vec, energy, vec[:, ref])[remaining]
     return _residuals(vec, energy, vec[:, ref], vec[:, [partner]])[0][remaining]
+
+
+def _line_residual(vec: np.ndarray, energy: np.ndarray, a: np.ndarray) -> np.ndarray:
+    """Relative energy ``(k,)`` off the line of ``a (B, 4)``, over the positions where a != 0."""
+    a_norm = np.linalg.norm(a, axis=1)
+    ok = a_norm > 0
+    q1 = a[ok] / a_norm[ok, None]
+    along = np.squeeze(vec[ok] @ q1[:, :, None], axis=2)  # (B_ok, k)
+    num = np.sum(np.maximum(energy[ok] - along**2, 0.0), axis=0)
+    den = np.sum(energy[ok], axis=0)
+    return np.where(den > 0, num / np.where(den > 0, den, 1.0), np.inf)
 
 
 def _valid(count: int, unit: int) -> bool:
