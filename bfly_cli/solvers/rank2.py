@@ -32,29 +32,36 @@ _DROP = 1e-13  # singular values below this fraction of a block's largest are ro
 
 
 def factor_rank2(matrix: np.ndarray) -> np.ndarray:
-    """Real stages ``(L, N/2, 2, 2, 2, 2)`` whose slot-0-in / slot-0-out chain best fits ``matrix``."""
+    """Real stages ``(L, N/2, 2, 2, 2, 2)`` whose slot-0-in / slot-0-out chain best fits ``matrix``.
+
+    The matrix enters as a slot problem with *one* output and one input slot: the unused second
+    slots are never materialized, so the top splits (the most expensive) touch N^2 numbers
+    instead of 4 N^2. Subproblems keep one slot on the side that touches the matrix's rows or
+    columns and get two on the side created by a split.
+    """
     n = matrix.shape[0]
-    mats = np.zeros((1, n, _RANK, n, _RANK), dtype=np.result_type(matrix.dtype, np.float64))
-    mats[0, :, 0, :, 0] = matrix
+    mats = np.asarray(matrix, dtype=np.result_type(matrix.dtype, np.float64)).reshape(1, n, 1, n, 1)
     return _factor_batch(mats)[:, 0]
 
 
 def _factor_batch(mats: np.ndarray) -> np.ndarray:
-    """Factor K slot problems of size m at once; stages ``(k, K, m/2, 2, 2, 2, 2)``."""
-    count, m = mats.shape[:2]
+    """Factor K slot problems ``(K, m, so, m, si)`` at once; stages ``(k, K, m/2, 2, 2, 2, 2)``."""
+    count, m, s_out, _, s_in = mats.shape
     k = m.bit_length() - 1
     if k == 1:
-        return mats[None, :, None].copy()
+        stages = np.zeros((1, count, 1, 2, _RANK, 2, _RANK), dtype=mats.dtype)
+        stages[0, :, 0, :, :s_out, :, :s_in] = mats
+        return stages
     low = k // 2
     hi, lo = 1 << (k - low), 1 << low
     # [K, c_hi, c_lo, s, a_hi, a_lo, r] -> blocks (K, a_hi, c_lo) over rows (c_hi, s), cols (a_lo, r)
-    view = mats.reshape(count, hi, lo, _RANK, hi, lo, _RANK)
-    blocks = view.transpose(0, 4, 2, 1, 3, 5, 6).reshape(count, hi, lo, hi * _RANK, lo * _RANK)
-    left, right = rank2_fit(blocks)  # (K, a_hi, c_lo, hi*2, 2), (K, a_hi, c_lo, lo*2, 2)
-    upper = left.reshape(count, hi, lo, hi, _RANK, _RANK).transpose(0, 2, 3, 4, 1, 5)
-    upper = upper.reshape(count * lo, hi, _RANK, hi, _RANK)  # X_{c_lo}[(c_hi, s), (a_hi, rho)]
-    lower = right.reshape(count, hi, lo, lo, _RANK, _RANK).transpose(0, 1, 2, 5, 3, 4)
-    lower = lower.reshape(count * hi, lo, _RANK, lo, _RANK)  # Y_{a_hi}[(c_lo, rho), (a_lo, r)]
+    view = mats.reshape(count, hi, lo, s_out, hi, lo, s_in)
+    blocks = view.transpose(0, 4, 2, 1, 3, 5, 6).reshape(count, hi, lo, hi * s_out, lo * s_in)
+    left, right = rank2_fit(blocks)  # (K, a_hi, c_lo, hi*so, 2), (K, a_hi, c_lo, lo*si, 2)
+    upper = left.reshape(count, hi, lo, hi, s_out, _RANK).transpose(0, 2, 3, 4, 1, 5)
+    upper = upper.reshape(count * lo, hi, s_out, hi, _RANK)  # X_{c_lo}[(c_hi, s), (a_hi, rho)]
+    lower = right.reshape(count, hi, lo, lo, s_in, _RANK).transpose(0, 1, 2, 5, 3, 4)
+    lower = lower.reshape(count * hi, lo, _RANK, lo, s_in)  # Y_{a_hi}[(c_lo, rho), (a_lo, r)]
     tw_upper = _factor_batch(upper)
     tw_lower = _factor_batch(lower)
     block = (2, _RANK, 2, _RANK)
