@@ -28,6 +28,7 @@ recursion stops at classes of level 2.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 
 import numpy as np
 
@@ -127,8 +128,9 @@ def _one_class(vec: np.ndarray, energy: np.ndarray, remaining: np.ndarray, unit:
         return remaining
     ref = int(remaining[np.argmax(energy[:, remaining].sum(axis=0))])
     others = remaining[remaining != ref]
-    partners = others[np.random.default_rng(_SEED + k).permutation(others.size)]
+    partners = others[_shuffle(others.size)]
     screen = _screen_positions(vec.shape[0])
+    whole = screen.size == vec.shape[0]  # the screen is every position: no separate verification
     sub = vec[screen][:, remaining]
     local_ref = int(np.nonzero(remaining == ref)[0][0])
     best = (-1, int(partners[0]))
@@ -138,12 +140,15 @@ def _one_class(vec: np.ndarray, energy: np.ndarray, remaining: np.ndarray, unit:
         start += size
         if batch.size == 0:
             break
-        counts = np.sum(_residuals(sub, energy[screen][:, remaining], sub[:, local_ref], vec[screen][:, batch]) <= _ZERO, axis=1)
+        inside = _residuals(sub, energy[screen][:, remaining], sub[:, local_ref], vec[screen][:, batch]) <= _ZERO
+        counts = np.sum(inside, axis=1)
         for idx in np.argsort(-counts, kind="stable"):
             if counts[idx] > best[0]:
                 best = (int(counts[idx]), int(batch[idx]))
             if not _valid(int(counts[idx]), unit):
                 continue
+            if whole:
+                return remaining[inside[idx]]
             members = _members(vec, energy, remaining, ref, int(batch[idx]))
             if _valid(members.size, unit):
                 return members
@@ -190,11 +195,18 @@ def _screen_positions(count: int) -> np.ndarray:
     return _sample_positions(count, _SCREEN)
 
 
+@lru_cache(maxsize=None)
 def _sample_positions(count: int, size: int) -> np.ndarray:
     """A fixed spread of at most ``size`` positions (pseudo-random, so not all share low bits)."""
     if count <= size:
         return np.arange(count)
     return np.sort(np.random.default_rng(_SEED + count).choice(count, size, replace=False))
+
+
+@lru_cache(maxsize=None)
+def _shuffle(count: int) -> np.ndarray:
+    """The fixed pseudo-random order in which partners are tried (cached: one per size)."""
+    return np.random.default_rng(_SEED + count + 1).permutation(count)
 
 
 def _residuals(vec: np.ndarray, energy: np.ndarray, a: np.ndarray, c: np.ndarray) -> np.ndarray:
