@@ -21,6 +21,8 @@ from __future__ import annotations
 import numpy as np
 
 _REFINE_SWEEPS = 2
+_ZERO_ENERGY = 1e-24  # a 2-vector with less energy than this fraction of its group's largest is zero
+_PARALLEL = 1e-20  # |u x v|^2 <= this * |u|^2 |v|^2: parallel (exact data; rounding gives ~1e-32)
 
 
 def discover_permutation(matrix: np.ndarray) -> np.ndarray:
@@ -44,15 +46,127 @@ def _split_columns(mats: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Local column indices ``(G, m/2)`` of the two groups, each sorted, smaller-index group first."""
     vec = _pair_vectors(mats)
     half = mats.shape[-1] // 2
-    score = _cross_score(vec)
-    for _ in range(0 if _clean_split(score, half) else _REFINE_SWEEPS):
+    first = _sparse_split(vec) if _has_zero_pairs(mats, vec) else None
+    if first is None:
+        score = _cross_score(vec)
+        for _ in range(0 if _clean_split(score, half) else _REFINE_SWEEPS):
+            first = _smallest(score, half)
+            score = _direction_score(vec, first)
         first = _smallest(score, half)
-        score = _direction_score(vec, first)
-    first = np.sort(_smallest(score, half), axis=1)
+    first = np.sort(first, axis=1)
     second = _complement(first, mats.shape[-1])
     swap = second[:, 0] < first[:, 0]
     first[swap], second[swap] = second[swap], first[swap].copy()
     return first, second
+
+
+def _has_zero_pairs(mats: np.ndarray, vec: np.ndarray) -> bool:
+    """True when some column's 2-vector is exactly zero at some pair (checked only if the matrix
+    has exact zeros at all: one cheap pass for dense matrices)."""
+    if np.count_nonzero(mats) == mats.size:
+        return False
+    return bool(np.any((vec[:, 0] == 0) & (vec[:, 1] == 0)))
+
+
+def _sparse_split(vec: np.ndarray) -> np.ndarray | None:
+    """The exact split of a B.P whose columns have zero 2-vectors at some pairs, else None.
+
+    The reference-column score assumes every column is nonzero at the reference's pairs; a sparse
+    B.P (a permutation matrix, zero twiddles) breaks that: a column with no pair in common with the
+    reference scores 0, "parallel", whatever its half. Here each pair only relates the columns that
+    are nonzero there: same direction means same half, the other direction means the other half.
+    Connected components of those relations with parity (through the double cover graph: node
+    ``(j, s)`` is "column j on side s") give each column's side up to one flip per component, and
+    the flips are chosen so both halves have m/2 columns. Called only when the matrix holds exact
+    zeros (dense matrices keep the one-pass score). Returns None when some pair shows three
+    directions or the relations contradict each other (not exactly B.P), or when no balanced
+    choice exists; the score-based split then decides.
+    """
+    groups, _, h, m = vec.shape
+    size = _sq(vec[:, 0]) + _sq(vec[:, 1])  # (G, h, m)
+    live = size > _ZERO_ENERGY * size.max(axis=(1, 2), keepdims=True)
+    second_class, ok = _direction_classes(vec, size, live)
+    if not ok:
+        return None
+    side = _sides(live, second_class, groups, m)
+    if side is None:
+        return None
+    return _balanced_halves(*side, groups, m)
+
+
+def _direction_classes(vec: np.ndarray, size: np.ndarray, live: np.ndarray) -> tuple[np.ndarray, bool]:
+    """Per pair, which live columns point along a second direction (the first: the first live
+    column's); False as second value when some pair holds three or more directions."""
+    parallel0 = _parallel_to(vec, size, np.argmax(live, axis=2))
+    other = live & ~parallel0
+    parallel1 = _parallel_to(vec, size, np.argmax(other, axis=2))
+    return other, bool(np.all(~other | parallel1))
+
+
+def _parallel_to(vec: np.ndarray, size: np.ndarray, ref: np.ndarray) -> np.ndarray:
+    """``(G, h, m)``: column j's 2-vector at pair b is parallel to column ``ref[g, b]``'s."""
+    vref = np.take_along_axis(vec, ref[:, None, :, None], axis=3)  # (G, 2, h, 1)
+    cross = _sq(vref[:, 0] * vec[:, 1] - vref[:, 1] * vec[:, 0])
+    return cross <= _PARALLEL * np.take_along_axis(size, ref[..., None], axis=2) * size
+
+
+def _sides(live: np.ndarray, second_class: np.ndarray, groups: int, m: int) -> tuple[np.ndarray, np.ndarray] | None:
+    """Each column's component and side (bool) from the parity relations, or None if they clash."""
+    from scipy.sparse import coo_matrix
+    from scipy.sparse.csgraph import connected_components
+
+    total = groups * m
+    ref = np.argmax(live, axis=2)  # (G, h): every live column is related to the pair's first one
+    g, b, j = np.nonzero(live)
+    a = g * m + ref[g, b]
+    c = g * m + j
+    flip = second_class[g, b, j].astype(np.int64) * total
+    rows = np.concatenate([a, a + total])
+    cols = np.concatenate([c + flip, c + total - flip])
+    graph = coo_matrix((np.ones(rows.size, dtype=np.int8), (rows, cols)), shape=(2 * total, 2 * total))
+    _, labels = connected_components(graph, directed=False)
+    on0, on1 = labels[:total], labels[total:]
+    if np.any(on0 == on1):
+        return None
+    return np.minimum(on0, on1).reshape(groups, m), (on0 > on1).reshape(groups, m)
+
+
+def _balanced_halves(component: np.ndarray, side: np.ndarray, groups: int, m: int) -> np.ndarray | None:
+    """``(G, m/2)`` columns of the first half: one side of every component, m/2 columns in all.
+
+    A subset-sum per group over the components' side sizes (bitset dynamic programme, components
+    in order of their smallest column, the unflipped side preferred): deterministic.
+    """
+    half = m // 2
+    first = np.empty((groups, half), dtype=np.int64)
+    for grp in range(groups):
+        comps, index = np.unique(component[grp], return_inverse=True)
+        ones = np.bincount(index, weights=side[grp], minlength=comps.size).astype(int)
+        zeros = np.bincount(index, minlength=comps.size) - ones
+        take = _subset_choice(zeros, ones, half)
+        if take is None:
+            return None
+        members = np.nonzero(side[grp] == take[index])[0]
+        first[grp] = members
+    return first
+
+
+def _subset_choice(zeros: np.ndarray, ones: np.ndarray, target: int) -> np.ndarray | None:
+    """Per component, the side (bool) whose columns join the first half so that they total ``target``."""
+    zeros, ones = zeros.tolist(), ones.tolist()  # Python ints: the bitsets grow past 64 bits
+    reach = [1]  # bitsets: reach[k] bit t set <=> the first k components can contribute t columns
+    for z, o in zip(zeros, ones):
+        reach.append((reach[-1] << z) | (reach[-1] << o))
+    if not reach[-1] >> target & 1:
+        return None
+    take = np.zeros(len(zeros), dtype=bool)
+    for k in range(len(zeros) - 1, -1, -1):
+        if target >= zeros[k] and reach[k] >> (target - zeros[k]) & 1:
+            target -= zeros[k]
+        else:
+            take[k] = True
+            target -= ones[k]
+    return take
 
 
 def _clean_split(score: np.ndarray, half: int) -> bool:
