@@ -19,13 +19,17 @@ import numpy as np
 from .rank1 import rank1
 
 
-def factor_butterfly(matrix: np.ndarray) -> np.ndarray:
-    """Twiddles ``(L, N/2, 2, 2)`` of the butterfly closest to ``matrix`` (rows and columns fixed)."""
-    n = matrix.shape[0]
-    return _factor_batch(np.asarray(matrix)[None])[:, 0]
+def factor_butterfly(matrix: np.ndarray, max_iter: int = 200) -> np.ndarray:
+    """Twiddles ``(L, N/2, 2, 2)`` of the butterfly closest to ``matrix`` (rows and columns fixed).
+
+    ``max_iter`` caps the rank-one sweeps per split. Exact blocks converge in one sweep, so a
+    caller that only wants the exact answer (and will reject anything else, as ``auto`` does
+    with the B.P route) can pass a small cap and skip the slow convergence on non-rank-one blocks.
+    """
+    return _factor_batch(np.asarray(matrix)[None], max_iter)[:, 0]
 
 
-def _factor_batch(mats: np.ndarray) -> np.ndarray:
+def _factor_batch(mats: np.ndarray, max_iter: int = 200) -> np.ndarray:
     """Factor K butterflies of size n at once; returns twiddles of shape ``(k, K, n/2, 2, 2)``."""
     count, n, _ = mats.shape
     k = n.bit_length() - 1
@@ -35,11 +39,11 @@ def _factor_batch(mats: np.ndarray) -> np.ndarray:
     hi_size, lo_size = 1 << (k - low), 1 << low
     # rows (c, b), columns (a, e) -> blocks indexed (K, a, b), each a (c, e) matrix
     blocks = mats.reshape(count, hi_size, lo_size, hi_size, lo_size).transpose(0, 3, 2, 1, 4)
-    u, w = rank1(blocks)  # u: (K, a, b, c), w: (K, a, b, e)
+    u, w = rank1(blocks, max_iter=max_iter)  # u: (K, a, b, c), w: (K, a, b, e)
     upper = u.transpose(0, 2, 3, 1).reshape(count * lo_size, hi_size, hi_size)  # X_b[c, a]
     lower = w.reshape(count * hi_size, lo_size, lo_size)  # Y_a[b, e]
-    tw_upper = _factor_batch(upper)  # (k - low, K * 2^low, 2^(k-low-1), 2, 2), batch (K, b)
-    tw_lower = _factor_batch(lower)  # (low, K * 2^(k-low), 2^(low-1), 2, 2), batch (K, a)
+    tw_upper = _factor_batch(upper, max_iter)  # (k - low, K * 2^low, 2^(k-low-1), 2, 2), batch (K, b)
+    tw_lower = _factor_batch(lower, max_iter)  # (low, K * 2^(k-low), 2^(low-1), 2, 2), batch (K, a)
     # A stage of X with local pair j acting for fixed b is global pair j * 2^low + b.
     tw_upper = tw_upper.reshape(k - low, count, lo_size, hi_size // 2, 2, 2).transpose(0, 1, 3, 2, 4, 5)
     tw_upper = tw_upper.reshape(k - low, count, n // 2, 2, 2)
