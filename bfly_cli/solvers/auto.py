@@ -139,10 +139,14 @@ def _abs2(x: np.ndarray) -> np.ndarray:
 
 def _project_pairs(sub: np.ndarray) -> np.ndarray:
     """``(G, m/2, h)``: each pair's 2-vectors as multiples of their common (dominant) direction."""
-    gram = np.einsum("gpbj,gqbj->gbpq", sub, sub.conj())
-    _, vecs = np.linalg.eigh(gram)
-    top = vecs[..., -1]  # (G, m/2, 2)
-    return np.einsum("gbp,gpbj->gbj", top.conj(), sub)
+    v0, v1 = sub[:, 0], sub[:, 1]
+    gram = np.empty((*v0.shape[:2], 2, 2), dtype=np.result_type(sub.dtype, np.float64))
+    gram[..., 0, 0] = _abs2(v0).sum(axis=2)
+    gram[..., 1, 1] = _abs2(v1).sum(axis=2)
+    gram[..., 0, 1] = np.sum(v0 * v1.conj(), axis=2)
+    gram[..., 1, 0] = gram[..., 0, 1].conj()
+    top = np.linalg.eigh(gram)[1][..., -1].conj()  # (G, m/2, 2)
+    return top[..., 0, None] * v0 + top[..., 1, None] * v1
 
 
 def _certify_rank1(ordered: np.ndarray) -> None:
