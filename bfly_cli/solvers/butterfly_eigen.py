@@ -89,7 +89,7 @@ def _mixing(blocks: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, n
             acc_c = blocks[i, l, :, :, 0].copy()
             for j in range(2):
                 acc_d += rho[:, None] * np.einsum("kbc,kcb->kb", weighted[i][j], blocks[j, l])
-                acc_c += rho[:, None] * np.matmul(weighted[i][j], blocks[j, l, :, :, 0, None])[..., 0]  # BLAS mat-vec
+                acc_c += rho[:, None] * np.einsum("kbc,kc->kb", weighted[i][j], blocks[j, l, :, :, 0])
             diag[..., i, l], col0[..., i, l] = acc_d, acc_c
     return diag, col0
 

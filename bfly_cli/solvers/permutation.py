@@ -30,8 +30,9 @@ def discover_permutation(matrix: np.ndarray) -> np.ndarray:
     n = matrix.shape[0]
     mats = np.ascontiguousarray(matrix)[None]  # (groups, m, m); C order keeps every pass streaming
     cols = np.arange(n)[None]  # (groups, m): original column indices of each group
+    sparse = np.count_nonzero(mats) < mats.size  # a dense matrix never takes the sparse path
     while mats.shape[-1] > 2:
-        first, second = _split_columns(mats)
+        first, second = _split_columns(mats, sparse)
         mats, cols = _descend(mats, cols, first, second)
     return cols.reshape(-1).astype(np.int64)
 
@@ -42,11 +43,13 @@ def _pair_vectors(mats: np.ndarray) -> np.ndarray:
     return mats.reshape(groups, 2, m // 2, m)
 
 
-def _split_columns(mats: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Local column indices ``(G, m/2)`` of the two groups, each sorted, smaller-index group first."""
+def _split_columns(mats: np.ndarray, sparse: bool = True) -> tuple[np.ndarray, np.ndarray]:
+    """Local column indices ``(G, m/2)`` of the two groups, each sorted, smaller-index group first.
+
+    ``sparse`` False skips the zero check (the caller knows the matrix has no exact zeros)."""
     vec = _pair_vectors(mats)
     half = mats.shape[-1] // 2
-    first = _sparse_split(vec) if _has_zero_pairs(mats, vec) else None
+    first = _sparse_split(vec) if sparse and _has_zero_pairs(mats, vec) else None
     if first is None:
         score = _cross_score(vec)
         for _ in range(0 if _clean_split(score, half) else _REFINE_SWEEPS):
