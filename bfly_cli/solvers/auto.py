@@ -91,62 +91,89 @@ def _exact_bp_order(matrix: np.ndarray) -> np.ndarray | None:
     In ``B P`` the last stage mixes rows ``b`` and ``b + N/2`` and the rest is block diagonal,
     so at every pair ``b`` the 2-vectors ``(T[b, j], T[b + N/2, j])`` of one half of the columns
     are parallel to one direction and those of the other half to another. Per level: the half
-    parallel to the strongest column, a check that the rest is parallel too, and the projection
-    of each half onto its direction (the half-size problems), all groups of a level batched.
-    Fewer than half parallel, or a second half that is not: not B.P (raises). The tolerance
-    (``exact`` on squared ratios) only rejects matrices far from any B.P.
+    parallel to the strongest column (:func:`_parallel_to_strongest`), then each half projected
+    onto its direction (the half-size problems), whose Gram matrices also certify that both
+    halves really are parallel; all groups of a level batched. Fewer than half parallel, or a
+    half that is not: not B.P (raises). The tolerances (``exact`` on squared ratios) only reject
+    matrices far from any B.P.
     """
     n = matrix.shape[0]
     tol = _exact_for(matrix)
-    mats, cols = np.asarray(matrix)[None], np.arange(n)[None]
+    mats, cols = np.ascontiguousarray(matrix)[None], np.arange(n)[None]
+    weights = _pair_weights(n // 2, np.iscomplexobj(matrix))
     while mats.shape[-1] > 2:
         groups, m, _ = mats.shape
         vec = mats.reshape(groups, 2, m // 2, m)
-        parallel = _parallel_to_strongest(vec) <= tol
+        parallel = _parallel_to_strongest(vec, weights[: m // 2], tol)
         count = parallel.sum(axis=1)
         if np.any(count < m // 2):
             raise RouteUnavailable(f"not B.P: at split size {m}, only {int(count.min())} of {m} columns "
                                    f"share a direction (a B.P needs {m // 2})")
         if np.any(count > m // 2):
             return None
-        first = np.nonzero(parallel)[1].reshape(groups, m // 2)
-        second = np.nonzero(~parallel)[1].reshape(groups, m // 2)
         halves = []
-        for members in (first, second):
-            sub = np.take_along_axis(vec, members[:, None, None, :], axis=3)
-            if members is second and np.any(_parallel_to_strongest(sub) > tol):
-                raise RouteUnavailable(f"not B.P: at split size {m} the second half is not parallel")
-            halves.append((_project_pairs(sub), np.take_along_axis(cols, members, axis=1)))
+        for members in (np.nonzero(parallel)[1], np.nonzero(~parallel)[1]):
+            members = members.reshape(groups, m // 2)
+            coords, spread = _project_pairs(np.take_along_axis(vec, members[:, None, None, :], axis=3))
+            if spread > tol:
+                raise RouteUnavailable(f"not B.P: at split size {m}, a half is not parallel")
+            halves.append((coords, np.take_along_axis(cols, members, axis=1)))
         mats = np.stack([halves[0][0], halves[1][0]], axis=1).reshape(2 * groups, m // 2, m // 2)
         cols = np.stack([halves[0][1], halves[1][1]], axis=1).reshape(2 * groups, m // 2)
     return cols.reshape(-1).astype(np.int64)
 
 
-def _parallel_to_strongest(vec: np.ndarray) -> np.ndarray:
-    """``(G, k)``: sum_b |v_ref x v_j|^2 / sum_b |v_ref|^2 |v_j|^2, v_ref the strongest column."""
-    pair_energy = _abs2(vec[:, 0]) + _abs2(vec[:, 1])  # (G, m/2, k)
-    ref_index = np.argmax(pair_energy.sum(axis=1), axis=1)[:, None, None, None]
-    ref = np.take_along_axis(vec, ref_index, axis=3)[..., 0]  # (G, 2, m/2)
-    cross = _abs2(ref[:, 0, :, None] * vec[:, 1] - ref[:, 1, :, None] * vec[:, 0]).sum(axis=1)
-    scale = np.einsum("gb,gbj->gj", _abs2(ref).sum(axis=1), pair_energy)
-    return cross / np.maximum(scale, np.finfo(np.float64).tiny)
+def _pair_weights(count: int, complex_: bool) -> np.ndarray:
+    """Two fixed random weights per row pair ``(count, 2)`` (complex for a complex matrix)."""
+    rng = np.random.default_rng(_PROBE_SEED)
+    weights = rng.standard_normal((count, 2))
+    return weights + 1j * rng.standard_normal((count, 2)) if complex_ else weights
 
 
-def _abs2(x: np.ndarray) -> np.ndarray:
-    """|x|^2 without a complex temporary (a plain square for real input)."""
-    return x.real**2 + x.imag**2 if np.iscomplexobj(x) else x * x
+def _parallel_to_strongest(vec: np.ndarray, weights: np.ndarray, tol: float) -> np.ndarray:
+    """``(G, k)`` bool: is column j's 2-vector parallel to the strongest column's at every pair?
+
+    Parallel at every pair b means ``cross_b = r0_b v1_bj - r1_b v0_bj = 0`` for all b, tested
+    through two random combinations ``sum_b w_b cross_b``: two matrix products with no
+    temporaries, instead of N^2 cross products (a non-parallel column passes only if both
+    random combinations cancel to 1e-6, which has probability ~1e-12). Each combination is
+    compared with its Cauchy-Schwarz bound ``||w r|| ||v_j||``.
+    """
+    v0, v1 = vec[:, 0], vec[:, 1]
+    energy = _column_energy(vec)  # (G, k)
+    ref = np.take_along_axis(vec, np.argmax(energy, axis=1)[:, None, None, None], axis=3)[..., 0]
+    u0 = ref[:, 0, :, None] * weights  # (G, m/2, 2)
+    u1 = ref[:, 1, :, None] * weights
+    combo = np.swapaxes(u0, 1, 2) @ v1 - np.swapaxes(u1, 1, 2) @ v0  # (G, 2, k)
+    bound = np.sqrt(np.sum(np.abs(u0) ** 2 + np.abs(u1) ** 2, axis=1))[:, :, None] * np.sqrt(energy)[:, None, :]
+    return np.all(np.abs(combo) <= np.sqrt(tol) * bound, axis=1)
 
 
-def _project_pairs(sub: np.ndarray) -> np.ndarray:
-    """``(G, m/2, h)``: each pair's 2-vectors as multiples of their common (dominant) direction."""
+def _column_energy(vec: np.ndarray) -> np.ndarray:
+    """``(G, k)``: sum over the first two axes of |vec|^2 for a C-contiguous ``(G, 2, B, k)``.
+
+    A complex array is read through its float view (real and imaginary parts interleaved), so
+    one einsum pass does it without a conjugated temporary.
+    """
+    if not np.iscomplexobj(vec):
+        return np.einsum("gpbj,gpbj->gj", vec, vec)
+    flat = np.ascontiguousarray(vec).view(np.float64)
+    return np.einsum("gpbj,gpbj->gj", flat, flat).reshape(vec.shape[0], vec.shape[3], 2).sum(axis=2)
+
+
+def _project_pairs(sub: np.ndarray) -> tuple[np.ndarray, float]:
+    """``(G, m/2, h)``: each pair's 2-vectors as multiples of their common (dominant) direction,
+    and the relative energy off those directions (rounding level when the half is parallel)."""
     v0, v1 = sub[:, 0], sub[:, 1]
     gram = np.empty((*v0.shape[:2], 2, 2), dtype=np.result_type(sub.dtype, np.float64))
-    gram[..., 0, 0] = _abs2(v0).sum(axis=2)
-    gram[..., 1, 1] = _abs2(v1).sum(axis=2)
-    gram[..., 0, 1] = np.sum(v0 * v1.conj(), axis=2)
-    gram[..., 1, 0] = gram[..., 0, 1].conj()
-    top = np.linalg.eigh(gram)[1][..., -1].conj()  # (G, m/2, 2)
-    return top[..., 0, None] * v0 + top[..., 1, None] * v1
+    gram[..., 0, 0] = np.vecdot(v0, v0).real
+    gram[..., 1, 1] = np.vecdot(v1, v1).real
+    gram[..., 1, 0] = np.vecdot(v0, v1)  # sum_j conj(v0) v1
+    gram[..., 0, 1] = gram[..., 1, 0].conj()
+    vals, vecs = np.linalg.eigh(gram)
+    spread = float(np.sum(np.maximum(vals[..., 0], 0.0)) / max(float(np.sum(vals)), np.finfo(np.float64).tiny))
+    top = vecs[..., -1].conj()  # (G, m/2, 2)
+    return top[..., 0, None] * v0 + top[..., 1, None] * v1, spread
 
 
 def _certify_rank1(ordered: np.ndarray) -> None:
