@@ -133,3 +133,91 @@ def test_cli_gradient_options_rejected_for_other_solvers(tmp_path):
 def test_learner_runs_on_cuda():
     steps, meta = solve_gradient(transforms.build("dft", 8), restarts=4, seed=0, device="cuda")
     assert _rel(steps, transforms.build("dft", 8)) <= 1e-10 and meta["solver_device"] == "cuda"
+
+
+# --- closed-form permutation repair (bfly_cli/solvers/permutation_search.py) -------------------
+
+
+def _perm(n: int, choices: np.ndarray) -> np.ndarray:
+    from bfly_cli.torch_butterfly import permutation_from_choices
+
+    return permutation_from_choices(n, choices)
+
+
+def test_split_tail_is_zero_exactly_for_a_butterfly_order():
+    from bfly_cli.solvers.permutation_search import score
+    from bfly_cli.torch_butterfly import bit_reversal
+
+    matrix = transforms.build("dft", 16)
+    assert score(matrix, bit_reversal(16), rank=1) <= 1e-14
+    assert score(matrix, np.arange(16), rank=1) > 1e-3
+    assert score(matrix, np.random.default_rng(0).permutation(16), rank=1) > 1e-3
+
+
+def _exact_tails(ordered: np.ndarray, rank: int) -> list[float]:
+    """Energy beyond ``rank`` of every split level's blocks, by full SVDs (independent of the module)."""
+    n = ordered.shape[0]
+    out = []
+    for lev in range(1, n.bit_length() - 1):
+        hi, lo = n >> lev, 1 << lev
+        blocks = ordered.reshape(hi, lo, hi, lo).transpose(2, 1, 0, 3)
+        out.append(float(np.sum(np.linalg.svd(blocks, compute_uv=False)[..., rank:] ** 2)))
+    return out
+
+
+def test_split_tail_matches_svd_and_reversing_both_halves_is_a_gauge():
+    from bfly_cli.solvers.permutation_search import level_scores
+
+    matrix = transforms.build("dct", 16)
+    base = np.random.default_rng(1).random((3, 3)) < 0.5
+    flipped = base.copy()
+    flipped[1, 1:] = ~flipped[1, 1:]
+    exact = _exact_tails(matrix[:, _perm(16, base)], 2)
+    assert np.allclose(exact, _exact_tails(matrix[:, _perm(16, flipped)], 2), atol=1e-12)
+    sketched = level_scores(matrix, _perm(16, base), 2)[::-1] * np.sum(matrix**2)
+    assert np.all(sketched >= np.array(exact) - 1e-12) and np.allclose(sketched, exact, rtol=0.2, atol=1e-12)
+
+
+@pytest.mark.parametrize("name, rank", [("dft", 1), ("hartley", 2)])
+def test_single_search_repairs_a_wrong_rounding(name, rank):
+    from bfly_cli.solvers.hierarchical import factor_butterfly
+    from bfly_cli.solvers.permutation_search import EXACT, search_single
+
+    n = 32
+    matrix = transforms.build(name, n)
+    start = np.random.default_rng(2).random((4, 3)) < 0.5
+    found = search_single(matrix, start, rank)
+    assert found.score <= EXACT
+    if rank == 1:  # oracle: the closed-form factorization of the repaired order is exact
+        perm = _perm(n, found.choices[0])
+        steps = [Step("permutation", perm), Step("butterfly", factor_butterfly(matrix[:, perm]))]
+        assert _rel(steps, matrix) <= 1e-12
+
+
+def test_single_search_keeps_a_right_rounding():
+    from bfly_cli.solvers.permutation_search import search_single
+
+    right = np.array([[1, 0, 1], [1, 1, 0], [1, 0, 0]], dtype=bool)  # separate everywhere: bit reversal
+    found = search_single(transforms.build("dft", 16), right, 1)
+    assert found.evaluated == 1 and np.array_equal(found.choices[0], right)
+
+
+def test_pair_search_finds_a_rank2_order_for_dct():
+    from bfly_cli.solvers.permutation_search import EXACT, score, search_pair
+
+    matrix = transforms.build("dct", 16)
+    rng = np.random.default_rng(3)
+    found = search_pair(matrix, rng.random((3, 3)) < 0.5, rng.random((3, 3)) < 0.5, 2)
+    merged = _perm(16, found.choices[0])[_perm(16, found.choices[1])]
+    assert found.score <= EXACT and score(matrix, merged, 2) <= EXACT
+
+
+def test_restart_log_records_the_repair():
+    _, meta = solve_gradient(transforms.build("dft", 8), restarts=1, seed=0)
+    record = meta["solver_log"][0]
+    assert record["search_score"] <= 1e-12 and record["fit_tries"] >= 1 and record["flips"] >= 0
+
+
+def test_unknown_option_is_named():
+    with pytest.raises(BflyError, match="no option 'bogus'"):
+        learn(transforms.build("dft", 4), solver="gradient", solver_options={"bogus": 1})

@@ -45,7 +45,7 @@ class GradientOptions:
 
     model: str = "BP"  # BP, BPP or BPBP (product notation)
     restarts: int = 8  # at most this many trials; stop at the first success
-    steps: int = 3000  # Adam steps per restart (the relaxed phase)
+    steps: int = 300  # Adam steps per restart (the relaxed phase; early stops, see _adam)
     lr: float | None = None  # fixed learning rate; None draws one per restart from lr_range
     lr_range: tuple[float, float] = DEFAULT_LR_RANGE
     device: str = "cpu"
@@ -54,10 +54,14 @@ class GradientOptions:
     field: str = "auto"  # auto: complex twiddles (+ Re for real targets); real: real twiddles
     tied: bool = False  # paper's tied twiddles during the relaxed phase
     share_logits: bool = False  # one set of 3 permutation logits for all levels
-    search: bool = True  # neighbour search over hard permutations after rounding
-    search_rounds: int = 3
-    search_iters: int = 40  # L-BFGS iterations to score one candidate permutation
+    search: bool = True  # repair the rounded permutations (closed-form score; L-BFGS score for BPBP)
+    search_rounds: int = 3  # BPBP: single-flip rounds
+    search_iters: int = 40  # BPBP: L-BFGS iterations to score one candidate permutation
+    beam: int = 4  # closed-form search: chunk partitions kept per level
+    fit_tries: int = 4  # fresh random twiddle sets tried (beside the relaxed ones) once the order is fixed
+    fit_iters: int = 150  # float64 L-BFGS iterations of each of those trial fits
     polish_iters: int = 2000  # L-BFGS iterations of the final float64 polish
+    gn_iters: int = 100  # Levenberg-Marquardt steps of the final polish (stops early on a stall)
     adam_goal: float = 1e-7  # stop Adam once the relaxed relative squared error is below this
     on_progress: ProgressFn | None = None
 
@@ -71,7 +75,9 @@ class RestartRecord:
     lr: float
     steps: int
     relaxed_loss: float
-    flips: int
+    flips: int  # 0/1 choices the repair changed in the rounded permutations
+    search_score: float  # closed-form tail energy of the repaired order (nan for BPBP)
+    fit_tries: int  # twiddle sets fitted before the polish
     final_loss: float
     rel_error: float
     seconds: float
@@ -143,7 +149,7 @@ def _restart_seed_lr(opts: GradientOptions, k: int) -> tuple[int, float]:
 
 
 def _restart(target, opts: GradientOptions, k: int) -> tuple[RestartRecord, list[Step]]:
-    """One trial: relaxed Adam phase, rounding plus neighbour search, float64 polish."""
+    """One trial: relaxed Adam phase, rounding and repair, twiddle fit, float64 polish."""
     import torch
 
     from ..torch_butterfly import ButterflyChain
@@ -160,14 +166,82 @@ def _restart(target, opts: GradientOptions, k: int) -> tuple[RestartRecord, list
     relaxed, done = _adam(model, target.to(torch.complex64 if target.is_complex() else torch.float32), lr,
                           opts, report)
     goal = opts.target**2
-    steps, loss, flips = _round_and_search(model, target, opts, goal, report)
+    if opts.model == "BPBP" or not opts.search:
+        steps, loss, flips = _round_and_search(model, target, opts, goal, report)
+        score, tries = math.nan, 0
+    else:
+        choices, score, flips = _repair(model, target, opts)
+        report("search", flips, score)
+        steps, loss, tries = _fit_twiddles(model, choices, target, opts, seed, goal, report)
     report("polish", 0, loss)
-    steps, loss = _polish_steps(target, steps, opts.polish_iters, goal / 100, newton=True)
+    steps, loss = _polish_steps(target, steps, opts.polish_iters, goal / 100, newton=True, newton_below=_NEWTON_BELOW,
+                                gn_iters=opts.gn_iters)
     rel = math.sqrt(max(loss, 0.0))
-    record = RestartRecord(k + 1, seed, lr, done, relaxed, flips, loss, rel, time.perf_counter() - start,
-                           rel <= opts.target)
+    record = RestartRecord(k + 1, seed, lr, done, relaxed, flips, score, tries, loss, rel,
+                           time.perf_counter() - start, rel <= opts.target)
     report("done", done, loss)
     return record, steps
+
+
+def _score_rank(model, target) -> int:
+    """Block rank a right order gives: 1 for a butterfly, 2 for ``Re`` of a complex one."""
+    return 2 if model.real_output and not target.is_complex() else 1
+
+
+def _repair(model, target, opts: GradientOptions) -> tuple[list[np.ndarray], float, int]:
+    """Repair the rounded permutations with the closed-form score (:mod:`.permutation_search`)."""
+    from .permutation_search import search_pair, search_single
+
+    matrix = target.detach().cpu().numpy().T
+    rounded = model.hard_choices()
+    rank = _score_rank(model, target)
+    if len(rounded) == 1:
+        found = search_single(matrix, rounded[0], rank, opts.beam)
+    else:
+        found = search_pair(matrix, rounded[0], rounded[1], rank, opts.beam)
+    flips = int(sum(np.sum(a != b) for a, b in zip(found.choices, rounded)))
+    return found.choices, found.score, flips
+
+
+def _fit_twiddles(model, choices, target, opts: GradientOptions, seed: int, goal: float,
+                  report) -> tuple[list[Step], float, int]:
+    """Fit the twiddles for fixed permutations: the relaxed ones, then fresh random sets.
+
+    With a ``Re`` readout a random start often stalls in a local minimum even for the right
+    order, so a few starts get a short float64 L-BFGS each and the best one goes on to the
+    polish; the loop stops as soon as one is clearly right. Deterministic: the random sets are
+    drawn from ``(seed, try)``.
+    """
+    template = model.to_steps(choices)
+    best: tuple[list[Step], float] | None = None
+    tries = 0
+    for attempt in range(opts.fit_tries + 1):
+        start = template if attempt == 0 else _random_twiddles(template, seed, attempt)
+        steps, loss = _polish_steps(target, start, opts.fit_iters, goal / 100)
+        tries += 1
+        report("fit", attempt, loss)
+        if best is None or loss < best[1]:
+            best = (steps, loss)
+        if best[1] <= _CLEARLY_RIGHT:
+            break
+    return best[0], best[1], tries
+
+
+def _random_twiddles(steps: list[Step], seed: int, attempt: int) -> list[Step]:
+    """``steps`` with every butterfly redrawn at random (``E|t|^2 = 1/2``, as the modules' init)."""
+    rng = np.random.default_rng([seed, attempt])
+    out = []
+    for step in steps:
+        if step.kind == "butterfly":
+            shape = step.data.shape
+            if np.iscomplexobj(step.data):
+                data = (rng.standard_normal(shape) + 1j * rng.standard_normal(shape)) * 0.5
+            else:
+                data = rng.standard_normal(shape) * math.sqrt(0.5)
+            out.append(Step("butterfly", data))
+        else:
+            out.append(step)
+    return out
 
 
 def _reporter(opts: GradientOptions, k: int) -> Callable[[str, int, float], None]:
@@ -225,7 +299,9 @@ def _adam(model, target, lr: float, opts: GradientOptions, report) -> tuple[floa
     return value, step
 
 
-_CLEARLY_RIGHT = 1e-12  # a short fit this good means the permutation is right: leave it to the polish
+_CLEARLY_RIGHT = 1e-10  # a short fit this good (relative squared error) is finished by the polish
+_NEWTON_BELOW = 0.1  # Levenberg-Marquardt runs from this close (relative squared error); it often
+# gets a stalled Re-readout fit out of L-BFGS's plateau, but costs much more per step
 _CHECK_EVERY = 25
 _PATIENCE = 300
 _SETTLED = 1e-2
@@ -308,11 +384,13 @@ def _widen(step: Step) -> Step:
     return step
 
 
-def _polish_steps(target, steps: list[Step], max_iter: int, goal: float,
-                  newton: bool = False) -> tuple[list[Step], float]:
+def _polish_steps(target, steps: list[Step], max_iter: int, goal: float, newton: bool = False,
+                  newton_below: float = math.inf, gn_iters: int = 30) -> tuple[list[Step], float]:
     """Float64 L-BFGS (then Gauss-Newton when ``newton``) over the steps' numeric data.
 
-    Returns the best steps seen and their loss. L-BFGS is robust far from a solution but crawls
+    Returns the best steps seen and their loss. Gauss-Newton only runs when L-BFGS ended at or
+    below ``newton_below``: far from a zero residual it costs much and gains little. L-BFGS is
+    robust far from a solution but crawls
     on the last digits of a zero-residual fit whose gauge leaves flat directions (worst with a
     ``Re`` readout, where the imaginary part is free); Gauss-Newton converges fast there.
     """
@@ -350,18 +428,18 @@ def _polish_steps(target, steps: list[Step], max_iter: int, goal: float,
         with torch.no_grad():
             best.offer(float(relative_sq_error(module(eye), target, norm2)))
     best.restore()
-    if params and best.loss > goal and newton:
-        _gauss_newton(module, eye, target, norm2, goal, best)
+    if params and goal < best.loss <= newton_below and newton:
+        _gauss_newton(module, eye, target, norm2, goal, best, gn_iters)
         best.restore()
     return modules_to_steps(module), best.loss
 
 
 _CHUNK = 50
-_GN_OUTER = 30
 _GN_CG = 60
+_GN_STALL = 20  # stop Levenberg-Marquardt when this many steps have not halved the loss
 
 
-def _gauss_newton(module, eye, target, norm2, goal: float, best: "_Best") -> None:
+def _gauss_newton(module, eye, target, norm2, goal: float, best: "_Best", outer: int = 30) -> None:
     """Levenberg-Marquardt on the residual, normal equations solved matrix-free by CG.
 
     ``J v`` comes from forward-mode AD and ``J^T u`` from reverse mode, so nothing of size
@@ -379,10 +457,12 @@ def _gauss_newton(module, eye, target, norm2, goal: float, best: "_Best") -> Non
 
     ps = tuple(p.detach().clone() for p in module.parameters())
     lam = 1e-4
-    for _ in range(_GN_OUTER):
+    history: list[float] = []
+    for _ in range(outer):
         r, pullback = vjp(resid, *ps)
         loss = float(r.square().sum())
-        if loss <= goal:
+        history.append(loss)
+        if loss <= goal or (len(history) > _GN_STALL and loss > 0.5 * history[-1 - _GN_STALL]):
             break
         grad = pullback(r)
 
