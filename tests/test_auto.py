@@ -115,3 +115,11 @@ def test_cli_default_is_auto_and_budget_errors(tmp_path) -> None:
     assert not (tmp_path / "y.h5").exists()
     other = _bfly("learn", "dct", "--n", "8", "--solver", "hierarchical", "--budget", "2", "-o", str(tmp_path / "z.h5"))
     assert other.returncode == 2 and "--budget" in other.stderr
+
+
+@pytest.mark.parametrize("name,route", [("dft", "bp"), ("hartley", "real_rank2")])
+def test_float32_work_dtype(name: str, route: str) -> None:
+    """The B.P level test reads complex64 through its float32 view; both routes stay exact."""
+    t = transforms.build(name, 64)[:, np.random.default_rng(3).permutation(64)]
+    f = learn(t, solver="auto", dtype="float32")
+    assert f.meta["auto_route"] == route and f.meta["exact"]

@@ -157,7 +157,7 @@ def _column_energy(vec: np.ndarray) -> np.ndarray:
     """
     if not np.iscomplexobj(vec):
         return np.einsum("gpbj,gpbj->gj", vec, vec)
-    flat = np.ascontiguousarray(vec).view(np.float64)
+    flat = np.ascontiguousarray(vec).view(np.finfo(vec.dtype).dtype)
     return np.einsum("gpbj,gpbj->gj", flat, flat).reshape(vec.shape[0], vec.shape[3], 2).sum(axis=2)
 
 
