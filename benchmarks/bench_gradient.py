@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import time
 from pathlib import Path
@@ -26,15 +27,22 @@ PAPER_RMSE = Path("/work/shared/reference/paper-rmse.json")
 PAPER_TRIALS = "20-160"  # the paper's random trials per size (Hyperband, 8 GPUs)
 
 
-def run_cell(name: str, n: int, seeds: int, restarts: int, steps: int, target: float) -> dict:
-    """Learn ``name`` at size ``n`` once per seed; summarize successes, restarts and seconds."""
+def run_cell(name: str, n: int, seeds: int, restarts: int, steps: int | None, target: float,
+             time_limit: float | None) -> dict:
+    """Learn ``name`` at size ``n`` once per seed; summarize successes, restarts and seconds.
+
+    ``time_limit`` stops a run from starting another restart after that many seconds (a run
+    that is cut off that way and has not succeeded counts as a failure).
+    """
     matrix = transforms.build(name, n)
     runs = []
     for seed in range(seeds):
         start = time.perf_counter()
-        factors = learn(matrix, solver="gradient",
-                        solver_options={"model": CELLS[name], "restarts": restarts, "steps": steps, "seed": seed,
-                                        "target": target})
+        options = {"model": CELLS[name], "restarts": restarts, "seed": seed, "target": target,
+                   "time_limit": time_limit}
+        if steps is not None:
+            options["steps"] = steps
+        factors = learn(matrix, solver="gradient", solver_options=options)
         runs.append({"ok": factors.meta["rel_error"] <= target, "restarts": factors.meta["restarts_used"],
                      "seconds": time.perf_counter() - start, "rel": factors.meta["rel_error"],
                      "rmse": factors.meta["rmse"]})
@@ -43,6 +51,7 @@ def run_cell(name: str, n: int, seeds: int, restarts: int, steps: int, target: f
         "transform": name, "n": n, "model": CELLS[name], "success": f"{len(good)}/{len(runs)}",
         "median_restarts": statistics.median(r["restarts"] for r in good) if good else None,
         "median_seconds": statistics.median(r["seconds"] for r in good) if good else None,
+        "max_seconds": max(r["seconds"] for r in runs),
         "median_rel_error": statistics.median(r["rel"] for r in runs),
         "median_rmse": statistics.median(r["rmse"] for r in runs),
         "paper_rmse": _paper_rmse(name, n),
@@ -65,7 +74,7 @@ def _fmt(value: object) -> str:
 
 
 def print_table(rows: list[dict]) -> None:
-    cols = ["transform", "n", "model", "success", "median_restarts", "median_seconds", "median_rel_error",
+    cols = ["transform", "n", "model", "success", "median_restarts", "median_seconds", "max_seconds", "median_rel_error",
             "median_rmse", "paper_rmse"]
     print("| " + " | ".join(cols) + " | paper trials |")
     print("|" + "---|" * (len(cols) + 1))
@@ -80,20 +89,23 @@ def main() -> None:
     parser.add_argument("--conv-max", type=int, default=64, help="largest N for convolution (BPBP)")
     parser.add_argument("--seeds", type=int, default=10)
     parser.add_argument("--restarts", type=int, default=8)
-    parser.add_argument("--steps", type=int, default=3000)
+    parser.add_argument("--steps", type=int, default=None, help="Adam steps (default: the solver's)")
+    parser.add_argument("--time-limit", type=float, default=120.0, help="seconds per run before no new restart")
     parser.add_argument("--target", type=float, default=1e-10)
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--json", type=Path, help="also write the rows to this file")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
+    print(f"load average at start: {os.getloadavg()}", flush=True)
     rows = []
     for name in args.transforms.split(","):
         for n in (int(s) for s in args.sizes.split(",")):
             if name == "convolution" and n > args.conv_max:
                 continue
-            rows.append(run_cell(name, n, args.seeds, args.restarts, args.steps, args.target))
+            rows.append(run_cell(name, n, args.seeds, args.restarts, args.steps, args.target, args.time_limit))
             print(json.dumps(rows[-1]), flush=True)
     print_table(rows)
+    print(f"load average at end: {os.getloadavg()}")
     if args.json:
         args.json.write_text(json.dumps(rows, indent=1))
 

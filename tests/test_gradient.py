@@ -22,7 +22,7 @@ def _rel(steps: list[Step], matrix: np.ndarray) -> float:
 @pytest.mark.parametrize("name, n, model", [("dft", 8, "BP"), ("hadamard", 4, "BP"), ("dct", 4, "BPP")])
 def test_recovers_exact_targets_from_random_init(name, n, model):
     matrix = transforms.build(name, n)
-    factors = learn(matrix, solver="gradient", solver_options={"model": model, "restarts": 4, "seed": 0})
+    factors = learn(matrix, solver="gradient", solver_options={"model": model, "restarts": 4, "seed": 0, "steps": 100})
     assert factors.meta["rel_error"] <= 1e-10
     assert factors.meta["model"] == model
     log = factors.meta["solver_log"]
@@ -213,7 +213,7 @@ def test_pair_search_finds_a_rank2_order_for_dct():
 
 
 def test_restart_log_records_the_repair():
-    _, meta = solve_gradient(transforms.build("dft", 8), restarts=1, seed=0)
+    _, meta = solve_gradient(transforms.build("dft", 8), restarts=1, seed=0, steps=50)
     record = meta["solver_log"][0]
     assert record["search_score"] <= 1e-12 and record["fit_tries"] >= 1 and record["flips"] >= 0
 

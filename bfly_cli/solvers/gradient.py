@@ -63,6 +63,7 @@ class GradientOptions:
     polish_iters: int = 2000  # L-BFGS iterations of the final float64 polish
     gn_iters: int = 100  # Levenberg-Marquardt steps of the final polish (stops early on a stall)
     adam_goal: float = 1e-7  # stop Adam once the relaxed relative squared error is below this
+    time_limit: float | None = None  # seconds: start no new restart after this much wall time
     on_progress: ProgressFn | None = None
 
 
@@ -93,12 +94,13 @@ def solve_gradient(matrix: np.ndarray, **options: Any) -> tuple[list[Step], dict
     target = target.to(torch.complex128 if target.is_complex() else torch.float64)
     best: tuple[float, list[Step]] | None = None
     log: list[RestartRecord] = []
+    began = time.perf_counter()
     for k in range(opts.restarts):
         record, steps = _restart(target, opts, k)
         log.append(record)
         if best is None or record.final_loss < best[0]:
             best = (record.final_loss, steps)
-        if record.success:
+        if record.success or (opts.time_limit is not None and time.perf_counter() - began >= opts.time_limit):
             break
     steps = _cast_like(best[1], np.asarray(matrix).dtype)
     extra = {
@@ -170,9 +172,9 @@ def _restart(target, opts: GradientOptions, k: int) -> tuple[RestartRecord, list
         steps, loss, flips = _round_and_search(model, target, opts, goal, report)
         score, tries = math.nan, 0
     else:
-        choices, score, flips = _repair(model, target, opts)
+        choices, score, flips, rank = _repair(model, target, opts)
         report("search", flips, score)
-        steps, loss, tries = _fit_twiddles(model, choices, target, opts, seed, goal, report)
+        steps, loss, tries = _fit_twiddles(model, choices, target, opts, (seed, rank == 1), goal, report)
     report("polish", 0, loss)
     steps, loss = _polish_steps(target, steps, opts.polish_iters, goal / 100, newton=True, newton_below=_NEWTON_BELOW,
                                 gn_iters=opts.gn_iters)
@@ -183,40 +185,51 @@ def _restart(target, opts: GradientOptions, k: int) -> tuple[RestartRecord, list
     return record, steps
 
 
-def _score_rank(model, target) -> int:
-    """Block rank a right order gives: 1 for a butterfly, 2 for ``Re`` of a complex one."""
-    return 2 if model.real_output and not target.is_complex() else 1
+def _score_ranks(model, target) -> tuple[int, ...]:
+    """Block ranks to try, lowest first: 1 (a butterfly), then 2 for ``Re`` of a complex one.
+
+    A real target with an exact rank-1 order is a real butterfly (Hadamard): its twiddles are
+    then started real, which the ``Re`` fit finds far more easily than a generic complex start.
+    """
+    return (1, 2) if model.real_output and not target.is_complex() else (1,)
 
 
-def _repair(model, target, opts: GradientOptions) -> tuple[list[np.ndarray], float, int]:
-    """Repair the rounded permutations with the closed-form score (:mod:`.permutation_search`)."""
-    from .permutation_search import search_pair, search_single
+def _repair(model, target, opts: GradientOptions) -> tuple[list[np.ndarray], float, int, int]:
+    """Repair the rounded permutations with the closed-form score (:mod:`.permutation_search`).
+
+    Returns the choices, their score, how many 0/1 choices changed, and the block rank used.
+    """
+    from .permutation_search import EXACT, search_pair, search_single
 
     matrix = target.detach().cpu().numpy().T
     rounded = model.hard_choices()
-    rank = _score_rank(model, target)
-    if len(rounded) == 1:
-        found = search_single(matrix, rounded[0], rank, opts.beam)
-    else:
-        found = search_pair(matrix, rounded[0], rounded[1], rank, opts.beam)
+    found, rank = None, 1
+    for rank in _score_ranks(model, target):
+        if len(rounded) == 1:
+            found = search_single(matrix, rounded[0], rank, opts.beam)
+        else:
+            found = search_pair(matrix, rounded[0], rounded[1], rank, opts.beam)
+        if found.score <= EXACT:
+            break
     flips = int(sum(np.sum(a != b) for a, b in zip(found.choices, rounded)))
-    return found.choices, found.score, flips
+    return found.choices, found.score, flips, rank
 
 
-def _fit_twiddles(model, choices, target, opts: GradientOptions, seed: int, goal: float,
+def _fit_twiddles(model, choices, target, opts: GradientOptions, draw: tuple[int, bool], goal: float,
                   report) -> tuple[list[Step], float, int]:
     """Fit the twiddles for fixed permutations: the relaxed ones, then fresh random sets.
 
     With a ``Re`` readout a random start often stalls in a local minimum even for the right
     order, so a few starts get a short float64 L-BFGS each and the best one goes on to the
-    polish; the loop stops as soon as one is clearly right. Deterministic: the random sets are
-    drawn from ``(seed, try)``.
+    polish; the loop stops as soon as one is clearly right. ``draw`` is ``(seed, real)``: the
+    random sets come from ``(seed, try)`` (deterministic) and are real when ``real``.
     """
+    seed, real = draw
     template = model.to_steps(choices)
     best: tuple[list[Step], float] | None = None
     tries = 0
     for attempt in range(opts.fit_tries + 1):
-        start = template if attempt == 0 else _random_twiddles(template, seed, attempt)
+        start = template if attempt == 0 else _random_twiddles(template, seed, attempt, real)
         steps, loss = _polish_steps(target, start, opts.fit_iters, goal / 100)
         tries += 1
         report("fit", attempt, loss)
@@ -227,14 +240,19 @@ def _fit_twiddles(model, choices, target, opts: GradientOptions, seed: int, goal
     return best[0], best[1], tries
 
 
-def _random_twiddles(steps: list[Step], seed: int, attempt: int) -> list[Step]:
-    """``steps`` with every butterfly redrawn at random (``E|t|^2 = 1/2``, as the modules' init)."""
+def _random_twiddles(steps: list[Step], seed: int, attempt: int, real: bool = False) -> list[Step]:
+    """``steps`` with every butterfly redrawn at random (``E|t|^2 = 1/2``, as the modules' init).
+
+    ``real``: complex butterflies get a zero imaginary part (still complex, so it can move).
+    """
     rng = np.random.default_rng([seed, attempt])
     out = []
     for step in steps:
         if step.kind == "butterfly":
             shape = step.data.shape
-            if np.iscomplexobj(step.data):
+            if np.iscomplexobj(step.data) and real:
+                data = rng.standard_normal(shape) * math.sqrt(0.5) + 0j
+            elif np.iscomplexobj(step.data):
                 data = (rng.standard_normal(shape) + 1j * rng.standard_normal(shape)) * 0.5
             else:
                 data = rng.standard_normal(shape) * math.sqrt(0.5)
