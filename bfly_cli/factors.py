@@ -98,34 +98,32 @@ class Factors:
         applying to the whole identity at once is several times slower at N >= 4096.
         """
         out_dtype = np.finfo(self.dtype).dtype if self.steps[-1].kind == "real" else self.dtype
-        dense = np.empty((self.n, self.n), dtype=out_dtype)
-        for start in range(0, self.n, chunk):
-            stop = min(start + chunk, self.n)
-            rows = np.zeros((stop - start, self.n), dtype=self.dtype)
-            rows[np.arange(stop - start), np.arange(start, stop)] = 1
-            dense[:, start:stop] = self.apply(rows).T
-        return dense
+        return _dense_by_chunks(self.apply, self.n, self.dtype, out_dtype, chunk)
 
     def to_dense_fast(self, chunk: int = 64) -> np.ndarray:
-        """The N x N matrix through the compiled kernel when it is built, else :meth:`to_dense`.
+        """The N x N matrix through the compiled kernel when it runs every step, else :meth:`to_dense`.
 
         For measuring errors (``learn()``, route checks), where the reference multiply is the
         bottleneck at large N (N = 4096: seconds against a few tenths). The result equals
-        :meth:`to_dense` up to rounding. Steps the kernel does not run (``rank2``) and a missing
-        extension fall back to the reference, so this never changes what can be measured.
+        :meth:`to_dense` up to rounding.
         """
         from . import kernel  # lazy: kernel imports this module
 
-        if not kernel.available() or any(s.kind == "rank2" for s in self.steps):
+        if not kernel.available() or kernel.unsupported_kinds(self):
             return self.to_dense()
         plan = kernel.Plan(self, self.dtype)
-        dense = np.empty((self.n, self.n), dtype=plan.out_dtype)
-        for start in range(0, self.n, chunk):
-            stop = min(start + chunk, self.n)
-            rows = np.zeros((stop - start, self.n), dtype=plan.in_dtype)
-            rows[np.arange(stop - start), np.arange(start, stop)] = 1
-            dense[:, start:stop] = plan.apply(rows).T
-        return dense
+        return _dense_by_chunks(plan.apply, self.n, plan.in_dtype, plan.out_dtype, chunk)
+
+
+def _dense_by_chunks(apply, n: int, in_dtype, out_dtype, chunk: int) -> np.ndarray:
+    """Columns of a linear map from ``apply`` on identity rows, ``chunk`` rows per call."""
+    dense = np.empty((n, n), dtype=out_dtype)
+    for start in range(0, n, chunk):
+        stop = min(start + chunk, n)
+        rows = np.zeros((stop - start, n), dtype=in_dtype)
+        rows[np.arange(stop - start), np.arange(start, stop)] = 1
+        dense[:, start:stop] = apply(rows).T
+    return dense
 
 
 def apply_step(step: Step, x: np.ndarray) -> np.ndarray:

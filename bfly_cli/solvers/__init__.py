@@ -14,6 +14,8 @@ A solver sees only the matrix, never the transform's name.
 
 from __future__ import annotations
 
+import numpy as np
+
 SOLVERS = ("hierarchical", "auto", "real_rank2", "gradient")
 
 
@@ -26,3 +28,18 @@ class RouteUnavailable(Exception):
     route, recording ``str(exc)`` as the reason; a solver called directly by name converts it to a
     ``BflyError`` so the user sees one line and exit code 2.
     """
+
+
+def checked_square(matrix: np.ndarray) -> np.ndarray:
+    """Square, power-of-two, finite, in double precision whatever the input precision.
+
+    Routes call this on entry: their algebra assumes it, and a matrix that fails it makes the
+    route unavailable (so ``auto`` moves on) rather than producing a wrong answer.
+    """
+    m = np.asarray(matrix)
+    n = m.shape[0] if m.ndim else 0
+    if m.ndim != 2 or m.shape[1] != n or n < 2 or n & (n - 1):
+        raise RouteUnavailable(f"needs a square matrix with a power-of-two size >= 2, got shape {m.shape}")
+    if not np.all(np.isfinite(m)):
+        raise RouteUnavailable("the matrix holds NaN or Inf values")
+    return m.astype(np.complex128 if np.iscomplexobj(m) else np.float64)

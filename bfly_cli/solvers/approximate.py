@@ -29,7 +29,7 @@ import numpy as np
 
 from ..errors import BflyError
 from ..factors import Step
-from . import RouteUnavailable
+from . import RouteUnavailable, checked_square
 from .hierarchical import factor_butterfly
 from .permutation import discover_permutation
 from .polish import polish
@@ -47,7 +47,7 @@ def solve_approximate(matrix: np.ndarray, budget: int = 1) -> tuple[list[Step], 
     """Best approximation with ``budget`` butterfly blocks; see the module docstring for the design."""
     if isinstance(budget, bool) or not isinstance(budget, (int, np.integer)) or not 1 <= budget <= MAX_BUDGET:
         raise BudgetError(f"budget must be an integer from 1 to {MAX_BUDGET} (butterfly blocks), got {budget!r}")
-    t = _checked(matrix)
+    t = checked_square(matrix)
     real = not np.iscomplexobj(t)
     n = t.shape[0]
     perm = discover_permutation(t)
@@ -68,16 +68,6 @@ def iterations(n: int, blocks: int) -> int:
     """L-BFGS iterations for a chain of ``blocks`` butterflies of size ``n`` (10..200)."""
     levels = max(n.bit_length() - 1, 1)
     return int(np.clip(_WORK / (blocks * n * n * levels), 10, 200))
-
-
-def _checked(matrix: np.ndarray) -> np.ndarray:
-    m = np.asarray(matrix)
-    n = m.shape[0]
-    if m.ndim != 2 or m.shape[1] != n or n < 2 or n & (n - 1):
-        raise RouteUnavailable(f"needs a square matrix with a power-of-two size >= 2, got shape {m.shape}")
-    if not np.all(np.isfinite(m)):
-        raise RouteUnavailable("the matrix holds NaN or Inf values")
-    return m.astype(np.complex128 if np.iscomplexobj(m) else np.float64)
 
 
 def _kick(steps: list[Step], real: bool) -> list[Step]:

@@ -30,7 +30,7 @@ import numpy as np
 
 from .. import kernel
 from ..factors import Factors, Step
-from . import RouteUnavailable
+from . import RouteUnavailable, checked_square
 from .butterfly_eigen import butterfly_eigenbasis
 from .hierarchical import factor_butterfly
 from .inverse import apply_inverse, bit_reversal, inverse_twiddles
@@ -43,7 +43,7 @@ _PROBES = 4
 
 def solve_two_butterfly(matrix: np.ndarray) -> tuple[list[Step], dict[str, Any]]:
     """Factor ``matrix`` as ``W R B2 P`` (two butterflies); raise :class:`RouteUnavailable` if it is not one."""
-    t = _checked(matrix)
+    t = checked_square(matrix)
     reasons = []
     for name, basis_matrix in _CANDIDATES:
         try:
@@ -55,17 +55,6 @@ def solve_two_butterfly(matrix: np.ndarray) -> tuple[list[Step], dict[str, Any]]
             return _finish(steps, matrix), {"two_butterfly_basis": name, **info, "rejected": reasons}
         reasons.append(f"{name}: not diagonalized by a butterfly basis (probe rel error {info['probe_rel_error']:.1e})")
     raise RouteUnavailable("two-butterfly route does not apply: " + "; ".join(reasons))
-
-
-def _checked(matrix: np.ndarray) -> np.ndarray:
-    """Square, power-of-two, finite, computed in double precision whatever the input precision."""
-    m = np.asarray(matrix)
-    n = m.shape[0]
-    if m.ndim != 2 or m.shape[1] != n or n < 2 or n & (n - 1):
-        raise RouteUnavailable(f"needs a square matrix with a power-of-two size >= 2, got shape {m.shape}")
-    if not np.all(np.isfinite(m)):
-        raise RouteUnavailable("the matrix holds NaN or Inf values")
-    return m.astype(np.complex128 if np.iscomplexobj(m) else np.float64)
 
 
 def _direct(t: np.ndarray) -> np.ndarray:
