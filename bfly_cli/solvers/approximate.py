@@ -29,7 +29,7 @@ import numpy as np
 
 from ..errors import BflyError
 from ..factors import Step
-from . import RouteUnavailable, checked_square
+from . import checked_square
 from .hierarchical import factor_butterfly
 from .permutation import discover_permutation
 from .polish import polish
