@@ -274,14 +274,14 @@ def report_markdown(records: list[dict[str, Any]], images: list[str], note: str 
         "",
         rmse_grid(records),
         "",
+        *_image(images, "rmse_heatmap"),
         "## Relative error (exact: rel_error <= 1e-12 in float64)",
         "",
         rel_error_grid(records),
         "",
     ]
-    parts += [f"![{Path(img).stem}]({img})\n" for img in images]
     if has_bench(records):
-        parts += ["## Speed (one vector, one thread, µs per vector; medians)", "",
+        parts += ["## Speed (one vector, one thread, µs per vector; medians)", "", *_image(images, "speed"),
                   "Timed by `bfly bench` in each cell's worker, in the factors' own dtype (float64 or complex128; "
                   "the paper timed float32), against a dense GEMV with the reconstructed matrix and the fast "
                   "library for the transform. Cells ran `--jobs` at a time, so other work shared the machine.",
@@ -293,6 +293,11 @@ def report_markdown(records: list[dict[str, Any]], images: list[str], note: str 
     if bad:
         parts += ["## Failed or timed out", "", bad, ""]
     return "\n".join(parts)
+
+
+def _image(images: list[str], stem: str) -> list[str]:
+    """The Markdown line (and a blank) embedding the image named ``stem``, if it was written."""
+    return [f"![{stem}]({img})\n" for img in images if Path(img).stem == stem]
 
 
 def write_report(path: Path, records: list[dict[str, Any]], images: list[str], note: str | None = None) -> Path:
