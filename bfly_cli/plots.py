@@ -151,9 +151,16 @@ def speed_figure(records: list[dict[str, Any]]):
     panels = list(grid.flat)
     for panel, name in zip(panels, benched):
         _speed_panel(panel, name, records)
-    _speedup_panel(panels[len(benched)], benched, records)
-    for panel in panels[len(benched) + 1:]:
+    speedup = panels[len(benched)]
+    _speedup_panel(speedup, benched, records)
+    spare = panels[len(benched) + 1:]
+    for panel in spare:
         panel.axis("off")
+    if spare:  # the speed-up panel has many lines: its legend reads better beside it than on it
+        spare[0].legend(*speedup.get_legend_handles_labels(), loc="center left", fontsize=8,
+                        title="speed-up over dense GEMV")
+    else:
+        speedup.legend(fontsize=6)
     figure.suptitle("Time to apply one vector (one thread, batch 1, the factors' dtype; lower is better)")
     return figure
 
@@ -204,7 +211,6 @@ def _speedup_panel(panel, names: list[str], records: list[dict[str, Any]]) -> No
     panel.set_xlabel("N")
     panel.set_ylabel("dense time / butterfly time")
     panel.grid(True, which="both", alpha=0.3)
-    panel.legend(fontsize=6)
 
 
 # ----------------------------------------------------------------------------- terminal heat map
