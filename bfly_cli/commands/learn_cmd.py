@@ -16,7 +16,7 @@ def learn(
     target: str = typer.Argument(..., help="Transform name (see 'bfly list') or a .npy/.npz/.h5 matrix file."),
     n: Optional[int] = typer.Option(None, "--n", "-n", help="Size N, a power of two (inferred for a matrix file)."),
     output: Optional[Path] = typer.Option(None, "-o", "--output", help="Output file [default: NAME-N.h5 here]."),
-    solver: str = typer.Option("auto", "--solver", help="Solver: auto (first exact of B.P, real rank-2, two butterflies, else best approximation), hierarchical, real_rank2."),
+    solver: str = typer.Option("auto", "--solver", help="Solver: auto (first exact of B.P, real rank-2, two butterflies, else best approximation), hierarchical (B.P only), real_rank2, gradient (the paper's learner)."),
     budget: Optional[int] = typer.Option(None, "--budget", help="auto only: butterfly blocks for the approximation, 1..8 [default: 1]."),
     model: Optional[str] = typer.Option(None, "--model", help="gradient only: BP, BPP or BPBP [default: BP]."),
     restarts: Optional[int] = typer.Option(None, "--restarts", help="gradient only: at most R random restarts [default: 8]."),
