@@ -96,3 +96,23 @@ def test_rank2_param_count_and_structure() -> None:
     assert f.structure == "QP"
     assert f.n_params() == 8 * 16 * 3
     assert f.meta["exact"]
+
+
+@pytest.mark.parametrize("name", ["convolution", "legendre", "randn"])
+@pytest.mark.parametrize("shuffle", [False, True])
+def test_strict_rejects_matrices_without_a_rank2_order(name: str, shuffle: bool) -> None:
+    """The auto solver's mode: no rank-2 order is reported as unavailable, not fitted."""
+    t = transforms.build(name, 64)
+    if shuffle:
+        t = t[:, np.random.default_rng(3).permutation(64)]
+    with pytest.raises(RouteUnavailable, match="rank-2"):
+        solve_real_rank2(t, strict=True)
+
+
+@pytest.mark.parametrize("name,norm", [("dct", None), ("dst", "ortho"), ("hartley", None)])
+def test_strict_keeps_exact_orders(name: str, norm) -> None:
+    t = transforms.build(name, 128, **({"norm": norm} if norm else {}))
+    t = t[:, np.random.default_rng(11).permutation(128)]
+    strict, loose = solve_real_rank2(t, strict=True)[0], solve_real_rank2(t)[0]
+    assert np.array_equal(strict[0].data, loose[0].data)
+    assert _rel(strict, t) <= 1e-12

@@ -211,7 +211,8 @@ def _exact_for(matrix: np.ndarray) -> float:
 def _real_rank2(matrix: np.ndarray) -> tuple[list[Step], dict[str, Any]]:
     from .real_routes import solve_real_rank2
 
-    return solve_real_rank2(matrix)
+    # strict: a matrix with no rank-2 order is rejected at its first failed class search.
+    return solve_real_rank2(matrix, strict=True)
 
 
 def _two_butterfly(matrix: np.ndarray) -> tuple[list[Step], dict[str, Any]]:

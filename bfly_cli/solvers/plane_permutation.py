@@ -40,6 +40,11 @@ _BATCHES = (4, 8, 16, 32, 64)  # partners tried per round; their sum caps the se
 _SEED = 20240611
 
 
+class NoRankTwoOrder(ValueError):
+    """Strict discovery only: a class search failed on every position, so no column order makes
+    every block rank <= 2 (the search is exact, not heuristic, once all positions are used)."""
+
+
 @dataclass
 class Discovery:
     """The order found and whether every class had a valid size (False: best effort only)."""
@@ -48,11 +53,17 @@ class Discovery:
     consistent: bool
 
 
-def discover_plane_permutation(matrix: np.ndarray) -> Discovery:
-    """Order (int64 ``perm``) such that ``matrix[:, perm]`` has rank-2 blocks when possible."""
+def discover_plane_permutation(matrix: np.ndarray, strict: bool = False) -> Discovery:
+    """Order (int64 ``perm``) such that ``matrix[:, perm]`` has rank-2 blocks when possible.
+
+    ``strict`` raises :class:`NoRankTwoOrder` at the first class that has no valid size on all
+    positions instead of completing a best-effort order: a caller that only wants exact orders
+    (``--solver auto``) then pays for one class search, not the whole tree, on matrices such
+    as circulants that have no rank-2 order.
+    """
     matrix = np.asarray(matrix, dtype=np.float64)
     n = matrix.shape[0]
-    state = {"consistent": True}
+    state = {"consistent": True, "strict": strict}
     if n <= 4:
         return Discovery(np.arange(n, dtype=np.int64), True)
     # The whole matrix is one class of level L with an empty second slot; its only class of
@@ -87,10 +98,17 @@ def _split(vec: np.ndarray, unit: int, state: dict) -> list[tuple[np.ndarray, np
     attempts = [sample, None] if sample.size < vec.shape[0] else [None]
     for positions in attempts:
         trial = dict(state)
-        classes = _classes(vec if positions is None else vec[positions], unit, trial)
+        try:
+            classes = _classes(vec if positions is None else vec[positions], unit, trial)
+        except NoRankTwoOrder:
+            if positions is None:
+                raise
+            continue  # the sample may be misleading: strict mode decides on every position
         parts = [_project(vec[:, members]) for members in classes]
         if trial["consistent"] and all(ok for _, ok in parts) or positions is None:
             state["consistent"] = trial["consistent"] and all(ok for _, ok in parts)
+            if state["strict"] and not state["consistent"]:
+                raise NoRankTwoOrder(f"with groups of {unit} columns, a class is not coplanar on every position")
             return [(members, coords) for members, (coords, _) in zip(classes, parts)]
     raise AssertionError("unreachable: the last attempt uses every position")
 
@@ -155,6 +173,9 @@ def _one_class(vec: np.ndarray, energy: np.ndarray, remaining: np.ndarray, unit:
     line = _members(vec, energy, remaining, ref, None)
     if _valid(line.size, unit):  # no plane: the reference's line is its class (partners were parallel)
         return line
+    if state["strict"]:
+        raise NoRankTwoOrder(f"with groups of {unit} columns, column {ref}'s plane holds at most {max(best[0], 1)} "
+                             f"of {k} columns on the screen (a class needs a positive multiple of {unit})")
     state["consistent"] = False
     res = _full_residual(vec, energy, remaining, ref, best[1])
     return remaining[np.argsort(res, kind="stable")[:unit]]
@@ -215,6 +236,9 @@ def _residuals(vec: np.ndarray, energy: np.ndarray, a: np.ndarray, c: np.ndarray
     Plane ``i`` at each position is span(a, c[:, i]) (``a (B, 4)``, ``c (B, C, 4)``),
     orthonormalized by Gram-Schmidt; positions where the two are nearly parallel (or ``a``
     vanishes) do not define a plane and are left out of both the residual and the energy.
+    The component along ``a`` is shared by every plane, so it is computed once; the one
+    ``(B, C, k)`` array (components along each second direction) is reused in place, which
+    keeps the partner screen, the route's hot loop, to a single pass over its memory.
     """
     a_norm = np.linalg.norm(a, axis=1)
     q1 = a / np.where(a_norm > 0, a_norm, 1.0)[:, None]
@@ -223,9 +247,12 @@ def _residuals(vec: np.ndarray, energy: np.ndarray, a: np.ndarray, c: np.ndarray
     perp_norm = np.linalg.norm(c_perp, axis=2)
     ok = ((a_norm > 0)[:, None] & (perp_norm > _SINE * c_norm)).T  # (C, B)
     q2 = c_perp / np.where(ok.T, perp_norm, 1.0)[:, :, None]  # (B, C, 4)
-    basis = np.concatenate([np.broadcast_to(q1[:, None, :, None], (*q2.shape, 1)), q2[..., None]], axis=3)
-    proj = vec[:, None] @ basis  # (B, C, k, 2)
-    off = np.maximum(energy[:, None, :] - np.sum(proj**2, axis=3), 0.0)  # (B, C, k)
-    num = np.einsum("bcj,cb->cj", off, ok.astype(off.dtype))
-    den = ok.astype(off.dtype) @ energy
+    along1 = np.squeeze(vec @ q1[:, :, None], axis=2)  # (B, k)
+    off = q2 @ vec.transpose(0, 2, 1)  # (B, C, k): components along q2
+    np.square(off, out=off)
+    np.subtract((energy - along1**2)[:, None, :], off, out=off)
+    np.maximum(off, 0.0, out=off)
+    weight = ok.astype(off.dtype)
+    num = np.einsum("bcj,cb->cj", off, weight)
+    den = weight @ energy
     return np.where(den > 0, num / np.where(den > 0, den, 1.0), np.inf)

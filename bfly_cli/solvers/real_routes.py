@@ -15,14 +15,16 @@ import numpy as np
 
 from ..factors import Step
 from . import RouteUnavailable
-from .plane_permutation import discover_plane_permutation
+from .plane_permutation import NoRankTwoOrder, discover_plane_permutation
 from .rank2 import factor_rank2
 
 
-def solve_real_rank2(matrix: np.ndarray) -> tuple[list[Step], dict[str, Any]]:
+def solve_real_rank2(matrix: np.ndarray, strict: bool = False) -> tuple[list[Step], dict[str, Any]]:
     """``[permutation, rank2]`` for a real matrix (best effort when it has no rank-2 order).
 
-    Raises :class:`RouteUnavailable` for a complex matrix (the route's factors are real).
+    Raises :class:`RouteUnavailable` for a complex matrix (the route's factors are real) and,
+    with ``strict`` (the auto solver, which only keeps exact routes), as soon as the order
+    discovery proves that no rank-2 order exists, skipping the rest of the search and the fit.
     ``rank2_order`` in the metadata says whether every column class had a valid size
     (``"consistent"``) or the order is a best-effort grouping (``"best effort"``).
     """
@@ -30,7 +32,10 @@ def solve_real_rank2(matrix: np.ndarray) -> tuple[list[Step], dict[str, Any]]:
         raise RouteUnavailable("the rank-2 route is for real matrices; this one is complex")
     if matrix.shape[0] < 4:
         raise RouteUnavailable("the rank-2 route needs N >= 4")
-    found = discover_plane_permutation(matrix)
+    try:
+        found = discover_plane_permutation(matrix, strict=strict)
+    except NoRankTwoOrder as exc:
+        raise RouteUnavailable(f"no column order gives rank-2 blocks: {exc}") from None
     stages = factor_rank2(matrix[:, found.perm])
     steps = [Step("permutation", found.perm), Step("rank2", stages.astype(matrix.dtype))]
     return steps, {"rank2_order": "consistent" if found.consistent else "best effort"}
