@@ -28,6 +28,7 @@ from . import RouteUnavailable
 
 _SEED = 20190609  # fixed: the random mixing weights must not make the output vary between runs
 _AMBIGUOUS = 1e-8  # relative size below which a block carries no ordering information
+_CHUNK = 4096  # complex numbers per temporary in the chunked loops (64 KiB: stays in the heap)
 
 
 def butterfly_eigenbasis(a: np.ndarray, stop_above: float = np.inf) -> tuple[np.ndarray, np.ndarray, float]:
@@ -74,24 +75,47 @@ def _mixing(blocks: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, n
 
     ``D`` is a random unit-modulus diagonal (per column pair), ``rho`` balances the two terms.
     Both results share the eigenvector structure: ``S_bb'' = G_b diag(.) G_b''^-1``. Returned as
-    ``(K, h, 2, 2)`` arrays.
+    ``(K, h, 2, 2)`` arrays. Block column 0 of ``A D A`` is one batched matrix-vector product;
+    the diagonal blocks are row-times-column dot products, computed on chunks of pairs so the
+    columns are read through small transposed copies (contiguous, cache-sized) instead of a
+    strided pass over the whole matrix.
     """
     count, h = blocks.shape[2:4]
     phase = np.exp(2j * np.pi * rng.random(h))
     scale = np.sqrt(_energy(blocks) / (4 * h * h))  # rms entry, (K,)
     rho = 1.0 / np.maximum(scale * np.sqrt(h), np.finfo(np.float64).tiny)
-    diag = np.empty((count, h, 2, 2), dtype=np.complex128)
-    col0 = np.empty((count, h, 2, 2), dtype=np.complex128)
-    weighted = [[blocks[i, j] * phase for j in range(2)] for i in range(2)]  # A_bb' d_b', formed once
-    for i in range(2):
-        for l in range(2):
-            acc_d = np.diagonal(blocks[i, l], axis1=1, axis2=2).copy()
-            acc_c = blocks[i, l, :, :, 0].copy()
-            for j in range(2):
-                acc_d += rho[:, None] * np.einsum("kbc,kcb->kb", weighted[i][j], blocks[j, l])
-                acc_c += rho[:, None] * np.einsum("kbc,kc->kb", weighted[i][j], blocks[j, l, :, :, 0])
-            diag[..., i, l], col0[..., i, l] = acc_d, acc_c
+    full = blocks.transpose(2, 0, 3, 1, 4).reshape(count, 2 * h, 2 * h)  # A, rows/cols (half, pair)
+    weight = np.concatenate([phase, phase])  # D on the full column index
+    col = full[:, :, ::h] * weight[None, :, None]  # D A[:, (l, 0)], (K, m, 2)
+    linked = (full @ col).reshape(count, 2, h, 2).transpose(0, 2, 1, 3)
+    col0 = blocks[:, :, :, :, 0].transpose(2, 3, 0, 1) + rho[:, None, None, None] * linked
+    diag = np.einsum("ilkbb->kbil", blocks).copy()
+    product = _diagonal_products(full, weight, h)
+    diag += rho[:, None, None, None] * product
     return diag, col0
+
+
+def _diagonal_products(full: np.ndarray, weight: np.ndarray, h: int) -> np.ndarray:
+    """``(A D A)[(i, b), (l, b)]`` as ``(K, h, 2, 2)``, chunk by chunk of pairs ``b``.
+
+    Per chunk, the needed columns of ``D A`` are copied transposed into one reused buffer (a
+    fresh temporary per chunk would be page-faulted in every time) and each pair's 2x2 block is
+    one ``(2, m) @ (m, 2)`` product: about 3x faster than a dot product that strides down whole
+    columns of ``A``.
+    """
+    count, m, _ = full.shape
+    out = np.empty((count, h, 2, 2), dtype=np.complex128)
+    step = min(h, 64)
+    rows_all = full.reshape(count, 2, h, m)
+    cols_all = full.reshape(count, m, 2, h)
+    buffer = np.empty((count, step, 2, m), dtype=np.complex128)
+    for start in range(0, h, step):
+        pairs = slice(start, min(h, start + step))
+        rows = rows_all[:, :, pairs].transpose(0, 2, 1, 3)  # (K, r, 2, m): rows (i, b)
+        cols = buffer[:, : pairs.stop - start]
+        np.multiply(cols_all[:, :, :, pairs].transpose(0, 3, 2, 1), weight, out=cols)  # D A columns (l, b)
+        out[:, pairs] = rows @ cols.transpose(0, 1, 3, 2)
+    return out
 
 
 def _energy(blocks: np.ndarray) -> np.ndarray:
@@ -168,11 +192,36 @@ def _check_split(vals: np.ndarray) -> None:
 
 
 def _split(blocks: np.ndarray, g: np.ndarray) -> tuple[np.ndarray, float]:
-    """Half problems ``(2K, h, h)`` from ``G_b^-1 A_bb' G_b'``, and the off-diagonal mass left over."""
+    """Half problems ``(2K, h, h)`` from ``G_b^-1 A_bb' G_b'``, and the off-diagonal mass left over.
+
+    Done on chunks of row pairs so the 2x2 products' temporaries stay small: under
+    :data:`_CHUNK` numbers they are recycled by the allocator instead of being mapped (and
+    page-faulted) afresh, which made larger chunks several times slower. The two diagonal
+    blocks are written straight into the output; the off-diagonal ones are only measured.
+    """
     count, h = blocks.shape[2:4]
     ginv = np.linalg.inv(g)
-    left = [[sum(ginv[:, :, i, j, None] * blocks[j, l] for j in range(2)) for l in range(2)] for i in range(2)]
-    y = [[sum(left[i][l] * g[:, None, :, l, m] for l in range(2)) for m in range(2)] for i in range(2)]
-    off = float(np.sqrt(np.sum(np.abs(y[0][1]) ** 2) + np.sum(np.abs(y[1][0]) ** 2)))
-    halves = np.stack([y[0][0], y[1][1]], axis=1).reshape(2 * count, h, h)
-    return halves, off
+    halves = np.empty((count, 2, h, h), dtype=np.complex128)
+    right = [[g[:, None, :, l, n] for n in range(2)] for l in range(2)]  # (K, 1, h) column factors
+    step = max(1, min(h, _CHUNK // max(1, count * h)))
+    off = 0.0
+    for start in range(0, h, step):
+        rows = slice(start, min(h, start + step))
+        left = [[_combine(ginv[:, rows, i, 0, None], blocks[0, l, :, rows], ginv[:, rows, i, 1, None], blocks[1, l, :, rows])
+                 for l in range(2)] for i in range(2)]
+        for i in range(2):
+            for n in range(2):
+                y = _combine(left[i][0], right[0][n], left[i][1], right[1][n])
+                if i == n:
+                    halves[:, i, rows] = y
+                else:
+                    flat = y.reshape(-1)
+                    off += float(np.vdot(flat, flat).real)
+    return halves.reshape(2 * count, h, h), float(np.sqrt(off))
+
+
+def _combine(a: np.ndarray, x: np.ndarray, b: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """``a x + b y`` with one temporary (the 2x2 products of :func:`_split`)."""
+    out = a * x
+    out += b * y
+    return out
