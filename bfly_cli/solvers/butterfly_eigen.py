@@ -28,7 +28,7 @@ from . import RouteUnavailable
 
 _SEED = 20190609  # fixed: the random mixing weights must not make the output vary between runs
 _AMBIGUOUS = 1e-8  # relative size below which a block carries no ordering information
-_CHUNK = 4096  # complex numbers per temporary in the chunked loops (64 KiB: stays in the heap)
+_CHUNK = 4096  # complex numbers per buffer in the chunked loops (64 KiB: cache-sized)
 
 
 def butterfly_eigenbasis(a: np.ndarray, stop_above: float = np.inf) -> tuple[np.ndarray, np.ndarray, float]:
@@ -194,34 +194,38 @@ def _check_split(vals: np.ndarray) -> None:
 def _split(blocks: np.ndarray, g: np.ndarray) -> tuple[np.ndarray, float]:
     """Half problems ``(2K, h, h)`` from ``G_b^-1 A_bb' G_b'``, and the off-diagonal mass left over.
 
-    Done on chunks of row pairs so the 2x2 products' temporaries stay small: under
-    :data:`_CHUNK` numbers they are recycled by the allocator instead of being mapped (and
-    page-faulted) afresh, which made larger chunks several times slower. The two diagonal
-    blocks are written straight into the output; the off-diagonal ones are only measured.
+    Done on chunks of row pairs through a few preallocated, cache-sized buffers: fresh
+    temporaries per chunk are at the mercy of the allocator, which may map (and page-fault)
+    them anew each time, several times slower than the arithmetic. The two diagonal blocks are
+    written straight into the output; the off-diagonal ones are only measured.
     """
     count, h = blocks.shape[2:4]
     ginv = np.linalg.inv(g)
     halves = np.empty((count, 2, h, h), dtype=np.complex128)
     right = [[g[:, None, :, l, n] for n in range(2)] for l in range(2)]  # (K, 1, h) column factors
     step = max(1, min(h, _CHUNK // max(1, count * h)))
+    buffers = np.empty((6, count, step, h), dtype=np.complex128)
     off = 0.0
     for start in range(0, h, step):
         rows = slice(start, min(h, start + step))
-        left = [[_combine(ginv[:, rows, i, 0, None], blocks[0, l, :, rows], ginv[:, rows, i, 1, None], blocks[1, l, :, rows])
-                 for l in range(2)] for i in range(2)]
+        bufs = buffers[:, :, : rows.stop - start]
+        left = [[bufs[2 * i + l] for l in range(2)] for i in range(2)]
+        for i in range(2):
+            for l in range(2):
+                _combine(ginv[:, rows, i, 0, None], blocks[0, l, :, rows], ginv[:, rows, i, 1, None], blocks[1, l, :, rows],
+                         left[i][l], bufs[4])
         for i in range(2):
             for n in range(2):
-                y = _combine(left[i][0], right[0][n], left[i][1], right[1][n])
-                if i == n:
-                    halves[:, i, rows] = y
-                else:
-                    flat = y.reshape(-1)
+                out = halves[:, i, rows] if i == n else bufs[5]
+                _combine(left[i][0], right[0][n], left[i][1], right[1][n], out, bufs[4])
+                if i != n:
+                    flat = out.reshape(-1)
                     off += float(np.vdot(flat, flat).real)
     return halves.reshape(2 * count, h, h), float(np.sqrt(off))
 
 
-def _combine(a: np.ndarray, x: np.ndarray, b: np.ndarray, y: np.ndarray) -> np.ndarray:
-    """``a x + b y`` with one temporary (the 2x2 products of :func:`_split`)."""
-    out = a * x
-    out += b * y
-    return out
+def _combine(a: np.ndarray, x: np.ndarray, b: np.ndarray, y: np.ndarray, out: np.ndarray, scratch: np.ndarray) -> None:
+    """``out = a x + b y`` (the 2x2 products of :func:`_split`), with no temporaries."""
+    np.multiply(a, x, out=out)
+    np.multiply(b, y, out=scratch)
+    out += scratch

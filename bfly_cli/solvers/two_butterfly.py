@@ -65,13 +65,27 @@ def _direct(t: np.ndarray) -> np.ndarray:
 def _column_shuffled(t: np.ndarray) -> np.ndarray:
     """``T T^H + alpha T f(T)^H``: blind to a column permutation, same eigenvectors as the hidden ``C``."""
     g = t * t
-    g = g - g.mean()
-    first = t @ t.conj().T
-    second = t @ g.conj().T
+    g -= g.mean()
+    first = t @ _adjoint(t)
+    second = t @ _adjoint(g)
     size = float(np.linalg.norm(second))
     if size <= 1e-12 * float(np.linalg.norm(first)):
         return first  # f(T) is constant: nothing to add (T T^H alone must then do)
-    return first + np.exp(0.7j) * (float(np.linalg.norm(first)) / size) * second
+    coef = np.exp(0.7j) * (float(np.linalg.norm(first)) / size)
+    if np.iscomplexobj(second):
+        second *= coef
+        second += first
+        return second
+    out = np.empty(first.shape, dtype=np.complex128)  # complex result of real products, no temporaries
+    np.multiply(second, coef.real, out=out.real)
+    out.real += first
+    np.multiply(second, coef.imag, out=out.imag)
+    return out
+
+
+def _adjoint(x: np.ndarray) -> np.ndarray:
+    """``x^H``; for a real ``x`` just the transposed view (``conj`` would copy N^2 numbers)."""
+    return x.conj().T if np.iscomplexobj(x) else x.T
 
 
 _CANDIDATES: tuple[tuple[str, Callable[[np.ndarray], np.ndarray]], ...] = (
