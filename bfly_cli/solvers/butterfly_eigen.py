@@ -36,8 +36,9 @@ def butterfly_eigenbasis(a: np.ndarray, stop_above: float = np.inf) -> tuple[np.
 
     The residual is the largest off-diagonal mass met while splitting, relative to ``||A||_F``:
     about 1e-16 when ``A`` really has this structure, O(1) when it does not. Once it exceeds
-    ``stop_above`` the remaining levels are skipped (the answer is already "no"; the twiddles and
-    eigenvalues returned are then incomplete and must not be used). Raises
+    ``stop_above`` the rest of the work is skipped (the answer is already "no"; the residual is then
+    only a lower bound, and the twiddles and eigenvalues returned are incomplete and must not be
+    used). Raises
     :class:`RouteUnavailable` when a split is undetermined (two equal eigenvalues in a 2x2 problem,
     or no block linking a row pair to the reference pair).
     """
@@ -53,7 +54,7 @@ def butterfly_eigenbasis(a: np.ndarray, stop_above: float = np.inf) -> tuple[np.
     for lev in range(levels - 1, -1, -1):
         blocks = _pair_blocks(mats)
         g = _stage_blocks(blocks, rng)
-        halves, off = _split(blocks, g)
+        halves, off = _split(blocks, g, limit=stop_above * total)
         twiddle[lev] = g.reshape(n // 2, 2, 2)
         residual = max(residual, off / total)
         mats = halves
@@ -191,8 +192,12 @@ def _check_split(vals: np.ndarray) -> None:
         )
 
 
-def _split(blocks: np.ndarray, g: np.ndarray) -> tuple[np.ndarray, float]:
+def _split(blocks: np.ndarray, g: np.ndarray, limit: float = np.inf) -> tuple[np.ndarray, float]:
     """Half problems ``(2K, h, h)`` from ``G_b^-1 A_bb' G_b'``, and the off-diagonal mass left over.
+
+    Once the mass passes ``limit`` the answer is already "not this structure": the rest is
+    skipped and the (incomplete) halves must not be used. A matrix without the structure is
+    then rejected after one chunk of its first split instead of a whole level.
 
     Done on chunks of row pairs through a few preallocated, cache-sized buffers: fresh
     temporaries per chunk are at the mercy of the allocator, which may map (and page-fault)
@@ -221,6 +226,8 @@ def _split(blocks: np.ndarray, g: np.ndarray) -> tuple[np.ndarray, float]:
                 if i != n:
                     flat = out.reshape(-1)
                     off += float(np.vdot(flat, flat).real)
+        if off > limit * limit:
+            break
     return halves.reshape(2 * count, h, h), float(np.sqrt(off))
 
 
