@@ -237,7 +237,9 @@ def _attempt(name: str, route: Route, matrix: np.ndarray, exact: float) -> dict[
     try:
         steps, extra = route(matrix)
     except RouteUnavailable as exc:
-        return {"steps": None, "extra": {}, "record": {"route": name, "status": "unavailable", "reason": str(exc)}}
+        # The time to reject is recorded too: a slow rejection is a cost every later route pays.
+        record = {"route": name, "status": "unavailable", "reason": str(exc), "seconds": round(time.perf_counter() - start, 4)}
+        return {"steps": None, "extra": {}, "record": record}
     seconds = time.perf_counter() - start
     factors = Factors(matrix.shape[0], steps)
     err = probe_error(factors, matrix)
