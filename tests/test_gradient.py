@@ -221,3 +221,14 @@ def test_restart_log_records_the_repair():
 def test_unknown_option_is_named():
     with pytest.raises(BflyError, match="no option 'bogus'"):
         learn(transforms.build("dft", 4), solver="gradient", solver_options={"bogus": 1})
+
+
+def test_excluded_orders_are_skipped():
+    from bfly_cli.solvers.permutation_search import EXACT, order_key, search_single
+
+    matrix = transforms.build("dft", 16)
+    start = np.array([[1, 0, 0], [1, 0, 0], [1, 0, 0]], dtype=bool)
+    first = search_single(matrix, start, 1)
+    again = search_single(matrix, start, 1, exclude=frozenset({order_key(_perm(16, first.choices[0]))}))
+    assert first.score <= EXACT
+    assert order_key(_perm(16, again.choices[0])) != order_key(_perm(16, first.choices[0]))

@@ -5,12 +5,15 @@ One *restart* is the paper's trial: a random :class:`~bfly_cli.torch_butterfly.B
 paper compared real parts) trained with Adam on the relative squared error of the whole matrix,
 its relaxed permutations then rounded to hard ones. What follows is beyond the paper:
 
-1. **Neighbour search.** Rounding is where trials are lost: one wrong choice among the
-   3 (L-1) per permutation ruins the fit. So the rounded choices are hill-climbed: every
-   single-choice flip is scored by a short float64 L-BFGS fit of the twiddles (warm-started), the
-   best flip is kept while it helps. A restart whose relaxation was *almost* right still succeeds.
-2. **Float64 polish.** With the permutations fixed, L-BFGS in float64 drives the relative error to
-   the target (default 1e-10), keeping the best iterate ever seen.
+1. **Closed-form repair.** Rounding is where trials are lost: one wrong choice among the
+   3 (L-1) per permutation ruins the fit. For ``BP`` and ``BPP`` the rounded choices are repaired
+   by :mod:`.permutation_search`, which scores a hard order exactly by the block-rank tail energy
+   of the hierarchical splits (rank 1 for a butterfly, rank 2 for ``Re`` of a complex one) and
+   searches level by level, keeping the levels the relaxation got right. ``BPBP`` has no such
+   score; its single-choice flips are scored by a short float64 L-BFGS fit (warm-started).
+2. **Twiddle fit and float64 polish.** With the permutations fixed, the relaxed twiddles and a
+   few fresh random sets get a short float64 L-BFGS each; the best goes on to L-BFGS and
+   Levenberg-Marquardt in float64, to the target (default 1e-10), keeping the best iterate.
 
 Restarts draw their seed and learning rate (log-uniform) from ``seed`` and stop as soon as one
 reaches the target. Everything is deterministic for a given ``seed`` on the CPU. The solver sees
@@ -58,7 +61,8 @@ class GradientOptions:
     search_rounds: int = 3  # BPBP: single-flip rounds
     search_iters: int = 40  # BPBP: L-BFGS iterations to score one candidate permutation
     beam: int = 4  # closed-form search: chunk partitions kept per level
-    fit_tries: int = 4  # fresh random twiddle sets tried (beside the relaxed ones) once the order is fixed
+    fit_tries: int = 2  # fresh random twiddle sets tried (beside the relaxed ones) per fixed order
+    orders: int = 3  # exact-scoring orders tried per restart (one whose fit fails is excluded after)
     fit_iters: int = 150  # float64 L-BFGS iterations of each of those trial fits
     polish_iters: int = 2000  # L-BFGS iterations of the final float64 polish
     gn_iters: int = 100  # Levenberg-Marquardt steps of the final polish (stops early on a stall)
@@ -79,6 +83,7 @@ class RestartRecord:
     flips: int  # 0/1 choices the repair changed in the rounded permutations
     search_score: float  # closed-form tail energy of the repaired order (nan for BPBP)
     fit_tries: int  # twiddle sets fitted before the polish
+    orders: int  # exact-scoring orders whose twiddles were fitted
     final_loss: float
     rel_error: float
     seconds: float
@@ -95,8 +100,9 @@ def solve_gradient(matrix: np.ndarray, **options: Any) -> tuple[list[Step], dict
     best: tuple[float, list[Step]] | None = None
     log: list[RestartRecord] = []
     began = time.perf_counter()
+    failed: set[bytes] = set()  # orders (up to gauge) whose twiddle fits failed: never tried again
     for k in range(opts.restarts):
-        record, steps = _restart(target, opts, k)
+        record, steps = _restart(target, opts, k, failed)
         log.append(record)
         if best is None or record.final_loss < best[0]:
             best = (record.final_loss, steps)
@@ -150,7 +156,7 @@ def _restart_seed_lr(opts: GradientOptions, k: int) -> tuple[int, float]:
     return seed, lr
 
 
-def _restart(target, opts: GradientOptions, k: int) -> tuple[RestartRecord, list[Step]]:
+def _restart(target, opts: GradientOptions, k: int, failed: set[bytes]) -> tuple[RestartRecord, list[Step]]:
     """One trial: relaxed Adam phase, rounding and repair, twiddle fit, float64 polish."""
     import torch
 
@@ -170,19 +176,58 @@ def _restart(target, opts: GradientOptions, k: int) -> tuple[RestartRecord, list
     goal = opts.target**2
     if opts.model == "BPBP" or not opts.search:
         steps, loss, flips = _round_and_search(model, target, opts, goal, report)
-        score, tries = math.nan, 0
+        score, tries, orders = math.nan, 0, 0
     else:
-        choices, score, flips, rank = _repair(model, target, opts)
-        report("search", flips, score)
-        steps, loss, tries = _fit_twiddles(model, choices, target, opts, (seed, rank == 1), goal, report)
+        steps, loss, flips, score, tries, orders = _orders_and_fits(model, target, opts, seed, goal, failed, report)
     report("polish", 0, loss)
-    steps, loss = _polish_steps(target, steps, opts.polish_iters, goal / 100, newton=True, newton_below=_NEWTON_BELOW,
-                                gn_iters=opts.gn_iters)
+    # A restart whose every order failed its short fits is not rescued by a long polish often
+    # enough to pay for it: it gets a short L-BFGS only and the time goes to the next restart.
+    hopeless = loss > _FIT_OK and not math.isnan(score)
+    steps, loss = _polish_steps(target, steps, _HOPELESS_ITERS if hopeless else opts.polish_iters, goal / 100,
+                                newton=not hopeless, newton_below=_NEWTON_BELOW, gn_iters=opts.gn_iters)
     rel = math.sqrt(max(loss, 0.0))
-    record = RestartRecord(k + 1, seed, lr, done, relaxed, flips, score, tries, loss, rel,
+    record = RestartRecord(k + 1, seed, lr, done, relaxed, flips, score, tries, orders, loss, rel,
                            time.perf_counter() - start, rel <= opts.target)
     report("done", done, loss)
     return record, steps
+
+
+def _orders_and_fits(model, target, opts: GradientOptions, seed: int, goal: float, failed: set[bytes],
+                     report) -> tuple[list[Step], float, int, float, int, int]:
+    """Repair the rounding, fit twiddles; if the fit fails, exclude that order and repair again.
+
+    A zero block-rank score is necessary, not sufficient, for ``Re`` of a complex butterfly: at
+    N = 8 about half of DCT's exact rank-2 orders are not reachable and their fits stall at a
+    relative error ~0.2, while right orders fit in a few tries. So an order whose short fits
+    stay above ``_FIT_OK`` goes into ``failed`` (shared by all restarts) and the next exact order
+    is tried, up to ``opts.orders`` per restart. Returns the best (steps, loss) with the last
+    repair's flips and score and the totals of twiddle fits and orders tried.
+    """
+    from .permutation_search import EXACT, order_key
+
+    best: tuple[list[Step], float] | None = None
+    tries = orders = flips = 0
+    score = math.nan
+    for _ in range(opts.orders):
+        choices, score, flips, rank = _repair(model, target, opts, frozenset(failed))
+        report("search", flips, score)
+        steps, loss, used = _fit_twiddles(model, choices, target, opts, (seed, rank == 1), goal, report)
+        tries, orders = tries + used, orders + 1
+        if best is None or loss < best[1]:
+            best = (steps, loss)
+        if loss <= _FIT_OK or score > EXACT:
+            break
+        failed.add(order_key(_merged(model, choices)))
+    return best[0], best[1], flips, score, tries, orders
+
+
+def _merged(model, choices: list[np.ndarray]) -> np.ndarray:
+    """The one column order (``x <- x[perm]``) of the chain's hard permutations, in application order."""
+    perms = [p.hard_permutation(c) for p, c in zip(model.permutations(), choices)]
+    merged = perms[0]
+    for perm in perms[1:]:
+        merged = merged[perm]
+    return merged
 
 
 def _score_ranks(model, target) -> tuple[int, ...]:
@@ -194,10 +239,12 @@ def _score_ranks(model, target) -> tuple[int, ...]:
     return (1, 2) if model.real_output and not target.is_complex() else (1,)
 
 
-def _repair(model, target, opts: GradientOptions) -> tuple[list[np.ndarray], float, int, int]:
+def _repair(model, target, opts: GradientOptions,
+            exclude: frozenset[bytes] = frozenset()) -> tuple[list[np.ndarray], float, int, int]:
     """Repair the rounded permutations with the closed-form score (:mod:`.permutation_search`).
 
     Returns the choices, their score, how many 0/1 choices changed, and the block rank used.
+    Orders in ``exclude`` (keys of :func:`~.permutation_search.order_key`) count as not exact.
     """
     from .permutation_search import EXACT, search_pair, search_single
 
@@ -206,9 +253,9 @@ def _repair(model, target, opts: GradientOptions) -> tuple[list[np.ndarray], flo
     found, rank = None, 1
     for rank in _score_ranks(model, target):
         if len(rounded) == 1:
-            found = search_single(matrix, rounded[0], rank, opts.beam)
+            found = search_single(matrix, rounded[0], rank, opts.beam, exclude)
         else:
-            found = search_pair(matrix, rounded[0], rounded[1], rank, opts.beam)
+            found = search_pair(matrix, rounded[0], rounded[1], rank, opts.beam, exclude=exclude)
         if found.score <= EXACT:
             break
     flips = int(sum(np.sum(a != b) for a, b in zip(found.choices, rounded)))
@@ -318,6 +365,8 @@ def _adam(model, target, lr: float, opts: GradientOptions, report) -> tuple[floa
 
 
 _CLEARLY_RIGHT = 1e-10  # a short fit this good (relative squared error) is finished by the polish
+_HOPELESS_ITERS = 100
+_FIT_OK = 1e-6  # a short fit at or below this (relative squared error) means the order is right
 _NEWTON_BELOW = 0.1  # Levenberg-Marquardt runs from this close (relative squared error); it often
 # gets a stalled Re-readout fit out of L-BFGS's plateau, but costs much more per step
 _CHECK_EVERY = 25
@@ -327,7 +376,10 @@ _PLATEAU = 500
 
 
 def _round_and_search(model, target, opts: GradientOptions, goal: float, report) -> tuple[list[Step], float, int]:
-    """Round the permutations, then hill-climb single-choice flips (scored by a short L-BFGS)."""
+    """Round the permutations, then hill-climb single-choice flips (scored by a short L-BFGS).
+
+    The ``BPBP`` route (and ``search=False``): two butterflies have no closed-form order score.
+    """
     choices = model.hard_choices()
     steps, loss = _polish_steps(target, model.to_steps(choices), opts.search_iters, goal / 100)
     report("search", 0, loss)

@@ -92,30 +92,35 @@ def score(matrix: np.ndarray, perm: np.ndarray, rank: int) -> float:
     return float(level_scores(matrix, perm, rank).sum())
 
 
-def search_single(matrix: np.ndarray, start: np.ndarray, rank: int, beam: int = 4) -> SearchResult:
+def search_single(matrix: np.ndarray, start: np.ndarray, rank: int, beam: int = 4,
+                  exclude: frozenset[bytes] = frozenset()) -> SearchResult:
     """Best choices for one permutation (``B = matrix[:, perm]``), repairing ``start``.
 
     Levels of ``start`` are kept while their split scores are exact; from the first bad level
     down a beam search over the 8 settings per level runs. If the repaired order is still not
-    exact, the beam restarts from the top level (nothing of ``start`` kept).
+    exact, the beam restarts from the top level (nothing of ``start`` kept). Orders whose
+    :func:`order_key` is in ``exclude`` (their fit failed before) count as not exact.
     """
+    n = matrix.shape[0]
     start = np.asarray(start, dtype=bool).reshape(-1, 3)
-    per_level = level_scores(matrix, permutation_from_choices(matrix.shape[0], start), rank)
+    per_level = level_scores(matrix, permutation_from_choices(n, start), rank)
     evaluated = 1
     good = 0
     while good < len(per_level) and per_level[good] <= EXACT:
         good += 1
-    if good == len(per_level):
+    if good == len(per_level) and order_key(permutation_from_choices(n, start)) not in exclude:
         return SearchResult([start], float(per_level.sum()), evaluated)
-    result = _beam(matrix, start, good, rank, beam)
+    good = min(good, len(per_level) - 1)
+    result = _beam(matrix, start, good, rank, beam, exclude)
     if result.score > EXACT and good > 0:
-        wide = _beam(matrix, start, 0, rank, beam)
+        wide = _beam(matrix, start, 0, rank, beam, exclude)
         result = wide if wide.score < result.score else result
         evaluated += wide.evaluated
     return SearchResult(result.choices, result.score, evaluated + result.evaluated)
 
 
-def _beam(matrix: np.ndarray, start: np.ndarray, first: int, rank: int, width: int) -> SearchResult:
+def _beam(matrix: np.ndarray, start: np.ndarray, first: int, rank: int, width: int,
+          exclude: frozenset[bytes] = frozenset()) -> SearchResult:
     """Beam over levels ``first ..``: each keeps the ``width`` lowest scores, one per chunk partition.
 
     The levels of ``start`` above ``first`` are fixed; ``start``'s own setting of each level is
@@ -144,6 +149,10 @@ def _beam(matrix: np.ndarray, start: np.ndarray, first: int, rank: int, width: i
                 value = base_score + split_tail(matrix[:, perm], split, rank) / total
                 seen[key] = (value, cand)
         ranked = sorted(seen.values(), key=lambda item: item[0])
+        if depth == levels - 2 and exclude:  # last level: excluded orders go behind every other
+            ranked.sort(key=lambda item: (order_key(permutation_from_choices(n, item[1])) in exclude, item[0]))
+            ranked = [(v if order_key(permutation_from_choices(n, c)) not in exclude else max(v, 1.0), c)
+                      for v, c in ranked]
         beam = [(value, _restore_tail(cand, start, depth)) for value, cand in ranked[:width]]
     best_score, best = beam[0]
     return SearchResult([best], best_score, evaluated)
@@ -162,6 +171,16 @@ def _restore_tail(cand: np.ndarray, start: np.ndarray, depth: int) -> np.ndarray
     return out
 
 
+def order_key(perm: np.ndarray) -> bytes:
+    """Key of an order up to the butterfly gauge: its chunk partitions at every split level.
+
+    Two orders with the same key have the same score and the same butterflies (up to twiddle
+    gauge), so a failed fit of one rules out all of them.
+    """
+    n = len(perm)
+    return b"".join(_partition_key(perm, 1 << lev) for lev in range(1, n.bit_length() - 1))
+
+
 def _partition_key(perm: np.ndarray, chunk: int) -> bytes:
     """A hashable key of the partition of columns into aligned chunks (order inside and of chunks ignored)."""
     groups = np.sort(np.asarray(perm).reshape(-1, chunk), axis=1)
@@ -170,14 +189,15 @@ def _partition_key(perm: np.ndarray, chunk: int) -> bytes:
 
 
 def search_pair(matrix: np.ndarray, start_a: np.ndarray, start_b: np.ndarray, rank: int, beam: int = 4,
-                rounds: int | None = None) -> SearchResult:
+                rounds: int | None = None, exclude: frozenset[bytes] = frozenset()) -> SearchResult:
     """Best choices for two permutations (``pa`` applied first, then ``pb``: ``B = matrix[:, pa[pb]]``).
 
     ``pb`` is found by :func:`search_single` on ``matrix[:, pa]`` for every ``pa`` tried. ``pa``
     moves one level at a time, best move first, from ``start_a`` while the score drops (at most
     ``rounds`` moves, default 2 (L-1)). Of a level's 8 settings only 4 differ for the score:
     reversing *both* halves of every block is a translation of the column index bits, which
-    moves whole chunks and changes no block's rank.
+    moves whole chunks and changes no block's rank. ``exclude``: merged orders (their
+    :func:`order_key`) that count as not exact.
     """
     n = matrix.shape[0]
     start_a = np.asarray(start_a, dtype=bool).reshape(-1, 3)
@@ -187,7 +207,9 @@ def search_pair(matrix: np.ndarray, start_a: np.ndarray, start_b: np.ndarray, ra
     def inner(choice_a: np.ndarray, hint_b: np.ndarray) -> SearchResult:
         key = _pa_class(choice_a).tobytes()
         if key not in cache:
-            cache[key] = search_single(matrix[:, permutation_from_choices(n, choice_a)], hint_b, rank, beam)
+            pa = permutation_from_choices(n, choice_a)
+            shifted = frozenset(_relabel_excluded(exclude, pa))
+            cache[key] = search_single(matrix[:, pa], hint_b, rank, beam, shifted)
         return cache[key]
 
     cur = inner(start_a, start_b)
@@ -228,3 +250,30 @@ def _pa_class(choices: np.ndarray) -> np.ndarray:
     """Per level (separate, reverse one half only): what of a level matters up to translations."""
     choices = np.asarray(choices, dtype=bool)
     return np.stack([choices[:, 0], choices[:, 1] ^ choices[:, 2]], axis=1)
+
+
+def _relabel_excluded(exclude: frozenset[bytes], pa: np.ndarray) -> set[bytes]:
+    """Excluded merged-order keys rewritten in the column labels of ``matrix[:, pa]``.
+
+    The inner search sees column ``j`` of ``matrix[:, pa]``, which is column ``pa[j]`` of the
+    matrix, so a merged order ``pa[pb]`` is excluded when ``pb`` has the key of the merged one with
+    every label ``c`` replaced by ``pa^-1[c]``.
+    """
+    if not exclude:
+        return set()
+    inverse = np.argsort(pa)
+    n = len(pa)
+    out = set()
+    for key in exclude:
+        labels = np.frombuffer(key, dtype=np.int64).copy()
+        out.add(order_key_from_labels(inverse[labels], n))
+    return out
+
+
+def order_key_from_labels(labels: np.ndarray, n: int) -> bytes:
+    """:func:`order_key` recomputed after relabeling (the key is a list of sorted groups)."""
+    out = []
+    for lev, part in enumerate(np.split(labels, n.bit_length() - 2)):
+        groups = np.sort(part.reshape(-1, 1 << (lev + 1)), axis=1)
+        out.append(groups[np.argsort(groups[:, 0])].tobytes())
+    return b"".join(out)
