@@ -180,9 +180,10 @@ def _restart(target, opts: GradientOptions, k: int, failed: set[bytes]) -> tuple
     else:
         steps, loss, flips, score, tries, orders = _orders_and_fits(model, target, opts, seed, goal, failed, report)
     report("polish", 0, loss)
-    # A restart whose every order failed its short fits is not rescued by a long polish often
-    # enough to pay for it: it gets a short L-BFGS only and the time goes to the next restart.
-    hopeless = loss > _FIT_OK and not math.isnan(score)
+    # A restart whose exact-scoring orders all failed their short fits is not rescued by a long
+    # polish often enough to pay for it: a short L-BFGS only, the time goes to the next restart.
+    # (No exact order at all means an approximate target: that one gets the full polish.)
+    hopeless = loss > _FIT_OK and score <= _exact_score()
     steps, loss = _polish_steps(target, steps, _HOPELESS_ITERS if hopeless else opts.polish_iters, goal / 100,
                                 newton=not hopeless, newton_below=_NEWTON_BELOW, gn_iters=opts.gn_iters)
     rel = math.sqrt(max(loss, 0.0))
@@ -219,6 +220,12 @@ def _orders_and_fits(model, target, opts: GradientOptions, seed: int, goal: floa
             break
         failed.add(order_key(_merged(model, choices)))
     return best[0], best[1], flips, score, tries, orders
+
+
+def _exact_score() -> float:
+    from .permutation_search import EXACT
+
+    return EXACT
 
 
 def _merged(model, choices: list[np.ndarray]) -> np.ndarray:
