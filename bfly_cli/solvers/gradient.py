@@ -373,7 +373,7 @@ def _adam(model, target, lr: float, opts: GradientOptions, report) -> tuple[floa
 
 _CLEARLY_RIGHT = 1e-10  # a short fit this good (relative squared error) is finished by the polish
 _HOPELESS_ITERS = 100
-_FIT_OK = 1e-6  # a short fit at or below this (relative squared error) means the order is right
+_FIT_OK = 1e-4  # a short fit at or below this (relative squared error, i.e. 1e-2 relative) counts as the right order
 _NEWTON_BELOW = 0.1  # Levenberg-Marquardt runs from this close (relative squared error); it often
 # gets a stalled Re-readout fit out of L-BFGS's plateau, but costs much more per step
 _CHECK_EVERY = 25
