@@ -20,7 +20,7 @@ def learn(
     budget: Optional[int] = typer.Option(None, "--budget", help="auto only: butterfly blocks for the approximation, 1..8 [default: 1]."),
     model: Optional[str] = typer.Option(None, "--model", help="gradient only: BP, BPP or BPBP [default: BP]."),
     restarts: Optional[int] = typer.Option(None, "--restarts", help="gradient only: at most R random restarts [default: 8]."),
-    steps: Optional[int] = typer.Option(None, "--steps", help="gradient only: Adam steps per restart [default: 3000]."),
+    steps: Optional[int] = typer.Option(None, "--steps", help="gradient only: Adam steps per restart [default: 300]."),
     lr: Optional[float] = typer.Option(None, "--lr", help="gradient only: fixed learning rate [default: log-uniform per restart]."),
     device: Optional[str] = typer.Option(None, "--device", help="gradient only: cpu or cuda [default: cpu]."),
     dtype: str = typer.Option("float64", "--dtype", help="Working precision: float64 or float32."),
