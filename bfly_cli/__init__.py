@@ -12,6 +12,11 @@ Factors and files
     Factors, Step                                   the steps (permutation, butterfly, ...) and reference multiply
     save(factors, path, force=False)                write the HDF5 factor file atomically
     load(path)                                      read and validate a factor file
+    verify(path, tol=None)                          rebuild the target, recompute and compare the errors
+    export(factors, output, fmt), load_export(path) npz / pt / mat / json copies of the factors
+
+Running factors
+    apply(factors, x, threads=None)                 y = M x with the compiled kernel (numpy fallback)
 
 Errors
     BflyError, CheckFailed, FormatError
@@ -33,6 +38,10 @@ _LAZY = {
     "Step": ("factors", "Step"),
     "save": ("h5format", "save"),
     "load": ("h5format", "load"),
+    "verify": ("verify", "verify"),
+    "export": ("export", "export"),
+    "load_export": ("export", "load_export"),
+    "apply": ("kernel", "apply"),
 }
 
 __all__ = ["__version__", "BflyError", "CheckFailed", "FormatError", *_LAZY]
