@@ -12,8 +12,11 @@ Factors and files
     Factors, Step                                   the steps (permutation, butterfly, ...) and reference multiply
     save(factors, path, force=False)                write the HDF5 factor file atomically
     load(path)                                      read and validate a factor file
-    verify(path, tol=None)                          rebuild the target, recompute and compare the errors
-    export(factors, output, fmt), load_export(path) npz / pt / mat / json copies of the factors
+    verify_file(path, tol=None)                     rebuild the target, recompute and compare the errors
+    export_factors(factors, output, fmt)            npz / pt / mat / json copies of the factors
+    load_export(path)                               read one back
+
+(API names never equal a submodule's name: importing the submodule would replace the function.)
 
 Running factors
     apply(factors, x, threads=None)                 y = M x with the compiled kernel (numpy fallback)
@@ -38,8 +41,8 @@ _LAZY = {
     "Step": ("factors", "Step"),
     "save": ("h5format", "save"),
     "load": ("h5format", "load"),
-    "verify": ("verify", "verify"),
-    "export": ("export", "export"),
+    "verify_file": ("verify", "verify"),
+    "export_factors": ("export", "export"),
     "load_export": ("export", "load_export"),
     "apply": ("kernel", "apply"),
 }
