@@ -125,7 +125,7 @@ def _metadata(factors: Factors, solver: str, seconds: float, errors: dict, given
     meta = {
         "transform": "matrix",
         "seed": 0,
-        "command": " ".join(["bfly", *sys.argv[1:]]) if sys.argv and sys.argv[0].endswith("bfly") else "bfly_cli.learn()",
+        "command": " ".join(["bfly", *sys.argv[1:]]) if sys.argv and sys.argv[0].endswith("bfly") else "bfly_cli.factorize()",
         **given,
         "n": factors.n,
         "dtype": dtype,
