@@ -21,21 +21,22 @@ def _check_norm(norm: str | None) -> str | None:
     return None if norm == "paper" else norm
 
 
-@register("dct", "DCT-II, 2 cos(pi k (2n+1) / 2N) / sqrt(N) (or --norm ortho)", options=("norm",))
-def dct(n: int, norm: str | None = None) -> np.ndarray:
-    """DCT-II matrix; see the module docstring for the two scalings."""
+def _type2_matrix(transform, n: int, norm: str | None) -> np.ndarray:
+    """Columns are ``transform`` (scipy's dct or dst, type II) of the unit vectors."""
     norm = _check_norm(norm)
     eye = np.eye(n)
     if norm == "ortho":
-        return scipy.fft.dct(eye, type=2, norm="ortho", axis=0)
-    return scipy.fft.dct(eye, type=2, axis=0) / np.sqrt(n)
+        return transform(eye, type=2, norm="ortho", axis=0)
+    return transform(eye, type=2, axis=0) / np.sqrt(n)
+
+
+@register("dct", "DCT-II, 2 cos(pi k (2n+1) / 2N) / sqrt(N) (or --norm ortho)", options=("norm",))
+def dct(n: int, norm: str | None = None) -> np.ndarray:
+    """DCT-II matrix; see the module docstring for the two scalings."""
+    return _type2_matrix(scipy.fft.dct, n, norm)
 
 
 @register("dst", "DST-II, 2 sin(pi (k+1)(2n+1) / 2N) / sqrt(N) (or --norm ortho)", options=("norm",))
 def dst(n: int, norm: str | None = None) -> np.ndarray:
     """DST-II matrix; see the module docstring for the two scalings."""
-    norm = _check_norm(norm)
-    eye = np.eye(n)
-    if norm == "ortho":
-        return scipy.fft.dst(eye, type=2, norm="ortho", axis=0)
-    return scipy.fft.dst(eye, type=2, axis=0) / np.sqrt(n)
+    return _type2_matrix(scipy.fft.dst, n, norm)
