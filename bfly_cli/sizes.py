@@ -12,13 +12,14 @@ WORKING_COPIES = 8
 MAX_N = 1 << 20
 
 
-def check_size(n: int, label: str = "N") -> int:
-    """Return log2(n), or raise a one-line error saying which sizes work."""
+def check_size(n: int, label: str | None = None) -> int:
+    """Return log2(n), or raise a one-line error saying which sizes work (``label``: the file)."""
+    where = f"{label}: " if label else ""
     if n < 2:
-        raise BflyError(f"{label}: N = {n} is too small; use a power of two >= 2 (2, 4, 8, ..., 1024, ...)")
+        raise BflyError(f"{where}N = {n} is too small; use a power of two >= 2 (2, 4, 8, ..., 1024, ...)")
     if n & (n - 1):
         below, above = 1 << (n.bit_length() - 1), 1 << n.bit_length()
-        raise BflyError(f"{label}: N = {n} is not a power of two; use a power of two such as {below} or {above}")
+        raise BflyError(f"{where}N = {n} is not a power of two; use a power of two such as {below} or {above}")
     return n.bit_length() - 1
 
 
