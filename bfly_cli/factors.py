@@ -184,6 +184,28 @@ def rank2_param_count(levels: int, n: int) -> int:
     return (n // 2) * (8 + 8 + 16 * (levels - 2))
 
 
+def pair_positions(n: int, level: int) -> np.ndarray:
+    """Lower position ``pos`` of every pair ``i`` of the stage with stride ``2**level`` (the layout above)."""
+    s = 1 << level
+    i = np.arange(n // 2)
+    low = i % s
+    return 2 * (i - low) + low
+
+
+def bit_reversal(n: int) -> np.ndarray:
+    """The bit-reversal permutation of ``range(n)`` (an involution, so ``R = R^T = R^-1``).
+
+    It maps a decreasing-stride butterfly onto an increasing-stride one (``R B R``), which is how
+    inverses and the paper's decreasing-stride model are stored with this single layout.
+    """
+    levels = n.bit_length() - 1
+    idx = np.arange(n)
+    rev = np.zeros(n, dtype=np.int64)
+    for bit in range(levels):
+        rev |= ((idx >> bit) & 1) << (levels - 1 - bit)
+    return rev
+
+
 def log2_exact(n: int) -> int:
     """log2 of a power of two, or -1 when ``n`` is not one."""
     return n.bit_length() - 1 if n >= 1 and n & (n - 1) == 0 else -1

@@ -46,7 +46,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from .factors import Step, log2_exact
+from .factors import Step, bit_reversal, log2_exact
+from .factors import pair_positions as _pair_first
 from .torch_ops import rank2_multiply_torch
 
 
@@ -60,25 +61,6 @@ def _levels(n: int) -> int:
     if levels < 1:
         raise ValueError(f"n = {n} is not a power of two >= 2")
     return levels
-
-
-@functools.lru_cache(maxsize=64)
-def bit_reversal(n: int) -> np.ndarray:
-    """The bit-reversal permutation of ``range(n)`` (an involution)."""
-    levels = _levels(n)
-    idx = np.arange(n)
-    out = np.zeros(n, dtype=np.int64)
-    for b in range(levels):
-        out |= ((idx >> b) & 1) << (levels - 1 - b)
-    return out
-
-
-def _pair_first(n: int, level: int) -> np.ndarray:
-    """First index ``pos`` of every pair ``i`` of the stage with stride ``2**level``."""
-    s = 1 << level
-    i = np.arange(n // 2)
-    low = i % s
-    return 2 * (i - low) + low
 
 
 def _pair_index(n: int, level: int, pos: np.ndarray) -> np.ndarray:

@@ -19,25 +19,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..factors import butterfly_multiply
-
-
-def bit_reversal(n: int) -> np.ndarray:
-    """The bit-reversal permutation of ``range(n)`` (an involution, so ``R = R^T = R^-1``)."""
-    levels = n.bit_length() - 1
-    idx = np.arange(n)
-    rev = np.zeros(n, dtype=np.int64)
-    for bit in range(levels):
-        rev |= ((idx >> bit) & 1) << (levels - 1 - bit)
-    return rev
-
-
-def pair_positions(n: int, level: int) -> np.ndarray:
-    """Lower position ``pos`` of every pair ``i`` of the stage with stride ``2**level``."""
-    s = 1 << level
-    i = np.arange(n // 2)
-    low = i % s
-    return 2 * (i - low) + low
+from ..factors import bit_reversal, butterfly_multiply, pair_positions
 
 
 def reverse_stages(blocks: np.ndarray) -> np.ndarray:
