@@ -22,6 +22,7 @@ import numpy as np
 from .errors import BflyError, FormatError
 from .factors import Factors, Step
 from .h5format import atomic_write
+from .report import jsonable
 
 FORMATS = {"npz": ".npz", "pt": ".pt", "mat": ".mat", "json": ".json"}
 EXPORT_VERSION = 1
@@ -77,22 +78,9 @@ def load_export(path: str | Path) -> Factors:
 
 def export_meta(factors: Factors) -> dict[str, Any]:
     """The file's metadata with the facts every reader needs made certain (n, structure, dtype)."""
-    meta = {k: _plain(v) for k, v in factors.meta.items() if v is not None}
+    meta = {k: jsonable(v) for k, v in factors.meta.items() if v is not None}
     meta.update(n=factors.n, structure=factors.structure, dtype=str(factors.dtype))
     return meta
-
-
-def _plain(value: Any) -> Any:
-    """Metadata values as JSON-ready Python (numpy scalars unwrapped, non-finite floats as None)."""
-    if isinstance(value, dict):
-        return {str(k): _plain(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_plain(v) for v in value]
-    if isinstance(value, np.generic):
-        value = value.item()
-    if isinstance(value, float) and not np.isfinite(value):
-        return None
-    return value
 
 
 def _step_name(index: int, step: Step) -> str:

@@ -2,7 +2,21 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any
+
+def jsonable(value: Any) -> Any:
+    """numpy scalars to Python, non-finite floats to None, recursively: output must be strict JSON."""
+    if isinstance(value, dict):
+        return {str(k): jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [jsonable(v) for v in value]
+    if hasattr(value, "item") and callable(value.item) and getattr(value, "ndim", 1) == 0:
+        value = value.item()
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
+
 
 LEARN_JSON_KEYS = (
     "transform", "n", "solver", "structure", "dtype", "params", "dense_params", "rmse", "rel_error",

@@ -36,6 +36,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterable
 
 from .errors import BflyError
+from .report import jsonable
 from .sizes import check_size
 from .sweep_report import machine_description
 
@@ -220,7 +221,7 @@ def write_record(out_dir: Path, record: dict[str, Any]) -> Path:
 
     cells_dir(out_dir).mkdir(parents=True, exist_ok=True)
     path = cells_dir(out_dir) / f"{record['transform']}-{record['n']}.json"
-    text = json.dumps(_plain(record), indent=1, sort_keys=True)
+    text = json.dumps(jsonable(record), indent=1, sort_keys=True)
 
     def writer(tmp: str) -> None:
         Path(tmp).write_text(text + "\n")
@@ -245,21 +246,6 @@ def is_done(record: dict[str, Any] | None, options: SweepOptions) -> bool:
     if not record or record.get("status") != STATUS_OK or record.get("solver") != options.solver:
         return False
     return not options.bench or record.get("bench_status") in ("ok", "unavailable")
-
-
-def _plain(value: Any) -> Any:
-    """numpy scalars to Python, non-finite floats to None: records must be strict JSON."""
-    import math
-
-    if isinstance(value, dict):
-        return {str(k): _plain(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_plain(v) for v in value]
-    if hasattr(value, "item") and callable(value.item) and getattr(value, "ndim", 1) == 0:
-        value = value.item()
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    return value
 
 
 # ----------------------------------------------------------------------------- one cell (worker side)

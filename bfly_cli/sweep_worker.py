@@ -24,7 +24,8 @@ def main() -> None:
     import transforms  # noqa: F401  (these imports come before the first cell, so its time is its own)
 
     from . import h5format, learn, targets  # noqa: F401
-    from .sweep import Cell, _plain, run_cell
+    from .report import jsonable
+    from .sweep import Cell, run_cell
 
     for line in sys.stdin:
         if not line.strip():
@@ -32,7 +33,7 @@ def main() -> None:
         request = json.loads(line)
         cell = Cell(int(request["n"]), str(request["transform"]))
         record = run_cell(cell, str(request["solver"]), bool(request["bench"]), Path(request["out_dir"]))
-        answers.write(json.dumps(_plain(record)) + "\n")
+        answers.write(json.dumps(jsonable(record)) + "\n")
         answers.flush()
 
 

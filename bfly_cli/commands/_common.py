@@ -9,11 +9,12 @@ from __future__ import annotations
 import contextlib
 import functools
 import json
-import math
 import sys
 from typing import Any, Callable, Iterator
 
 import typer
+
+from ..report import jsonable
 
 
 def guarded(fn: Callable) -> Callable:
@@ -37,19 +38,7 @@ def guarded(fn: Callable) -> Callable:
 
 def emit_json(document: dict[str, Any]) -> None:
     """Print one JSON document on stdout (non-finite floats become null, numpy types plain)."""
-    print(json.dumps(_jsonable(document), indent=2))
-
-
-def _jsonable(value: Any) -> Any:
-    if isinstance(value, dict):
-        return {str(k): _jsonable(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_jsonable(v) for v in value]
-    if hasattr(value, "item") and callable(value.item) and getattr(value, "ndim", 1) == 0:
-        value = value.item()
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    return value
+    print(json.dumps(jsonable(document), indent=2))
 
 
 def stdout_console():
