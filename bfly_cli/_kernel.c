@@ -35,7 +35,8 @@
  * K = 4 (a, b, c, d) real or 8 (ar, ai, br, bi, cr, ci, dr, di) complex, and
  * (x0, x1) <- [[a, b], [c, d]] (x0, x1).  So a stage reads its twiddles as one sequential stream.
  *
- * Threads: the batch is cut into contiguous chunks, one per thread (pthreads), GIL released.
+ * Threads: a persistent pool of workers (pthreads, GIL released) claims grains of the batch from
+ * an atomic counter; see "threads" below.
  * Instruction sets: on x86-64 Linux with gcc the per-chunk driver is compiled twice (x86-64-v3,
  * i.e. AVX2+FMA, and the baseline) and picked at load time, so one binary is portable and fast.
  */
@@ -45,9 +46,12 @@
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
 #include <pthread.h>
+#include <sched.h>
+#include <signal.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && defined(__linux__) && __GNUC__ >= 11
 #define BFLY_CLONES __attribute__((target_clones("arch=x86-64-v3", "default")))
@@ -98,17 +102,60 @@ static inline Py_ssize_t r2_planes(int flags)
 #undef SUF
 #undef BFLY_TEMPLATE
 
-/* ---- threads ---- */
+/* ---- threads ----
+ *
+ * Why a pool: a call at N = 1024, batch 256 lasts about a millisecond, and creating and joining a
+ * thread per call cost ~35 us on a 2-vCPU VM (waking an idle vCPU is the slow part), a visible
+ * share of the half that the second thread saves.  So worker threads live across calls: created
+ * lazily, they spin for BFLY_SPIN_NS after each batch (back-to-back calls find them awake) and
+ * then sleep on a condition variable (an idle process burns no CPU).
+ *
+ * Why dynamic grains: the batch is cut into grains of whole tiles that every thread claims from
+ * one atomic counter, so a worker that wakes late or loses its core to another process just
+ * takes fewer grains instead of making the caller wait.  Each vector's result is the same bits
+ * whichever thread and tile computes it, so results do not depend on the thread count.
+ *
+ * Joining is explicit: a worker takes part in a batch only if it registers (CAS on `state`)
+ * before the caller closes the batch, and the caller waits only for the registered ones; a
+ * worker still asleep when the work runs out is never waited for and never touches the batch.
+ * One batch uses the pool at a time; a concurrent caller (another Python thread) starts its own
+ * threads instead, as every call did before the pool. */
+
+#define BFLY_SPIN_NS 200000     /* a worker stays awake this long after a batch */
+#define BFLY_GRAINS_PER_THREAD 16 /* smaller grains: less idle tail, more counter traffic */
+
+/* pool.state: generation (bits 33..63) | CLOSED (bit 32) | worker limit (16..31) | joined (0..15) */
+#define ST_GEN(w) ((w) >> 33)
+#define ST_CLOSED ((uint64_t)1 << 32)
+#define ST_LIMIT(w) (((w) >> 16) & 0xffff)
+#define ST_JOINED(w) ((w) & 0xffff)
 
 typedef struct {
     const core_t *core;
     const char *x;
     char *y;
-    int x_complex, y_complex;
-    Py_ssize_t b0, b1;
-    void *scratch; /* NULL: the job allocates its own */
-    int failed;
-} job_t;
+    int xc, yc;
+    Py_ssize_t batch, grain;
+    _Alignas(64) Py_ssize_t next; /* first unclaimed vector; own cache line (every thread writes it) */
+} task_t;
+
+typedef struct {
+    void *scratch; /* this worker's tile buffers, grown to the largest plan it served */
+    size_t bytes;
+    uint64_t seen; /* last generation it saw */
+} worker_t;
+
+typedef struct {
+    pthread_mutex_t lock;     /* with `wake`: sleeping workers */
+    pthread_cond_t wake;
+    pthread_mutex_t dispatch; /* held by the one caller whose batch is on the pool */
+    int nworkers;
+    _Alignas(64) uint64_t state;
+    _Alignas(64) uint64_t done; /* registered workers that finished */
+    task_t task;
+} pool_t;
+
+static pool_t pool = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, PTHREAD_MUTEX_INITIALIZER, 0, 0, 0, {0}};
 
 static size_t scratch_bytes(const core_t *c)
 {
@@ -117,65 +164,217 @@ static size_t scratch_bytes(const core_t *c)
     return (bytes + 63) & ~(size_t)63;
 }
 
-static void run_job(job_t *job)
+static void run_vectors(const task_t *t, Py_ssize_t b0, Py_ssize_t count, void *scratch)
 {
-    const core_t *c = job->core;
-    void *own = NULL;
-    void *scratch = job->scratch;
-    if (scratch == NULL) {
-        own = aligned_alloc(64, scratch_bytes(c));
-        if (own == NULL) {
-            job->failed = 1;
-            return;
-        }
-        scratch = own;
-    }
+    const core_t *c = t->core;
     size_t elem = c->is_double ? sizeof(double) : sizeof(float);
-    size_t xs = (size_t)c->n * elem * (job->x_complex ? 2 : 1);
-    size_t ys = (size_t)c->n * elem * (job->y_complex ? 2 : 1);
-    const char *x = job->x + xs * (size_t)job->b0;
-    char *y = job->y + ys * (size_t)job->b0;
+    const char *x = t->x + (size_t)c->n * elem * (t->xc ? 2 : 1) * (size_t)b0;
+    char *y = t->y + (size_t)c->n * elem * (t->yc ? 2 : 1) * (size_t)b0;
     if (c->is_double)
-        run_range_d(c, (const double *)x, (double *)y, job->x_complex, job->y_complex, job->b1 - job->b0, (double *)scratch);
+        run_range_d(c, (const double *)x, (double *)y, t->xc, t->yc, count, (double *)scratch);
     else
-        run_range_f(c, (const float *)x, (float *)y, job->x_complex, job->y_complex, job->b1 - job->b0, (float *)scratch);
-    free(own);
+        run_range_f(c, (const float *)x, (float *)y, t->xc, t->yc, count, (float *)scratch);
 }
 
-static void *thread_main(void *arg)
+/* Claim grains until none is left. */
+static void work(task_t *t, void *scratch)
 {
-    run_job((job_t *)arg);
+    for (;;) {
+        Py_ssize_t b0 = __atomic_fetch_add(&t->next, t->grain, __ATOMIC_RELAXED);
+        if (b0 >= t->batch)
+            return;
+        run_vectors(t, b0, t->batch - b0 < t->grain ? t->batch - b0 : t->grain, scratch);
+    }
+}
+
+/* Grains of whole tiles, about BFLY_GRAINS_PER_THREAD per thread. */
+static Py_ssize_t grain_size(const core_t *c, Py_ssize_t batch, int nthreads)
+{
+    Py_ssize_t g = batch / ((Py_ssize_t)nthreads * BFLY_GRAINS_PER_THREAD);
+    g = (g + c->tile - 1) / c->tile * c->tile;
+    return g > c->tile ? g : c->tile;
+}
+
+static int64_t now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+static inline void cpu_relax(void)
+{
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_ia32_pause();
+#endif
+}
+
+/* Spin (awake, so the next batch starts without a wake-up) and then sleep until a batch of a
+ * generation after `seen` is published; returns that state word. */
+static uint64_t wait_for_batch(uint64_t seen)
+{
+    int64_t until = now_ns() + BFLY_SPIN_NS;
+    for (int k = 1;; k++) {
+        uint64_t w = __atomic_load_n(&pool.state, __ATOMIC_ACQUIRE);
+        if (ST_GEN(w) != seen)
+            return w;
+        if (k % 64 == 0 && now_ns() > until)
+            break;
+        cpu_relax();
+    }
+    /* the caller publishes before taking `lock`, so checking under `lock` cannot miss a wake-up */
+    pthread_mutex_lock(&pool.lock);
+    uint64_t w;
+    while (ST_GEN(w = __atomic_load_n(&pool.state, __ATOMIC_ACQUIRE)) == seen)
+        pthread_cond_wait(&pool.wake, &pool.lock);
+    pthread_mutex_unlock(&pool.lock);
+    return w;
+}
+
+/* Register for the batch in `w` unless it is closed or has its workers; true if registered. */
+static int try_join(uint64_t w)
+{
+    uint64_t gen = ST_GEN(w);
+    while (ST_GEN(w) == gen && !(w & ST_CLOSED) && ST_JOINED(w) < ST_LIMIT(w))
+        if (__atomic_compare_exchange_n(&pool.state, &w, w + 1, 0, __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE))
+            return 1;
+    return 0;
+}
+
+static void *worker_main(void *arg)
+{
+    worker_t *self = arg;
+    for (;;) {
+        uint64_t w = wait_for_batch(self->seen);
+        self->seen = ST_GEN(w);
+        if (!try_join(w))
+            continue;
+        size_t need = scratch_bytes(pool.task.core);
+        if (self->bytes < need) {
+            free(self->scratch);
+            self->scratch = aligned_alloc(64, need);
+            self->bytes = self->scratch ? need : 0;
+        }
+        if (self->scratch) /* without scratch it claims nothing: the others do its share */
+            work(&pool.task, self->scratch);
+        __atomic_fetch_add(&pool.done, 1, __ATOMIC_RELEASE);
+    }
     return NULL;
 }
 
-/* Run the whole batch on `nthreads` threads (the caller's thread included); returns 0 or -1. */
+/* Start workers until there are `want` (fewer if the system refuses); call with `dispatch` held.
+ * Workers block all signals, so Python's handlers keep running in the main thread. */
+static void grow_pool(int want)
+{
+    sigset_t all, old;
+    sigfillset(&all);
+    pthread_sigmask(SIG_SETMASK, &all, &old);
+    while (pool.nworkers < want) {
+        worker_t *wk = calloc(1, sizeof(worker_t));
+        pthread_t tid;
+        pthread_attr_t attr;
+        if (!wk)
+            break;
+        wk->seen = ST_GEN(__atomic_load_n(&pool.state, __ATOMIC_RELAXED));
+        pthread_attr_init(&attr);
+        pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+        int rc = pthread_create(&tid, &attr, worker_main, wk);
+        pthread_attr_destroy(&attr);
+        if (rc != 0) {
+            free(wk);
+            break;
+        }
+        pool.nworkers++;
+    }
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+}
+
+/* After fork only the forking thread exists: forget the parent's workers (and any batch or lock
+ * another thread held), so the child's first threaded call starts a fresh pool. */
+static void pool_after_fork_child(void)
+{
+    pool_t fresh = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, PTHREAD_MUTEX_INITIALIZER, 0, 0, 0, {0}};
+    memcpy(&pool, &fresh, sizeof(pool));
+}
+
+/* Run `t` on the pool with up to `helpers` workers besides the caller; -1 if the pool is busy. */
+static int run_on_pool(task_t *t, int helpers, void *scratch)
+{
+    if (pthread_mutex_trylock(&pool.dispatch) != 0)
+        return -1;
+    grow_pool(helpers);
+    if (helpers > pool.nworkers)
+        helpers = pool.nworkers;
+    pool.task = *t;
+    pool.done = 0;
+    uint64_t w = __atomic_load_n(&pool.state, __ATOMIC_RELAXED);
+    uint64_t next = ((ST_GEN(w) + 1) << 33) | ((uint64_t)helpers << 16);
+    __atomic_store_n(&pool.state, next, __ATOMIC_RELEASE);
+    pthread_mutex_lock(&pool.lock);
+    pthread_cond_broadcast(&pool.wake);
+    pthread_mutex_unlock(&pool.lock);
+    work(&pool.task, scratch);
+    /* no new workers from here on; wait for the registered ones to finish their last grain */
+    uint64_t joined = ST_JOINED(__atomic_fetch_or(&pool.state, ST_CLOSED, __ATOMIC_ACQ_REL));
+    for (int k = 1; __atomic_load_n(&pool.done, __ATOMIC_ACQUIRE) < joined; k++)
+        if (k % 1024 == 0)
+            sched_yield(); /* a preempted worker needs a core more than we need to spin */
+        else
+            cpu_relax();
+    pthread_mutex_unlock(&pool.dispatch);
+    return 0;
+}
+
+typedef struct {
+    task_t *task;
+    int failed;
+} spawned_t;
+
+static void *spawned_main(void *arg)
+{
+    spawned_t *s = arg;
+    void *scratch = aligned_alloc(64, scratch_bytes(s->task->core));
+    if (scratch) /* without scratch it claims nothing: the others do its share */
+        work(s->task, scratch);
+    free(scratch);
+    return NULL;
+}
+
+/* The pool is busy with another caller's batch: run this one on threads of its own. */
+static void run_spawned(task_t *t, int helpers, void *scratch)
+{
+    pthread_t tids[BFLY_MAX_THREADS];
+    spawned_t args[BFLY_MAX_THREADS];
+    int started = 0;
+    for (; started < helpers; started++) {
+        args[started] = (spawned_t){t, 0};
+        if (pthread_create(&tids[started], NULL, spawned_main, &args[started]) != 0)
+            break;
+    }
+    work(t, scratch);
+    for (int k = 0; k < started; k++)
+        pthread_join(tids[k], NULL);
+}
+
+/* Run the whole batch on up to `nthreads` threads (the caller's included); `main_scratch` is the
+ * caller's buffer, or NULL to allocate one.  Returns 0, or -1 when out of memory. */
 static int run_batch(const core_t *core, const char *x, char *y, int xc, int yc, Py_ssize_t batch,
                      int nthreads, void *main_scratch)
 {
-    job_t jobs[BFLY_MAX_THREADS];
-    pthread_t tids[BFLY_MAX_THREADS];
-    int started[BFLY_MAX_THREADS];
-    if (nthreads > batch)
-        nthreads = (int)batch;
-    if (nthreads < 1)
-        nthreads = 1;
-    for (int t = 0; t < nthreads; t++) {
-        jobs[t] = (job_t){core, x, y, xc, yc, batch * t / nthreads, batch * (t + 1) / nthreads, NULL, 0};
-        started[t] = 0;
-    }
-    jobs[0].scratch = main_scratch;
-    for (int t = 1; t < nthreads; t++)
-        started[t] = pthread_create(&tids[t], NULL, thread_main, &jobs[t]) == 0;
-    run_job(&jobs[0]);
-    int failed = jobs[0].failed;
-    for (int t = 1; t < nthreads; t++) {
-        if (started[t])
-            pthread_join(tids[t], NULL);
-        else
-            run_job(&jobs[t]); /* could not start a thread: do its share here */
-        failed |= jobs[t].failed;
-    }
-    return failed ? -1 : 0;
+    void *own = NULL;
+    if (main_scratch == NULL && (main_scratch = own = aligned_alloc(64, scratch_bytes(core))) == NULL)
+        return -1;
+    Py_ssize_t max_threads = (batch + core->tile - 1) / core->tile; /* a thread per tile at most */
+    if (nthreads > max_threads)
+        nthreads = (int)max_threads;
+    task_t t = {core, x, y, xc, yc, batch, 0, 0};
+    t.grain = grain_size(core, batch, nthreads < 1 ? 1 : nthreads);
+    if (nthreads <= 1)
+        work(&t, main_scratch);
+    else if (run_on_pool(&t, nthreads - 1, main_scratch) < 0)
+        run_spawned(&t, nthreads - 1, main_scratch);
+    free(own);
+    return 0;
 }
 
 /* ---- the Python type: _kernel.Plan(n, is_complex, is_double, ops) ---- */
@@ -456,15 +655,33 @@ static PyTypeObject PlanType = {
     .tp_new = PyType_GenericNew,
 };
 
+/* For tests: workers this process has started (0 after a fork, whatever the parent had). */
+static PyObject *pool_workers(PyObject *module, PyObject *unused)
+{
+    (void)module, (void)unused;
+    return PyLong_FromLong(__atomic_load_n(&pool.nworkers, __ATOMIC_RELAXED));
+}
+
+static PyMethodDef module_methods[] = {
+    {"_pool_workers", pool_workers, METH_NOARGS, "_pool_workers(): worker threads in the pool (for tests)."},
+    {NULL, NULL, 0, NULL},
+};
+
 static struct PyModuleDef kernel_module = {
     PyModuleDef_HEAD_INIT, "bfly_cli._kernel",
-    "Compiled butterfly kernel; use bfly_cli.kernel, which prepares the op lists.", -1, NULL,
+    "Compiled butterfly kernel; use bfly_cli.kernel, which prepares the op lists.", -1, module_methods,
 };
 
 PyMODINIT_FUNC PyInit__kernel(void)
 {
+    static int at_fork_registered = 0;
     if (PyType_Ready(&PlanType) < 0)
         return NULL;
+    if (!at_fork_registered && pthread_atfork(NULL, NULL, pool_after_fork_child) != 0) {
+        PyErr_SetString(PyExc_RuntimeError, "pthread_atfork failed");
+        return NULL;
+    }
+    at_fork_registered = 1;
     PyObject *m = PyModule_Create(&kernel_module);
     if (!m)
         return NULL;

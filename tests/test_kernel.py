@@ -7,6 +7,13 @@ are norm-wise per vector, relative to the reference.
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+import textwrap
+import threading
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -134,6 +141,82 @@ def test_threads_do_not_change_the_result():
     plan = kernel.Plan(random_factors(1024, rng, True), np.complex64)
     x = random_input((64, 1024), np.complex64, rng)
     np.testing.assert_array_equal(plan.apply(x, threads=1), plan.apply(x, threads=4))
+
+
+@needs_ext
+@pytest.mark.parametrize("batch", [1, 2, 3, 7, 64, 257])
+def test_pool_gives_the_same_bits_for_any_thread_count(batch):
+    """The extension's run() directly, so even tiny batches go through the worker pool (the
+    Python side would keep them on one thread); calls are repeated so the pool is reused."""
+    rng = np.random.default_rng(batch)
+    for n, dtype in ((1024, np.complex64), (64, np.float64), (4096, np.float32)):
+        plan = kernel.Plan(random_factors(n, rng, np.dtype(dtype).kind == "c"), dtype)
+        x = random_input((batch, n), dtype, rng)
+        one = np.empty_like(x)
+        plan._core.run(x, one, 1)
+        for threads in (2, 3, 8, 2, 1, 2):
+            got = np.full_like(x, np.nan)
+            plan._core.run(x, got, threads)
+            np.testing.assert_array_equal(got, one)
+
+
+@needs_ext
+def test_concurrent_callers_share_the_pool():
+    """Python threads calling at once (GIL released): one batch runs on the pool, the others start
+    their own threads, and callers of the same plan share its scratch one at a time."""
+    rng = np.random.default_rng(21)
+    plans = [kernel.Plan(random_factors(n, rng, True), np.complex64) for n in (256, 1024)]
+    inputs = [random_input((40, p.n), np.complex64, rng) for p in plans]
+    expected = [p.apply(x, threads=1) for p, x in zip(plans, inputs)]
+    failures: list[str] = []
+
+    def caller(k: int) -> None:
+        for rep in range(20):
+            j = (k + rep) % 2
+            got = plans[j].apply(inputs[j], threads=1 + (k + rep) % 3)
+            if not np.array_equal(got, expected[j]):
+                failures.append(f"caller {k} rep {rep}")
+
+    callers = [threading.Thread(target=caller, args=(k,)) for k in range(4)]
+    for t in callers:
+        t.start()
+    for t in callers:
+        t.join()
+    assert failures == []
+
+
+POOL_SCRIPT = textwrap.dedent("""
+    import os, sys
+    import numpy as np
+    sys.path.insert(0, {tests!r})
+    from test_kernel import random_factors, random_input
+    from bfly_cli import _kernel, kernel
+
+    rng = np.random.default_rng(0)
+    plan = kernel.Plan(random_factors(512, rng, True), np.complex64)
+    x = random_input((33, 512), np.complex64, rng)
+    one = plan.apply(x, threads=1)
+    assert np.array_equal(plan.apply(x, threads=2), one)
+    assert _kernel._pool_workers() == 1  # the parent now has a pool
+    pid = os.fork()
+    if pid == 0:  # the child has no workers: it must build its own pool, not wait on the parent's
+        ok = _kernel._pool_workers() == 0
+        ok &= all(np.array_equal(plan.apply(x, threads=t), one) for t in (2, 3, 2))
+        os._exit(0 if ok else 1)
+    _, status = os.waitpid(pid, 0)
+    assert os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0, status
+    assert np.array_equal(plan.apply(x, threads=2), one)
+    print("ok")  # then exit with idle workers alive: must not hang or crash
+""")
+
+
+@needs_ext
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork")
+def test_pool_survives_fork_and_exit():
+    script = POOL_SCRIPT.format(tests=str(Path(__file__).parent))
+    run = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0, run.stderr
+    assert run.stdout.strip() == "ok"
 
 
 @needs_ext
