@@ -50,6 +50,15 @@ class Step:
             return rank2_param_count(self.data.shape[0], 2 * self.data.shape[1])
         return 0
 
+    def n_real_params(self) -> int:
+        """:meth:`n_params` in real numbers (a complex number counts twice).
+
+        The fair unit for comparing a real rank-2 chain with a complex butterfly, or either with
+        the dense matrix: ``n_params`` counts a complex twiddle as one number.
+        """
+        complex_ = self.data is not None and np.iscomplexobj(self.data)
+        return self.n_params() * (2 if complex_ else 1)
+
 
 @dataclass
 class Factors:
@@ -81,6 +90,10 @@ class Factors:
     def n_params(self) -> int:
         """Number of stored real-or-complex scalars that are learned (twiddles and diagonals)."""
         return sum(s.n_params() for s in self.steps)
+
+    def n_real_params(self) -> int:
+        """Free parameters in real numbers (complex counted twice); see :meth:`Step.n_real_params`."""
+        return sum(s.n_real_params() for s in self.steps)
 
     def apply(self, x: np.ndarray) -> np.ndarray:
         """Reference multiply ``y = M x`` for every vector along the last axis of ``x``."""

@@ -34,11 +34,11 @@ def solve_hierarchical(matrix: np.ndarray) -> tuple[list[Step], dict[str, Any]]:
     return [Step("permutation", perm), Step("butterfly", twiddle)], {}
 
 
-def solve_auto(matrix: np.ndarray, budget: int = 1) -> tuple[list[Step], dict[str, Any]]:
+def solve_auto(matrix: np.ndarray, budget: int = 1, strict_budget: bool = False) -> tuple[list[Step], dict[str, Any]]:
     """The first exact route (B.P, real rank-2, two butterflies) else the best approximation."""
     from .solvers.auto import solve_auto as auto
 
-    return auto(matrix, budget=budget)
+    return auto(matrix, budget=budget, strict_budget=strict_budget)
 
 
 def solve_real_rank2(matrix: np.ndarray) -> tuple[list[Step], dict[str, Any]]:
@@ -88,7 +88,8 @@ def learn(
     seconds = time.perf_counter() - start
     factors = Factors(matrix.shape[0], steps)
     errors = error_report(factors.to_dense_fast(), matrix)  # kernel when built: several x faster at large N
-    factors.meta = _metadata(factors, solver, seconds, errors, meta or {}, extra)
+    dense_real = int(matrix.size) * (2 if np.iscomplexobj(matrix) else 1)
+    factors.meta = _metadata(factors, solver, seconds, errors, meta or {}, {"dense_real_params": dense_real, **extra})
     if tol is not None and errors["rel_error"] > tol:
         failure = CheckFailed(f"rel_error {errors['rel_error']:.3g} is above --tol {tol:g}")
         failure.factors = factors
@@ -134,6 +135,7 @@ def _metadata(factors: Factors, solver: str, seconds: float, errors: dict, given
         **errors,
         "exact": bool(errors["rel_error"] <= exact_threshold(real_dtype)),
         "params": factors.n_params(),
+        "real_params": factors.n_real_params(),
         "seconds": seconds,
         "bfly_version": __version__,
         "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),

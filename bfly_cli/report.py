@@ -32,6 +32,19 @@ def learn_document(meta: dict[str, Any], output: str | None) -> dict[str, Any]:
     return ordered
 
 
+def _params_text(meta: dict[str, Any], params: int, n: int) -> str:
+    """Stored parameters vs the dense matrix, in real numbers when the file says how many.
+
+    ``params`` counts a complex twiddle as one number; real numbers are the fair unit across a
+    real rank-2 chain, a complex butterfly and the dense matrix (complex entries count twice).
+    """
+    real, dense = meta.get("real_params"), meta.get("dense_real_params")
+    if real is None or dense is None:  # a file written before these fields existed
+        return f"{params:,} vs dense {n * n:,} ({params / (n * n):.3g}x)"
+    dense = int(dense)
+    return f"{params:,} ({int(real):,} real numbers) vs dense {dense:,} real ({int(real) / dense:.3g}x)"
+
+
 def summary_table(meta: dict[str, Any], title: str):
     """A two-column rich table of the headline numbers of a factorization."""
     from rich.table import Table
@@ -41,12 +54,14 @@ def summary_table(meta: dict[str, Any], title: str):
     table = Table(title=title, show_header=False)
     table.add_column("", style="bold")
     table.add_column("")
-    verdict = "exact" if meta.get("exact") else "approximate (best closed-form fit)"
+    verdict = "exact" if meta.get("exact") else "approximate"
     table.add_row("transform", f"{meta.get('transform')} (N = {n})")
     table.add_row("structure", f"{meta.get('structure')} ({verdict})")
     table.add_row("solver / dtype", f"{meta.get('solver')} / {meta.get('dtype')}")
-    table.add_row("parameters", f"{params:,} vs dense {n * n:,} ({params / (n * n):.3g}x)")
+    table.add_row("parameters", _params_text(meta, params, n))
     for key in ("rel_error", "max_abs_error", "rmse"):
         table.add_row(key + (" (paper)" if key == "rmse" else ""), f"{float(meta[key]):.3e}")
     table.add_row("solver time", f"{float(meta['seconds']):.3f} s")
+    if meta.get("auto_route"):
+        table.add_row("auto route", f"{meta['auto_route']}: {meta.get('auto_reason', '')}")
     return table

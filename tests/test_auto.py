@@ -123,3 +123,41 @@ def test_float32_work_dtype(name: str, route: str) -> None:
     t = transforms.build(name, 64)[:, np.random.default_rng(3).permutation(64)]
     f = learn(t, solver="auto", dtype="float32")
     assert f.meta["auto_route"] == route and f.meta["exact"]
+
+
+def test_real_param_counts_complex_twice() -> None:
+    tw = np.ones((3, 4, 2, 2))
+    assert Factors(8, [Step("butterfly", tw)]).n_real_params() == 48
+    assert Factors(8, [Step("butterfly", tw.astype(complex)), Step("real")]).n_real_params() == 96
+    assert Factors(8, [Step("butterfly", tw.astype(complex))]).n_params() == 48
+
+
+def test_exact_but_not_compressive_is_flagged_and_strict_budget_caps_it() -> None:
+    """Every real 8 x 8 matrix is an exact QP (128 real numbers, the dense matrix has 64): auto
+    keeps exactness but says so; --strict-budget returns the approximation within one complex B.P."""
+    from bfly_cli.metrics import error_report
+    from bfly_cli.solvers.auto import budget_real_params
+
+    t = transforms.build("randn", 8)
+    loose = learn(t, solver="auto")
+    assert loose.meta["auto_route"] == "real_rank2" and loose.meta["exact"]
+    assert "not a compression" in loose.meta["auto_reason"]
+    strict = learn(t, solver="auto", solver_options={"strict_budget": True})
+    assert strict.meta["auto_route"] == "approximate"
+    assert strict.meta["real_params"] <= budget_real_params(8, 1)
+    rank2 = next(r for r in strict.meta["auto_tried"] if r["route"] == "real_rank2")
+    assert rank2["status"] == "exact, over budget" and rank2["real_params"] > budget_real_params(8, 1)
+    assert error_report(strict.to_dense(), t)["rmse"] <= 1.4e-1  # the paper's RMSE for N = 8
+
+
+def test_strict_budget_keeps_exact_structures_within_the_cap() -> None:
+    f = learn(transforms.build("dft", 16), solver="auto", solver_options={"strict_budget": True})
+    assert f.meta["auto_route"] == "bp" and f.meta["exact"]
+    assert "not a compression" not in f.meta["auto_reason"]
+
+
+def test_strict_budget_is_auto_only(tmp_path) -> None:
+    run = subprocess.run([sys.executable, "-m", "bfly_cli.cli", "learn", "dft", "--n", "8", "--solver", "hierarchical",
+                          "--strict-budget", "-o", str(tmp_path / "x.h5")], capture_output=True, text=True)
+    assert run.returncode == 2 and "--strict-budget apply to --solver auto" in run.stderr
+    assert "Traceback" not in run.stderr and not (tmp_path / "x.h5").exists()

@@ -18,6 +18,7 @@ def learn(
     output: Optional[Path] = typer.Option(None, "-o", "--output", help="Output file [default: NAME-N.h5 here]."),
     solver: str = typer.Option("auto", "--solver", help="Solver: auto (first exact of B.P, real rank-2, two butterflies, else best approximation), hierarchical (B.P only), real_rank2, gradient (the paper's learner)."),
     budget: Optional[int] = typer.Option(None, "--budget", help="auto only: butterfly blocks for the approximation, 1..8 [default: 1]."),
+    strict_budget: bool = typer.Option(False, "--strict-budget", help="auto only: the budget caps exact structures too (skip an exact one that stores more real numbers than BUDGET complex B.P's)."),
     model: Optional[str] = typer.Option(None, "--model", help="gradient only: BP, BPP or BPBP [default: BP]."),
     restarts: Optional[int] = typer.Option(None, "--restarts", help="gradient only: at most R random restarts [default: 8]."),
     steps: Optional[int] = typer.Option(None, "--steps", help="gradient only: Adam steps per restart [default: 300]."),
@@ -48,7 +49,7 @@ def learn(
     if tgt.source:
         meta.update(transform="file", source=tgt.source, source_sha256=tgt.sha256)
     failure = None
-    solver_options = {**_solver_options(solver, budget), **_gradient_options(
+    solver_options = {**_solver_options(solver, budget, strict_budget), **_gradient_options(
         solver, seed, model=model, restarts=restarts, steps=steps, lr=lr, device=device)}
     with _learn_progress(solver, f"learning {tgt.name} N={tgt.n}", quiet or as_json) as on_progress:
         if on_progress is not None:
@@ -64,17 +65,21 @@ def learn(
         raise failure
 
 
-def _solver_options(solver: str, budget: int | None) -> dict:
-    """``--budget`` goes to the solvers that take it; elsewhere it is a usage error (exit 2)."""
+def _solver_options(solver: str, budget: int | None, strict_budget: bool = False) -> dict:
+    """``--budget``/``--strict-budget`` go to the auto solver; elsewhere they are a usage error (exit 2)."""
     from ..errors import BflyError
     from ..solvers.auto import check_budget
 
-    if budget is None:
-        return {}
-    check_budget(budget)
-    if solver != "auto":
-        raise BflyError(f"--budget applies to --solver auto, not {solver!r}")
-    return {"budget": budget}
+    options: dict = {}
+    if budget is not None:
+        check_budget(budget)
+        options["budget"] = budget
+    if strict_budget:
+        options["strict_budget"] = True
+    if options and solver != "auto":
+        flags = " and ".join(f"--{k.replace('_', '-')}" for k in options)
+        raise BflyError(f"{flags} apply to --solver auto, not {solver!r}")
+    return options
 
 
 def _gradient_options(solver: str, seed: int | None, **given: object) -> dict:

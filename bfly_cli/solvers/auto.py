@@ -9,7 +9,10 @@ Routes are tried in order of cost and the first *exact* one (float64 ``rel_error
 4. ``approximate`` the best approximation with ``budget`` butterfly blocks (``solve_approximate``).
 
 Nothing exact: the approximation is returned (it never has more parameters than ``budget``
-untied complex B.P). Routes 3 and 4 are imported lazily; a route whose module is missing or that
+untied complex B.P, i.e. ``budget * 4 N log2 N`` real numbers). Exact structures are not capped
+unless ``strict_budget`` is set (CLI ``--strict-budget``); parameter counts compare in *real*
+numbers (``Factors.n_real_params``), the only unit in which a real rank-2 chain, a complex
+butterfly and the dense matrix are comparable. Routes 3 and 4 are imported lazily; a route whose module is missing or that
 raises :class:`RouteUnavailable` is recorded as skipped with its reason. Every route's outcome
 goes into the metadata (``auto_tried``), so the file says what was tried and why the winner won.
 """
@@ -33,25 +36,59 @@ _PROBE_SEED = 20240612
 Route = Callable[[np.ndarray], tuple[list[Step], dict[str, Any]]]
 
 
-def solve_auto(matrix: np.ndarray, budget: int = 1) -> tuple[list[Step], dict[str, Any]]:
-    """Steps of the first exact route (else the approximation) and the ``auto_*`` metadata."""
+def solve_auto(matrix: np.ndarray, budget: int = 1, strict_budget: bool = False) -> tuple[list[Step], dict[str, Any]]:
+    """Steps of the first exact route (else the approximation) and the ``auto_*`` metadata.
+
+    ``budget`` caps the approximation at ``budget`` untied complex B.P's. Exact structures are not
+    capped by default (exactness first), so at N <= 16 a real matrix with no structure at all can
+    come out as an exact ``QP`` that stores more numbers than the dense matrix (every real 8 x 8
+    matrix has rank-2 blocks); the reason says so. ``strict_budget`` applies the cap to exact
+    structures too: one over it is recorded (status ``"exact, over budget"``) and skipped.
+    """
     check_budget(budget)
     exact = _exact_for(matrix)
+    cap = budget_real_params(matrix.shape[0], budget)
     tried: list[dict[str, Any]] = []
     results: list[tuple[str, list[Step], dict[str, Any], float]] = []
     for name, route in routes(budget):
         outcome = _attempt(name, route, matrix, exact)
-        tried.append(outcome["record"])
+        record = outcome["record"]
+        tried.append(record)
         if outcome["steps"] is None:
             continue
-        results.append((name, outcome["steps"], outcome["extra"], outcome["record"]["rel_error"]))
-        if outcome["record"]["rel_error"] <= exact and name != "approximate":
-            reason = f"first exact route: rel_error {outcome['record']['rel_error']:.2e} <= {exact:g}"
+        if strict_budget and record["real_params"] > cap:
+            record["status"] += ", over budget"
+            continue
+        results.append((name, outcome["steps"], outcome["extra"], record["rel_error"]))
+        if record["rel_error"] <= exact and name != "approximate":
+            reason = f"first exact route: rel_error {record['rel_error']:.2e} <= {exact:g}" + _size_note(record, matrix)
             return outcome["steps"], _meta(name, reason, tried, outcome["extra"])
     if not results:
-        raise BflyError("no route could factor this matrix: " + "; ".join(f"{t['route']}: {t.get('reason', '')}" for t in tried))
+        within = f" within the budget ({cap:,} real numbers)" if strict_budget else ""
+        raise BflyError(f"no route could factor this matrix{within}: "
+                        + "; ".join(f"{t['route']}: {t.get('reason', t['status'])}" for t in tried))
     name, steps, extra, err = _pick_inexact(results)
-    return steps, _meta(name, f"no exact structure found; best approximation rel_error {err:.2e}", tried, extra)
+    return steps, _meta(name, f"no exact structure found{' within the budget' if strict_budget else ''}; "
+                              f"best approximation rel_error {err:.2e}", tried, extra)
+
+
+def budget_real_params(n: int, budget: int) -> int:
+    """Real numbers in ``budget`` untied complex B.P's: ``budget * 2 N log2 N`` complex twiddles."""
+    return budget * 4 * n * max(n.bit_length() - 1, 1)
+
+
+def dense_real_params(matrix: np.ndarray) -> int:
+    """Real numbers of the dense matrix (a complex entry counts twice)."""
+    return int(matrix.size) * (2 if np.iscomplexobj(matrix) else 1)
+
+
+def _size_note(record: dict[str, Any], matrix: np.ndarray) -> str:
+    """A warning appended to the reason when an exact result is no smaller than the matrix itself."""
+    dense = dense_real_params(matrix)
+    if record["real_params"] < dense:
+        return ""
+    return (f"; note: it stores {record['real_params']:,} real numbers, no fewer than the dense matrix's "
+            f"{dense:,} (exact but not a compression; --strict-budget caps exact structures too)")
 
 
 def check_budget(budget: Any) -> int:
@@ -244,7 +281,8 @@ def _attempt(name: str, route: Route, matrix: np.ndarray, exact: float) -> dict[
     factors = Factors(matrix.shape[0], steps)
     err = probe_error(factors, matrix)
     record = {"route": name, "status": "exact" if err <= exact else "inexact", "rel_error": err,
-              "params": factors.n_params(), "structure": factors.structure, "seconds": round(seconds, 4)}
+              "params": factors.n_params(), "real_params": factors.n_real_params(), "structure": factors.structure,
+              "seconds": round(seconds, 4)}
     return {"steps": steps, "extra": extra, "record": record}
 
 
