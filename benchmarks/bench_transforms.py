@@ -2,8 +2,11 @@
 
 Each cell: structure, parameters, rmse (the paper's absolute measure), rel_error and solver
 seconds, printed beside the paper's RMSE (``/work/shared/reference/paper-rmse.json`` or
-``--paper``). Exact transforms are also learned with their columns shuffled at random; legendre
-and randn also get a ``--budget 2`` cell. Usage::
+``--paper``). ``params`` counts stored numbers (a complex one once), ``real`` the same in real
+numbers against the dense matrix's (``x dense``) and one complex B.P's (``x BP``, the issue's
+bound). Exact transforms are also learned with their columns shuffled at random; legendre and
+randn also get a ``--strict-budget`` cell (the budget caps exact structures too: it differs from
+"plain" only where a non-compressive exact QP exists, N <= 16) and a ``--budget 2`` cell. Usage::
 
     python benchmarks/bench_transforms.py                 # N = 8 .. 1024
     python benchmarks/bench_transforms.py --large         # adds 4096 (and 8192 with --huge)
@@ -21,6 +24,7 @@ import numpy as np
 
 import transforms
 from bfly_cli.learn import learn
+from bfly_cli.solvers.auto import budget_real_params
 
 NAMES = ("dft", "dct", "dst", "convolution", "hadamard", "hartley", "legendre", "randn")
 EXACT_NAMES = ("dft", "dct", "dst", "convolution", "hadamard", "hartley")
@@ -38,25 +42,29 @@ def main() -> None:
     if args.huge:
         sizes.append(8192)
     names = args.only.split(",") if args.only else NAMES
-    print("| transform | N | variant | structure | params | rmse | rel_error | seconds | paper rmse |")
-    print("|---|---|---|---|---|---|---|---|---|")
+    print("| transform | N | variant | structure | params | real (x dense, x BP) | rmse | rel_error | seconds | paper rmse |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
     for name in names:
         for n in sizes:
             for variant, matrix, options in _variants(name, n, args.ortho):
                 f = learn(matrix, solver="auto", solver_options=options)
                 m = f.meta
-                print(f"| {name} | {n} | {variant} | {m['structure']} ({m['auto_route']}) | {m['params']:,} | "
+                real = f"{m['real_params']:,} ({m['real_params'] / m['dense_real_params']:.2f}, " \
+                       f"{m['real_params'] / budget_real_params(n, 1):.2f})"
+                print(f"| {name} | {n} | {variant} | {m['structure']} ({m['auto_route']}) | {m['params']:,} | {real} | "
                       f"{m['rmse']:.1e} | {m['rel_error']:.1e} | {m['seconds']:.2f} | {_paper_cell(paper, name, n)} |", flush=True)
 
 
 def _variants(name: str, n: int, ortho: bool = False):
-    """(label, matrix, solver options): plain; shuffled for exact transforms; budget 2 otherwise;
+    """(label, matrix, solver options): plain; shuffled for exact transforms; strict budget and
+    budget 2 otherwise;
     with ``ortho``, the orthonormal scaling of dct/dst, plain and shuffled, as well."""
     t = transforms.build(name, n)
     yield "plain", t, {}
     if name in EXACT_NAMES:
         yield "shuffled", t[:, np.random.default_rng(n).permutation(n)], {}
     else:
+        yield "strict budget", t, {"strict_budget": True}
         yield "budget 2", t, {"budget": 2}
     if ortho and name in ORTHO_NAMES:
         t = transforms.build(name, n, norm="ortho")
