@@ -5,8 +5,12 @@ split is optimal for its own two-factor problem, but the recursion never revisit
 gradient method on the exact objective ``||M - T||_F^2`` (``M`` the whole chain, ``Re(M)`` for a
 real target) fixes that. Gradients come from torch autograd through
 :func:`~bfly_cli.torch_ops.butterfly_multiply_torch`; L-BFGS with a strong-Wolfe line search needs
-no learning rate. Each evaluation forms ``M`` by applying the chain to the identity:
-O(N^2 log N) per butterfly.
+no learning rate. A chain of several butterflies is formed by applying it to the identity,
+O(N^2 log N) per butterfly. A single butterfly (``B P``, the budget-1 case) is formed in O(N^2):
+split at the middle stage as in :mod:`.hierarchical`, ``B[(c,b),(a,e)] = X_b[c,a] Y_a[b,e]``, so
+the two halves are formed as small dense blocks (O(N^1.5 log N)) and ``B`` is one outer product
+per block: one multiply per entry instead of log2 N stages, and autograd keeps no N x N
+intermediates per stage (measured 4x faster per evaluation at N = 1024; same loss values).
 
 The polish is *monotone by construction*: it returns the best chain it evaluated, and the chain it
 was given counts as evaluated, so it can never hand back something worse than its start.
@@ -16,6 +20,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
+from typing import Callable
 
 import numpy as np
 import torch
@@ -42,11 +47,10 @@ def polish(target: np.ndarray, steps: list[Step], iterations: int, real_output: 
     step). ``steps`` may contain ``permutation`` and ``butterfly`` steps only.
     """
     start = time.perf_counter()
-    goal = torch.as_tensor(np.ascontiguousarray(target.T), dtype=torch.float64 if real_output else torch.complex128)
+    forward, layout = _model(steps, target.shape[0])
+    goal = torch.as_tensor(np.ascontiguousarray(layout(target)), dtype=torch.float64 if real_output else torch.complex128)
     params = [_to_param(s.data) for s in steps if s.kind == "butterfly"]
-    perms = [None if s.kind == "butterfly" else torch.as_tensor(s.data) for s in steps]
-    n = target.shape[0]
-    best = {"loss": _loss_value(_forward(params, perms, n), goal, real_output), "data": _snapshot(params)}
+    best = {"loss": _loss_value(forward(params), goal, real_output), "data": _snapshot(params)}
     start_loss = best["loss"]
     count = [0]
     optimizer = torch.optim.LBFGS(
@@ -56,7 +60,7 @@ def polish(target: np.ndarray, steps: list[Step], iterations: int, real_output: 
 
     def closure() -> torch.Tensor:
         optimizer.zero_grad()
-        loss = _loss(_forward(params, perms, n), goal, real_output)
+        loss = _loss(forward(params), goal, real_output)
         loss.backward()
         count[0] += 1
         value = float(loss.detach())
@@ -79,6 +83,52 @@ def _to_param(twiddle: np.ndarray) -> torch.Tensor:
     """A real leaf tensor ``(..., 2)`` holding the complex twiddles (L-BFGS wants real parameters)."""
     data = np.ascontiguousarray(twiddle.astype(np.complex128))
     return torch.view_as_real(torch.as_tensor(data)).clone().requires_grad_(True)
+
+
+def _model(steps: list[Step], n: int) -> tuple[Callable[[list[torch.Tensor]], torch.Tensor], Callable[[np.ndarray], np.ndarray]]:
+    """The forward map of the chain's parameters, and how to lay out the target to compare with it.
+
+    ``[permutation, butterfly]`` (``M = B P``, so ``M[:, perm] = B``) takes the O(N^2) single-block
+    path of the module docstring and is compared with ``T[:, perm]``; any other chain is applied
+    to the identity and compared with ``T^T``.
+    """
+    kinds = [s.kind for s in steps]
+    if kinds == ["permutation", "butterfly"] and n >= 4:
+        perm = np.asarray(steps[0].data)
+        return (lambda params: _single_dense(torch.view_as_complex(params[0]))), (lambda t: t[:, perm])
+    perms = [None if s.kind == "butterfly" else torch.as_tensor(s.data) for s in steps]
+    return (lambda params: _forward(params, perms, n)), (lambda t: t.T)
+
+
+def _single_dense(tw: torch.Tensor) -> torch.Tensor:
+    """The matrix ``B`` of one butterfly ``(L, N/2, 2, 2)`` as one outer product per block, O(N^2).
+
+    Stages ``0..low-1`` are ``hi`` independent butterflies ``Y_a`` of size ``lo``; stages
+    ``low..L-1`` are ``lo`` interleaved butterflies ``X_b`` of size ``hi`` (layout of
+    :func:`~.hierarchical.factor_butterfly`), and ``B[(c,b),(a,e)] = X_b[c,a] Y_a[b,e]``.
+    """
+    levels, half = tw.shape[:2]
+    n, low = 2 * half, levels // 2
+    hi, lo = 1 << (levels - low), 1 << low
+    lower = _dense_batch(tw[:low].reshape(low, hi, lo // 2, 2, 2))  # (a, b, e)
+    upper = tw[low:].reshape(levels - low, hi // 2, lo, 2, 2).transpose(1, 2)
+    x = _dense_batch(upper)  # (b, c, a)
+    return (x.permute(1, 0, 2)[:, :, :, None] * lower.permute(1, 0, 2)[None]).reshape(n, n)
+
+
+def _dense_batch(tw: torch.Tensor) -> torch.Tensor:
+    """Matrices ``(B, m, m)`` of a batch of butterflies ``(levels, B, m/2, 2, 2)`` (stride 1 first)."""
+    levels, batch, half = tw.shape[:3]
+    m = 2 * half
+    x = torch.eye(m, dtype=tw.dtype).expand(batch, m, m)  # x[k, i, j]: row i of the matrix, column j
+    for level in range(levels):
+        s = 1 << level
+        v = x.reshape(batch, m // (2 * s), 2, s, m)
+        t = tw[level].reshape(batch, m // (2 * s), s, 2, 2)[..., None]
+        y0 = t[..., 0, 0, :] * v[:, :, 0] + t[..., 0, 1, :] * v[:, :, 1]
+        y1 = t[..., 1, 0, :] * v[:, :, 0] + t[..., 1, 1, :] * v[:, :, 1]
+        x = torch.stack([y0, y1], dim=2).reshape(batch, m, m)
+    return x
 
 
 def _forward(params: list[torch.Tensor], perms: list[torch.Tensor | None], n: int) -> torch.Tensor:
