@@ -232,3 +232,40 @@ def test_excluded_orders_are_skipped():
     again = search_single(matrix, start, 1, exclude=frozenset({order_key(_perm(16, first.choices[0]))}))
     assert first.score <= EXACT
     assert order_key(_perm(16, again.choices[0])) != order_key(_perm(16, first.choices[0]))
+
+
+# --- the real rank-2 model for real targets whose orders need rank 2 ----------------------------
+
+
+def test_rank2_model_fits_a_real_rank2_target_from_random_init():
+    matrix = transforms.build("dct", 8)  # no real butterfly order: rank 2 is needed
+    factors = learn(matrix, solver="gradient",
+                    solver_options={"model": "BPP", "restarts": 2, "seed": 0, "steps": 50, "real_model": "rank2"})
+    assert factors.meta["rel_error"] <= 1e-10
+    assert [s.kind for s in factors.steps] == ["permutation", "rank2"]
+    assert factors.meta["solver_log"][-1]["fitted"] == "rank2"
+
+
+def test_rank2_normal_equations_match_the_explicit_jacobian():
+    from torch.func import jacfwd
+
+    from bfly_cli.solvers.gradient import _rank2_normal_equations
+    from bfly_cli.torch_ops import rank2_multiply_torch
+
+    n = 8
+    target = torch.as_tensor(transforms.build("dct", n).T)
+    perm = np.random.default_rng(0).permutation(n)
+    stages = torch.as_tensor(np.random.default_rng(1).standard_normal((3, n // 2, 2, 2, 2, 2)))
+    eye = torch.eye(n, dtype=torch.float64)
+
+    def resid(st):
+        return (rank2_multiply_torch(st, eye[:, perm]) - target).reshape(-1)
+
+    jac = jacfwd(resid)(stages).reshape(n * n, -1)
+    jtj, jtr = _rank2_normal_equations(torch.as_tensor(perm), stages, 1.0, jac.T @ resid(stages))
+    assert torch.allclose(jtj, jac.T @ jac, atol=1e-12)
+
+
+def test_unknown_real_model_is_named():
+    with pytest.raises(BflyError, match="real_model"):
+        solve_gradient(transforms.build("dct", 4), real_model="bogus")

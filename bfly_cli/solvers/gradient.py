@@ -26,6 +26,7 @@ public polish step for other solvers' approximate results.
 
 from __future__ import annotations
 
+import functools
 import math
 import time
 from dataclasses import asdict, dataclass
@@ -40,6 +41,7 @@ ProgressFn = Callable[[dict[str, Any]], None]
 
 DEFAULT_LR_RANGE = (3e-3, 3e-1)
 FIELDS = ("auto", "complex", "real")
+REAL_MODELS = ("auto", "complex", "rank2")
 
 
 @dataclass(frozen=True)
@@ -64,6 +66,9 @@ class GradientOptions:
     fit_tries: int = 2  # fresh random twiddle sets tried (beside the relaxed ones) per fixed order
     orders: int = 3  # exact-scoring orders tried per restart (one whose fit fails is excluded after)
     fit_iters: int = 150  # float64 L-BFGS iterations of each of those trial fits
+    real_model: str = "auto"  # real targets whose orders need rank 2: complex (Re), rank2, or auto (see _real_route)
+    rank2_from: int = 32  # auto: from this N on, rank-2 orders go straight to the real rank-2 model
+    rank2_tries: int = 2  # random starts of the real rank-2 model per order
     polish_iters: int = 2000  # L-BFGS iterations of the final float64 polish
     gn_iters: int = 100  # Levenberg-Marquardt steps of the final polish (stops early on a stall)
     adam_goal: float = 1e-7  # stop Adam once the relaxed relative squared error is below this
@@ -84,6 +89,7 @@ class RestartRecord:
     search_score: float  # closed-form tail energy of the repaired order (nan for BPBP)
     fit_tries: int  # twiddle sets fitted before the polish
     orders: int  # exact-scoring orders whose twiddles were fitted
+    fitted: str  # the model of the result: "complex" (Re of it for a real target), "real" or "rank2"
     final_loss: float
     rel_error: float
     seconds: float
@@ -127,6 +133,8 @@ def _check_options(opts: GradientOptions, matrix: np.ndarray) -> GradientOptions
         raise BflyError(f"unknown model {opts.model!r}; choose one of: {', '.join(MODELS)}")
     if opts.field not in FIELDS:
         raise BflyError(f"unknown field {opts.field!r}; choose one of: {', '.join(FIELDS)}")
+    if opts.real_model not in REAL_MODELS:
+        raise BflyError(f"unknown real_model {opts.real_model!r}; choose one of: {', '.join(REAL_MODELS)}")
     if opts.field == "real" and np.iscomplexobj(matrix):
         raise BflyError("field 'real' cannot fit a complex matrix; use field 'auto'")
     if opts.restarts < 1 or opts.steps < 0:
@@ -187,7 +195,7 @@ def _restart(target, opts: GradientOptions, k: int, failed: set[bytes]) -> tuple
     steps, loss = _polish_steps(target, steps, _HOPELESS_ITERS if hopeless else opts.polish_iters, goal / 100,
                                 newton=not hopeless, newton_below=_NEWTON_BELOW, gn_iters=opts.gn_iters)
     rel = math.sqrt(max(loss, 0.0))
-    record = RestartRecord(k + 1, seed, lr, done, relaxed, flips, score, tries, orders, loss, rel,
+    record = RestartRecord(k + 1, seed, lr, done, relaxed, flips, score, tries, orders, _fitted(steps), loss, rel,
                            time.perf_counter() - start, rel <= opts.target)
     report("done", done, loss)
     return record, steps
@@ -201,8 +209,9 @@ def _orders_and_fits(model, target, opts: GradientOptions, seed: int, goal: floa
     N = 8 about half of DCT's exact rank-2 orders are not reachable and their fits stall at a
     relative error ~0.2, while right orders fit in a few tries. So an order whose short fits
     stay above ``_FIT_OK`` goes into ``failed`` (shared by all restarts) and the next exact order
-    is tried, up to ``opts.orders`` per restart. Returns the best (steps, loss) with the last
-    repair's flips and score and the totals of twiddle fits and orders tried.
+    is tried, up to ``opts.orders`` per restart. A rank-2 order may instead (``_real_route``) go
+    to the real rank-2 model, which fits *every* exact rank-2 order. Returns the best
+    (steps, loss) with the last repair's flips and score and the totals of fits and orders tried.
     """
     from .permutation_search import EXACT, order_key
 
@@ -212,7 +221,13 @@ def _orders_and_fits(model, target, opts: GradientOptions, seed: int, goal: floa
     for _ in range(opts.orders):
         choices, score, flips, rank = _repair(model, target, opts, frozenset(failed))
         report("search", flips, score)
-        steps, loss, used = _fit_twiddles(model, choices, target, opts, (seed, rank == 1), goal, report)
+        route = _real_route(opts, target.shape[0], rank, score)
+        steps, loss, used = [], math.inf, 0
+        if route in ("complex", "both"):
+            steps, loss, used = _fit_twiddles(model, choices, target, opts, (seed, rank == 1), goal, report)
+        if route in ("rank2", "both") and loss > _FIT_OK:
+            steps, loss, more = _fit_rank2(target, _merged(model, choices), seed, goal, opts, report)
+            used += more
         tries, orders = tries + used, orders + 1
         if best is None or loss < best[1]:
             best = (steps, loss)
@@ -220,6 +235,72 @@ def _orders_and_fits(model, target, opts: GradientOptions, seed: int, goal: floa
             break
         failed.add(order_key(_merged(model, choices)))
     return best[0], best[1], flips, score, tries, orders
+
+
+def _real_route(opts: GradientOptions, n: int, rank: int, score: float) -> str:
+    """Which twiddle model fits a repaired order: "complex", "rank2" or "both" (complex first).
+
+    Rank-1 orders and inexact ones always take the chain's own (complex) model. For an exact
+    rank-2 order of a real target, ``Re`` of a complex butterfly from random twiddles stalls in
+    local minima more and more often as N grows (measured with a known-right order, 0 of 4
+    random starts reached 1e-3 at N = 32, L-BFGS or dense Levenberg-Marquardt alike), while the
+    real rank-2 model (each twiddle a real 2x2 of 2x2 blocks, a superset of ``Re`` of complex
+    twiddles) reached 1e-13 from 5 of 5 random starts at N = 32 and 64.
+    """
+    from .permutation_search import EXACT
+
+    if rank != 2 or score > EXACT or opts.real_model == "complex":
+        return "complex"
+    if opts.real_model == "rank2" or n >= opts.rank2_from:
+        return "rank2"
+    return "both"
+
+
+def _fit_rank2(target, perm: np.ndarray, seed: int, goal: float, opts: GradientOptions,
+               report) -> tuple[list[Step], float, int]:
+    """Fit a real rank-2 butterfly (``rank2`` step) to ``target[:, perm]`` from random stages.
+
+    Every block rank-2 order is exactly such a product (the hierarchical factorization with
+    rank-2 blocks), and its least squares from random stages showed no local minima: L-BFGS
+    reaches ~1e-7 in 200 iterations and Levenberg-Marquardt finishes quadratically (the
+    GL(2) gauge at every intermediate coordinate leaves L-BFGS crawling, not LM). Returns the
+    best (steps, loss) and the number of random starts used.
+    """
+    n = target.shape[0]
+    rng = np.random.default_rng([seed, 7919])
+    best: tuple[list[Step], float] | None = None
+    tries = 0
+    for attempt in range(opts.rank2_tries):
+        stages = rng.standard_normal((log2_int(n), n // 2, 2, 2, 2, 2)) * 0.5
+        steps = [Step("permutation", np.asarray(perm)), Step("rank2", stages)]
+        steps, loss = _polish_steps(target, steps, _RANK2_LBFGS, goal / 100)
+        report("rank2", attempt, loss)
+        steps, loss = _polish_steps(target, steps, 0, goal / 100, newton=True, gn_iters=_RANK2_LM,
+                                    cg_iters=_RANK2_CG)
+        tries += 1
+        report("rank2", attempt, loss)
+        if best is None or loss < best[1]:
+            best = (steps, loss)
+        if best[1] <= goal:
+            break
+    return best[0], best[1], tries
+
+
+def log2_int(n: int) -> int:
+    return n.bit_length() - 1
+
+
+def _fitted(steps: list[Step]) -> str:
+    """The twiddle model of a result, for the log: "rank2", "complex" or "real"."""
+    kinds = {s.kind for s in steps}
+    if "rank2" in kinds:
+        return "rank2"
+    return "complex" if any(s.kind == "butterfly" and np.iscomplexobj(s.data) for s in steps) else "real"
+
+
+_RANK2_LBFGS = 200
+_RANK2_LM = 60
+_RANK2_CG = 200  # CG iterations per LM step beyond the dense size: the gauge makes J^T J ill-conditioned
 
 
 def _exact_score() -> float:
@@ -462,7 +543,7 @@ def _widen(step: Step) -> Step:
 
 
 def _polish_steps(target, steps: list[Step], max_iter: int, goal: float, newton: bool = False,
-                  newton_below: float = math.inf, gn_iters: int = 30) -> tuple[list[Step], float]:
+                  newton_below: float = math.inf, gn_iters: int = 30, cg_iters: int = 60) -> tuple[list[Step], float]:
     """Float64 L-BFGS (then Gauss-Newton when ``newton``) over the steps' numeric data.
 
     Returns the best steps seen and their loss. Gauss-Newton only runs when L-BFGS ended at or
@@ -501,22 +582,24 @@ def _polish_steps(target, steps: list[Step], max_iter: int, goal: float, newton:
             break
         best.restore()  # a stalled L-BFGS often has a spoilt curvature history: start it afresh
         opt, resets = _lbfgs(params, max_iter), resets + 1
-    if not params:
+    if not params or done == 0:
         with torch.no_grad():
             best.offer(float(relative_sq_error(module(eye), target, norm2)))
     best.restore()
     if params and goal < best.loss <= newton_below and newton:
-        _gauss_newton(module, eye, target, norm2, goal, best, gn_iters)
+        _gauss_newton(module, eye, target, norm2, goal, best, gn_iters, cg_iters)
         best.restore()
     return modules_to_steps(module), best.loss
 
 
 _CHUNK = 50
-_GN_CG = 60
+_GN_STRUCTURED = 4000  # rank-2 parameters up to which LM solves the normal equations exactly (N <= 64)
+_GN_DENSE = 4e6  # Jacobian entries (residuals x parameters) up to which LM forms it (N <= 32)
 _GN_STALL = 20  # stop Levenberg-Marquardt when this many steps have not halved the loss
 
 
-def _gauss_newton(module, eye, target, norm2, goal: float, best: "_Best", outer: int = 30) -> None:
+def _gauss_newton(module, eye, target, norm2, goal: float, best: "_Best", outer: int = 30,
+                  cg_iters: int = 60) -> None:
     """Levenberg-Marquardt on the residual, normal equations solved matrix-free by CG.
 
     ``J v`` comes from forward-mode AD and ``J^T u`` from reverse mode, so nothing of size
@@ -533,31 +616,163 @@ def _gauss_newton(module, eye, target, norm2, goal: float, best: "_Best", outer:
         return (torch.view_as_real(d) if d.is_complex() else d).reshape(-1) * scale
 
     ps = tuple(p.detach().clone() for p in module.parameters())
-    lam = 1e-4
+    structured = _rank2_layout(module)
+    size = sum(p.numel() for p in ps)
+    dense = size <= _GN_STRUCTURED if structured is not None else size * 2 * target.numel() <= _GN_DENSE
+    lam = 1e-3 if dense else 1e-4
     history: list[float] = []
+    normal_eq = None  # dense (J^T J, J^T r) at ps, kept across rejected steps
     for _ in range(outer):
         r, pullback = vjp(resid, *ps)
         loss = float(r.square().sum())
         history.append(loss)
         if loss <= goal or (len(history) > _GN_STALL and loss > 0.5 * history[-1 - _GN_STALL]):
             break
-        grad = pullback(r)
+        if dense:
+            if normal_eq is None and structured is not None:
+                normal_eq = _rank2_normal_equations(structured, ps[0], scale**2, pullback(r)[0])
+            elif normal_eq is None:
+                normal_eq = _normal_equations(resid, ps, r)
+            delta = _dense_step(normal_eq, ps, lam)
+        else:
+            grad = pullback(r)
 
-        def normal(v):
-            return tuple(a + lam * b for a, b in zip(pullback(jvp(resid, ps, v)[1]), v))
+            def normal(v):
+                return tuple(a + lam * b for a, b in zip(pullback(jvp(resid, ps, v)[1]), v))
 
-        delta = _cg(normal, tuple(-g for g in grad), _GN_CG)
+            delta = _cg(normal, tuple(-g for g in grad), cg_iters)
         trial = tuple(p + d for p, d in zip(ps, delta))
         with torch.no_grad():
             new = float(resid(*trial).square().sum())
         if new < loss:
-            ps, lam = trial, max(lam / 10, 1e-12)
+            ps, lam, normal_eq = trial, max(lam / 10, 1e-12), None
             _set_params(module, ps)
             best.offer(new)
         else:
             lam *= 10
             if lam > 1e4:
                 break
+
+
+def _normal_equations(resid, ps: tuple, r) -> tuple:
+    """``(J^T J, J^T r)`` from the explicit Jacobian (forward mode), for small problems."""
+    import torch
+    from torch.func import jacfwd
+
+    jac = jacfwd(resid, argnums=tuple(range(len(ps))))(*ps)
+    j = torch.cat([a.reshape(r.numel(), -1) for a in jac], dim=1)
+    return j.T @ j, j.T @ r
+
+
+def _rank2_layout(module) -> np.ndarray | None:
+    """The input permutation when ``module`` is exactly [permutation, rank2], else None."""
+    from ..torch_butterfly import FixedPermutation, Rank2
+
+    mods = list(module)
+    if len(mods) == 2 and isinstance(mods[0], FixedPermutation) and isinstance(mods[1], Rank2):
+        return mods[0].perm
+    return None
+
+
+def _rank2_normal_equations(perm, stages, scale2: float, grad) -> tuple:
+    """``(J^T J, J^T r)`` of a [permutation, rank2] model from Gram matrices, without forming J.
+
+    A stage entry maps one (position, slot) of the state before its stage to one after it, so
+    its Jacobian column is ``vec(a (x) b)``: ``a`` how the output reads the state after the stage,
+    ``b`` the state before it over all inputs. Hence ``J^T J = (A_l^T A_m) o (B_l^T B_m)``
+    entrywise, gathered per pair of levels: O(P^2) memory and no forward-mode pass over P
+    tangents (which costs ~10 s a step at N = 64).
+    """
+    import torch
+
+    levels, half = stages.shape[:2]
+    n = 2 * half
+    before = _rank2_states_before(perm, stages)  # l -> (N inputs, 2N)
+    after = [_rank2_readout(stages, lev) for lev in range(levels)]  # l -> (2N, N outputs)
+    index = [_rank2_param_index(n, lev) for lev in range(levels)]
+    rows = []
+    for l in range(levels):
+        out_l, in_l = index[l]
+        row = []
+        for m in range(levels):
+            out_m, in_m = index[m]
+            ga = (after[l] @ after[m].T)[out_l][:, out_m]
+            gb = (before[l].T @ before[m])[in_l][:, in_m]
+            row.append(ga * gb)
+        rows.append(torch.cat(row, dim=1))
+    return torch.cat(rows, dim=0) * scale2, grad.reshape(-1)
+
+
+def _rank2_states_before(perm, stages) -> list:
+    """The 2-slot state before every stage, for each input basis vector: ``(N, 2N)`` per level."""
+    import torch
+
+    levels, half = stages.shape[:2]
+    n = 2 * half
+    x = torch.eye(n, dtype=stages.dtype, device=stages.device)[:, perm]
+    state = torch.stack([x, torch.zeros_like(x)], dim=-1)
+    out = []
+    for lev in range(levels):
+        out.append(state.reshape(n, 2 * n))
+        state = _rank2_stage(stages[lev], state, lev)
+    return out
+
+
+def _rank2_readout(stages, level: int):
+    """How the output (slot 0 after the last stage) reads the state after stage ``level``: ``(2N, N)``."""
+    import torch
+
+    levels, half = stages.shape[:2]
+    n = 2 * half
+    state = torch.eye(2 * n, dtype=stages.dtype, device=stages.device).reshape(2 * n, n, 2)
+    for lev in range(level + 1, levels):
+        state = _rank2_stage(stages[lev], state, lev)
+    return state[..., 0]
+
+
+def _rank2_stage(stage, state, lev: int):
+    """One rank-2 stage on ``(batch, N, 2)`` states (the layout of ``rank2_multiply_torch``)."""
+    import torch
+
+    batch, n = state.shape[0], state.shape[1]
+    s = 1 << lev
+    v = state.reshape(batch, n // (2 * s), 2, s, 2)
+    t = stage.reshape(n // (2 * s), s, 2, 2, 2, 2)
+    return torch.einsum("bsoprq,zbrsq->zbosp", t, v).reshape(batch, n, 2)
+
+
+@functools.lru_cache(maxsize=64)
+def _rank2_param_index_np(n: int, lev: int) -> tuple[np.ndarray, np.ndarray]:
+    s = 1 << lev
+    i, o, p, r, q = np.meshgrid(np.arange(n // 2), *(np.arange(2),) * 4, indexing="ij")
+    b, low = i // s, i % s
+    out = (b * 2 * s + o * s + low) * 2 + p
+    inp = (b * 2 * s + r * s + low) * 2 + q
+    return out.reshape(-1), inp.reshape(-1)
+
+
+def _rank2_param_index(n: int, lev: int) -> tuple:
+    """For each entry of stage ``lev`` (flat, layout (N/2, 2, 2, 2, 2)): (output, input) state index."""
+    return _rank2_param_index_np(n, lev)
+
+
+def _dense_step(normal_eq: tuple, ps: tuple, lam: float) -> tuple:
+    """One Marquardt step solved exactly (no CG tolerance), split back into the parameters.
+
+    Damping is scaled by the diagonal of ``J^T J`` (Marquardt), which suits parameters of very
+    different sensitivity; the rank-2 model's GL(2) gauge makes ``J^T J`` singular, which the
+    damping handles while CG on the same system needs hundreds of iterations.
+    """
+    import torch
+
+    jtj, jtr = normal_eq
+    damp = jtj.diagonal().clamp_min(1e-12) * lam
+    flat = torch.linalg.solve(jtj + torch.diag(damp), -jtr)
+    out, at = [], 0
+    for p in ps:
+        out.append(flat[at:at + p.numel()].reshape(p.shape))
+        at += p.numel()
+    return tuple(out)
 
 
 def _cg(apply, rhs: tuple, iters: int) -> tuple:
