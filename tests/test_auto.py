@@ -161,3 +161,13 @@ def test_strict_budget_is_auto_only(tmp_path) -> None:
                           "--strict-budget", "-o", str(tmp_path / "x.h5")], capture_output=True, text=True)
     assert run.returncode == 2 and "--strict-budget apply to --solver auto" in run.stderr
     assert "Traceback" not in run.stderr and not (tmp_path / "x.h5").exists()
+
+
+def test_strict_budget_finds_an_exact_real_part_butterfly() -> None:
+    """DST-II at N = 8 is Re(B P): over the budget as QP, exact within it once the approximation's
+    polish ends near zero and the Gauss-Newton finish takes it to machine precision."""
+    f = learn(transforms.build("dst", 8), solver="auto", solver_options={"strict_budget": True})
+    assert f.meta["auto_route"] == "approximate" and f.structure == "RBP"
+    assert f.meta["exact"] and f.meta["rel_error"] <= 1e-12
+    assert "reached an exact fit" in f.meta["auto_reason"]
+    assert f.meta["near_exact_finish"]["rel_error_before"] > 1e-12

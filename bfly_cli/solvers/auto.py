@@ -68,8 +68,11 @@ def solve_auto(matrix: np.ndarray, budget: int = 1, strict_budget: bool = False)
         raise BflyError(f"no route could factor this matrix{within}: "
                         + "; ".join(f"{t['route']}: {t.get('reason', t['status'])}" for t in tried))
     name, steps, extra, err = _pick_inexact(results)
-    return steps, _meta(name, f"no exact structure found{' within the budget' if strict_budget else ''}; "
-                              f"best approximation rel_error {err:.2e}", tried, extra)
+    within = " within the budget" if strict_budget else ""
+    if err <= exact:  # the polish converged to an exact fit, e.g. Re(B P) for a small DCT
+        return steps, _meta(name, f"no exact structure route applied{within}; the approximation reached an exact "
+                                  f"fit: rel_error {err:.2e} <= {exact:g}", tried, extra)
+    return steps, _meta(name, f"no exact structure found{within}; best approximation rel_error {err:.2e}", tried, extra)
 
 
 def budget_real_params(n: int, budget: int) -> int:
