@@ -41,8 +41,16 @@ def _params_text(meta: dict[str, Any], params: int, n: int) -> str:
     real, dense = meta.get("real_params"), meta.get("dense_real_params")
     if real is None or dense is None:  # a file written before these fields existed
         return f"{params:,} vs dense {n * n:,} ({params / (n * n):.3g}x)"
-    dense = int(dense)
-    return f"{params:,} ({int(real):,} real numbers) vs dense {dense:,} real ({int(real) / dense:.3g}x)"
+    dense, real = int(dense), int(real)
+    as_real = f" ({real:,} real)" if real != params else ""
+    return f"{params:,}{as_real} vs dense {dense:,} real ({real / dense:.3g}x)"
+
+
+def _route_text(meta: dict[str, Any]) -> str:
+    """The route auto chose, with the reason's note when there is one (full reason: ``--json``)."""
+    reason = str(meta.get("auto_reason", ""))
+    note = reason.split("; note: ", 1)[1] if "; note: " in reason else ""
+    return f"{meta['auto_route']}" + (f" (note: {note})" if note else "")
 
 
 def summary_table(meta: dict[str, Any], title: str):
@@ -63,5 +71,5 @@ def summary_table(meta: dict[str, Any], title: str):
         table.add_row(key + (" (paper)" if key == "rmse" else ""), f"{float(meta[key]):.3e}")
     table.add_row("solver time", f"{float(meta['seconds']):.3f} s")
     if meta.get("auto_route"):
-        table.add_row("auto route", f"{meta['auto_route']}: {meta.get('auto_reason', '')}")
+        table.add_row("auto route", _route_text(meta))
     return table

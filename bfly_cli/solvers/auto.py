@@ -90,8 +90,8 @@ def _size_note(record: dict[str, Any], matrix: np.ndarray) -> str:
     dense = dense_real_params(matrix)
     if record["real_params"] < dense:
         return ""
-    return (f"; note: it stores {record['real_params']:,} real numbers, no fewer than the dense matrix's "
-            f"{dense:,} (exact but not a compression; --strict-budget caps exact structures too)")
+    return (f"; note: exact but not a compression ({record['real_params']:,} real numbers vs {dense:,} dense); "
+            "--strict-budget caps it")
 
 
 def check_budget(budget: Any) -> int:
