@@ -2,7 +2,9 @@
 
 For each transform and size: success rate over seeds (rel_error <= --target after the float64
 polish), median restarts and median wall seconds of the successful runs, the final relative error
-(median), the paper's RMSE and its trial budget beside them. Run small on a shared machine:
+(median), the paper's RMSE and its trial budget beside them, and which twiddle model the
+successful runs returned (``complex``: the chain itself, read through ``Re`` for a real target;
+``real``; ``rank2``: the real rank-2 model the learner uses for rank-2 orders). Run small on a shared machine:
 
     python benchmarks/bench_gradient.py --sizes 8,16 --seeds 3
 """
@@ -45,7 +47,7 @@ def run_cell(name: str, n: int, seeds: int, restarts: int, steps: int | None, ta
         factors = learn(matrix, solver="gradient", solver_options=options)
         runs.append({"ok": factors.meta["rel_error"] <= target, "restarts": factors.meta["restarts_used"],
                      "seconds": time.perf_counter() - start, "rel": factors.meta["rel_error"],
-                     "rmse": factors.meta["rmse"]})
+                     "rmse": factors.meta["rmse"], "fitted": factors.meta["solver_log"][-1].get("fitted", "?")})
     good = [r for r in runs if r["ok"]]
     return {
         "transform": name, "n": n, "model": CELLS[name], "success": f"{len(good)}/{len(runs)}",
@@ -55,7 +57,16 @@ def run_cell(name: str, n: int, seeds: int, restarts: int, steps: int | None, ta
         "median_rel_error": statistics.median(r["rel"] for r in runs),
         "median_rmse": statistics.median(r["rmse"] for r in runs),
         "paper_rmse": _paper_rmse(name, n),
+        "fitted": _fitted_summary(good),
     }
+
+
+def _fitted_summary(good: list[dict]) -> str:
+    """Which twiddle model the successful runs returned, e.g. ``rank2 10`` or ``complex 7, rank2 3``."""
+    counts: dict[str, int] = {}
+    for run in good:
+        counts[run["fitted"]] = counts.get(run["fitted"], 0) + 1
+    return ", ".join(f"{k} {v}" for k, v in sorted(counts.items())) or "-"
 
 
 def _paper_rmse(name: str, n: int) -> float | None:
@@ -75,7 +86,7 @@ def _fmt(value: object) -> str:
 
 def print_table(rows: list[dict]) -> None:
     cols = ["transform", "n", "model", "success", "median_restarts", "median_seconds", "max_seconds", "median_rel_error",
-            "median_rmse", "paper_rmse"]
+            "median_rmse", "paper_rmse", "fitted"]
     print("| " + " | ".join(cols) + " | paper trials |")
     print("|" + "---|" * (len(cols) + 1))
     for row in rows:
