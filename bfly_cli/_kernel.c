@@ -121,8 +121,12 @@ static inline Py_ssize_t r2_planes(int flags)
  * One batch uses the pool at a time; a concurrent caller (another Python thread) starts its own
  * threads instead, as every call did before the pool. */
 
-#define BFLY_SPIN_NS 200000     /* a worker stays awake this long after a batch */
+#ifndef BFLY_SPIN_NS
+#define BFLY_SPIN_NS 200000 /* a worker stays awake this long after a batch */
+#endif
+#ifndef BFLY_GRAINS_PER_THREAD
 #define BFLY_GRAINS_PER_THREAD 16 /* smaller grains: less idle tail, more counter traffic */
+#endif
 
 /* pool.state: generation (bits 33..63) | CLOSED (bit 32) | worker limit (16..31) | joined (0..15) */
 #define ST_GEN(w) ((w) >> 33)
