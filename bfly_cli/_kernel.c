@@ -266,31 +266,37 @@ static void *worker_main(void *arg)
     return NULL;
 }
 
-/* Start workers until there are `want` (fewer if the system refuses); call with `dispatch` held.
- * Workers block all signals, so Python's handlers keep running in the main thread. */
-static void grow_pool(int want)
+/* pthread_create with every signal blocked in the new thread, so Python's signal handling stays
+ * with the interpreter's threads.  Returns pthread_create's code. */
+static int start_thread(pthread_t *tid, void *(*fn)(void *), void *arg, int detached)
 {
     sigset_t all, old;
+    pthread_attr_t attr;
     sigfillset(&all);
     pthread_sigmask(SIG_SETMASK, &all, &old);
+    pthread_attr_init(&attr);
+    pthread_attr_setdetachstate(&attr, detached ? PTHREAD_CREATE_DETACHED : PTHREAD_CREATE_JOINABLE);
+    int rc = pthread_create(tid, &attr, fn, arg);
+    pthread_attr_destroy(&attr);
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    return rc;
+}
+
+/* Start workers until there are `want` (fewer if the system refuses); call with `dispatch` held. */
+static void grow_pool(int want)
+{
     while (pool.nworkers < want) {
         worker_t *wk = calloc(1, sizeof(worker_t));
         pthread_t tid;
-        pthread_attr_t attr;
         if (!wk)
-            break;
+            return;
         wk->seen = ST_GEN(__atomic_load_n(&pool.state, __ATOMIC_RELAXED));
-        pthread_attr_init(&attr);
-        pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
-        int rc = pthread_create(&tid, &attr, worker_main, wk);
-        pthread_attr_destroy(&attr);
-        if (rc != 0) {
+        if (start_thread(&tid, worker_main, wk, 1) != 0) {
             free(wk);
-            break;
+            return;
         }
-        pool.nworkers++;
+        __atomic_store_n(&pool.nworkers, pool.nworkers + 1, __ATOMIC_RELAXED);
     }
-    pthread_sigmask(SIG_SETMASK, &old, NULL);
 }
 
 /* After fork only the forking thread exists: forget the parent's workers (and any batch or lock
@@ -301,45 +307,48 @@ static void pool_after_fork_child(void)
     memcpy(&pool, &fresh, sizeof(pool));
 }
 
-/* Run `t` on the pool with up to `helpers` workers besides the caller; -1 if the pool is busy. */
-static int run_on_pool(task_t *t, int helpers, void *scratch)
+/* Make `t` the pool's batch for up to `helpers` workers and wake the sleeping ones. */
+static void publish_batch(const task_t *t, int helpers)
 {
-    if (pthread_mutex_trylock(&pool.dispatch) != 0)
-        return -1;
-    grow_pool(helpers);
-    if (helpers > pool.nworkers)
-        helpers = pool.nworkers;
     pool.task = *t;
-    pool.done = 0;
+    __atomic_store_n(&pool.done, 0, __ATOMIC_RELAXED); /* published by the release store below */
     uint64_t w = __atomic_load_n(&pool.state, __ATOMIC_RELAXED);
-    uint64_t next = ((ST_GEN(w) + 1) << 33) | ((uint64_t)helpers << 16);
-    __atomic_store_n(&pool.state, next, __ATOMIC_RELEASE);
+    __atomic_store_n(&pool.state, ((ST_GEN(w) + 1) << 33) | ((uint64_t)helpers << 16), __ATOMIC_RELEASE);
     pthread_mutex_lock(&pool.lock);
     pthread_cond_broadcast(&pool.wake);
     pthread_mutex_unlock(&pool.lock);
-    work(&pool.task, scratch);
-    /* no new workers from here on; wait for the registered ones to finish their last grain */
+}
+
+/* Close the batch to late workers, then wait for the registered ones to finish their last grain. */
+static void close_batch(void)
+{
     uint64_t joined = ST_JOINED(__atomic_fetch_or(&pool.state, ST_CLOSED, __ATOMIC_ACQ_REL));
     for (int k = 1; __atomic_load_n(&pool.done, __ATOMIC_ACQUIRE) < joined; k++)
         if (k % 1024 == 0)
             sched_yield(); /* a preempted worker needs a core more than we need to spin */
         else
             cpu_relax();
+}
+
+/* Run `t` on the pool with up to `helpers` workers besides the caller; -1 if the pool is busy. */
+static int run_on_pool(task_t *t, int helpers, void *scratch)
+{
+    if (pthread_mutex_trylock(&pool.dispatch) != 0)
+        return -1;
+    grow_pool(helpers);
+    publish_batch(t, helpers < pool.nworkers ? helpers : pool.nworkers);
+    work(&pool.task, scratch);
+    close_batch();
     pthread_mutex_unlock(&pool.dispatch);
     return 0;
 }
 
-typedef struct {
-    task_t *task;
-    int failed;
-} spawned_t;
-
 static void *spawned_main(void *arg)
 {
-    spawned_t *s = arg;
-    void *scratch = aligned_alloc(64, scratch_bytes(s->task->core));
+    task_t *t = arg;
+    void *scratch = aligned_alloc(64, scratch_bytes(t->core));
     if (scratch) /* without scratch it claims nothing: the others do its share */
-        work(s->task, scratch);
+        work(t, scratch);
     free(scratch);
     return NULL;
 }
@@ -348,13 +357,9 @@ static void *spawned_main(void *arg)
 static void run_spawned(task_t *t, int helpers, void *scratch)
 {
     pthread_t tids[BFLY_MAX_THREADS];
-    spawned_t args[BFLY_MAX_THREADS];
     int started = 0;
-    for (; started < helpers; started++) {
-        args[started] = (spawned_t){t, 0};
-        if (pthread_create(&tids[started], NULL, spawned_main, &args[started]) != 0)
-            break;
-    }
+    while (started < helpers && start_thread(&tids[started], spawned_main, t, 0) == 0)
+        started++;
     work(t, scratch);
     for (int k = 0; k < started; k++)
         pthread_join(tids[k], NULL);
