@@ -244,6 +244,9 @@ def test_rank2_model_fits_a_real_rank2_target_from_random_init():
     assert factors.meta["rel_error"] <= 1e-10
     assert [s.kind for s in factors.steps] == ["permutation", "rank2"]
     assert factors.meta["solver_log"][-1]["fitted"] == "rank2"
+    again = learn(matrix, solver="gradient",
+                  solver_options={"model": "BPP", "restarts": 2, "seed": 0, "steps": 50, "real_model": "rank2"})
+    assert all(np.array_equal(a.data, b.data) for a, b in zip(factors.steps, again.steps))  # deterministic
 
 
 def test_rank2_normal_equations_match_the_explicit_jacobian():
