@@ -30,7 +30,7 @@ PAPER_TRIALS = "20-160"  # the paper's random trials per size (Hyperband, 8 GPUs
 
 
 def run_cell(name: str, n: int, seeds: int, restarts: int, steps: int | None, target: float,
-             time_limit: float | None) -> dict:
+             time_limit: float | None, first_seed: int = 0) -> dict:
     """Learn ``name`` at size ``n`` once per seed; summarize successes, restarts and seconds.
 
     ``time_limit`` stops a run from starting another restart after that many seconds (a run
@@ -38,7 +38,7 @@ def run_cell(name: str, n: int, seeds: int, restarts: int, steps: int | None, ta
     """
     matrix = transforms.build(name, n)
     runs = []
-    for seed in range(seeds):
+    for seed in range(first_seed, first_seed + seeds):
         start = time.perf_counter()
         options = {"model": CELLS[name], "restarts": restarts, "seed": seed, "target": target,
                    "time_limit": time_limit}
@@ -99,6 +99,7 @@ def main() -> None:
     parser.add_argument("--sizes", default="8,16,32,64,128,256")
     parser.add_argument("--conv-max", type=int, default=64, help="largest N for convolution (BPBP)")
     parser.add_argument("--seeds", type=int, default=10)
+    parser.add_argument("--first-seed", type=int, default=0, help="seeds first-seed .. first-seed+seeds-1")
     parser.add_argument("--restarts", type=int, default=8)
     parser.add_argument("--steps", type=int, default=None, help="Adam steps (default: the solver's)")
     parser.add_argument("--time-limit", type=float, default=120.0, help="seconds per run before no new restart")
@@ -113,7 +114,8 @@ def main() -> None:
         for n in (int(s) for s in args.sizes.split(",")):
             if name == "convolution" and n > args.conv_max:
                 continue
-            rows.append(run_cell(name, n, args.seeds, args.restarts, args.steps, args.target, args.time_limit))
+            rows.append(run_cell(name, n, args.seeds, args.restarts, args.steps, args.target, args.time_limit,
+                                 args.first_seed))
             print(json.dumps(rows[-1]), flush=True)
     print_table(rows)
     print(f"load average at end: {os.getloadavg()}")
