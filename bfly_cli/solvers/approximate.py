@@ -48,7 +48,7 @@ _SINGLE_PASSES = 1.0  # single-block evaluation cost, in passes over N^2 (calibr
 _KICK = 1e-3  # relative size of the imaginary perturbation that breaks the real stationary point
 _EXACT = 1e-13  # below this the polish already found an exact fit
 _NEAR = 1e-4  # above this no exact structure is near: no Gauss-Newton finish
-_NEAR_MAX_N = 256  # the finish forms dense Jacobian-vector products: cheap only at small N
+_NEAR_MAX_N = 64  # seconds at N <= 64; measured 40 s at N = 256 (a noisy butterfly), too slow for a default
 _NEAR_ITERS = 300
 
 
