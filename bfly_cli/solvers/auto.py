@@ -13,8 +13,9 @@ untied complex B.P, i.e. ``budget * 4 N log2 N`` real numbers). Exact structures
 unless ``strict_budget`` is set (CLI ``--strict-budget``); parameter counts compare in *real*
 numbers (``Factors.n_real_params``), the only unit in which a real rank-2 chain, a complex
 butterfly and the dense matrix are comparable. Routes 3 and 4 are imported lazily; a route whose
-module is missing or that raises :class:`RouteUnavailable` is recorded as skipped with its reason. Every route's outcome
-goes into the metadata (``auto_tried``), so the file says what was tried and why the winner won.
+module is missing or that raises :class:`RouteUnavailable` is recorded as skipped with its reason.
+Every route's outcome goes into the metadata (``auto_tried``), so the file says what was tried and
+why the winner won.
 """
 
 from __future__ import annotations
