@@ -219,6 +219,12 @@ def bit_reversal(n: int) -> np.ndarray:
     return rev
 
 
+def dense_real_params(matrix: np.ndarray) -> int:
+    """Real numbers of a dense matrix (a complex entry counts twice): what ``n_real_params`` is
+    compared with."""
+    return int(matrix.size) * (2 if np.iscomplexobj(matrix) else 1)
+
+
 def log2_exact(n: int) -> int:
     """log2 of a power of two, or -1 when ``n`` is not one."""
     return n.bit_length() - 1 if n >= 1 and n & (n - 1) == 0 else -1

@@ -17,7 +17,7 @@ import numpy as np
 
 from ._version import __version__
 from .errors import BflyError, CheckFailed
-from .factors import Factors, Step
+from .factors import Factors, Step, dense_real_params
 from .metrics import error_report, exact_threshold
 from .solvers import SOLVERS
 
@@ -88,8 +88,8 @@ def learn(
     seconds = time.perf_counter() - start
     factors = Factors(matrix.shape[0], steps)
     errors = error_report(factors.to_dense_fast(), matrix)  # kernel when built: several x faster at large N
-    dense_real = int(matrix.size) * (2 if np.iscomplexobj(matrix) else 1)
-    factors.meta = _metadata(factors, solver, seconds, errors, meta or {}, {"dense_real_params": dense_real, **extra})
+    dense = {"dense_real_params": dense_real_params(matrix)}
+    factors.meta = _metadata(factors, solver, seconds, errors, meta or {}, {**dense, **extra})
     if tol is not None and errors["rel_error"] > tol:
         failure = CheckFailed(f"rel_error {errors['rel_error']:.3g} is above --tol {tol:g}")
         failure.factors = factors

@@ -44,11 +44,17 @@ def rank2_multiply_torch(stages: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
     batch = x.shape[:-1]
     state = torch.stack([x, torch.zeros_like(x)], dim=-1)
     for lev in range(levels):
-        s = 1 << lev
-        v = state.reshape(*batch, n // (2 * s), 2, s, 2)
-        t = stages[lev].reshape(n // (2 * s), s, 2, 2, 2, 2).to(v.dtype)
-        state = torch.einsum("bsoprq,...brsq->...bosp", t, v).reshape(*batch, n, 2)
+        state = rank2_stage_torch(stages[lev], state, lev)
     return state[..., 0]
+
+
+def rank2_stage_torch(stage: torch.Tensor, state: torch.Tensor, lev: int) -> torch.Tensor:
+    """One ``rank2`` stage (stride ``2**lev``) on 2-slot states ``(..., N, 2)``."""
+    batch, n = state.shape[:-2], state.shape[-2]
+    s = 1 << lev
+    v = state.reshape(*batch, n // (2 * s), 2, s, 2)
+    t = stage.reshape(n // (2 * s), s, 2, 2, 2, 2).to(v.dtype)
+    return torch.einsum("bsoprq,...brsq->...bosp", t, v).reshape(*batch, n, 2)
 
 
 def factors_to_torch(factors: Factors, device: str | torch.device = "cpu") -> list[tuple[str, torch.Tensor | None]]:

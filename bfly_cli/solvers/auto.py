@@ -26,7 +26,7 @@ from typing import Any, Callable
 import numpy as np
 
 from ..errors import BflyError
-from ..factors import Factors, Step
+from ..factors import Factors, Step, dense_real_params
 from ..metrics import exact_threshold
 from . import RouteUnavailable
 
@@ -79,11 +79,6 @@ def solve_auto(matrix: np.ndarray, budget: int = 1, strict_budget: bool = False)
 def budget_real_params(n: int, budget: int) -> int:
     """Real numbers in ``budget`` untied complex B.P's: ``budget * 2 N log2 N`` complex twiddles."""
     return budget * 4 * n * max(n.bit_length() - 1, 1)
-
-
-def dense_real_params(matrix: np.ndarray) -> int:
-    """Real numbers of the dense matrix (a complex entry counts twice)."""
-    return int(matrix.size) * (2 if np.iscomplexobj(matrix) else 1)
 
 
 def _size_note(record: dict[str, Any], matrix: np.ndarray) -> str:

@@ -35,7 +35,7 @@ from typing import Any, Callable, Sequence
 import numpy as np
 
 from ..errors import BflyError
-from ..factors import Step
+from ..factors import Step, log2_exact
 
 ProgressFn = Callable[[dict[str, Any]], None]
 
@@ -268,26 +268,34 @@ def _fit_rank2(target, perm: np.ndarray, seed: int, goal: float, opts: GradientO
     """
     n = target.shape[0]
     rng = np.random.default_rng([seed, 7919])
-    best: tuple[list[Step], float] | None = None
-    tries = 0
-    for attempt in range(opts.rank2_tries):
-        stages = rng.standard_normal((log2_int(n), n // 2, 2, 2, 2, 2)) * 0.5
+
+    def fit(attempt: int) -> tuple[list[Step], float]:
+        stages = rng.standard_normal((log2_exact(n), n // 2, 2, 2, 2, 2)) * 0.5
         steps = [Step("permutation", np.asarray(perm)), Step("rank2", stages)]
         steps, loss = _polish_steps(target, steps, _RANK2_LBFGS, goal / 100)
         report("rank2", attempt, loss)
         steps, loss = _polish_steps(target, steps, 0, goal / 100, newton=True, gn_iters=_RANK2_LM,
                                     cg_iters=_RANK2_CG)
-        tries += 1
         report("rank2", attempt, loss)
+        return steps, loss
+
+    return _best_of_starts(opts.rank2_tries, fit, goal)
+
+
+def _best_of_starts(count: int, fit: Callable[[int], tuple[list[Step], float]],
+                    good: float) -> tuple[list[Step], float, int]:
+    """``fit(attempt)`` for attempt 0, 1, ... < ``count``, stopping once the best loss is <= ``good``.
+
+    Returns the best (steps, loss) and the number of starts used.
+    """
+    best: tuple[list[Step], float] | None = None
+    for attempt in range(count):
+        steps, loss = fit(attempt)
         if best is None or loss < best[1]:
             best = (steps, loss)
-        if best[1] <= goal:
-            break
-    return best[0], best[1], tries
-
-
-def log2_int(n: int) -> int:
-    return n.bit_length() - 1
+        if best[1] <= good:
+            return best[0], best[1], attempt + 1
+    return best[0], best[1], count
 
 
 def _fitted(steps: list[Step]) -> str:
@@ -361,18 +369,14 @@ def _fit_twiddles(model, choices, target, opts: GradientOptions, draw: tuple[int
     """
     seed, real = draw
     template = model.to_steps(choices)
-    best: tuple[list[Step], float] | None = None
-    tries = 0
-    for attempt in range(opts.fit_tries + 1):
+
+    def fit(attempt: int) -> tuple[list[Step], float]:
         start = template if attempt == 0 else _random_twiddles(template, seed, attempt, real)
         steps, loss = _polish_steps(target, start, opts.fit_iters, goal / 100)
-        tries += 1
         report("fit", attempt, loss)
-        if best is None or loss < best[1]:
-            best = (steps, loss)
-        if best[1] <= _CLEARLY_RIGHT:
-            break
-    return best[0], best[1], tries
+        return steps, loss
+
+    return _best_of_starts(opts.fit_tries + 1, fit, _CLEARLY_RIGHT)
 
 
 def _random_twiddles(steps: list[Step], seed: int, attempt: int, real: bool = False) -> list[Step]:
@@ -746,6 +750,8 @@ def _rank2_states_before(perm, stages) -> list:
     """The 2-slot state before every stage, for each input basis vector: ``(N, 2N)`` per level."""
     import torch
 
+    from ..torch_ops import rank2_stage_torch
+
     levels, half = stages.shape[:2]
     n = 2 * half
     x = torch.eye(n, dtype=stages.dtype, device=stages.device)[:, perm]
@@ -753,7 +759,7 @@ def _rank2_states_before(perm, stages) -> list:
     out = []
     for lev in range(levels):
         out.append(state.reshape(n, 2 * n))
-        state = _rank2_stage(stages[lev], state, lev)
+        state = rank2_stage_torch(stages[lev], state, lev)
     return out
 
 
@@ -761,23 +767,14 @@ def _rank2_readout(stages, level: int):
     """How the output (slot 0 after the last stage) reads the state after stage ``level``: ``(2N, N)``."""
     import torch
 
+    from ..torch_ops import rank2_stage_torch
+
     levels, half = stages.shape[:2]
     n = 2 * half
     state = torch.eye(2 * n, dtype=stages.dtype, device=stages.device).reshape(2 * n, n, 2)
     for lev in range(level + 1, levels):
-        state = _rank2_stage(stages[lev], state, lev)
+        state = rank2_stage_torch(stages[lev], state, lev)
     return state[..., 0]
-
-
-def _rank2_stage(stage, state, lev: int):
-    """One rank-2 stage on ``(batch, N, 2)`` states (the layout of ``rank2_multiply_torch``)."""
-    import torch
-
-    batch, n = state.shape[0], state.shape[1]
-    s = 1 << lev
-    v = state.reshape(batch, n // (2 * s), 2, s, 2)
-    t = stage.reshape(n // (2 * s), s, 2, 2, 2, 2)
-    return torch.einsum("bsoprq,zbrsq->zbosp", t, v).reshape(batch, n, 2)
 
 
 @functools.lru_cache(maxsize=64)
