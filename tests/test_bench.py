@@ -149,6 +149,20 @@ def test_cuda_without_gpu_is_one_line_exit_2(bfly, files):
     assert result.stderr.count("\n") == 1 and "cuda" in result.stderr
 
 
+def test_bench_on_cuda_agrees_with_the_reference(bfly, files):
+    """On a GPU: every timed method (torch path, dense, torch.fft) computes the reference product."""
+    import torch
+
+    if not torch.cuda.is_available():
+        pytest.skip("no CUDA GPU")
+    for name in ("dft", "dct", "matrix"):
+        doc = _bench_json(bfly, files[name], "--device", "cuda")
+        assert doc["device"] == "cuda"
+        for key, diff in doc["rel_diff"].items():
+            assert diff is None or diff < 1e-10, (name, key)
+        assert all(row["us_per_vector"]["butterfly"] > 0 for row in doc["results"])
+
+
 @pytest.mark.parametrize("args", [("--batch", "0"), ("--batch", "1,x"), ("--repeat", "0"), ("--threads", "0"),
                                   ("--device", "tpu")])
 def test_bad_options_exit_2(bfly, files, args):

@@ -175,3 +175,23 @@ def test_cuda_forward_backward_match_cpu():
     a.abs().sum().backward()
     b.abs().sum().backward()
     assert torch.allclose(cpu.twiddle.grad[0], gpu.twiddle.grad[0].cpu())
+
+
+@CUDA
+def test_cuda_chain_and_saved_steps_match_cpu():
+    """A BPP chain with soft permutations, and a file's steps (rank2 included), agree on CPU and GPU."""
+    from bfly_cli.torch_butterfly import steps_to_modules
+
+    torch.manual_seed(0)
+    cpu = ButterflyChain(16, "BPP", complex=True, real_output=True, dtype=torch.float64)
+    gpu = ButterflyChain(16, "BPP", complex=True, real_output=True, dtype=torch.float64)
+    gpu.load_state_dict(cpu.state_dict())
+    gpu = gpu.cuda()
+    x = torch.randn(5, 16, dtype=torch.float64, generator=_gen(2))
+    assert torch.allclose(cpu(x), gpu(x.cuda()).cpu())
+    rng = np.random.default_rng(0)
+    steps = [Step("permutation", rng.permutation(16)), Step("rank2", rng.standard_normal((4, 8, 2, 2, 2, 2)))]
+    a = steps_to_modules(steps)(x)
+    b = steps_to_modules(steps, device="cuda")(x.cuda()).cpu()
+    assert torch.allclose(a, b)
+    assert np.allclose(a.detach().numpy(), Factors(16, steps).apply(x.numpy()))

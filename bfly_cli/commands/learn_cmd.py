@@ -25,7 +25,7 @@ def learn(
     lr: Optional[float] = typer.Option(None, "--lr", help="gradient only: fixed learning rate [default: log-uniform per restart]."),
     device: Optional[str] = typer.Option(None, "--device", help="gradient only: cpu or cuda [default: cpu]."),
     dtype: str = typer.Option("float64", "--dtype", help="Working precision: float64 or float32."),
-    seed: Optional[int] = typer.Option(None, "--seed", help="Seed for random targets (convolution, randn) [default: 0]."),
+    seed: Optional[int] = typer.Option(None, "--seed", help="Seed for random targets (convolution, randn) and for --solver gradient's restarts [default: 0]."),
     norm: Optional[str] = typer.Option(None, "--norm", help="dct/dst only: 'ortho' for the orthonormal variant."),
     filter_path: Optional[Path] = typer.Option(None, "--filter", help="convolution only: the filter as a 1-D .npy file."),
     tol: Optional[float] = typer.Option(None, "--tol", help="Fail (exit 1) when rel_error is above this."),
@@ -39,7 +39,8 @@ def learn(
     from ..learn import learn as learn_factors
     from ..targets import resolve
 
-    options = {"seed": seed, "norm": norm, "filter": str(filter_path) if filter_path else None}
+    options = {"seed": _target_seed(target, solver, seed), "norm": norm,
+               "filter": str(filter_path) if filter_path else None}
     with progress_status("building target", quiet or as_json):
         tgt = resolve(target, n, **options)
     out = output or Path(f"{tgt.name}-{tgt.n}.h5")
@@ -63,6 +64,16 @@ def learn(
     _report(factors.meta, saved, as_json, quiet)
     if failure:
         raise failure
+
+
+def _target_seed(target: str, solver: str, seed: int | None) -> int | None:
+    """The ``--seed`` a target gets: with ``--solver gradient`` it seeds the restarts, so a
+    transform that draws nothing at random (dft, dct, ...) does not also reject it."""
+    import transforms
+
+    if solver == "gradient" and target in transforms.names() and "seed" not in transforms.get(target).options:
+        return None
+    return seed
 
 
 def _solver_options(solver: str, budget: int | None, strict_budget: bool = False) -> dict:
