@@ -140,8 +140,9 @@ def tool_bin(tmp_path_factory) -> Path:
     bin_dir = tmp_path_factory.mktemp("bin")
     (bin_dir / "bfly").write_text(f'#!/bin/sh\nexec "{sys.executable}" -m bfly_cli.cli "$@"\n')
     (bin_dir / "bfly").chmod(0o755)
-    for name in ("python", "python3"):
-        (bin_dir / name).symlink_to(sys.executable)
+    for name in ("python", "python3"):  # a wrapper, not a symlink: a venv's python finds its
+        (bin_dir / name).write_text(f'#!/bin/sh\nexec "{sys.executable}" "$@"\n')  # pyvenv.cfg by path
+        (bin_dir / name).chmod(0o755)
     return bin_dir
 
 
