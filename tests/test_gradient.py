@@ -276,7 +276,7 @@ def test_rank2_model_fits_a_real_rank2_target_from_random_init():
 def test_rank2_normal_equations_match_the_explicit_jacobian():
     from torch.func import jacfwd
 
-    from bfly_cli.solvers.gradient import _rank2_normal_equations
+    from bfly_cli.solvers.rank2_lsq import normal_equations
     from bfly_cli.torch_ops import rank2_multiply_torch
 
     n = 8
@@ -289,7 +289,7 @@ def test_rank2_normal_equations_match_the_explicit_jacobian():
         return (rank2_multiply_torch(st, eye[:, perm]) - target).reshape(-1)
 
     jac = jacfwd(resid)(stages).reshape(n * n, -1)
-    jtj, jtr = _rank2_normal_equations(torch.as_tensor(perm), stages, 1.0, jac.T @ resid(stages))
+    jtj, jtr = normal_equations(torch.as_tensor(perm), stages, 1.0, jac.T @ resid(stages))
     assert torch.allclose(jtj, jac.T @ jac, atol=1e-12)
 
 

@@ -26,7 +26,6 @@ public polish step for other solvers' approximate results.
 
 from __future__ import annotations
 
-import functools
 import math
 import time
 from dataclasses import asdict, dataclass
@@ -266,6 +265,10 @@ def _fit_rank2(target, perm: np.ndarray, seed: int, goal: float, opts: GradientO
     GL(2) gauge at every intermediate coordinate leaves L-BFGS crawling, not LM). Returns the
     best (steps, loss) and the number of random starts used.
     """
+    import torch
+
+    from . import rank2_lsq
+
     n = target.shape[0]
     rng = np.random.default_rng([seed, 7919])
 
@@ -274,9 +277,15 @@ def _fit_rank2(target, perm: np.ndarray, seed: int, goal: float, opts: GradientO
         steps = [Step("permutation", np.asarray(perm)), Step("rank2", stages)]
         steps, loss = _polish_steps(target, steps, _RANK2_LBFGS, goal / 100)
         report("rank2", attempt, loss)
-        steps, loss = _polish_steps(target, steps, 0, goal / 100, newton=True, gn_iters=_RANK2_LM,
-                                    cg_iters=_RANK2_CG)
-        report("rank2", attempt, loss)
+        if loss <= _RANK2_ALS_BELOW:
+            stages, loss = rank2_lsq.alternate(perm, torch.as_tensor(steps[1].data, device=target.device),
+                                               target, goal / 100)
+            steps = [steps[0], Step("rank2", stages.cpu().numpy())]
+            report("rank2", attempt, loss)
+        if loss > goal / 100:  # rarely needed: Levenberg-Marquardt from where that ended
+            steps, loss = _polish_steps(target, steps, 0, goal / 100, newton=True, gn_iters=_RANK2_LM,
+                                        cg_iters=_RANK2_CG)
+            report("rank2", attempt, loss)
         return steps, loss
 
     return _best_of_starts(opts.rank2_tries, fit, goal)
@@ -307,6 +316,7 @@ def _fitted(steps: list[Step]) -> str:
 
 
 _RANK2_LBFGS = 200
+_RANK2_ALS_BELOW = 1e-2  # alternating least squares from this loss on (L-BFGS has balanced the stages)
 _RANK2_LM = 60
 _RANK2_CG = 200  # preconditioned CG iterations per LM step beyond the structured dense size
 
@@ -619,6 +629,8 @@ def _gauss_newton(module, eye, target, norm2, goal: float, best: "_Best", outer:
         d = functional_call(module, dict(zip(names, ps)), (eye,)) - target
         return (torch.view_as_real(d) if d.is_complex() else d).reshape(-1) * scale
 
+    from . import rank2_lsq
+
     ps = tuple(p.detach().clone() for p in module.parameters())
     structured = _rank2_layout(module)
     size = sum(p.numel() for p in ps)
@@ -635,7 +647,7 @@ def _gauss_newton(module, eye, target, norm2, goal: float, best: "_Best", outer:
             break
         if dense:
             if normal_eq is None and structured is not None:
-                normal_eq = _rank2_normal_equations(structured, ps[0], scale**2, pullback(r)[0])
+                normal_eq = rank2_lsq.normal_equations(structured, ps[0], scale**2, pullback(r)[0])
             elif normal_eq is None:
                 normal_eq = _normal_equations(resid, ps, r)
             delta = _dense_step(normal_eq, ps, lam)
@@ -648,7 +660,7 @@ def _gauss_newton(module, eye, target, norm2, goal: float, best: "_Best", outer:
             precond = None
             if structured is not None:
                 if blocks is None:
-                    blocks = _rank2_level_blocks(structured, ps[0], scale**2)
+                    blocks = rank2_lsq.level_blocks(structured, ps[0], scale**2)
                 precond = _block_jacobi(blocks, lam)
             delta = _cg(normal, tuple(-g for g in grad), cg_iters, precond)
         trial = tuple(p + d for p, d in zip(ps, delta))
@@ -684,47 +696,6 @@ def _rank2_layout(module) -> np.ndarray | None:
     return None
 
 
-def _rank2_normal_equations(perm, stages, scale2: float, grad) -> tuple:
-    """``(J^T J, J^T r)`` of a [permutation, rank2] model from Gram matrices, without forming J.
-
-    A stage entry maps one (position, slot) of the state before its stage to one after it, so
-    its Jacobian column is ``vec(a (x) b)``: ``a`` how the output reads the state after the stage,
-    ``b`` the state before it over all inputs. Hence ``J^T J = (A_l^T A_m) o (B_l^T B_m)``
-    entrywise, gathered per pair of levels: O(P^2) memory and no forward-mode pass over P
-    tangents (which costs ~10 s a step at N = 64).
-    """
-    import torch
-
-    levels, half = stages.shape[:2]
-    n = 2 * half
-    before = _rank2_states_before(perm, stages)  # l -> (N inputs, 2N)
-    after = [_rank2_readout(stages, lev) for lev in range(levels)]  # l -> (2N, N outputs)
-    index = [_rank2_param_index(n, lev) for lev in range(levels)]
-    rows = []
-    for l in range(levels):
-        out_l, in_l = index[l]
-        row = []
-        for m in range(levels):
-            out_m, in_m = index[m]
-            ga = (after[l] @ after[m].T)[out_l][:, out_m]
-            gb = (before[l].T @ before[m])[in_l][:, in_m]
-            row.append(ga * gb)
-        rows.append(torch.cat(row, dim=1))
-    return torch.cat(rows, dim=0) * scale2, grad.reshape(-1)
-
-
-def _rank2_level_blocks(perm, stages, scale2: float) -> list:
-    """The per-level diagonal blocks of ``J^T J`` (see :func:`_rank2_normal_equations`)."""
-    levels, half = stages.shape[:2]
-    before = _rank2_states_before(perm, stages)
-    out = []
-    for lev in range(levels):
-        out_i, in_i = _rank2_param_index(2 * half, lev)
-        after = _rank2_readout(stages, lev)
-        out.append((after @ after.T)[out_i][:, out_i] * (before[lev].T @ before[lev])[in_i][:, in_i] * scale2)
-    return out
-
-
 def _block_jacobi(blocks: list, lam: float) -> Callable:
     """Preconditioner solving each level's Marquardt-damped diagonal block exactly (Cholesky).
 
@@ -744,48 +715,6 @@ def _block_jacobi(blocks: list, lam: float) -> Callable:
         return (torch.stack(out).reshape(r[0].shape),)
 
     return apply
-
-
-def _rank2_states_before(perm, stages) -> list:
-    """The 2-slot state before every stage, for each input basis vector: ``(N, 2N)`` per level."""
-    import torch
-
-    from ..torch_ops import rank2_stage_torch
-
-    levels, half = stages.shape[:2]
-    n = 2 * half
-    x = torch.eye(n, dtype=stages.dtype, device=stages.device)[:, perm]
-    state = torch.stack([x, torch.zeros_like(x)], dim=-1)
-    out = []
-    for lev in range(levels):
-        out.append(state.reshape(n, 2 * n))
-        state = rank2_stage_torch(stages[lev], state, lev)
-    return out
-
-
-def _rank2_readout(stages, level: int):
-    """How the output (slot 0 after the last stage) reads the state after stage ``level``: ``(2N, N)``."""
-    import torch
-
-    from ..torch_ops import rank2_stage_torch
-
-    levels, half = stages.shape[:2]
-    n = 2 * half
-    state = torch.eye(2 * n, dtype=stages.dtype, device=stages.device).reshape(2 * n, n, 2)
-    for lev in range(level + 1, levels):
-        state = rank2_stage_torch(stages[lev], state, lev)
-    return state[..., 0]
-
-
-@functools.lru_cache(maxsize=64)
-def _rank2_param_index(n: int, lev: int) -> tuple[np.ndarray, np.ndarray]:
-    """For each entry of stage ``lev`` (flat, layout (N/2, 2, 2, 2, 2)): its (output, input) state index."""
-    s = 1 << lev
-    i, o, p, r, q = np.meshgrid(np.arange(n // 2), *(np.arange(2),) * 4, indexing="ij")
-    b, low = i // s, i % s
-    out = (b * 2 * s + o * s + low) * 2 + p
-    inp = (b * 2 * s + r * s + low) * 2 + q
-    return out.reshape(-1), inp.reshape(-1)
 
 
 def _dense_step(normal_eq: tuple, ps: tuple, lam: float) -> tuple:
