@@ -293,6 +293,64 @@ def test_rank2_normal_equations_match_the_explicit_jacobian():
     assert torch.allclose(jtj, jac.T @ jac, atol=1e-12)
 
 
+def _random_rank2_problem(n: int, seed: int):
+    """An exactly rank-2 target (random stages, random order) and a random start, transposed."""
+    from bfly_cli.solvers.rank2_lsq import model_output
+
+    rng = np.random.default_rng(seed)
+    levels = int(np.log2(n))
+    perm = rng.permutation(n)
+    truth = torch.as_tensor(rng.standard_normal((levels, n // 2, 2, 2, 2, 2)) * 0.7)
+    start = torch.as_tensor(rng.standard_normal((levels, n // 2, 2, 2, 2, 2)) * 0.5)
+    return perm, model_output(perm, truth), start
+
+
+def test_level_solve_is_the_exact_least_squares_of_that_level():
+    """One level with the others fixed: the solve matches lstsq on the explicit Jacobian."""
+    from torch.func import jacfwd
+
+    from bfly_cli.solvers.rank2_lsq import _solve_level, param_index, readout, states_before
+    from bfly_cli.torch_ops import rank2_multiply_torch
+
+    n, lev = 8, 1
+    perm, target, stages = _random_rank2_problem(n, 3)
+    before, after = states_before(perm, stages)[lev], readout(stages, lev)
+    solved = _solve_level(before, after, target, stages[lev], param_index(n, lev))
+    eye = torch.eye(n, dtype=torch.float64)
+
+    def resid(level_entries):
+        st = torch.cat([stages[:lev], level_entries[None], stages[lev + 1:]])
+        return (rank2_multiply_torch(st, eye[:, perm]) - target).reshape(-1)
+
+    jac = jacfwd(resid)(stages[lev]).reshape(n * n, -1)
+    best = torch.linalg.lstsq(jac, -(resid(stages[lev]) - jac @ stages[lev].reshape(-1))).solution
+    assert torch.allclose(resid(solved).square().sum(), resid(best.reshape(stages[lev].shape)).square().sum(),
+                          rtol=1e-8, atol=1e-20)
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_alternating_least_squares_reaches_an_exact_rank2_target(seed):
+    from bfly_cli.solvers.gradient import _polish_steps
+    from bfly_cli.solvers.rank2_lsq import alternate, relative_loss
+
+    n = 16
+    perm, target, start = _random_rank2_problem(n, seed)
+    steps, loss = _polish_steps(target, [Step("permutation", perm), Step("rank2", start.numpy())], 100, 0.0)
+    stages, final = alternate(perm, torch.as_tensor(steps[1].data), target, 1e-24)
+    assert final <= min(loss, 1e-20)
+    assert final == pytest.approx(relative_loss(perm, stages, target, float(target.square().sum())))
+
+
+def test_alternating_least_squares_never_returns_worse_than_its_start():
+    from bfly_cli.solvers.rank2_lsq import alternate, relative_loss
+
+    perm, _, start = _random_rank2_problem(8, 5)
+    target = torch.as_tensor(np.random.default_rng(9).standard_normal((8, 8)))  # not rank-2 exact
+    norm2 = float(target.square().sum())
+    stages, loss = alternate(perm, start, target, 0.0, sweeps=5)
+    assert loss <= relative_loss(perm, start, target, norm2)
+
+
 def test_unknown_real_model_is_named():
     with pytest.raises(BflyError, match="real_model"):
         solve_gradient(transforms.build("dct", 4), real_model="bogus")
