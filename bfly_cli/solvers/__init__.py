@@ -9,7 +9,8 @@ A solver sees only the matrix, never the transform's name.
 ``auto``          tries B.P, real_rank2, two butterflies, then the best approximation, and keeps
                   the first exact one (:mod:`.auto`).
 ``gradient``      the seed paper's differentiable learner: BP/BPP/BPBP from random init with
-                  a relaxed permutation, neighbour search and float64 polish (:mod:`.gradient`).
+                  a relaxed permutation, neighbour search and float64 polish (:mod:`.gradient`;
+                  least squares of its real rank-2 model in :mod:`.rank2_lsq`).
 """
 
 from __future__ import annotations

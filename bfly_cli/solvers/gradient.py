@@ -14,6 +14,9 @@ its relaxed permutations then rounded to hard ones. What follows is beyond the p
 2. **Twiddle fit and float64 polish.** With the permutations fixed, the relaxed twiddles and a
    few fresh random sets get a short float64 L-BFGS each; the best goes on to L-BFGS and
    Levenberg-Marquardt in float64, to the target (default 1e-10), keeping the best iterate.
+   A real target whose order needs rank 2 is fitted by the real rank-2 model instead (random
+   stages, L-BFGS, then alternating least squares, :mod:`.rank2_lsq`), saved as ``[permutation,
+   rank2]``: ``Re`` of a complex butterfly has local minima there that no optimizer tried escaped.
 
 Restarts draw their seed and learning rate (log-uniform) from ``seed`` and stop as soon as one
 reaches the target. Everything is deterministic for a given ``seed`` on the CPU. The solver sees
