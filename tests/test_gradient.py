@@ -351,6 +351,17 @@ def test_alternating_least_squares_never_returns_worse_than_its_start():
     assert loss <= relative_loss(perm, start, target, norm2)
 
 
+def test_level_solver_damps_a_slightly_indefinite_system_instead_of_failing():
+    from bfly_cli.solvers.rank2_lsq import scaled_solver
+
+    gram = torch.tensor([[1.0, 1.0 + 1e-11], [1.0 + 1e-11, 1.0]], dtype=torch.float64)  # eigenvalue -1e-11
+    solve = scaled_solver(gram)
+    assert solve is not None
+    x = solve(torch.tensor([1.0, 1.0], dtype=torch.float64))
+    assert torch.isfinite(x).all() and torch.allclose(gram @ x, torch.tensor([1.0, 1.0], dtype=torch.float64), atol=1e-3)
+    assert scaled_solver(torch.tensor([[1.0, 2.0], [2.0, 1.0]], dtype=torch.float64)) is None  # eigenvalue -1
+
+
 def test_unknown_real_model_is_named():
     with pytest.raises(BflyError, match="real_model"):
         solve_gradient(transforms.build("dct", 4), real_model="bogus")

@@ -29,7 +29,7 @@ from ..torch_ops import rank2_multiply_torch, rank2_stage_torch
 
 _SWEEPS = 30  # alternating sweeps at most (measured: 1-5 reach 1e-22 after 200 L-BFGS iterations)
 _STALL = 6  # stop once this many sweeps have not halved the best loss
-_RIDGE = 1e-12  # damping of the Jacobi-scaled per-level system (unit diagonal): the gauge makes it singular
+_RIDGES = (1e-12, 1e-10, 1e-8, 1e-6)  # damping of the Jacobi-scaled per-level system (unit diagonal), tried in turn
 _DEAD = 1e-30  # entries whose diagonal is below this fraction of the largest reach no output
 
 
@@ -175,13 +175,31 @@ def _solve_level(before, after, target, current, index) -> torch.Tensor:
     out_i, in_i = (torch.as_tensor(i, device=before.device) for i in index)
     gram = (after @ after.T)[out_i][:, out_i] * (before.T @ before)[in_i][:, in_i]
     rhs = (before.T @ target @ after.T)[in_i, out_i]
+    solve = scaled_solver(gram)
+    if solve is None:  # not positive definite even with the largest damping: keep the stage
+        return current
+    t = current.reshape(-1).clone()
+    for _ in range(2):  # the solve, then one refinement
+        t = t + solve(rhs - gram @ t)
+    return t.reshape(current.shape)
+
+
+def scaled_solver(gram: torch.Tensor):
+    """``r -> (G + damping)^-1 r`` by a Jacobi-scaled Cholesky, or None if none of the dampings works.
+
+    The system is singular along the gauge and, in floating point, can come out slightly
+    indefinite; the ridge on the unit diagonal grows from ``_RIDGE`` until the factorization
+    succeeds (rarely needed; seen in experiments on the complex form). Entries whose diagonal is
+    negligible reach no output and get a zero update.
+    """
     diag = gram.diagonal()
     live = diag > _DEAD * diag.max()
     scale = torch.where(live, diag.clamp_min(1e-300).rsqrt(), torch.zeros_like(diag))
-    damped = scale[:, None] * gram * scale[None, :]
-    damped.diagonal().add_(torch.where(live, _RIDGE, 1.0))
-    chol = torch.linalg.cholesky(damped)
-    t = current.reshape(-1).clone()
-    for _ in range(2):  # the solve, then one refinement
-        t = t + torch.cholesky_solve(((rhs - gram @ t) * scale)[:, None], chol)[:, 0] * scale
-    return t.reshape(current.shape)
+    scaled = scale[:, None] * gram * scale[None, :]
+    for ridge in _RIDGES:
+        damped = scaled.clone()
+        damped.diagonal().add_(torch.where(live, ridge, 1.0))
+        chol, info = torch.linalg.cholesky_ex(damped)
+        if int(info) == 0:
+            return lambda r: torch.cholesky_solve((r * scale)[:, None], chol)[:, 0] * scale
+    return None
