@@ -362,6 +362,41 @@ def test_level_solver_damps_a_slightly_indefinite_system_instead_of_failing():
     assert scaled_solver(torch.tensor([[1.0, 2.0], [2.0, 1.0]], dtype=torch.float64)) is None  # eigenvalue -1
 
 
+# --- BPBP: the outside-in fit (bfly_cli/solvers/mirror_split.py) ---------------------------------
+
+
+def test_outside_in_fit_is_exact_for_a_circulant_and_refuses_a_non_bpbp():
+    from bfly_cli.solvers.mirror_split import fit_mirror
+
+    n = 16
+    conv = transforms.build("convolution", n, seed=3)
+    steps, worst = fit_mirror(torch.as_tensor(conv).to(torch.complex128), np.arange(n), seed=0)
+    assert [s.kind for s in steps] == ["permutation", "butterfly", "permutation", "butterfly"]
+    assert _rel(steps, conv) <= 1e-12 and worst <= 1e-12
+    assert fit_mirror(torch.as_tensor(transforms.build("legendre", 8)).to(torch.complex128), np.arange(8), 0) is None
+
+
+def test_outside_in_fit_recovers_a_circulant_in_a_shuffled_order():
+    """Columns shuffled by a known order: the fit in that order is exact, and the returned first
+    permutation undoes the shuffle (the solver never sees how the target was made)."""
+    from bfly_cli.solvers.mirror_split import fit_mirror
+
+    n, rng = 16, np.random.default_rng(4)
+    order = rng.permutation(n)
+    shuffled = np.empty((n, n))
+    shuffled[:, order] = transforms.build("convolution", n, seed=5)  # shuffled[:, order] is the circulant
+    steps, _ = fit_mirror(torch.as_tensor(shuffled), order, seed=1)
+    assert _rel(steps, shuffled) <= 1e-10
+
+
+def test_learner_fits_convolution_bpbp_with_the_outside_in_fit():
+    matrix = transforms.build("convolution", 32)
+    factors = learn(matrix, solver="gradient", solver_options={"model": "BPBP", "restarts": 2, "seed": 0, "steps": 50})
+    assert factors.meta["rel_error"] <= 1e-10
+    assert factors.meta["solver_log"][0]["fitted"] == "mirror" and factors.meta["restarts_used"] == 1
+    assert [s.kind for s in factors.steps] == ["permutation", "butterfly", "permutation", "butterfly", "real"]
+
+
 def test_unknown_real_model_is_named():
     with pytest.raises(BflyError, match="real_model"):
         solve_gradient(transforms.build("dct", 4), real_model="bogus")

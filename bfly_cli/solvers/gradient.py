@@ -184,7 +184,12 @@ def _restart(target, opts: GradientOptions, k: int, failed: set[bytes]) -> tuple
     relaxed, done = _adam(model, target.to(torch.complex64 if target.is_complex() else torch.float32), lr,
                           opts, report)
     goal = opts.target**2
-    if opts.model == "BPBP" or not opts.search:
+    fitted = None
+    if opts.model == "BPBP" and opts.search:
+        steps, loss, flips, orders = _mirror_or_search(model, target, opts, seed, goal, report)
+        score, tries, fitted = math.nan, 0, ("mirror" if flips < 0 else None)
+        flips = max(flips, 0)
+    elif opts.model == "BPBP" or not opts.search:
         steps, loss, flips = _round_and_search(model, target, opts, goal, report)
         score, tries, orders = math.nan, 0, 0
     else:
@@ -201,7 +206,7 @@ def _restart(target, opts: GradientOptions, k: int, failed: set[bytes]) -> tuple
         steps, loss = _polish_steps(target, steps, _HOPELESS_ITERS if hopeless else opts.polish_iters, goal / 100,
                                     newton=not hopeless, newton_below=_NEWTON_BELOW, gn_iters=opts.gn_iters)
     rel = math.sqrt(max(loss, 0.0))
-    record = RestartRecord(k + 1, seed, lr, done, relaxed, flips, score, tries, orders, _fitted(steps), loss, rel,
+    record = RestartRecord(k + 1, seed, lr, done, relaxed, flips, score, tries, orders, fitted or _fitted(steps), loss, rel,
                            time.perf_counter() - start, rel <= opts.target)
     report("done", done, loss)
     return record, steps
@@ -483,6 +488,43 @@ _CHECK_EVERY = 25
 _PATIENCE = 300
 _SETTLED = 1e-2
 _PLATEAU = 500
+
+
+def _mirror_or_search(model, target, opts: GradientOptions, seed: int, goal: float,
+                      report) -> tuple[list[Step], float, int, int]:
+    """``BPBP``: the outside-in fit (:mod:`.mirror_split`) first, else the single-flip search.
+
+    The outside-in fit assumes the middle permutation is the bit reversal R and tries two first
+    orders: the relaxation's rounded one and the matrix's own (first permutation R). Returns
+    (steps, loss, flips, orders tried); flips is -1 when the outside-in fit succeeded.
+    """
+    from ..factors import bit_reversal
+    from . import mirror_split
+
+    n = target.shape[0]
+    rev = bit_reversal(n)
+    rounded = model.to_steps(model.hard_choices())[0].data
+    tried = 0
+    for order in _unique_orders([np.asarray(rounded)[rev], np.arange(n)]):
+        tried += 1
+        fitted = mirror_split.fit_mirror(target.T, order, seed)
+        if fitted is None:
+            continue
+        steps = fitted[0] + ([] if target.is_complex() else [Step("real", None)])
+        steps, loss = _polish_steps(target, steps, 0, goal / 100)  # measures it, float64
+        report("search", 0, loss)
+        if loss <= goal:
+            return steps, loss, -1, tried
+    steps, loss, flips = _round_and_search(model, target, opts, goal, report)
+    return steps, loss, flips, tried
+
+
+def _unique_orders(orders: list[np.ndarray]) -> list[np.ndarray]:
+    out: list[np.ndarray] = []
+    for order in orders:
+        if not any(np.array_equal(order, o) for o in out):
+            out.append(order)
+    return out
 
 
 def _round_and_search(model, target, opts: GradientOptions, goal: float, report) -> tuple[list[Step], float, int]:
