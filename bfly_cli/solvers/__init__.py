@@ -10,7 +10,8 @@ A solver sees only the matrix, never the transform's name.
                   the first exact one (:mod:`.auto`).
 ``gradient``      the seed paper's differentiable learner: BP/BPP/BPBP from random init with
                   a relaxed permutation, neighbour search and float64 polish (:mod:`.gradient`;
-                  least squares of its real rank-2 model in :mod:`.rank2_lsq`).
+                  least squares of its real rank-2 model in :mod:`.rank2_lsq`, its outside-in
+                  BPBP fit in :mod:`.mirror_split`).
 """
 
 from __future__ import annotations

@@ -10,7 +10,8 @@ its relaxed permutations then rounded to hard ones. What follows is beyond the p
    by :mod:`.permutation_search`, which scores a hard order exactly by the block-rank tail energy
    of the hierarchical splits (rank 1 for a butterfly, rank 2 for ``Re`` of a complex one) and
    searches level by level, keeping the levels the relaxation got right. ``BPBP`` has no such
-   score; its single-choice flips are scored by a short float64 L-BFGS fit (warm-started).
+   score: it is fitted from the outside in (:mod:`.mirror_split`, assuming a bit-reversal middle
+   permutation), else its single-choice flips are scored by a short float64 L-BFGS fit.
 2. **Twiddle fit and float64 polish.** With the permutations fixed, the relaxed twiddles and a
    few fresh random sets get a short float64 L-BFGS each; the best goes on to L-BFGS and
    Levenberg-Marquardt in float64, to the target (default 1e-10), keeping the best iterate.
