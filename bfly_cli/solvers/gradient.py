@@ -608,7 +608,7 @@ def _widen(step: Step) -> Step:
 
 
 def _polish_steps(target, steps: list[Step], max_iter: int, goal: float, newton: bool = False,
-                  newton_below: float = math.inf, gn_iters: int = 30, cg_iters: int = 60) -> tuple[list[Step], float]:
+                  newton_below: float = math.inf, gn_iters: int = 30) -> tuple[list[Step], float]:
     """Float64 L-BFGS (then Gauss-Newton when ``newton``) over the steps' numeric data.
 
     Returns the best steps seen and their loss. Gauss-Newton only runs when L-BFGS ended at or
@@ -652,7 +652,7 @@ def _polish_steps(target, steps: list[Step], max_iter: int, goal: float, newton:
             best.offer(float(relative_sq_error(module(eye), target, norm2)))
     best.restore()
     if params and goal < best.loss <= newton_below and newton:
-        _gauss_newton(module, eye, target, norm2, goal, best, gn_iters, cg_iters)
+        _gauss_newton(module, eye, target, norm2, goal, best, gn_iters)
         best.restore()
     return modules_to_steps(module), best.loss
 
@@ -660,11 +660,11 @@ def _polish_steps(target, steps: list[Step], max_iter: int, goal: float, newton:
 _CHUNK = 50
 _GN_STRUCTURED = 4000  # rank-2 parameters up to which LM solves the normal equations exactly (N <= 64)
 _GN_DENSE = 4e6  # Jacobian entries (residuals x parameters) up to which LM forms it (N <= 32)
+_GN_CG = 60  # CG iterations per matrix-free Levenberg-Marquardt step
 _GN_STALL = 20  # stop Levenberg-Marquardt when this many steps have not halved the loss
 
 
-def _gauss_newton(module, eye, target, norm2, goal: float, best: "_Best", outer: int = 30,
-                  cg_iters: int = 60) -> None:
+def _gauss_newton(module, eye, target, norm2, goal: float, best: "_Best", outer: int = 30) -> None:
     """Levenberg-Marquardt on the residual, normal equations solved matrix-free by CG.
 
     ``J v`` comes from forward-mode AD and ``J^T u`` from reverse mode, so nothing of size
@@ -713,7 +713,7 @@ def _gauss_newton(module, eye, target, norm2, goal: float, best: "_Best", outer:
                 if blocks is None:
                     blocks = rank2_lsq.level_blocks(structured, ps[0], scale**2)
                 precond = _block_jacobi(blocks, lam)
-            delta = _cg(normal, tuple(-g for g in grad), cg_iters, precond)
+            delta = _cg(normal, tuple(-g for g in grad), _GN_CG, precond)
         trial = tuple(p + d for p, d in zip(ps, delta))
         with torch.no_grad():
             new = float(resid(*trial).square().sum())

@@ -31,21 +31,48 @@ def factor_butterfly(matrix: np.ndarray, max_iter: int = 200) -> np.ndarray:
 
 def _factor_batch(mats: np.ndarray, max_iter: int = 200) -> np.ndarray:
     """Factor K butterflies of size n at once; returns twiddles of shape ``(k, K, n/2, 2, 2)``."""
+    if mats.shape[1] == 2:
+        return mats[None, :, None, :, :].copy()
+    _, u, w = split_blocks(mats, max_iter)
+    return join_halves(_factor_batch(as_upper(u), max_iter), _factor_batch(as_lower(w), max_iter), mats.shape[1])
+
+
+def split_blocks(mats: np.ndarray, max_iter: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The middle split of K matrices (n >= 4): their blocks and each block's best rank-one fit.
+
+    Rows ``(c, b)`` and columns ``(a, e)`` give blocks indexed ``(K, a, b)``, each a ``(c, e)``
+    matrix; returns ``blocks (K, a, b, c, e)``, ``u (K, a, b, c)``, ``w (K, a, b, e)``. Shared by
+    the plain factorization and the orthonormalization sweep (:mod:`.orthonormal`).
+    """
     count, n, _ = mats.shape
     k = n.bit_length() - 1
-    if k == 1:
-        return mats[None, :, None, :, :].copy()
     low = k // 2
     hi_size, lo_size = 1 << (k - low), 1 << low
-    # rows (c, b), columns (a, e) -> blocks indexed (K, a, b), each a (c, e) matrix
     blocks = mats.reshape(count, hi_size, lo_size, hi_size, lo_size).transpose(0, 3, 2, 1, 4)
-    u, w = rank1(blocks, max_iter=max_iter)  # u: (K, a, b, c), w: (K, a, b, e)
-    upper = u.transpose(0, 2, 3, 1).reshape(count * lo_size, hi_size, hi_size)  # X_b[c, a]
-    lower = w.reshape(count * hi_size, lo_size, lo_size)  # Y_a[b, e]
-    tw_upper = _factor_batch(upper, max_iter)  # (k - low, K * 2^low, 2^(k-low-1), 2, 2), batch (K, b)
-    tw_lower = _factor_batch(lower, max_iter)  # (low, K * 2^(k-low), 2^(low-1), 2, 2), batch (K, a)
-    # A stage of X with local pair j acting for fixed b is global pair j * 2^low + b.
+    u, w = rank1(blocks, max_iter=max_iter)
+    return blocks, u, w
+
+
+def as_upper(u: np.ndarray) -> np.ndarray:
+    """``X_b[c, a] = u[a, b, c]``: the upper half's blocks, batch ``(K, b)``."""
+    count, hi, lo, width = u.shape
+    return u.transpose(0, 2, 3, 1).reshape(count * lo, width, hi)
+
+
+def as_lower(w: np.ndarray) -> np.ndarray:
+    """``Y_a[b, e] = w[a, b, e]``: the lower half's blocks, batch ``(K, a)``."""
+    count, hi, lo, width = w.shape
+    return w.reshape(count * hi, lo, width)
+
+
+def join_halves(tw_upper: np.ndarray, tw_lower: np.ndarray, n: int) -> np.ndarray:
+    """The halves' twiddles (batches ``(K, b)`` and ``(K, a)``) in the layout ``(k, K, n/2, 2, 2)``.
+
+    A stage of X with local pair j acting for fixed b is global pair j * 2^low + b.
+    """
+    k = n.bit_length() - 1
+    low = k // 2
+    lo_size, hi_size = 1 << low, 1 << (k - low)
+    count = tw_lower.shape[1] // hi_size
     tw_upper = tw_upper.reshape(k - low, count, lo_size, hi_size // 2, 2, 2).transpose(0, 1, 3, 2, 4, 5)
-    tw_upper = tw_upper.reshape(k - low, count, n // 2, 2, 2)
-    tw_lower = tw_lower.reshape(low, count, n // 2, 2, 2)
-    return np.concatenate([tw_lower, tw_upper], axis=0)
+    return np.concatenate([tw_lower.reshape(low, count, n // 2, 2, 2), tw_upper.reshape(k - low, count, n // 2, 2, 2)])

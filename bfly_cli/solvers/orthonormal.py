@@ -31,7 +31,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .rank1 import rank1
+from .hierarchical import as_lower, as_upper, join_halves, split_blocks
 
 
 def factor_butterfly_orthonormal(matrix: np.ndarray, max_iter: int = 200) -> np.ndarray:
@@ -45,17 +45,11 @@ def factor_butterfly_orthonormal(matrix: np.ndarray, max_iter: int = 200) -> np.
 
 def _factor_batch(mats: np.ndarray, max_iter: int) -> np.ndarray:
     """Factor K blocks of size n at once; twiddles ``(k, K, n/2, 2, 2)`` as in the plain solver."""
-    count, n, _ = mats.shape
-    k = n.bit_length() - 1
-    if k == 1:
+    if mats.shape[1] == 2:
         return mats[None, :, None, :, :].copy()
-    low = k // 2
-    hi, lo = 1 << (k - low), 1 << low
-    blocks = mats.reshape(count, hi, lo, hi, lo).transpose(0, 3, 2, 1, 4)  # (K, a, b, c, e)
-    u, w = rank1(blocks, max_iter=max_iter)  # u: (K, a, b, c), w: (K, a, b, e)
+    blocks, u, w = split_blocks(mats, max_iter)
     tw_upper, tw_lower = _upper_then_lower(blocks, u, w, max_iter)
-    tw_upper = tw_upper.reshape(k - low, count, lo, hi // 2, 2, 2).transpose(0, 1, 3, 2, 4, 5)
-    return np.concatenate([tw_lower.reshape(low, count, n // 2, 2, 2), tw_upper.reshape(k - low, count, n // 2, 2, 2)])
+    return join_halves(tw_upper, tw_lower, mats.shape[1])
 
 
 def _upper_then_lower(blocks: np.ndarray, u: np.ndarray, w: np.ndarray, max_iter: int) -> tuple[np.ndarray, np.ndarray]:
@@ -66,12 +60,12 @@ def _upper_then_lower(blocks: np.ndarray, u: np.ndarray, w: np.ndarray, max_iter
     """
     count, lo = u.shape[0], u.shape[2]
     u = u * np.linalg.norm(w, axis=-1, keepdims=True)  # orthonormalize y, its norm pushed into x
-    tw_upper = _factor_batch(_as_upper(u), max_iter)
+    tw_upper = _factor_batch(as_upper(u), max_iter)
     x = _from_upper(_dense_batch(tw_upper), count, lo)  # x'_ab: (K, a, b, c)
     norm = _safe_norm(x)
     y = np.einsum("kabc,kabce->kabe", x.conj(), blocks) / norm[..., None]  # re-fit, times |x'_ab|
     tw_upper = _scale_columns(tw_upper, 1.0 / norm.transpose(0, 2, 1).reshape(count * lo, -1))  # unit x'_ab
-    return tw_upper, _factor_batch(_as_lower(y), max_iter)
+    return tw_upper, _factor_batch(as_lower(y), max_iter)
 
 
 def _safe_norm(v: np.ndarray) -> np.ndarray:
@@ -80,21 +74,9 @@ def _safe_norm(v: np.ndarray) -> np.ndarray:
     return np.where(norm > np.finfo(np.float64).tiny, norm, 1.0)
 
 
-def _as_upper(u: np.ndarray) -> np.ndarray:
-    """``X_b[c, a] = u[a, b, c]``: the upper half's blocks, batch ``(K, b)``."""
-    count, hi, lo, width = u.shape
-    return u.transpose(0, 2, 3, 1).reshape(count * lo, width, hi)
-
-
 def _from_upper(x: np.ndarray, count: int, lo: int) -> np.ndarray:
-    """Inverse of :func:`_as_upper`: ``(K*lo, c, a) -> (K, a, b, c)``."""
+    """Inverse of :func:`~.hierarchical.as_upper`: ``(K*lo, c, a) -> (K, a, b, c)``."""
     return x.reshape(count, lo, x.shape[1], x.shape[2]).transpose(0, 3, 1, 2)
-
-
-def _as_lower(w: np.ndarray) -> np.ndarray:
-    """``Y_a[b, e] = w[a, b, e]``: the lower half's blocks, batch ``(K, a)``."""
-    count, hi, lo, width = w.shape
-    return w.reshape(count * hi, lo, width)
 
 
 def _dense_batch(tw: np.ndarray) -> np.ndarray:
