@@ -5,8 +5,8 @@ partitions ``T P^T`` into N blocks of shape ``2^(L-l) x 2^l`` (rows ``(c, b)``, 
 with b, e the low l bits; block ``(a, b)``). T P^T is a butterfly exactly when every block at
 every level has rank 1, and a rank-2 ("real part of a complex butterfly") chain when every block
 has rank <= 2. The report gives, per level, the relative energy beyond rank 1 under the B.P
-order (:func:`~bfly_cli.solvers.permutation.discover_permutation`) and beyond rank 2 under the
-rank-2 order (:func:`~bfly_cli.solvers.plane_permutation.discover_plane_permutation`):
+order (:func:`~bfly_cli.solvers.closed_form.bp_order.discover_permutation`) and beyond rank 2 under the
+rank-2 order (:func:`~bfly_cli.solvers.closed_form.rank2_order.discover_plane_permutation`):
 ``sum over blocks of sigma_{r+1}^2 + ... / ||T||_F^2``.
 
 The verdict runs the same closed-form routes as ``--solver auto`` in the same order (B.P, real
@@ -55,8 +55,8 @@ def analyze(matrix: np.ndarray) -> dict[str, Any]:
 
 def _level_table(matrix: np.ndarray) -> list[dict[str, Any]]:
     """Rows ``{level, block, rank1_tail, rank2_tail}`` for split levels 1 .. L-1."""
-    from .solvers.permutation import discover_permutation
-    from .solvers.plane_permutation import discover_plane_permutation
+    from .solvers.closed_form.bp_order import discover_permutation
+    from .solvers.closed_form.rank2_order import discover_plane_permutation
 
     n = matrix.shape[0]
     levels = n.bit_length() - 1
@@ -75,7 +75,7 @@ def _level_table(matrix: np.ndarray) -> list[dict[str, Any]]:
 
 def _best_plane_order(matrix: np.ndarray) -> np.ndarray:
     """The rank-2 order the real rank-2 route uses (discovered once, deterministic)."""
-    from .solvers.plane_permutation import discover_plane_permutation
+    from .solvers.closed_form.rank2_order import discover_plane_permutation
 
     return discover_plane_permutation(matrix).perm
 

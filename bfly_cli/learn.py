@@ -26,8 +26,8 @@ DTYPES = ("float64", "float32")
 
 def solve_hierarchical(matrix: np.ndarray) -> tuple[list[Step], dict[str, Any]]:
     """B.P with the permutation discovered from the matrix, then the closed-form twiddles."""
-    from .solvers.hierarchical import factor_butterfly
-    from .solvers.permutation import discover_permutation
+    from .solvers.closed_form.hierarchical import factor_butterfly
+    from .solvers.closed_form.bp_order import discover_permutation
 
     perm = discover_permutation(matrix)
     twiddle = factor_butterfly(matrix[:, perm])
@@ -43,14 +43,14 @@ def solve_auto(matrix: np.ndarray, budget: int = 1, strict_budget: bool = False)
 
 def solve_real_rank2(matrix: np.ndarray) -> tuple[list[Step], dict[str, Any]]:
     """Real matrices with rank-2 blocks: ``[permutation, rank2]``."""
-    from .solvers.real_routes import solve_real_rank2 as route
+    from .solvers.closed_form.rank2_route import solve_real_rank2 as route
 
     return route(matrix)
 
 
 def solve_gradient(matrix: np.ndarray, **options: Any) -> tuple[list[Step], dict[str, Any]]:
     """The paper's differentiable learner (BP/BPP/BPBP from random init), float64 polish."""
-    from .solvers.gradient import solve_gradient as learner
+    from .solvers.gradient.learner import solve_gradient as learner
 
     return learner(matrix, **options)
 

@@ -13,11 +13,11 @@ import transforms
 from bfly_cli.errors import BflyError
 from bfly_cli.factors import Factors, Step, butterfly_multiply
 from bfly_cli.metrics import error_report
-from bfly_cli.solvers.approximate import BudgetError, iterations, solve_approximate
-from bfly_cli.solvers.hierarchical import factor_butterfly
-from bfly_cli.solvers.orthonormal import factor_butterfly_orthonormal
-from bfly_cli.solvers.permutation import discover_permutation
-from bfly_cli.solvers.polish import _single_dense, polish
+from bfly_cli.solvers.approximate.route import BudgetError, iterations, solve_approximate
+from bfly_cli.solvers.closed_form.hierarchical import factor_butterfly
+from bfly_cli.solvers.approximate.orthonormal import factor_butterfly_orthonormal
+from bfly_cli.solvers.closed_form.bp_order import discover_permutation
+from bfly_cli.solvers.approximate.twiddle_lbfgs import _single_dense, polish
 
 from conftest import random_butterfly
 

@@ -14,8 +14,9 @@ from bfly_cli.errors import BflyError
 from bfly_cli.factors import Factors, Step
 from bfly_cli.learn import learn
 from bfly_cli.solvers import RouteUnavailable
-from bfly_cli.solvers.auto import _exact_bp_order, probe_error, solve_bp
-from bfly_cli.solvers.real_routes import solve_real_rank2
+from bfly_cli.solvers.auto import probe_error
+from bfly_cli.solvers.closed_form.bp_route import _exact_bp_order, solve_bp
+from bfly_cli.solvers.closed_form.rank2_route import solve_real_rank2
 
 
 @pytest.mark.parametrize("name,route", [("dft", "bp"), ("hadamard", "bp"), ("dct", "real_rank2"), ("dst", "real_rank2")])

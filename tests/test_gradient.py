@@ -12,7 +12,8 @@ from bfly_cli.errors import BflyError
 from bfly_cli.factors import Factors, Step
 from bfly_cli.learn import learn
 from bfly_cli.metrics import error_report
-from bfly_cli.solvers.gradient import polish, solve_gradient
+from bfly_cli.solvers.gradient.learner import solve_gradient
+from bfly_cli.solvers.gradient.refine import polish
 
 
 def _rel(steps: list[Step], matrix: np.ndarray) -> float:
@@ -63,7 +64,7 @@ def test_stops_at_first_success_and_logs_failures():
 
 @pytest.mark.parametrize("name", ["legendre", "randn"])
 def test_polish_never_worse_than_closed_form(name):
-    from bfly_cli.solvers.hierarchical import factor_butterfly
+    from bfly_cli.solvers.closed_form.hierarchical import factor_butterfly
 
     matrix = transforms.build(name, 8)
     perm = np.arange(8)
@@ -169,7 +170,7 @@ def _perm(n: int, choices: np.ndarray) -> np.ndarray:
 
 
 def test_split_tail_is_zero_exactly_for_a_butterfly_order():
-    from bfly_cli.solvers.permutation_search import score
+    from bfly_cli.solvers.gradient.choice_repair import score
     from bfly_cli.torch_butterfly import bit_reversal
 
     matrix = transforms.build("dft", 16)
@@ -190,7 +191,7 @@ def _exact_tails(ordered: np.ndarray, rank: int) -> list[float]:
 
 
 def test_split_tail_matches_svd_and_reversing_both_halves_is_a_gauge():
-    from bfly_cli.solvers.permutation_search import level_scores
+    from bfly_cli.solvers.gradient.choice_repair import level_scores
 
     matrix = transforms.build("dct", 16)
     base = np.random.default_rng(1).random((3, 3)) < 0.5
@@ -204,8 +205,8 @@ def test_split_tail_matches_svd_and_reversing_both_halves_is_a_gauge():
 
 @pytest.mark.parametrize("name, rank", [("dft", 1), ("hartley", 2)])
 def test_single_search_repairs_a_wrong_rounding(name, rank):
-    from bfly_cli.solvers.hierarchical import factor_butterfly
-    from bfly_cli.solvers.permutation_search import EXACT, search_single
+    from bfly_cli.solvers.closed_form.hierarchical import factor_butterfly
+    from bfly_cli.solvers.gradient.choice_repair import EXACT, search_single
 
     n = 32
     matrix = transforms.build(name, n)
@@ -219,7 +220,7 @@ def test_single_search_repairs_a_wrong_rounding(name, rank):
 
 
 def test_single_search_keeps_a_right_rounding():
-    from bfly_cli.solvers.permutation_search import search_single
+    from bfly_cli.solvers.gradient.choice_repair import search_single
 
     right = np.array([[1, 0, 1], [1, 1, 0], [1, 0, 0]], dtype=bool)  # separate everywhere: bit reversal
     found = search_single(transforms.build("dft", 16), right, 1)
@@ -227,7 +228,7 @@ def test_single_search_keeps_a_right_rounding():
 
 
 def test_pair_search_finds_a_rank2_order_for_dct():
-    from bfly_cli.solvers.permutation_search import EXACT, score, search_pair
+    from bfly_cli.solvers.gradient.choice_repair import EXACT, score, search_pair
 
     matrix = transforms.build("dct", 16)
     rng = np.random.default_rng(3)
@@ -248,7 +249,7 @@ def test_unknown_option_is_named():
 
 
 def test_excluded_orders_are_skipped():
-    from bfly_cli.solvers.permutation_search import EXACT, order_key, search_single
+    from bfly_cli.solvers.gradient.choice_repair import EXACT, order_key, search_single
 
     matrix = transforms.build("dft", 16)
     start = np.array([[1, 0, 0], [1, 0, 0], [1, 0, 0]], dtype=bool)
@@ -276,7 +277,7 @@ def test_rank2_model_fits_a_real_rank2_target_from_random_init():
 def test_rank2_normal_equations_match_the_explicit_jacobian():
     from torch.func import jacfwd
 
-    from bfly_cli.solvers.rank2_lsq import normal_equations
+    from bfly_cli.solvers.gradient.rank2_als import normal_equations
     from bfly_cli.torch_ops import rank2_multiply_torch
 
     n = 8
@@ -295,7 +296,7 @@ def test_rank2_normal_equations_match_the_explicit_jacobian():
 
 def _random_rank2_problem(n: int, seed: int):
     """An exactly rank-2 target (random stages, random order) and a random start, transposed."""
-    from bfly_cli.solvers.rank2_lsq import model_output
+    from bfly_cli.solvers.gradient.rank2_als import model_output
 
     rng = np.random.default_rng(seed)
     levels = int(np.log2(n))
@@ -309,7 +310,7 @@ def test_level_solve_is_the_exact_least_squares_of_that_level():
     """One level with the others fixed: the solve matches lstsq on the explicit Jacobian."""
     from torch.func import jacfwd
 
-    from bfly_cli.solvers.rank2_lsq import _solve_level, param_index, readout, states_before
+    from bfly_cli.solvers.gradient.rank2_als import _solve_level, param_index, readout, states_before
     from bfly_cli.torch_ops import rank2_multiply_torch
 
     n, lev = 8, 1
@@ -330,8 +331,8 @@ def test_level_solve_is_the_exact_least_squares_of_that_level():
 
 @pytest.mark.parametrize("seed", [0, 1])
 def test_alternating_least_squares_reaches_an_exact_rank2_target(seed):
-    from bfly_cli.solvers.gradient import _polish_steps
-    from bfly_cli.solvers.rank2_lsq import alternate, relative_loss
+    from bfly_cli.solvers.gradient.refine import _polish_steps
+    from bfly_cli.solvers.gradient.rank2_als import alternate, relative_loss
 
     n = 16
     perm, target, start = _random_rank2_problem(n, seed)
@@ -342,7 +343,7 @@ def test_alternating_least_squares_reaches_an_exact_rank2_target(seed):
 
 
 def test_alternating_least_squares_never_returns_worse_than_its_start():
-    from bfly_cli.solvers.rank2_lsq import alternate, relative_loss
+    from bfly_cli.solvers.gradient.rank2_als import alternate, relative_loss
 
     perm, _, start = _random_rank2_problem(8, 5)
     target = torch.as_tensor(np.random.default_rng(9).standard_normal((8, 8)))  # not rank-2 exact
@@ -352,7 +353,7 @@ def test_alternating_least_squares_never_returns_worse_than_its_start():
 
 
 def test_level_solver_damps_a_slightly_indefinite_system_instead_of_failing():
-    from bfly_cli.solvers.rank2_lsq import scaled_solver
+    from bfly_cli.solvers.gradient.rank2_als import scaled_solver
 
     gram = torch.tensor([[1.0, 1.0 + 1e-11], [1.0 + 1e-11, 1.0]], dtype=torch.float64)  # eigenvalue -1e-11
     solve = scaled_solver(gram)
@@ -366,7 +367,7 @@ def test_level_solver_damps_a_slightly_indefinite_system_instead_of_failing():
 
 
 def test_outside_in_fit_is_exact_for_a_circulant_and_refuses_a_non_bpbp():
-    from bfly_cli.solvers.mirror_split import fit_mirror
+    from bfly_cli.solvers.gradient.bpbp_split import fit_mirror
 
     n = 16
     conv = transforms.build("convolution", n, seed=3)
@@ -379,7 +380,7 @@ def test_outside_in_fit_is_exact_for_a_circulant_and_refuses_a_non_bpbp():
 def test_outside_in_fit_recovers_a_circulant_in_a_shuffled_order():
     """Columns shuffled by a known order: the fit in that order is exact, and the returned first
     permutation undoes the shuffle (the solver never sees how the target was made)."""
-    from bfly_cli.solvers.mirror_split import fit_mirror
+    from bfly_cli.solvers.gradient.bpbp_split import fit_mirror
 
     n, rng = 16, np.random.default_rng(4)
     order = rng.permutation(n)

@@ -9,9 +9,9 @@ import pytest
 
 import bfly_cli
 import transforms
-from bfly_cli.solvers.hierarchical import factor_butterfly
-from bfly_cli.solvers.permutation import discover_permutation
-from bfly_cli.solvers.rank1 import rank1
+from bfly_cli.solvers.closed_form.hierarchical import factor_butterfly
+from bfly_cli.solvers.closed_form.bp_order import discover_permutation
+from bfly_cli.solvers.closed_form.rank_one import rank1
 from conftest import random_butterfly
 
 hierarchical = functools.partial(bfly_cli.factorize, solver="hierarchical")

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 import bfly_cli
-from bfly_cli.solvers.permutation import _subset_choice, discover_permutation
+from bfly_cli.solvers.closed_form.bp_order import _subset_choice, discover_permutation
 
 
 def _rel_error(target: np.ndarray) -> float:

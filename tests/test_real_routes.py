@@ -10,8 +10,8 @@ from bfly_cli.factors import Factors, Step, rank2_multiply
 from bfly_cli.learn import learn
 from bfly_cli.errors import BflyError
 from bfly_cli.solvers import RouteUnavailable
-from bfly_cli.solvers.rank2 import factor_rank2
-from bfly_cli.solvers.real_routes import solve_real_rank2
+from bfly_cli.solvers.closed_form.rank2_factor import factor_rank2
+from bfly_cli.solvers.closed_form.rank2_route import solve_real_rank2
 
 
 def _rel(steps: list[Step], t: np.ndarray) -> float:

@@ -11,9 +11,9 @@ import transforms
 from bfly_cli.factors import Factors, butterfly_multiply
 from bfly_cli.metrics import error_report
 from bfly_cli.solvers import RouteUnavailable
-from bfly_cli.solvers.butterfly_eigen import butterfly_eigenbasis
-from bfly_cli.solvers.inverse import apply_inverse, bit_reversal, inverse_twiddles, reverse_stages
-from bfly_cli.solvers.two_butterfly import solve_two_butterfly
+from bfly_cli.solvers.closed_form.eigenbasis import butterfly_eigenbasis
+from bfly_cli.solvers.closed_form.butterfly_inverse import apply_inverse, bit_reversal, inverse_twiddles, reverse_stages
+from bfly_cli.solvers.closed_form.two_butterfly import solve_two_butterfly
 
 from conftest import random_butterfly
 

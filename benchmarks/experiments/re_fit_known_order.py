@@ -24,8 +24,8 @@ import torch
 
 import transforms
 from bfly_cli.factors import Step
-from bfly_cli.solvers import rank2_lsq
-from bfly_cli.solvers.gradient import _polish_steps
+from bfly_cli.solvers.gradient import rank2_als as rank2_lsq
+from bfly_cli.solvers.gradient.refine import _polish_steps
 from bfly_cli.torch_butterfly import permutation_from_choices
 from bfly_cli.torch_ops import rank2_stage_torch
 

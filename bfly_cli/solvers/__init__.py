@@ -1,17 +1,14 @@
-"""Solvers: each turns a dense square matrix into :class:`~bfly_cli.factors.Factors`.
+"""Solvers: each turns a dense square matrix into :class:`~bfly_cli.factors.Factors` steps.
 
-A solver sees only the matrix, never the transform's name.
+A solver sees only the matrix, never the transform's name. Three families, one folder each:
 
-``hierarchical``  closed-form butterfly factorization B.P with permutation discovery
-                  (:mod:`.hierarchical` for the factorization, :mod:`.permutation` for P).
-``real_rank2``    real matrices with rank-2 blocks (DCT/DST-like): ``[permutation, rank2]``
-                  (:mod:`.real_routes`).
-``auto``          tries B.P, real_rank2, two butterflies, then the best approximation, and keeps
-                  the first exact one (:mod:`.auto`).
-``gradient``      the seed paper's differentiable learner: BP/BPP/BPBP from random init with
-                  a relaxed permutation, neighbour search and float64 polish (:mod:`.gradient`;
-                  least squares of its real rank-2 model in :mod:`.rank2_lsq`, its outside-in
-                  BPBP fit in :mod:`.mirror_split`).
+``closed_form/``  exact routes read off the matrix (B.P, real rank-2, two butterflies); numpy only.
+``approximate/``  the best butterfly approximation when nothing exact exists.
+``gradient/``     the seed paper's differentiable learner and its refinement engine.
+
+:mod:`.auto` is the route table ``--solver auto`` walks; :mod:`.registry` lists every solver
+and route once (name, callable, structure, verdict text), read by ``learn``, ``analyze``, the CLI
+help and the docs.
 """
 
 from __future__ import annotations

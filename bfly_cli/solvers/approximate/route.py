@@ -34,13 +34,13 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import BflyError
-from ..factors import Step
-from . import checked_square
-from .hierarchical import factor_butterfly
+from ...errors import BflyError
+from ...factors import Step
+from .. import checked_square
+from ..closed_form.hierarchical import factor_butterfly
 from .orthonormal import factor_butterfly_orthonormal
-from .permutation import discover_permutation
-from .polish import polish
+from ..closed_form.bp_order import discover_permutation
+from .twiddle_lbfgs import polish
 
 MAX_BUDGET = 8
 _WORK = 1e8  # ~ N^2 x passes x iterations spent in the polish per block
@@ -90,7 +90,7 @@ def _finish_near_exact(t: np.ndarray, steps: list[Step], real: bool, rel: float)
     """
     if not _EXACT < rel <= _NEAR or t.shape[0] > _NEAR_MAX_N:
         return steps, {}
-    from .gradient import polish as newton_polish
+    from ..gradient.refine import polish as newton_polish
 
     start = steps + [Step("real")] if real else steps
     polished = [s for s in newton_polish(t, start, max_iter=_NEAR_ITERS, target=_EXACT / 10) if s.kind != "real"]
@@ -148,7 +148,7 @@ def _identity(n: int) -> np.ndarray:
 
 
 def _loss(t: np.ndarray, steps: list[Step], real: bool) -> float:
-    from ..factors import Factors
+    from ...factors import Factors
 
     m = Factors(t.shape[0], steps).to_dense()
     return float(np.linalg.norm((m.real if real else m) - t) ** 2)

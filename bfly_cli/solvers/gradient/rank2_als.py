@@ -25,7 +25,7 @@ import math
 import numpy as np
 import torch
 
-from ..torch_ops import rank2_multiply_torch, rank2_stage_torch
+from ...torch_ops import rank2_multiply_torch, rank2_stage_torch
 
 _SWEEPS = 30  # alternating sweeps at most (measured: 1-5 reach 1e-22 after 200 L-BFGS iterations)
 _STALL = 6  # stop once this many sweeps have not halved the best loss

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from . import RouteUnavailable
+from .. import RouteUnavailable
 
 _SEED = 20190609  # fixed: the random mixing weights must not make the output vary between runs
 _AMBIGUOUS = 1e-8  # relative size below which a block carries no ordering information

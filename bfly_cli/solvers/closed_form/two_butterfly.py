@@ -12,7 +12,7 @@ optional column permutation (a shuffled input order).
    algebra, so ``A = T T^H + alpha T f(T)^H`` with ``f(x) = x^2 - mean`` shares ``W``. The second
    term splits the pairs ``|lam_k| = |lam_-k|`` that ``T T^H`` alone leaves degenerate for a real
    filter.
-2. **The rest.** ``K = W^-1 T = diag(lam) W^-1 Q``. ``W^-1 = R B' R`` (:mod:`.inverse`: inverted
+2. **The rest.** ``K = W^-1 T = diag(lam) W^-1 Q``. ``W^-1 = R B' R`` (:mod:`.butterfly_inverse`: inverted
    2x2 blocks, bit reversal ``R``), so ``R K = (R lam R) B' (R Q)`` is a row-scaled butterfly with
    permuted columns: :func:`discover_permutation` and :func:`factor_butterfly` factor it exactly
    as ``B2 . P``. Hence ``T = W R B2 P``: steps ``[P, B2, R, W]`` (plus ``real`` for a real target),
@@ -28,13 +28,13 @@ from typing import Any, Callable
 
 import numpy as np
 
-from .. import kernel
-from ..factors import Factors, Step
-from . import RouteUnavailable, checked_square
-from .butterfly_eigen import butterfly_eigenbasis
+from ... import kernel
+from ...factors import Factors, Step
+from .. import RouteUnavailable, checked_square
+from .eigenbasis import butterfly_eigenbasis
 from .hierarchical import factor_butterfly
-from .inverse import apply_inverse, bit_reversal, inverse_twiddles
-from .permutation import discover_permutation
+from .butterfly_inverse import apply_inverse, bit_reversal, inverse_twiddles
+from .bp_order import discover_permutation
 
 ACCEPT = 1e-8  # probe relative error above which a candidate is not a two-butterfly factorization
 SINGULAR_BLOCK = 1e-13  # |det| / |block|^2 below which W is not invertible

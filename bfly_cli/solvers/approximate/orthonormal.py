@@ -1,9 +1,9 @@
 """Closed-form butterfly approximation with an orthonormalization sweep (quasi-optimal error).
 
-The plain hierarchical factorization (:mod:`.hierarchical`) splits ``T ~= X Y`` with one batched
+The plain hierarchical factorization (:mod:`..closed_form.hierarchical`) splits ``T ~= X Y`` with one batched
 rank-one fit and then factors ``X`` and ``Y`` *independently*, each in its own Frobenius norm. For
 an exact butterfly that is harmless; for an approximate target it is the wrong norm: with
-``T[(c,b),(a,e)] = x_ab[c] y_ab[e]`` (block ``(a, b)``, see :mod:`.hierarchical`), a change of
+``T[(c,b),(a,e)] = x_ab[c] y_ab[e]`` (block ``(a, b)``, see :mod:`..closed_form.hierarchical`), a change of
 ``X`` costs ``||(X - X') Y||^2 = sum_ab |y_ab|^2 |x_ab - x'_ab|^2``: the truncation of ``X`` should
 be weighted by the row norms of ``Y`` that the balanced gauge ``|x_ab| = |y_ab|`` ignores, and
 ``Y`` is never re-fitted to the ``X'`` actually obtained.
@@ -31,7 +31,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .hierarchical import as_lower, as_upper, join_halves, split_blocks
+from ..closed_form.hierarchical import as_lower, as_upper, join_halves, split_blocks
 
 
 def factor_butterfly_orthonormal(matrix: np.ndarray, max_iter: int = 200) -> np.ndarray:

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..factors import bit_reversal, butterfly_multiply, pair_positions
+from ...factors import bit_reversal, butterfly_multiply, pair_positions
 
 
 def reverse_stages(blocks: np.ndarray) -> np.ndarray:
@@ -68,8 +68,8 @@ def apply_inverse(twiddle_inv: np.ndarray, x: np.ndarray) -> np.ndarray:
     Runs ``R B' R`` through the compiled kernel (the numpy reference when it is not built): the
     two-butterfly route applies this to all N columns of its matrix, an O(N^2 log N) product.
     """
-    from .. import kernel
-    from ..factors import Factors, Step
+    from ... import kernel
+    from ...factors import Factors, Step
 
     n = 2 * twiddle_inv.shape[1]
     rev = bit_reversal(n)

@@ -25,7 +25,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from ..factors import Step, bit_reversal, log2_exact
+from ...factors import Step, bit_reversal, log2_exact
 
 _EXACT = 1e-13  # a split's relative residual counted as exact
 _ITERS = 20000  # alternations per split at most (size-4 splits need the most)
@@ -157,7 +157,7 @@ def pair_form_fit(m: torch.Tensor, b: torch.Tensor, iters: int = _ITERS) -> tupl
 
 def _steps(n: int, order: np.ndarray, state: dict) -> list[Step]:
     """``[order then R, B1_inc, R, B2 with the diagonal folded into its first stage]``."""
-    from ..torch_butterfly import decreasing_to_increasing
+    from ...torch_butterfly import decreasing_to_increasing
 
     rev = bit_reversal(n)
     inc = state["inc"].copy()

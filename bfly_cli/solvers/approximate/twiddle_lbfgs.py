@@ -7,7 +7,7 @@ real target) fixes that. Gradients come from torch autograd through
 :func:`~bfly_cli.torch_ops.butterfly_multiply_torch`; L-BFGS with a strong-Wolfe line search needs
 no learning rate. A chain of several butterflies is formed by applying it to the identity,
 O(N^2 log N) per butterfly. A single butterfly (``B P``, the budget-1 case) is formed in O(N^2):
-split at the middle stage as in :mod:`.hierarchical`, ``B[(c,b),(a,e)] = X_b[c,a] Y_a[b,e]``, so
+split at the middle stage as in :mod:`..closed_form.hierarchical`, ``B[(c,b),(a,e)] = X_b[c,a] Y_a[b,e]``, so
 the two halves are formed as small dense blocks (O(N^1.5 log N)) and ``B`` is one outer product
 per block: one multiply per entry instead of log2 N stages, and autograd keeps no N x N
 intermediates per stage (measured 4x faster per evaluation at N = 1024; same loss values).
@@ -25,8 +25,8 @@ from typing import Callable
 import numpy as np
 import torch
 
-from ..factors import Step
-from ..torch_ops import butterfly_multiply_torch
+from ...factors import Step
+from ...torch_ops import butterfly_multiply_torch
 
 
 @dataclass

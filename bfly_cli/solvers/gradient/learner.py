@@ -7,16 +7,16 @@ its relaxed permutations then rounded to hard ones. What follows is beyond the p
 
 1. **Closed-form repair.** Rounding is where trials are lost: one wrong choice among the
    3 (L-1) per permutation ruins the fit. For ``BP`` and ``BPP`` the rounded choices are repaired
-   by :mod:`.permutation_search`, which scores a hard order exactly by the block-rank tail energy
+   by :mod:`.choice_repair`, which scores a hard order exactly by the block-rank tail energy
    of the hierarchical splits (rank 1 for a butterfly, rank 2 for ``Re`` of a complex one) and
    searches level by level, keeping the levels the relaxation got right. ``BPBP`` has no such
-   score: it is fitted from the outside in (:mod:`.mirror_split`, assuming a bit-reversal middle
+   score: it is fitted from the outside in (:mod:`.bpbp_split`, assuming a bit-reversal middle
    permutation), else its single-choice flips are scored by a short float64 L-BFGS fit.
 2. **Twiddle fit and float64 polish.** With the permutations fixed, the relaxed twiddles and a
    few fresh random sets get a short float64 L-BFGS each; the best goes on to L-BFGS and
    Levenberg-Marquardt in float64, to the target (default 1e-10), keeping the best iterate.
    A real target whose order needs rank 2 is fitted by the real rank-2 model instead (random
-   stages, L-BFGS, then alternating least squares, :mod:`.rank2_lsq`), saved as ``[permutation,
+   stages, L-BFGS, then alternating least squares, :mod:`.rank2_als`), saved as ``[permutation,
    rank2]``: ``Re`` of a complex butterfly has local minima there that no optimizer tried escaped.
 
 Restarts draw their seed and learning rate (log-uniform) from ``seed`` and stop as soon as one
@@ -37,8 +37,9 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
-from ..errors import BflyError
-from ..factors import Step, log2_exact
+from ...errors import BflyError
+from ...factors import Step, log2_exact
+from .refine import _GN_STRUCTURED, _norm2, _polish_steps, check_device, relative_sq_error
 
 ProgressFn = Callable[[dict[str, Any]], None]
 
@@ -130,7 +131,7 @@ def solve_gradient(matrix: np.ndarray, **options: Any) -> tuple[list[Step], dict
 
 def _check_options(opts: GradientOptions, matrix: np.ndarray) -> GradientOptions:
     """Validate user-facing options with one-line messages naming the bad value."""
-    from ..torch_butterfly import MODELS
+    from ...torch_butterfly import MODELS
 
     if opts.model not in MODELS:
         raise BflyError(f"unknown model {opts.model!r}; choose one of: {', '.join(MODELS)}")
@@ -148,16 +149,6 @@ def _check_options(opts: GradientOptions, matrix: np.ndarray) -> GradientOptions
     return opts
 
 
-def check_device(device: str) -> None:
-    """Raise a one-line :class:`BflyError` for an unknown device or a missing GPU."""
-    import torch
-
-    if device not in ("cpu", "cuda") and not device.startswith("cuda:"):
-        raise BflyError(f"unknown device {device!r}; choose cpu or cuda")
-    if device.startswith("cuda") and not torch.cuda.is_available():
-        raise BflyError("--device cuda: torch sees no CUDA GPU on this machine; use --device cpu")
-
-
 def _restart_seed_lr(opts: GradientOptions, k: int) -> tuple[int, float]:
     """Restart ``k``'s seed and learning rate, a pure function of ``(opts.seed, k)``."""
     rng = np.random.default_rng([opts.seed, k])
@@ -171,7 +162,7 @@ def _restart(target, opts: GradientOptions, k: int, failed: set[bytes]) -> tuple
     """One trial: relaxed Adam phase, rounding and repair, twiddle fit, float64 polish."""
     import torch
 
-    from ..torch_butterfly import ButterflyChain
+    from ...torch_butterfly import ButterflyChain
 
     start = time.perf_counter()
     seed, lr = _restart_seed_lr(opts, k)
@@ -225,7 +216,7 @@ def _orders_and_fits(model, target, opts: GradientOptions, seed: int, goal: floa
     to the real rank-2 model, which fits *every* exact rank-2 order. Returns the best
     (steps, loss) with the last repair's flips and score and the totals of fits and orders tried.
     """
-    from .permutation_search import EXACT, order_key
+    from .choice_repair import EXACT, order_key
 
     best: tuple[list[Step], float] | None = None
     tries = orders = flips = 0
@@ -259,7 +250,7 @@ def _real_route(opts: GradientOptions, n: int, rank: int, score: float) -> str:
     real rank-2 model (each twiddle a real 2x2 of 2x2 blocks, a superset of ``Re`` of complex
     twiddles) reached 1e-13 from 5 of 5 random starts at N = 32 and 64.
     """
-    from .permutation_search import EXACT
+    from .choice_repair import EXACT
 
     if rank != 2 or score > EXACT or opts.real_model == "complex":
         return "complex"
@@ -275,13 +266,13 @@ def _fit_rank2(target, perm: np.ndarray, seed: int, goal: float, opts: GradientO
     Every block rank-2 order is exactly such a product (the hierarchical factorization with
     rank-2 blocks), and its least squares from random stages showed no local minima: L-BFGS
     reaches ~1e-7 in 200 iterations, then alternating least squares (each level solved exactly
-    with the others fixed, :mod:`.rank2_lsq`) reaches 1e-22 in a few sweeps, where L-BFGS
+    with the others fixed, :mod:`.rank2_als`) reaches 1e-22 in a few sweeps, where L-BFGS
     crawls along the GL(2) gauge and LM on all 8 N log2 N unknowns at once is too slow beyond
     N = 64. LM remains the fallback. Returns the best (steps, loss) and the random starts used.
     """
     import torch
 
-    from . import rank2_lsq
+    from . import rank2_als as rank2_lsq
 
     n = target.shape[0]
     rng = np.random.default_rng([seed, 7919])
@@ -336,7 +327,7 @@ _RANK2_LM = 60
 
 
 def _exact_score() -> float:
-    from .permutation_search import EXACT
+    from .choice_repair import EXACT
 
     return EXACT
 
@@ -361,12 +352,12 @@ def _score_ranks(model, target) -> tuple[int, ...]:
 
 def _repair(model, target, opts: GradientOptions,
             exclude: frozenset[bytes] = frozenset()) -> tuple[list[np.ndarray], float, int, int]:
-    """Repair the rounded permutations with the closed-form score (:mod:`.permutation_search`).
+    """Repair the rounded permutations with the closed-form score (:mod:`.choice_repair`).
 
     Returns the choices, their score, how many 0/1 choices changed, and the block rank used.
     Orders in ``exclude`` (keys of :func:`~.permutation_search.order_key`) count as not exact.
     """
-    from .permutation_search import EXACT, search_pair, search_single
+    from .choice_repair import EXACT, search_pair, search_single
 
     matrix = target.detach().cpu().numpy().T
     rounded = model.hard_choices()
@@ -436,17 +427,6 @@ def _reporter(opts: GradientOptions, k: int) -> Callable[[str, int, float], None
     return report
 
 
-def relative_sq_error(out_t, target_t, target_norm2) -> Any:
-    """``||M - T||_F^2 / ||T||_F^2`` from transposed matrices (scale-free, so one lr range fits all)."""
-    diff = out_t - target_t
-    sq = diff.real.square().sum() + (diff.imag.square().sum() if diff.is_complex() else 0.0)
-    return sq / target_norm2
-
-
-def _norm2(target) -> Any:
-    return target.abs().square().sum()
-
-
 def _adam(model, target, lr: float, opts: GradientOptions, report) -> tuple[float, int]:
     """The paper's relaxed phase; returns (last relaxed loss, steps taken).
 
@@ -493,14 +473,14 @@ _PLATEAU = 500
 
 def _mirror_or_search(model, target, opts: GradientOptions, seed: int, goal: float,
                       report) -> tuple[list[Step], float, int, int]:
-    """``BPBP``: the outside-in fit (:mod:`.mirror_split`) first, else the single-flip search.
+    """``BPBP``: the outside-in fit (:mod:`.bpbp_split`) first, else the single-flip search.
 
     The outside-in fit assumes the middle permutation is the bit reversal R and tries two first
     orders: the relaxation's rounded one and the matrix's own (first permutation R). Returns
     (steps, loss, flips, orders tried); flips is -1 when the outside-in fit succeeded.
     """
-    from ..factors import bit_reversal
-    from . import mirror_split
+    from ...factors import bit_reversal
+    from . import bpbp_split as mirror_split
 
     n = target.shape[0]
     rev = bit_reversal(n)
@@ -579,301 +559,6 @@ def _with_permutations(steps: list[Step], perm_source: list[Step]) -> list[Step]
     """``steps`` with its permutation data replaced by those of ``perm_source`` (same kinds)."""
     return [Step("permutation", src.data) if own.kind == "permutation" else own
             for own, src in zip(steps, perm_source)]
-
-
-def polish(matrix: np.ndarray, steps: Sequence[Step], *, max_iter: int = 500, device: str = "cpu",
-           target: float = 0.0) -> list[Step]:
-    """Refit every twiddle and diagonal of ``steps`` to ``matrix`` with float64 L-BFGS.
-
-    Permutations (and ``real`` steps) stay fixed. The best iterate is kept, so the result's
-    relative error is never above the input's (the input is returned unchanged when nothing
-    helps). Stops early once the relative error is at or below ``target``. The returned data are
-    float64/complex128.
-    """
-    import torch
-
-    check_device(device)
-    tgt = torch.as_tensor(np.ascontiguousarray(np.asarray(matrix).T), device=device)
-    tgt = tgt.to(torch.complex128 if tgt.is_complex() else torch.float64)
-    wide = [_widen(s) for s in steps]
-    out, _ = _polish_steps(tgt, wide, max_iter, target**2, newton=True)
-    return out
-
-
-def _widen(step: Step) -> Step:
-    """A float64/complex128 copy of a step's numeric data (permutations untouched)."""
-    if step.kind in ("butterfly", "diagonal"):
-        return Step(step.kind, step.data.astype(np.complex128 if np.iscomplexobj(step.data) else np.float64))
-    return step
-
-
-def _polish_steps(target, steps: list[Step], max_iter: int, goal: float, newton: bool = False,
-                  newton_below: float = math.inf, gn_iters: int = 30) -> tuple[list[Step], float]:
-    """Float64 L-BFGS (then Gauss-Newton when ``newton``) over the steps' numeric data.
-
-    Returns the best steps seen and their loss. Gauss-Newton only runs when L-BFGS ended at or
-    below ``newton_below``: far from a zero residual it costs much and gains little. L-BFGS is
-    robust far from a solution but crawls
-    on the last digits of a zero-residual fit whose gauge leaves flat directions (worst with a
-    ``Re`` readout, where the imaginary part is free); Gauss-Newton converges fast there.
-    """
-    import torch
-
-    from ..torch_butterfly import modules_to_steps, steps_to_modules
-
-    module = steps_to_modules([_balance(_widen(s)) for s in steps], device=target.device)
-    eye = torch.eye(target.shape[0], dtype=torch.float64, device=target.device)
-    norm2 = _norm2(target)
-    params = list(module.parameters())
-    best = _Best(params)
-
-    def closure():
-        opt.zero_grad(set_to_none=True)
-        loss = relative_sq_error(module(eye), target, norm2)
-        loss.backward()
-        best.offer(float(loss.detach()))
-        return loss
-
-    done, resets = 0, 0
-    opt = _lbfgs(params, max_iter)
-    while done < max_iter and best.loss > goal and params:
-        before = best.loss
-        opt.step(closure)
-        done += min(max_iter, _CHUNK)
-        if best.loss < before * (1 - 1e-3):
-            resets = 0
-            continue
-        if resets >= 1:
-            break
-        best.restore()  # a stalled L-BFGS often has a spoilt curvature history: start it afresh
-        opt, resets = _lbfgs(params, max_iter), resets + 1
-    if not params or done == 0:
-        with torch.no_grad():
-            best.offer(float(relative_sq_error(module(eye), target, norm2)))
-    best.restore()
-    if params and goal < best.loss <= newton_below and newton:
-        _gauss_newton(module, eye, target, norm2, goal, best, gn_iters)
-        best.restore()
-    return modules_to_steps(module), best.loss
-
-
-_CHUNK = 50
-_GN_STRUCTURED = 4000  # rank-2 parameters up to which LM solves the normal equations exactly (N <= 64)
-_GN_DENSE = 4e6  # Jacobian entries (residuals x parameters) up to which LM forms it (N <= 32)
-_GN_CG = 60  # CG iterations per matrix-free Levenberg-Marquardt step
-_GN_STALL = 20  # stop Levenberg-Marquardt when this many steps have not halved the loss
-
-
-def _gauss_newton(module, eye, target, norm2, goal: float, best: "_Best", outer: int = 30) -> None:
-    """Levenberg-Marquardt on the residual, normal equations solved matrix-free by CG.
-
-    ``J v`` comes from forward-mode AD and ``J^T u`` from reverse mode, so nothing of size
-    (entries x parameters) is ever formed. ``best`` sees every accepted iterate.
-    """
-    import torch
-    from torch.func import functional_call, jvp, vjp
-
-    names = [name for name, _ in module.named_parameters()]
-    scale = 1.0 / math.sqrt(float(norm2))
-
-    def resid(*ps):
-        d = functional_call(module, dict(zip(names, ps)), (eye,)) - target
-        return (torch.view_as_real(d) if d.is_complex() else d).reshape(-1) * scale
-
-    from . import rank2_lsq
-
-    ps = tuple(p.detach().clone() for p in module.parameters())
-    structured = _rank2_layout(module)
-    size = sum(p.numel() for p in ps)
-    dense = size <= _GN_STRUCTURED if structured is not None else size * 2 * target.numel() <= _GN_DENSE
-    lam = 1e-3 if dense else 1e-4
-    history: list[float] = []
-    normal_eq = None  # dense (J^T J, J^T r) at ps, kept across rejected steps
-    blocks = None  # rank-2 beyond the dense size: per-level diagonal blocks of J^T J (the preconditioner)
-    for _ in range(outer):
-        r, pullback = vjp(resid, *ps)
-        loss = float(r.square().sum())
-        history.append(loss)
-        if loss <= goal or (len(history) > _GN_STALL and loss > 0.5 * history[-1 - _GN_STALL]):
-            break
-        if dense:
-            if normal_eq is None and structured is not None:
-                normal_eq = rank2_lsq.normal_equations(structured, ps[0], scale**2, pullback(r)[0])
-            elif normal_eq is None:
-                normal_eq = _normal_equations(resid, ps, r)
-            delta = _dense_step(normal_eq, ps, lam)
-        else:
-            grad = pullback(r)
-
-            def normal(v):
-                return tuple(a + lam * b for a, b in zip(pullback(jvp(resid, ps, v)[1]), v))
-
-            precond = None
-            if structured is not None:
-                if blocks is None:
-                    blocks = rank2_lsq.level_blocks(structured, ps[0], scale**2)
-                precond = _block_jacobi(blocks, lam)
-            delta = _cg(normal, tuple(-g for g in grad), _GN_CG, precond)
-        trial = tuple(p + d for p, d in zip(ps, delta))
-        with torch.no_grad():
-            new = float(resid(*trial).square().sum())
-        if new < loss:
-            ps, lam, normal_eq, blocks = trial, max(lam / 10, 1e-12), None, None
-            _set_params(module, ps)
-            best.offer(new)
-        else:
-            lam *= 10
-            if lam > 1e4:
-                break
-
-
-def _normal_equations(resid, ps: tuple, r) -> tuple:
-    """``(J^T J, J^T r)`` from the explicit Jacobian (forward mode), for small problems."""
-    import torch
-    from torch.func import jacfwd
-
-    jac = jacfwd(resid, argnums=tuple(range(len(ps))))(*ps)
-    j = torch.cat([a.reshape(r.numel(), -1) for a in jac], dim=1)
-    return j.T @ j, j.T @ r
-
-
-def _rank2_layout(module) -> np.ndarray | None:
-    """The input permutation when ``module`` is exactly [permutation, rank2], else None."""
-    from ..torch_butterfly import FixedPermutation, Rank2
-
-    mods = list(module)
-    if len(mods) == 2 and isinstance(mods[0], FixedPermutation) and isinstance(mods[1], Rank2):
-        return mods[0].perm
-    return None
-
-
-def _block_jacobi(blocks: list, lam: float) -> Callable:
-    """Preconditioner solving each level's Marquardt-damped diagonal block exactly (Cholesky).
-
-    Without it CG on the rank-2 normal equations needs hundreds of iterations a step (the GL(2)
-    gauge and the very different scales of the levels); the levels' own blocks carry most of that.
-    """
-    import torch
-
-    factors = []
-    for block in blocks:
-        damped = block + torch.diag(block.diagonal().clamp_min(1e-12) * max(lam, 1e-10))
-        factors.append(torch.linalg.cholesky(damped))
-
-    def apply(r: tuple) -> tuple:
-        flat = r[0].reshape(len(factors), -1)
-        out = [torch.cholesky_solve(flat[i, :, None], f)[:, 0] for i, f in enumerate(factors)]
-        return (torch.stack(out).reshape(r[0].shape),)
-
-    return apply
-
-
-def _dense_step(normal_eq: tuple, ps: tuple, lam: float) -> tuple:
-    """One Marquardt step solved exactly (no CG tolerance), split back into the parameters.
-
-    Damping is scaled by the diagonal of ``J^T J`` (Marquardt), which suits parameters of very
-    different sensitivity; the rank-2 model's GL(2) gauge makes ``J^T J`` singular, which the
-    damping handles while CG on the same system needs hundreds of iterations.
-    """
-    import torch
-
-    jtj, jtr = normal_eq
-    damp = jtj.diagonal().clamp_min(1e-12) * lam
-    flat = torch.linalg.solve(jtj + torch.diag(damp), -jtr)
-    out, at = [], 0
-    for p in ps:
-        out.append(flat[at:at + p.numel()].reshape(p.shape))
-        at += p.numel()
-    return tuple(out)
-
-
-def _cg(apply, rhs: tuple, iters: int, precond: Callable | None = None) -> tuple:
-    """(Preconditioned) conjugate gradients for a symmetric positive definite operator on tuples."""
-    dot = lambda a, b: sum(float((x * y).sum()) for x, y in zip(a, b))  # noqa: E731
-    x = tuple(0 * b for b in rhs)
-    r = rhs
-    z = precond(r) if precond is not None else r
-    p = z
-    rz = dot(r, z)
-    stop = dot(r, r) * _CG_TOL
-    for _ in range(iters):
-        if dot(r, r) <= stop:
-            break
-        ap = apply(p)
-        alpha = rz / max(dot(p, ap), 1e-300)
-        x = tuple(a + alpha * b for a, b in zip(x, p))
-        r = tuple(a - alpha * b for a, b in zip(r, ap))
-        z = precond(r) if precond is not None else r
-        new = dot(r, z)
-        p = tuple(a + (new / rz) * b for a, b in zip(z, p))
-        rz = new
-    return x
-
-
-_CG_TOL = 1e-20  # (measured at N = 128: a looser 1e-8 made LM stall at 1e-19 instead of reaching 1e-22)
-
-
-def _set_params(module, values: tuple) -> None:
-    import torch
-
-    with torch.no_grad():
-        for p, v in zip(module.parameters(), values):
-            p.copy_(v)
-
-
-def _lbfgs(params: list, max_iter: int):
-    """Float64 L-BFGS that never stops on its own tolerances (the caller decides when to stop)."""
-    import torch
-
-    return torch.optim.LBFGS(params, lr=1, max_iter=min(max_iter, _CHUNK), history_size=50, tolerance_grad=0.0,
-                             tolerance_change=1e-32, line_search_fn="strong_wolfe")
-
-
-class _Best:
-    """Remembers the parameters of the lowest loss offered (L-BFGS may end on a worse iterate)."""
-
-    def __init__(self, params: list) -> None:
-        self.params, self.loss, self.saved = params, math.inf, None
-
-    def offer(self, loss: float) -> None:
-        if loss < self.loss:
-            self.loss, self.saved = loss, [p.detach().clone() for p in self.params]
-
-    def restore(self) -> None:
-        import torch
-
-        if self.saved is not None:
-            with torch.no_grad():
-                for p, s in zip(self.params, self.saved):
-                    p.copy_(s)
-
-
-def _balance(step: Step) -> Step:
-    """Rescale a butterfly's gauge so adjacent stages carry equal norms at every coordinate.
-
-    ``F_{l+1} F_l = (F_{l+1} D^-1)(D F_l)`` for any positive diagonal D: the product is unchanged,
-    but L-BFGS converges far better when no coordinate is carried by a huge factor times a tiny one.
-    """
-    if step.kind != "butterfly":
-        return step
-    from ..torch_butterfly import _pair_first
-
-    tw = step.data.copy()
-    levels, half = tw.shape[:2]
-    n = 2 * half
-    for _ in range(2):
-        for l in range(levels - 1):
-            s, first, nxt = 1 << l, _pair_first(n, l), _pair_first(n, l + 1)
-            rows, cols = np.empty(n), np.empty(n)
-            rows[first], rows[first + s] = np.linalg.norm(tw[l, :, 0, :], axis=-1), np.linalg.norm(tw[l, :, 1, :], axis=-1)
-            cols[nxt], cols[nxt + 2 * s] = np.linalg.norm(tw[l + 1, :, :, 0], axis=-1), np.linalg.norm(tw[l + 1, :, :, 1], axis=-1)
-            ok = (rows > 0) & (cols > 0)
-            scale = np.where(ok, np.sqrt(np.where(ok, cols, 1.0) / np.where(ok, rows, 1.0)), 1.0)
-            tw[l, :, 0, :] *= scale[first, None]
-            tw[l, :, 1, :] *= scale[first + s, None]
-            tw[l + 1, :, :, 0] /= scale[nxt, None]
-            tw[l + 1, :, :, 1] /= scale[nxt + 2 * s, None]
-    return Step("butterfly", tw)
 
 
 def _cast_like(steps: list[Step], dtype: np.dtype) -> list[Step]:

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .rank1 import rank1
+from .rank_one import rank1
 
 
 def factor_butterfly(matrix: np.ndarray, max_iter: int = 200) -> np.ndarray:
@@ -42,7 +42,7 @@ def split_blocks(mats: np.ndarray, max_iter: int) -> tuple[np.ndarray, np.ndarra
 
     Rows ``(c, b)`` and columns ``(a, e)`` give blocks indexed ``(K, a, b)``, each a ``(c, e)``
     matrix; returns ``blocks (K, a, b, c, e)``, ``u (K, a, b, c)``, ``w (K, a, b, e)``. Shared by
-    the plain factorization and the orthonormalization sweep (:mod:`.orthonormal`).
+    the plain factorization and the orthonormalization sweep (:mod:`..approximate.orthonormal`).
     """
     count, n, _ = mats.shape
     k = n.bit_length() - 1

@@ -2,8 +2,8 @@
 
 DCT-II, DST-II (both scalings), the Hartley transform and any real ``T = Re(B P)`` are sums of
 two butterflies with one column order, so under that order every block of every split has rank
-<= 2. The route discovers the order from the matrix (:mod:`.plane_permutation`) and factors it
-in closed form (:mod:`.rank2`). Result: steps ``[permutation, rank2]`` (structure ``"QP"``),
+<= 2. The route discovers the order from the matrix (:mod:`.rank2_order`) and factors it
+in closed form (:mod:`.rank2_factor`). Result: steps ``[permutation, rank2]`` (structure ``"QP"``),
 8 N (log2 N - 1) real parameters.
 """
 
@@ -13,10 +13,10 @@ from typing import Any
 
 import numpy as np
 
-from ..factors import Step
-from . import RouteUnavailable
-from .plane_permutation import NoRankTwoOrder, discover_plane_permutation
-from .rank2 import factor_rank2
+from ...factors import Step
+from .. import RouteUnavailable
+from .rank2_order import NoRankTwoOrder, discover_plane_permutation
+from .rank2_factor import factor_rank2
 
 
 def solve_real_rank2(matrix: np.ndarray, strict: bool = False) -> tuple[list[Step], dict[str, Any]]:
