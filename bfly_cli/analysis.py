@@ -10,9 +10,12 @@ rank-2 order (:func:`~bfly_cli.solvers.closed_form.rank2_order.discover_plane_pe
 ``sum over blocks of sigma_{r+1}^2 + ... / ||T||_F^2``.
 
 The verdict runs the same closed-form routes as ``--solver auto`` in the same order (B.P, real
-rank-2, two butterflies) and stops at the first exact one, so it always names the structure
-that ``bfly learn`` then picks; the approximation route (a polish) is not run: when nothing is
-exact the verdict is "approximate only".
+rank-2, two butterflies; :data:`~bfly_cli.solvers.registry.ROUTES`) and judges them the same way
+(:func:`~bfly_cli.metrics.exactness`), stopping at the first structured one, so it always names
+the structure that ``bfly learn`` then picks, with the noise floor it estimated (the relative
+distance from the matrix to that structure): e.g. "B.P up to 2e-08 (float32 input)". The
+approximation route (a polish) is not run: when nothing is structured the verdict is
+"approximate only".
 """
 
 from __future__ import annotations
@@ -21,36 +24,41 @@ from typing import Any
 
 import numpy as np
 
-from .solvers import RouteUnavailable
-
-VERDICTS = {
-    "bp": "exact B.P",
-    "real_rank2": "exact with rank-2 blocks",
-    "two_butterfly": "needs two butterflies",
-    "approximate": "approximate only",
-}
-
+from .solvers.registry import Route
 
 def analyze(matrix: np.ndarray) -> dict[str, Any]:
     """The per-level table, the routes tried and the verdict (see the module docstring)."""
-    from .solvers.auto import _attempt, routes
-    from .metrics import exact_threshold
+    from .metrics import exactness, input_precision
+    from .solvers.auto import _attempt
+    from .solvers.registry import ROUTES
 
     matrix = np.asarray(matrix)
-    exact = exact_threshold("float64")
+    precision = input_precision(matrix)
+    working = str(np.real(np.empty(0, matrix.dtype)).dtype)
     levels = _level_table(matrix)
     tried = []
-    route = "approximate"
-    for name, fn in routes(1):
-        if name == "approximate":
+    verdict, route, noise = "approximate only", "approximate", None
+    for item in ROUTES:
+        if not item.exact_route:
+            continue
+        outcome = _attempt(item, matrix, 1, precision, working)
+        tried.append(outcome.record)
+        if outcome.structured:
+            route, noise = item.name, outcome.rel_error
+            verdict = _verdict(item, exactness(noise, precision, working), noise, precision)
             break
-        outcome = _attempt(name, fn, matrix, exact)
-        tried.append(outcome["record"])
-        if outcome["record"].get("status") == "exact":
-            route = name
-            break
-    return {"n": matrix.shape[0], "complex": bool(np.iscomplexobj(matrix)), "levels": levels,
-            "route": route, "verdict": VERDICTS[route], "tried": tried}
+    return {"n": matrix.shape[0], "complex": bool(np.iscomplexobj(matrix)), "input_precision": precision,
+            "levels": levels, "route": route, "verdict": verdict, "noise_floor": noise, "tried": tried}
+
+
+def _verdict(item: "Route", wording: str, noise: float, precision: str) -> str:
+    """``"exact B.P"``, ``"B.P up to 2e-08 (float32 input)"``, ``"B.P up to 1e-06 (near-exact: ...)"``."""
+    structure = item.title
+    if wording == "exact":
+        return item.verdict
+    if wording.startswith("exact to input precision"):
+        return f"{structure} up to {noise:.0e} ({precision} input)"
+    return f"{structure} up to {noise:.0e} (near-exact: the structure plus noise)"
 
 
 def _level_table(matrix: np.ndarray) -> list[dict[str, Any]]:

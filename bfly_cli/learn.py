@@ -18,49 +18,10 @@ import numpy as np
 from ._version import __version__
 from .errors import BflyError, CheckFailed
 from .factors import Factors, Step, dense_real_params
-from .metrics import error_report, exact_threshold
-from .solvers import SOLVERS
+from .metrics import error_report, exactness, input_precision, is_exact
+from .solvers.registry import SOLVER_NAMES, solver as registered_solver
 
 DTYPES = ("float64", "float32")
-
-
-def solve_hierarchical(matrix: np.ndarray) -> tuple[list[Step], dict[str, Any]]:
-    """B.P with the permutation discovered from the matrix, then the closed-form twiddles."""
-    from .solvers.closed_form.hierarchical import factor_butterfly
-    from .solvers.closed_form.bp_order import discover_permutation
-
-    perm = discover_permutation(matrix)
-    twiddle = factor_butterfly(matrix[:, perm])
-    return [Step("permutation", perm), Step("butterfly", twiddle)], {}
-
-
-def solve_auto(matrix: np.ndarray, budget: int = 1, strict_budget: bool = False) -> tuple[list[Step], dict[str, Any]]:
-    """The first exact route (B.P, real rank-2, two butterflies) else the best approximation."""
-    from .solvers.auto import solve_auto as auto
-
-    return auto(matrix, budget=budget, strict_budget=strict_budget)
-
-
-def solve_real_rank2(matrix: np.ndarray) -> tuple[list[Step], dict[str, Any]]:
-    """Real matrices with rank-2 blocks: ``[permutation, rank2]``."""
-    from .solvers.closed_form.rank2_route import solve_real_rank2 as route
-
-    return route(matrix)
-
-
-def solve_gradient(matrix: np.ndarray, **options: Any) -> tuple[list[Step], dict[str, Any]]:
-    """The paper's differentiable learner (BP/BPP/BPBP from random init), float64 polish."""
-    from .solvers.gradient.learner import solve_gradient as learner
-
-    return learner(matrix, **options)
-
-
-_SOLVER_FUNCS: dict[str, Callable[..., tuple[list[Step], dict[str, Any]]]] = {
-    "hierarchical": solve_hierarchical,
-    "auto": solve_auto,
-    "real_rank2": solve_real_rank2,
-    "gradient": solve_gradient,
-}
 
 
 def learn(
@@ -77,8 +38,8 @@ def learn(
     Raises :class:`CheckFailed` when ``tol`` is given and the relative error exceeds it (the
     factors are attached to the exception as ``.factors`` so a caller can still inspect them).
     """
-    if solver not in SOLVERS:
-        raise BflyError(f"unknown solver {solver!r}; choose one of: {', '.join(SOLVERS)}")
+    if solver not in SOLVER_NAMES:
+        raise BflyError(f"unknown solver {solver!r}; choose one of: {', '.join(SOLVER_NAMES)}")
     if dtype not in DTYPES:
         raise BflyError(f"unknown dtype {dtype!r}; choose float64 or float32")
     matrix = np.asarray(matrix)
@@ -89,7 +50,8 @@ def learn(
     factors = Factors(matrix.shape[0], steps)
     errors = error_report(factors.to_dense_fast(), matrix)  # kernel when built: several x faster at large N
     dense = {"dense_real_params": dense_real_params(matrix)}
-    factors.meta = _metadata(factors, solver, seconds, errors, meta or {}, {**dense, **extra})
+    quality = _quality(errors["rel_error"], matrix, factors)
+    factors.meta = _metadata(factors, solver, seconds, errors, meta or {}, {**dense, **quality, **extra})
     if tol is not None and errors["rel_error"] > tol:
         failure = CheckFailed(f"rel_error {errors['rel_error']:.3g} is above --tol {tol:g}")
         failure.factors = factors
@@ -102,7 +64,7 @@ def _run_solver(solver: str, work: np.ndarray, options: dict[str, Any]) -> tuple
     from .solvers import RouteUnavailable
 
     try:
-        return _SOLVER_FUNCS[solver](work, **options)
+        return registered_solver(solver).solve(work, **options)
     except RouteUnavailable as exc:
         raise BflyError(f"solver {solver!r} cannot factor this matrix: {exc}") from None
     except TypeError as exc:
@@ -120,9 +82,23 @@ def _work_dtype(matrix: np.ndarray, dtype: str) -> np.dtype:
     return np.dtype(np.complex128 if complex_ else np.float64)
 
 
+def _quality(rel_error: float, matrix: np.ndarray, factors: Factors) -> dict[str, Any]:
+    """How exact the result is, judged against the *input's* precision (see :func:`exactness`).
+
+    ``noise_floor`` is the relative distance from the matrix to the structure found, recorded
+    when a structure was found (exact or near-exact): an upper bound of the noise the matrix
+    carries if the structure is the right one. An approximation has no noise floor to report.
+    """
+    dtype = str(factors.dtype)
+    working = "float32" if dtype in ("float32", "complex64") else "float64"
+    precision = input_precision(matrix)
+    wording = exactness(rel_error, precision, working)
+    noise = float(rel_error) if wording != "approximate" else None
+    return {"exact": is_exact(wording), "exactness": wording, "input_precision": precision, "noise_floor": noise}
+
+
 def _metadata(factors: Factors, solver: str, seconds: float, errors: dict, given: dict, extra: dict) -> dict[str, Any]:
     dtype = str(factors.dtype)
-    real_dtype = "float32" if dtype in ("float32", "complex64") else "float64"
     meta = {
         "transform": "matrix",
         "seed": 0,
@@ -133,7 +109,6 @@ def _metadata(factors: Factors, solver: str, seconds: float, errors: dict, given
         "structure": factors.structure,
         "solver": solver,
         **errors,
-        "exact": bool(errors["rel_error"] <= exact_threshold(real_dtype)),
         "params": factors.n_params(),
         "real_params": factors.n_real_params(),
         "seconds": seconds,

@@ -62,13 +62,15 @@ def summary_table(meta: dict[str, Any], title: str):
     table = Table(title=title, show_header=False)
     table.add_column("", style="bold")
     table.add_column("")
-    verdict = "exact" if meta.get("exact") else "approximate"
+    verdict = str(meta.get("exactness") or ("exact" if meta.get("exact") else "approximate"))
     table.add_row("transform", f"{meta.get('transform')} (N = {n})")
-    table.add_row("structure", f"{meta.get('structure')} ({verdict})")
+    table.add_row("structure", f"{meta.get('structure')}, {verdict}" if "(" in verdict else f"{meta.get('structure')} ({verdict})")
     table.add_row("solver / dtype", f"{meta.get('solver')} / {meta.get('dtype')}")
     table.add_row("parameters", _params_text(meta, params, n))
     for key in ("rel_error", "max_abs_error", "rmse"):
         table.add_row(key + (" (paper)" if key == "rmse" else ""), f"{float(meta[key]):.3e}")
+    if meta.get("noise_floor") is not None and verdict != "exact":
+        table.add_row("noise floor", f"{float(meta['noise_floor']):.1e} (distance to the structure; input {meta.get('input_precision')})")
     table.add_row("solver time", f"{float(meta['seconds']):.3f} s")
     if meta.get("auto_route"):
         table.add_row("auto route", _route_text(meta))

@@ -8,7 +8,10 @@ from typing import Optional
 
 import typer
 
+from ..solvers.registry import SOLVERS
 from ._common import emit_json, guarded, progress_status, stdout_console
+
+_SOLVER_HELP = "Solver: " + "; ".join(f"{s.name} ({s.help})" for s in SOLVERS) + "."
 
 
 @guarded
@@ -16,7 +19,7 @@ def learn(
     target: str = typer.Argument(..., help="Transform name (see 'bfly list') or a .npy/.npz/.h5 matrix file."),
     n: Optional[int] = typer.Option(None, "--n", "-n", help="Size N, a power of two (inferred for a matrix file)."),
     output: Optional[Path] = typer.Option(None, "-o", "--output", help="Output file [default: NAME-N.h5 here]."),
-    solver: str = typer.Option("auto", "--solver", help="Solver: auto (first exact of B.P, real rank-2, two butterflies, else best approximation), hierarchical (B.P only), real_rank2, gradient (the paper's learner)."),
+    solver: str = typer.Option("auto", "--solver", help=_SOLVER_HELP),
     budget: Optional[int] = typer.Option(None, "--budget", help="auto only: butterfly blocks for the approximation, 1..8 [default: 1]."),
     strict_budget: bool = typer.Option(False, "--strict-budget", help="auto only: the budget caps exact structures too (skip an exact one that stores more real numbers than BUDGET complex B.P's)."),
     model: Optional[str] = typer.Option(None, "--model", help="gradient only: BP, BPP or BPBP [default: BP]."),

@@ -13,9 +13,11 @@ help and the docs.
 
 from __future__ import annotations
 
-import numpy as np
+from typing import TYPE_CHECKING
 
-SOLVERS = ("hierarchical", "auto", "real_rank2", "gradient")
+if TYPE_CHECKING:  # the CLI imports this package for its help text: numpy only when a solver runs
+    import numpy as np
+
 
 
 class RouteUnavailable(Exception):
@@ -35,6 +37,8 @@ def checked_square(matrix: np.ndarray) -> np.ndarray:
     Routes call this on entry: their algebra assumes it, and a matrix that fails it makes the
     route unavailable (so ``auto`` moves on) rather than producing a wrong answer.
     """
+    import numpy as np
+
     m = np.asarray(matrix)
     n = m.shape[0] if m.ndim else 0
     if m.ndim != 2 or m.shape[1] != n or n < 2 or n & (n - 1):
@@ -42,3 +46,6 @@ def checked_square(matrix: np.ndarray) -> np.ndarray:
     if not np.all(np.isfinite(m)):
         raise RouteUnavailable("the matrix holds NaN or Inf values")
     return m.astype(np.complex128 if np.iscomplexobj(m) else np.float64)
+
+
+from .registry import SOLVER_NAMES as SOLVERS  # noqa: E402  (the registry needs RouteUnavailable above)

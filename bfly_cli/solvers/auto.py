@@ -1,79 +1,109 @@
-"""``--solver auto``: the cheapest exact structure the matrix admits, found from the matrix alone.
+"""``--solver auto``: the most accurate structure the matrix admits, found from the matrix alone.
 
-Routes are tried in order of cost and the first *exact* one (float64 ``rel_error <= 1e-12``) wins:
+The routes of :data:`~bfly_cli.solvers.registry.ROUTES` are tried in order of cost (B.P, real
+rank-2, two butterflies; each discovers its permutations from the matrix). A matrix reaches bfly
+by many roads (another library's rounding, float32 storage, measurement noise), so a route's
+result is judged by :func:`~bfly_cli.metrics.exactness`, not by a float64-only gate:
 
-1. ``bp``          B.P, real or complex (closed form, permutation discovered).
-2. ``real_rank2``  real matrices only: B.P with rank-2 blocks (``[permutation, rank2]``), for
-                   DCT-II/DST-II-like transforms that are real parts of complex butterflies.
-3. ``two_butterfly`` circulant-like matrices (``solve_two_butterfly``, another module).
-4. ``approximate`` the best approximation with ``budget`` butterfly blocks (``solve_approximate``).
+* ``exact`` (float64 ``rel_error <= 1e-12``) or ``exact to input precision (float32)`` (a
+  float32-representable input within 10 unit round-offs), or ``near-exact`` (``<= 1e-3``: the
+  structure plus noise): the search stops and that result is returned;
+* otherwise the approximation route (``budget`` butterfly blocks) runs, and the most accurate
+  result wins: a structured fit beats the approximation when its error is 10x lower, else the
+  approximation (whose parameter count the budget bounds) is kept.
 
-Nothing exact: the approximation is returned (it never has more parameters than ``budget``
-untied complex B.P, i.e. ``budget * 4 N log2 N`` real numbers). Exact structures are not capped
-unless ``strict_budget`` is set (CLI ``--strict-budget``); parameter counts compare in *real*
-numbers (``Factors.n_real_params``), the only unit in which a real rank-2 chain, a complex
-butterfly and the dense matrix are comparable. Routes 3 and 4 are imported lazily; a route whose
-module is missing or that raises :class:`RouteUnavailable` is recorded as skipped with its reason.
-Every route's outcome goes into the metadata (``auto_tried``), so the file says what was tried and
-why the winner won.
+The wording decides what the summary says, never which result a user gets. Exact structures are
+not capped unless ``strict_budget`` is set (CLI ``--strict-budget``); parameter counts compare in
+*real* numbers (``Factors.n_real_params``). Every route's outcome goes into the metadata
+(``auto_tried``), so the file says what was tried and why the winner won.
 """
 
 from __future__ import annotations
 
+import math
 import time
-from typing import Any, Callable
+from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
 from ..errors import BflyError
 from ..factors import Factors, Step, dense_real_params
-from ..metrics import exact_threshold
+from ..metrics import exactness, input_precision, is_exact
 from . import RouteUnavailable
-from .closed_form.bp_route import _exact_for, solve_bp
+from .registry import ROUTES, Route
 
 MAX_BUDGET = 8
 _PROBES = 16
 _PROBE_SEED = 20240612
-Route = Callable[[np.ndarray], tuple[list[Step], dict[str, Any]]]
+_BETTER = 10.0  # a structured fit must be this much more accurate than the approximation to win
 
 
 def solve_auto(matrix: np.ndarray, budget: int = 1, strict_budget: bool = False) -> tuple[list[Step], dict[str, Any]]:
-    """Steps of the first exact route (else the approximation) and the ``auto_*`` metadata.
+    """Steps of the best route and the ``auto_*`` metadata (see the module docstring).
 
     ``budget`` caps the approximation at ``budget`` untied complex B.P's. Exact structures are not
     capped by default (exactness first), so at N <= 16 a real matrix with no structure at all can
     come out as an exact ``QP`` that stores more numbers than the dense matrix (every real 8 x 8
     matrix has rank-2 blocks); the reason says so. ``strict_budget`` applies the cap to exact
-    structures too: one over it is recorded (status ``"exact, over budget"``) and skipped.
+    structures too: one over it is recorded (status ``"..., over budget"``) and skipped.
     """
     check_budget(budget)
-    exact = _exact_for(matrix)
+    precision, working = input_precision(matrix), _working(matrix)
     cap = budget_real_params(matrix.shape[0], budget)
     tried: list[dict[str, Any]] = []
-    results: list[tuple[str, list[Step], dict[str, Any], float]] = []
-    for name, route in routes(budget):
-        outcome = _attempt(name, route, matrix, exact)
-        record = outcome["record"]
-        tried.append(record)
-        if outcome["steps"] is None:
+    results: list[_Outcome] = []
+    for item in ROUTES:
+        if not item.exact_route and any(r.structured for r in results):
+            break  # a structured fit within noise: the approximation cannot be the better answer
+        outcome = _attempt(item, matrix, budget, precision, working)
+        tried.append(outcome.record)
+        if outcome.steps is None:
             continue
-        if strict_budget and record["real_params"] > cap:
-            record["status"] += ", over budget"
+        if strict_budget and outcome.record["real_params"] > cap:
+            outcome.record["status"] += ", over budget"
             continue
-        results.append((name, outcome["steps"], outcome["extra"], record["rel_error"]))
-        if record["rel_error"] <= exact and name != "approximate":
-            reason = f"first exact route: rel_error {record['rel_error']:.2e} <= {exact:g}" + _size_note(record, matrix)
-            return outcome["steps"], _meta(name, reason, tried, outcome["extra"])
+        results.append(outcome)
+        if outcome.structured:
+            reason = f"{outcome.record['status']} route: rel_error {outcome.rel_error:.2e}" + _size_note(outcome.record, matrix)
+            return outcome.steps, _meta(item.name, reason, tried, outcome.extra)
     if not results:
         within = f" within the budget ({cap:,} real numbers)" if strict_budget else ""
         raise BflyError(f"no route could factor this matrix{within}: "
                         + "; ".join(f"{t['route']}: {t.get('reason', t['status'])}" for t in tried))
-    name, steps, extra, err = _pick_inexact(results)
+    best = _pick(results)
     within = " within the budget" if strict_budget else ""
-    if err <= exact:  # the polish converged to an exact fit, e.g. Re(B P) for a small DCT
-        return steps, _meta(name, f"no exact structure route applied{within}; the approximation reached an exact "
-                                  f"fit: rel_error {err:.2e} <= {exact:g}", tried, extra)
-    return steps, _meta(name, f"no exact structure found{within}; best approximation rel_error {err:.2e}", tried, extra)
+    if is_exact(exactness(best.rel_error, precision, working)):  # e.g. the polish reached Re(B P) of a small DCT
+        return best.steps, _meta(best.name, f"no exact structure route applied{within}; the {best.name} route reached "
+                                            f"an exact fit: rel_error {best.rel_error:.2e}", tried, best.extra)
+    return best.steps, _meta(best.name, f"no exact structure found{within}; best result ({best.name}) rel_error "
+                                        f"{best.rel_error:.2e}", tried, best.extra)
+
+
+@dataclass
+class _Outcome:
+    """One route's result: its steps (None when unavailable), metadata and ``auto_tried`` record."""
+
+    name: str
+    steps: list[Step] | None
+    extra: dict[str, Any]
+    record: dict[str, Any]
+    rel_error: float = math.inf
+    structured: bool = False  # a closed-form route within noise of its structure: stop here
+
+
+def _working(matrix: np.ndarray) -> str:
+    """The real dtype the solvers compute in (float32 for ``--dtype float32``)."""
+    return str(np.real(np.empty(0, matrix.dtype)).dtype)
+
+
+def _pick(results: list[_Outcome]) -> _Outcome:
+    """The approximation unless a structured route is 10x more accurate (its size is then worth it)."""
+    approx = [r for r in results if r.name == "approximate"]
+    best = min(results, key=lambda r: r.rel_error)
+    if approx and best is not approx[0] and best.rel_error * _BETTER > approx[0].rel_error:
+        return approx[0]
+    return best
 
 
 def budget_real_params(n: int, budget: int) -> int:
@@ -97,51 +127,23 @@ def check_budget(budget: Any) -> int:
     return int(budget)
 
 
-def routes(budget: int) -> list[tuple[str, Route]]:
-    """The routes in the order auto tries them (names as recorded in ``auto_route``)."""
-    return [("bp", solve_bp), ("real_rank2", _real_rank2), ("two_butterfly", _two_butterfly),
-            ("approximate", lambda m: _approximate(m, budget))]
-
-
-def _real_rank2(matrix: np.ndarray) -> tuple[list[Step], dict[str, Any]]:
-    from .closed_form.rank2_route import solve_real_rank2
-
-    # strict: a matrix with no rank-2 order is rejected at its first failed class search.
-    return solve_real_rank2(matrix, strict=True)
-
-
-def _two_butterfly(matrix: np.ndarray) -> tuple[list[Step], dict[str, Any]]:
-    try:
-        from .closed_form.two_butterfly import solve_two_butterfly
-    except ImportError as exc:
-        raise RouteUnavailable(f"two-butterfly route not installed ({exc})") from None
-    return solve_two_butterfly(matrix)
-
-
-def _approximate(matrix: np.ndarray, budget: int) -> tuple[list[Step], dict[str, Any]]:
-    try:
-        from .approximate.route import solve_approximate
-    except ImportError as exc:
-        raise RouteUnavailable(f"approximation route not installed ({exc})") from None
-    return solve_approximate(matrix, budget)
-
-
-def _attempt(name: str, route: Route, matrix: np.ndarray, exact: float) -> dict[str, Any]:
-    """Run one route; its steps (or None), extra metadata and the record for ``auto_tried``."""
+def _attempt(item: Route, matrix: np.ndarray, budget: int, precision: str, working: str) -> _Outcome:
+    """Run one route and measure it; a route that does not apply is recorded with its reason."""
     start = time.perf_counter()
     try:
-        steps, extra = route(matrix)
+        steps, extra = item.solve(matrix, budget) if not item.exact_route else item.solve(matrix)
     except RouteUnavailable as exc:
         # The time to reject is recorded too: a slow rejection is a cost every later route pays.
-        record = {"route": name, "status": "unavailable", "reason": str(exc), "seconds": round(time.perf_counter() - start, 4)}
-        return {"steps": None, "extra": {}, "record": record}
+        record = {"route": item.name, "status": "unavailable", "reason": str(exc), "seconds": round(time.perf_counter() - start, 4)}
+        return _Outcome(item.name, None, {}, record)
     seconds = time.perf_counter() - start
     factors = Factors(matrix.shape[0], steps)
     err = probe_error(factors, matrix)
-    record = {"route": name, "status": "exact" if err <= exact else "inexact", "rel_error": err,
-              "params": factors.n_params(), "real_params": factors.n_real_params(), "structure": factors.structure,
-              "seconds": round(seconds, 4)}
-    return {"steps": steps, "extra": extra, "record": record}
+    wording = exactness(err, precision, working)
+    status = wording if wording != "approximate" else "inexact"
+    record = {"route": item.name, "status": status, "rel_error": err, "params": factors.n_params(),
+              "real_params": factors.n_real_params(), "structure": factors.structure, "seconds": round(seconds, 4)}
+    return _Outcome(item.name, steps, extra, record, err, item.exact_route and wording != "approximate")
 
 
 def probe_error(factors: Factors, matrix: np.ndarray, probes: int = _PROBES) -> float:
@@ -158,15 +160,6 @@ def probe_error(factors: Factors, matrix: np.ndarray, probes: int = _PROBES) -> 
     norm = float(np.linalg.norm(target))
     diff = float(np.linalg.norm(factors.apply(x) - target))
     return diff / norm if norm > 0 else diff
-
-
-def _pick_inexact(results: list[tuple[str, list[Step], dict[str, Any], float]]):
-    """The approximation route when it ran (its parameter count is bounded by the budget), else
-    the most accurate of the others."""
-    for item in results:
-        if item[0] == "approximate":
-            return item
-    return min(results, key=lambda item: item[3])
 
 
 def _meta(route: str, reason: str, tried: list[dict[str, Any]], extra: dict[str, Any]) -> dict[str, Any]:

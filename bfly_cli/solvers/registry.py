@@ -1,0 +1,129 @@
+"""Every solver and every ``auto`` route, listed once.
+
+``learn`` dispatches through :data:`SOLVERS`, ``--solver auto`` walks :data:`ROUTES` in order,
+``bfly analyze`` names its verdict from the route's own ``verdict`` text, and the CLI help and
+docs read the ``help`` strings. Adding a route means one :class:`Route` entry here plus its module;
+nothing else keys on route names, so a route missing from a lookup table cannot break a command.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Callable
+
+if TYPE_CHECKING:  # the CLI reads this registry for its help text: no numpy at startup
+    import numpy as np
+
+    from ..factors import Step
+
+Result = tuple["list[Step]", "dict[str, Any]"]
+
+
+@dataclass(frozen=True)
+class Route:
+    """One structure ``--solver auto`` tries: its name (``auto_route``), the structure letters it
+    produces, what ``analyze`` calls the structure (``title``) and its verdict when the route is
+    exact, and whether it is a closed-form structure (``exact_route``) or the approximation (which
+    takes the budget)."""
+
+    name: str
+    structure: str
+    title: str
+    verdict: str
+    solve: Callable[..., Result]
+    exact_route: bool = True
+
+
+@dataclass(frozen=True)
+class Solver:
+    """One ``--solver`` value: its name, one line of help, and the callable ``learn`` runs."""
+
+    name: str
+    help: str
+    solve: Callable[..., Result]
+
+
+def _bp(matrix: np.ndarray) -> Result:
+    from .closed_form.bp_route import solve_bp
+
+    return solve_bp(matrix)
+
+
+def _real_rank2(matrix: np.ndarray) -> Result:
+    from .closed_form.rank2_route import solve_real_rank2
+
+    return solve_real_rank2(matrix, strict=True)  # a matrix with no rank-2 order is rejected early
+
+
+def _two_butterfly(matrix: np.ndarray) -> Result:
+    from .closed_form.two_butterfly import solve_two_butterfly
+
+    return solve_two_butterfly(matrix)
+
+
+def _approximate(matrix: np.ndarray, budget: int = 1) -> Result:
+    from .approximate.route import solve_approximate
+
+    return solve_approximate(matrix, budget)
+
+
+ROUTES: tuple[Route, ...] = (
+    Route("bp", "BP / PBP", "B.P", "exact B.P", _bp),
+    Route("real_rank2", "QP", "B.P with rank-2 blocks", "exact with rank-2 blocks", _real_rank2),
+    Route("two_butterfly", "RBPBP", "two butterflies", "needs two butterflies", _two_butterfly),
+    Route("approximate", "BP / RBP", "an approximation", "approximate only", _approximate, exact_route=False),
+)
+
+
+def route(name: str) -> Route:
+    """The registered route called ``name`` (KeyError with the known names otherwise)."""
+    for item in ROUTES:
+        if item.name == name:
+            return item
+    raise KeyError(f"unknown route {name!r}; routes: {', '.join(r.name for r in ROUTES)}")
+
+
+def _hierarchical(matrix: np.ndarray) -> Result:
+    """B.P with the permutation discovered (best effort: no exactness certificate)."""
+    from ..factors import Step
+    from .closed_form.bp_order import discover_permutation
+    from .closed_form.hierarchical import factor_butterfly
+
+    perm = discover_permutation(matrix)
+    return [Step("permutation", perm), Step("butterfly", factor_butterfly(matrix[:, perm]))], {}
+
+
+def _auto(matrix: np.ndarray, budget: int = 1, strict_budget: bool = False) -> Result:
+    from .auto import solve_auto
+
+    return solve_auto(matrix, budget=budget, strict_budget=strict_budget)
+
+
+def _rank2_solver(matrix: np.ndarray) -> Result:
+    from .closed_form.rank2_route import solve_real_rank2
+
+    return solve_real_rank2(matrix)
+
+
+def _gradient(matrix: np.ndarray, **options: Any) -> Result:
+    from .gradient.learner import solve_gradient
+
+    return solve_gradient(matrix, **options)
+
+
+SOLVERS: tuple[Solver, ...] = (
+    Solver("hierarchical", "B.P only (closed form, column order discovered)", _hierarchical),
+    Solver("auto", "the most accurate of B.P, real rank-2 and two butterflies (either side permuted), "
+                   "else the best approximation", _auto),
+    Solver("real_rank2", "real matrices with rank-2 blocks (QP)", _rank2_solver),
+    Solver("gradient", "the paper's differentiable learner (BP/BPP/BPBP)", _gradient),
+)
+SOLVER_NAMES: tuple[str, ...] = tuple(s.name for s in SOLVERS)
+
+
+def solver(name: str) -> Solver:
+    """The registered solver called ``name`` (KeyError otherwise)."""
+    for item in SOLVERS:
+        if item.name == name:
+            return item
+    raise KeyError(name)
