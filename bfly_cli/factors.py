@@ -18,8 +18,10 @@ A :class:`Factors` is a list of :class:`Step` applied *in order* to a column vec
 The matrix is therefore the product of the steps' matrices in *reverse* order, and its
 ``structure`` string reads like that product: ``[permutation, butterfly]`` is ``"BP"``.
 
-The multiply here is the plain numpy reference: every fast path (compiled kernel, torch layer)
-is tested against it.
+What each kind is (letter, data shape, parameter count, reference multiply, dtype promotion) is
+registered once, in :mod:`bfly_cli.step_kinds`; this module is the container and its checks. The
+multiply here is the plain numpy reference (:mod:`bfly_cli.reference`): every fast path
+(compiled kernel, torch layer) is tested against it.
 """
 
 from __future__ import annotations
@@ -29,10 +31,17 @@ from typing import Any, Iterable
 
 import numpy as np
 
+from . import kernel
 from .errors import FormatError
+from .layout import bit_reversal, log2_exact, pair_positions
+from .reference import butterfly_multiply, rank2_multiply, rank2_param_count
+from .step_kinds import STEP_KINDS, check_step, kind_of
 
-STEP_KINDS = ("permutation", "butterfly", "diagonal", "real", "rank2")
-_LETTER = {"permutation": "P", "butterfly": "B", "diagonal": "D", "real": "R", "rank2": "Q"}
+__all__ = [
+    "Step", "Factors", "STEP_KINDS", "apply_step", "validate_steps", "dense_real_params",
+    # the reference multiplies and index helpers, re-exported where callers have always found them
+    "butterfly_multiply", "rank2_multiply", "rank2_param_count", "bit_reversal", "pair_positions", "log2_exact",
+]
 
 
 @dataclass
@@ -44,11 +53,7 @@ class Step:
 
     def n_params(self) -> int:
         """Stored numbers that are free parameters (a permutation is structure, not parameters)."""
-        if self.kind in ("butterfly", "diagonal"):
-            return int(self.data.size)
-        if self.kind == "rank2":
-            return rank2_param_count(self.data.shape[0], 2 * self.data.shape[1])
-        return 0
+        return kind_of(self.kind).n_params(self.data)
 
     def n_real_params(self) -> int:
         """:meth:`n_params` in real numbers (a complex number counts twice).
@@ -56,8 +61,7 @@ class Step:
         The fair unit for comparing a real rank-2 chain with a complex butterfly, or either with
         the dense matrix: ``n_params`` counts a complex twiddle as one number.
         """
-        complex_ = self.data is not None and np.iscomplexobj(self.data)
-        return self.n_params() * (2 if complex_ else 1)
+        return kind_of(self.kind).n_real_params(self.data)
 
 
 @dataclass
@@ -74,12 +78,12 @@ class Factors:
     @property
     def structure(self) -> str:
         """Product notation, outermost factor first (e.g. ``"BP"``, ``"RBP"``, ``"BPDBP"``)."""
-        return "".join(_LETTER[s.kind] for s in reversed(self.steps))
+        return "".join(kind_of(s.kind).letter for s in reversed(self.steps))
 
     @property
     def dtype(self) -> np.dtype:
         """The widest numeric dtype among the steps' data (complex if any step is complex)."""
-        dts = [s.data.dtype for s in self.steps if s.data is not None and s.kind != "permutation"]
+        dts = [s.data.dtype for s in self.steps if s.data is not None and not kind_of(s.kind).indices]
         return np.result_type(*dts) if dts else np.dtype(np.float64)
 
     @property
@@ -120,8 +124,6 @@ class Factors:
         bottleneck at large N (N = 4096: seconds against a few tenths). The result equals
         :meth:`to_dense` up to rounding.
         """
-        from . import kernel  # lazy: kernel imports this module
-
         if not kernel.available() or kernel.unsupported_kinds(self):
             return self.to_dense()
         plan = kernel.Plan(self, self.dtype)
@@ -140,94 +142,14 @@ def _dense_by_chunks(apply, n: int, in_dtype, out_dtype, chunk: int) -> np.ndarr
 
 
 def apply_step(step: Step, x: np.ndarray) -> np.ndarray:
-    """Apply one step along the last axis (reference implementation)."""
-    if step.kind == "permutation":
-        return x[..., step.data]
-    if step.kind == "butterfly":
-        return butterfly_multiply(step.data, x)
-    if step.kind == "diagonal":
-        return x * step.data
-    if step.kind == "real":
-        return np.real(x).copy()
-    if step.kind == "rank2":
-        return rank2_multiply(step.data, x)
-    raise ValueError(f"unknown step kind {step.kind!r}")
-
-
-def butterfly_multiply(twiddle: np.ndarray, x: np.ndarray) -> np.ndarray:
-    """Apply the butterfly ``F_{L-1} ... F_0`` (stride 1 first) along the last axis of ``x``.
-
-    Each stage views the vector as ``(N / 2s, 2, s)``: pairs are ``(block, 0, low)`` and
-    ``(block, 1, low)``, which is exactly ``pos = 2*(i - low) + low`` with ``i = block*s + low``.
-    """
-    levels, half = twiddle.shape[:2]
-    n = 2 * half
-    batch = x.shape[:-1]
-    out = np.array(x, dtype=np.result_type(x.dtype, twiddle.dtype))
-    for lev in range(levels):
-        s = 1 << lev
-        v = out.reshape(*batch, n // (2 * s), 2, s)
-        t = twiddle[lev].reshape(n // (2 * s), s, 2, 2)
-        x0, x1 = v[..., 0, :], v[..., 1, :]
-        y0 = t[..., 0, 0] * x0 + t[..., 0, 1] * x1
-        v[..., 1, :] = t[..., 1, 0] * x0 + t[..., 1, 1] * x1
-        v[..., 0, :] = y0
-    return out
-
-
-def rank2_multiply(stages: np.ndarray, x: np.ndarray) -> np.ndarray:
-    """Apply a ``rank2`` step along the last axis: slot state, stride 1 first, read slot 0."""
-    levels, half = stages.shape[:2]
-    n = 2 * half
-    batch = x.shape[:-1]
-    state = np.zeros((*batch, n, 2), dtype=np.result_type(x.dtype, stages.dtype))
-    state[..., 0] = x
-    for lev in range(levels):
-        s = 1 << lev
-        v = state.reshape(*batch, n // (2 * s), 2, s, 2)
-        t = stages[lev].reshape(n // (2 * s), s, 2, 2, 2, 2)
-        state = np.einsum("bsoprq,...brsq->...bosp", t, v).reshape(*batch, n, 2)
-    return state[..., 0].copy()
-
-
-def rank2_param_count(levels: int, n: int) -> int:
-    """Free entries of a ``rank2`` step: 4x4 blocks inside, 4x2 / 2x4 at the real ends."""
-    if levels == 1:
-        return 2 * n
-    return (n // 2) * (8 + 8 + 16 * (levels - 2))
-
-
-def pair_positions(n: int, level: int) -> np.ndarray:
-    """Lower position ``pos`` of every pair ``i`` of the stage with stride ``2**level`` (the layout above)."""
-    s = 1 << level
-    i = np.arange(n // 2)
-    low = i % s
-    return 2 * (i - low) + low
-
-
-def bit_reversal(n: int) -> np.ndarray:
-    """The bit-reversal permutation of ``range(n)`` (an involution, so ``R = R^T = R^-1``).
-
-    It maps a decreasing-stride butterfly onto an increasing-stride one (``R B R``), which is how
-    inverses and the paper's decreasing-stride model are stored with this single layout.
-    """
-    levels = n.bit_length() - 1
-    idx = np.arange(n)
-    rev = np.zeros(n, dtype=np.int64)
-    for bit in range(levels):
-        rev |= ((idx >> bit) & 1) << (levels - 1 - bit)
-    return rev
+    """Apply one step along the last axis (the registered reference multiply of its kind)."""
+    return kind_of(step.kind).multiply(step.data, x)
 
 
 def dense_real_params(matrix: np.ndarray) -> int:
     """Real numbers of a dense matrix (a complex entry counts twice): what ``n_real_params`` is
     compared with."""
     return int(matrix.size) * (2 if np.iscomplexobj(matrix) else 1)
-
-
-def log2_exact(n: int) -> int:
-    """log2 of a power of two, or -1 when ``n`` is not one."""
-    return n.bit_length() - 1 if n >= 1 and n & (n - 1) == 0 else -1
 
 
 def validate_steps(n: int, steps: Iterable[Step]) -> None:
@@ -239,27 +161,6 @@ def validate_steps(n: int, steps: Iterable[Step]) -> None:
     if not steps:
         raise FormatError("a factorization needs at least one step")
     for k, step in enumerate(steps):
-        where = f"step {k} ({step.kind})"
         if step.kind not in STEP_KINDS:
             raise FormatError(f"step {k} has unknown kind {step.kind!r}; known: {', '.join(STEP_KINDS)}")
-        if step.kind == "real":
-            if step.data is not None:
-                raise FormatError(f"{where} must not carry data")
-            continue
-        data = step.data
-        if not isinstance(data, np.ndarray):
-            raise FormatError(f"{where} has no data array")
-        expected = {"permutation": (n,), "butterfly": (levels, n // 2, 2, 2), "diagonal": (n,),
-                    "rank2": (levels, n // 2, 2, 2, 2, 2)}[step.kind]
-        if data.shape != expected:
-            raise FormatError(f"{where} has shape {data.shape}, expected {expected}")
-        if step.kind == "permutation":
-            if data.dtype.kind not in "iu":
-                raise FormatError(f"{where} must hold integers, not {data.dtype}")
-            if not np.array_equal(np.sort(data), np.arange(n)):
-                raise FormatError(f"{where} is not a permutation of 0..{n - 1}")
-        else:
-            if data.dtype.kind not in "fc":
-                raise FormatError(f"{where} must hold floating-point numbers, not {data.dtype}")
-            if not np.all(np.isfinite(data)):
-                raise FormatError(f"{where} holds NaN or Inf values")
+        check_step(kind_of(step.kind), n, step.data, f"step {k} ({step.kind})")

@@ -26,13 +26,17 @@ numpy reference and a single line on stderr says so, once per process and reason
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from .factors import Factors, Step
+from .step_kinds import kind_of
+
+if TYPE_CHECKING:  # annotations only: factors imports this module (to_dense_fast), not the reverse
+    from .factors import Factors, Step
 
 try:  # the compiled extension is optional: a failed build must not break the package
     from . import _kernel as _ext
@@ -45,10 +49,9 @@ _ROWS = 8  # transposed-view height: strides 1, 2, 4 mix rows of length N/8
 _KERNEL_DTYPES = tuple(np.dtype(d) for d in ("float32", "float64", "complex64", "complex128"))
 _FALLBACK_MESSAGE = "bfly: compiled kernel not built; using the numpy reference"
 _UNSUPPORTED_MESSAGE = "bfly: the compiled kernel has no op for step kind {kinds}; using the numpy reference (slower)"
-_COMPILED_KINDS = frozenset({"permutation", "butterfly", "diagonal", "real", "rank2"})
 _warned: set[str] = set()
 
-__all__ = ["available", "apply", "Plan", "default_threads"]
+__all__ = ["available", "apply", "Plan", "default_threads", "compiled_kinds"]
 
 
 def available() -> bool:
@@ -74,8 +77,9 @@ def _warn_once(message: str) -> None:
 
 def unsupported_kinds(factors: Factors) -> list[str]:
     """Step kinds of ``factors`` the compiled kernel has no op for (sorted, unique): such factors
-    run on the numpy reference instead of raising, so a file with a newer step kind still works."""
-    kinds = {step.kind for step in factors.steps} - _COMPILED_KINDS
+    run on the numpy reference instead of raising, so a kind registered in
+    :mod:`bfly_cli.step_kinds` before it has a C op (or data outside an op's contract) still works."""
+    kinds = {step.kind for step in factors.steps} - compiled_kinds()
     if any(s.kind == "rank2" and s.data.dtype.kind == "c" for s in factors.steps):
         kinds.add("rank2")  # the C op is real 4x4 blocks; complex rank2 data is outside its contract
     return sorted(kinds)
@@ -172,14 +176,11 @@ def _thread_count(threads: int | None, batch: int, n: int) -> int:
 
 def result_dtype(factors: Factors, x_dtype: Any) -> np.dtype:
     """The dtype :meth:`Factors.apply` returns for input of ``x_dtype``, found without computing:
-    each step promotes like numpy (``real`` drops to the real dtype)."""
+    each step promotes as its registered kind says (:mod:`bfly_cli.step_kinds`)."""
     dt = np.dtype(x_dtype)
     for step in factors.steps:
-        if step.kind in ("butterfly", "diagonal", "rank2"):
-            dt = np.result_type(dt, step.data.dtype)
-        elif step.kind == "real":
-            dt = np.real(np.empty(0, dt)).dtype
-    return np.dtype(dt)
+        dt = kind_of(step.kind).result_dtype(dt, None if step.data is None else step.data.dtype)
+    return dt
 
 
 def _with_precision(dtype: np.dtype, like: np.dtype) -> np.dtype:
@@ -191,11 +192,15 @@ def _with_precision(dtype: np.dtype, like: np.dtype) -> np.dtype:
 
 
 def cast_factors(factors: Factors, dtype: Any) -> Factors:
-    """A copy of ``factors`` whose float/complex data have ``dtype``'s precision (kinds kept)."""
-    steps = [step if step.data is None or step.kind == "permutation"
-             else Step(step.kind, step.data.astype(_with_precision(step.data.dtype, np.dtype(dtype))))
+    """A copy of ``factors`` whose float/complex data have ``dtype``'s precision (kinds kept).
+
+    Built with :func:`dataclasses.replace` (which validates again) so this module needs no import
+    of :mod:`bfly_cli.factors`, which imports it.
+    """
+    steps = [step if step.data is None or kind_of(step.kind).indices
+             else dataclasses.replace(step, data=step.data.astype(_with_precision(step.data.dtype, np.dtype(dtype))))
              for step in factors.steps]
-    return Factors(factors.n, steps, dict(factors.meta))
+    return dataclasses.replace(factors, steps=steps, meta=dict(factors.meta))
 
 
 # ---- compiling factors into the kernel's op list -------------------------------------------------
@@ -212,17 +217,24 @@ def compile_ops(factors: Factors, is_complex: bool, double: bool) -> list[tuple]
 
 
 def _step_ops(step: Step, n: int, is_complex: bool, real_dt: np.dtype) -> list[tuple]:
-    if step.kind == "permutation":
-        return [_gather(step.data)]
-    if step.kind == "diagonal":
-        return [(_OP_DIAG, 0, 0, 0, 0, _planes(step.data, is_complex, real_dt))]
-    if step.kind == "real":
-        return [(_OP_REAL, 0, 0, 0, 0, None)] if is_complex else []
-    if step.kind == "butterfly":
-        return _butterfly_ops(step.data, n, is_complex, real_dt)
-    if step.kind == "rank2":
-        return _rank2_ops(step.data, n, real_dt)
-    raise ValueError(f"unknown step kind {step.kind!r}")
+    """The ops of one step; a kind without an op here is refused (``unsupported_kinds`` keeps
+    such factors away from this function, on the reference)."""
+    build = _OP_BUILDERS.get(kind_of(step.kind).name)
+    if build is None:
+        raise ValueError(f"the compiled kernel has no op for step kind {step.kind!r}")
+    return build(step.data, n, is_complex, real_dt)
+
+
+def _permutation_ops(data: np.ndarray, n: int, is_complex: bool, real_dt: np.dtype) -> list[tuple]:
+    return [_gather(data)]
+
+
+def _diagonal_ops(data: np.ndarray, n: int, is_complex: bool, real_dt: np.dtype) -> list[tuple]:
+    return [(_OP_DIAG, 0, 0, 0, 0, _planes(data, is_complex, real_dt))]
+
+
+def _real_ops(data: None, n: int, is_complex: bool, real_dt: np.dtype) -> list[tuple]:
+    return [(_OP_REAL, 0, 0, 0, 0, None)] if is_complex else []
 
 
 def _gather(idx: np.ndarray, flags: int = 0) -> tuple:
@@ -264,13 +276,14 @@ def _butterfly_ops(twiddle: np.ndarray, n: int, is_complex: bool, real_dt: np.dt
     return ops
 
 
-def _rank2_ops(stages: np.ndarray, n: int, real_dt: np.dtype) -> list[tuple]:
+def _rank2_ops(stages: np.ndarray, n: int, is_complex: bool, real_dt: np.dtype) -> list[tuple]:
     """One op per stage, with the butterfly's geometry (transposed view for strides below ``rows``).
 
     Slot 1 starts at zero and is never read after the step, so the first stage drops the
     coefficients that read it and the last those that write it (8 planes instead of 16): less to
     stream, and the C side never touches the uninitialised slot. The layout change back to natural
-    order happens while slot 1 is live, so that gather carries the STATE flag.
+    order happens while slot 1 is live, so that gather carries the STATE flag. ``is_complex`` is
+    unused: the C op is real (complex rank2 data is kept off it by :func:`unsupported_kinds`).
     """
     rows = _rows(n)
     cols = n // rows
@@ -317,3 +330,14 @@ def _merge_gathers(ops: list[tuple], n: int) -> list[tuple]:
         merged.append(op)
     identity = np.arange(n, dtype=np.int32)
     return [op for op in merged if not (op[0] == _OP_GATHER and np.array_equal(op[5], identity))]
+
+
+# The kinds this build has C ops for: the kernel's own declaration, next to the registry of kinds
+# (bfly_cli.step_kinds). A registered kind missing here is not an error: it runs on the reference.
+_OP_BUILDERS = {"permutation": _permutation_ops, "butterfly": _butterfly_ops, "diagonal": _diagonal_ops,
+                "real": _real_ops, "rank2": _rank2_ops}
+
+
+def compiled_kinds() -> frozenset[str]:
+    """Step kinds the compiled kernel has ops for; the others fall back to the numpy reference."""
+    return frozenset(_OP_BUILDERS)

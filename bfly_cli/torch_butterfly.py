@@ -38,21 +38,35 @@ permutations. No second on-disk format exists; the layouts below are training co
 
 from __future__ import annotations
 
-import functools
 import math
-from typing import Sequence
+from typing import Callable, Sequence
 
 import numpy as np
 import torch
 from torch import nn
 
-from .factors import Step, bit_reversal, log2_exact
-from .factors import pair_positions as _pair_first
-from .torch_ops import rank2_multiply_torch
+from .factors import Step
+from .layout import bit_reversal, compose_permutations, log2_exact, permutation_blocks, permutation_from_choices
+from .layout import pair_positions as _pair_first  # noqa: F401  (solvers/gradient/refine.py imports it from here)
+from .layout import reverse_stages as decreasing_to_increasing
+from .layout import unreverse_stages as increasing_to_decreasing
+from .step_kinds import kind_of
+from .torch_ops import rank2_multiply_torch, stage_multiply_torch
+
+__all__ = [
+    "Butterfly", "LearnablePermutation", "ButterflyChain", "FixedPermutation", "RealPart", "Rank2", "MODELS",
+    "steps_to_modules", "modules_to_steps", "merge_permutations", "soft_permute", "butterfly_apply",
+    "stage_multiply", "tied_to_untied",
+    # numpy index helpers, defined in bfly_cli.layout and re-exported where callers found them
+    "bit_reversal", "decreasing_to_increasing", "increasing_to_decreasing", "permutation_blocks",
+    "permutation_from_choices", "compose_permutations",
+]
+
+stage_multiply = stage_multiply_torch  # one torch stage loop (bfly_cli.torch_ops); the historical name
 
 
 # ---------------------------------------------------------------------------------------------
-# index bookkeeping (size-only work, cached)
+# index bookkeeping
 
 
 def _levels(n: int) -> int:
@@ -61,57 +75,6 @@ def _levels(n: int) -> int:
     if levels < 1:
         raise ValueError(f"n = {n} is not a power of two >= 2")
     return levels
-
-
-def _pair_index(n: int, level: int, pos: np.ndarray) -> np.ndarray:
-    """Inverse of :func:`_pair_first`: the pair index whose first element is ``pos``."""
-    s = 1 << level
-    low = pos % s
-    return (pos - low) // 2 + low
-
-
-@functools.lru_cache(maxsize=64)
-def _dec_to_inc_pairs(n: int) -> np.ndarray:
-    """``map[l, i]``: pair index in level ``L-1-l`` of the conjugated (increasing) butterfly."""
-    levels = _levels(n)
-    rev = bit_reversal(n)
-    return np.stack([_pair_index(n, levels - 1 - l, rev[_pair_first(n, l)]) for l in range(levels)])
-
-
-@functools.lru_cache(maxsize=64)
-def _level_indices(n: int, block: int) -> tuple[np.ndarray, np.ndarray]:
-    """Gather indices, inside every block of size ``block``: evens-then-odds, and halves reversed."""
-    base = np.arange(n).reshape(n // block, block)
-    separate = np.concatenate([base[:, 0::2], base[:, 1::2]], axis=1).reshape(-1)
-    half = block // 2
-    reverse = np.concatenate([base[:, :half][:, ::-1], base[:, half:][:, ::-1]], axis=1).reshape(-1)
-    return separate, reverse
-
-
-def permutation_blocks(n: int) -> list[int]:
-    """Block sizes of the relaxation's levels, in application order: N, N/2, ..., 4."""
-    return [n >> j for j in range(_levels(n) - 1)]
-
-
-def permutation_from_choices(n: int, choices: np.ndarray) -> np.ndarray:
-    """The hard permutation (``x <- x[perm]``) for 0/1 ``choices`` of shape ``(L-1, 3)``."""
-    choices = np.asarray(choices, dtype=bool).reshape(-1, 3)
-    perm = np.arange(n)
-    for block, (sep, rev_first, rev_second) in zip(permutation_blocks(n), choices):
-        separate, reverse = _level_indices(n, block)
-        if sep:
-            perm = perm[separate]
-        flip = np.zeros(n, dtype=bool)
-        half = block // 2
-        flip.reshape(n // block, block)[:, :half] = rev_first
-        flip.reshape(n // block, block)[:, half:] = rev_second
-        perm = np.where(flip, perm[reverse], perm)
-    return perm
-
-
-def compose_permutations(first: np.ndarray, second: np.ndarray) -> np.ndarray:
-    """One permutation equal to ``x <- x[first]`` followed by ``x <- x[second]``."""
-    return np.asarray(first)[np.asarray(second)]
 
 
 def tied_to_untied(tied: torch.Tensor, n: int) -> torch.Tensor:
@@ -126,43 +89,6 @@ def tied_to_untied(tied: torch.Tensor, n: int) -> torch.Tensor:
     return torch.stack(out, dim=-4)
 
 
-def decreasing_to_increasing(twiddle: torch.Tensor | np.ndarray) -> torch.Tensor | np.ndarray:
-    """Twiddles of ``B_inc`` with ``B_dec = R B_inc R`` (R the bit reversal); see module docs."""
-    levels, half = twiddle.shape[-4], twiddle.shape[-3]
-    mapping = _dec_to_inc_pairs(2 * half)
-    out = twiddle.clone() if isinstance(twiddle, torch.Tensor) else twiddle.copy()
-    for l in range(levels):
-        out[..., levels - 1 - l, mapping[l], :, :] = twiddle[..., l, :, :, :]
-    return out
-
-
-def increasing_to_decreasing(twiddle: torch.Tensor | np.ndarray) -> torch.Tensor | np.ndarray:
-    """Inverse of :func:`decreasing_to_increasing`."""
-    levels, half = twiddle.shape[-4], twiddle.shape[-3]
-    mapping = _dec_to_inc_pairs(2 * half)
-    out = twiddle.clone() if isinstance(twiddle, torch.Tensor) else twiddle.copy()
-    for l in range(levels):
-        out[..., l, :, :, :] = twiddle[..., levels - 1 - l, mapping[l], :, :]
-    return out
-
-
-# ---------------------------------------------------------------------------------------------
-# multiplies
-
-
-def stage_multiply(twiddle_level: torch.Tensor, x: torch.Tensor, level: int) -> torch.Tensor:
-    """One stage (stride ``2**level``) along the last axis; same pairing as ``factors.py``."""
-    n = x.shape[-1]
-    s = 1 << level
-    batch = x.shape[:-1]
-    v = x.reshape(*batch, n // (2 * s), 2, s)
-    t = twiddle_level.reshape(n // (2 * s), s, 2, 2)
-    x0, x1 = v[..., 0, :], v[..., 1, :]
-    y0 = t[..., 0, 0] * x0 + t[..., 0, 1] * x1
-    y1 = t[..., 1, 0] * x0 + t[..., 1, 1] * x1
-    return torch.stack([y0, y1], dim=-2).reshape(*batch, n)
-
-
 def butterfly_apply(twiddle: torch.Tensor, x: torch.Tensor, increasing_stride: bool = True) -> torch.Tensor:
     """Apply untied twiddles ``(L, N/2, 2, 2)``; stride 1 first unless ``increasing_stride`` is False."""
     levels = twiddle.shape[0]
@@ -170,7 +96,7 @@ def butterfly_apply(twiddle: torch.Tensor, x: torch.Tensor, increasing_stride: b
         x = x.to(twiddle.dtype)
     order = range(levels) if increasing_stride else range(levels - 1, -1, -1)
     for lev in order:
-        x = stage_multiply(twiddle[lev], x, lev)
+        x = stage_multiply_torch(twiddle[lev], x, lev)
     return x
 
 
@@ -314,12 +240,18 @@ class FixedPermutation(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return x[..., self.perm]
 
+    def to_step(self) -> Step:
+        return Step("permutation", self.perm.cpu().numpy().copy())
+
 
 class RealPart(nn.Module):
     """``x <- Re(x)``: lets a complex model fit a real target, as the paper did."""
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return x.real if x.is_complex() else x
+
+    def to_step(self) -> Step:
+        return Step("real")
 
 
 MODELS = ("BP", "BPP", "BPBP")
@@ -398,18 +330,10 @@ def steps_to_modules(steps: Sequence[Step], device: str | torch.device = "cpu") 
     """A module applying canonical steps; butterflies become trainable :class:`Butterfly` modules."""
     mods: list[nn.Module] = []
     for step in steps:
-        if step.kind == "permutation":
-            mods.append(FixedPermutation(step.data, device))
-        elif step.kind == "butterfly":
-            mods.append(Butterfly.from_twiddles(step.data, device=device))
-        elif step.kind == "real":
-            mods.append(RealPart())
-        elif step.kind == "diagonal":
-            mods.append(_Diagonal(step.data, device))
-        elif step.kind == "rank2":
-            mods.append(Rank2(step.data, device))
-        else:
-            raise ValueError(f"step kind {step.kind!r} has no torch module (permutation, butterfly, diagonal, real, rank2)")
+        build = STEP_MODULES.get(kind_of(step.kind).name)
+        if build is None:
+            raise ValueError(f"step kind {step.kind!r} has no torch module yet ({', '.join(STEP_MODULES)} have)")
+        mods.append(build(step.data, device))
     return nn.Sequential(*mods)
 
 
@@ -425,6 +349,10 @@ class _Diagonal(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         d = torch.view_as_complex(self.d) if self.complex else self.d
         return x * d
+
+    def to_step(self) -> Step:
+        d = torch.view_as_complex(self.d) if self.complex else self.d
+        return Step("diagonal", d.detach().cpu().numpy().copy())
 
 
 class Rank2(nn.Module):
@@ -443,23 +371,41 @@ class Rank2(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return rank2_multiply_torch(self.stages, x.to(torch.promote_types(x.dtype, self.stages.dtype)))
 
+    def to_step(self) -> Step:
+        return Step("rank2", self.stages.detach().cpu().numpy().copy())
+
     def extra_repr(self) -> str:
         return f"n={2 * self.stages.shape[1]}, levels={self.stages.shape[0]}"
 
 
 def modules_to_steps(module: nn.Sequential) -> list[Step]:
-    """Inverse of :func:`steps_to_modules` (current parameter values, on the CPU)."""
+    """Inverse of :func:`steps_to_modules` (current parameter values, on the CPU).
+
+    Every child must be one of the step modules: anything else raises rather than being read as
+    some step kind it is not.
+    """
     steps: list[Step] = []
     for mod in module:
-        if isinstance(mod, FixedPermutation):
-            steps.append(Step("permutation", mod.perm.cpu().numpy().copy()))
-        elif isinstance(mod, Butterfly):
-            steps += mod.to_steps()
-        elif isinstance(mod, RealPart):
-            steps.append(Step("real"))
-        elif isinstance(mod, Rank2):
-            steps.append(Step("rank2", mod.stages.detach().cpu().numpy().copy()))
+        if isinstance(mod, Butterfly):
+            steps += mod.to_steps()  # a decreasing-stride or multi-block module gives several steps
+        elif isinstance(mod, _STEP_MODULE_TYPES):
+            steps.append(mod.to_step())
         else:
-            d = torch.view_as_complex(mod.d) if mod.complex else mod.d
-            steps.append(Step("diagonal", d.detach().cpu().numpy().copy()))
+            raise ValueError(f"module {type(mod).__name__} is not a bfly step module")
     return steps
+
+
+def _butterfly_module(data: np.ndarray, device: str | torch.device) -> nn.Module:
+    return Butterfly.from_twiddles(data, device=device)
+
+
+def _real_module(data: None, device: str | torch.device) -> nn.Module:
+    return RealPart()
+
+
+# The torch module of every registered step kind (bfly_cli.step_kinds), keyed by kind.
+STEP_MODULES: dict[str, Callable[[np.ndarray | None, str | torch.device], nn.Module]] = {
+    "permutation": FixedPermutation, "butterfly": _butterfly_module, "diagonal": _Diagonal,
+    "real": _real_module, "rank2": Rank2,
+}
+_STEP_MODULE_TYPES = (FixedPermutation, RealPart, _Diagonal, Rank2)

@@ -1,16 +1,20 @@
 """Applying factors with torch: the autograd- and CUDA-capable path (twin of ``factors.apply``).
 
-Same twiddle layout and stage loop as :func:`bfly_cli.factors.butterfly_multiply`, written with
-torch ops so it runs on any device and differentiates through the twiddles. Import torch lazily:
-this module is only imported by code that needs torch.
+Same twiddle layout and stage loop as :func:`bfly_cli.reference.butterfly_multiply`, written with
+torch ops so it runs on any device and differentiates through the twiddles. This is the one torch
+stage loop: :mod:`bfly_cli.torch_butterfly`'s modules call it too. Import torch lazily: this module
+is only imported by code that needs torch.
 """
 
 from __future__ import annotations
+
+from typing import Callable
 
 import numpy as np
 import torch
 
 from .factors import Factors
+from .step_kinds import kind_of
 
 _TORCH_DTYPES = {
     np.dtype(np.float32): torch.float32,
@@ -20,30 +24,30 @@ _TORCH_DTYPES = {
 }
 
 
+def stage_multiply_torch(twiddle_level: torch.Tensor, x: torch.Tensor, level: int) -> torch.Tensor:
+    """One butterfly stage (stride ``2**level``) along the last axis; the pairing of ``reference``."""
+    n = x.shape[-1]
+    s = 1 << level
+    batch = x.shape[:-1]
+    v = x.reshape(*batch, n // (2 * s), 2, s)
+    t = twiddle_level.reshape(n // (2 * s), s, 2, 2)
+    x0, x1 = v[..., 0, :], v[..., 1, :]
+    y0 = t[..., 0, 0] * x0 + t[..., 0, 1] * x1
+    y1 = t[..., 1, 0] * x0 + t[..., 1, 1] * x1
+    return torch.stack([y0, y1], dim=-2).reshape(*batch, n)
+
+
 def butterfly_multiply_torch(twiddle: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
     """Apply twiddles ``(L, N/2, 2, 2)`` along the last axis of ``x`` (stride 1 first)."""
-    levels, half = twiddle.shape[:2]
-    n = 2 * half
-    batch = x.shape[:-1]
-    out = x
-    for lev in range(levels):
-        s = 1 << lev
-        v = out.reshape(*batch, n // (2 * s), 2, s)
-        t = twiddle[lev].reshape(n // (2 * s), s, 2, 2)
-        x0, x1 = v[..., 0, :], v[..., 1, :]
-        y0 = t[..., 0, 0] * x0 + t[..., 0, 1] * x1
-        y1 = t[..., 1, 0] * x0 + t[..., 1, 1] * x1
-        out = torch.stack([y0, y1], dim=-2).reshape(*batch, n)
-    return out
+    for lev in range(twiddle.shape[0]):
+        x = stage_multiply_torch(twiddle[lev], x, lev)
+    return x
 
 
 def rank2_multiply_torch(stages: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
-    """Twin of :func:`bfly_cli.factors.rank2_multiply`: 2-slot state, stride 1 first, slot 0 out."""
-    levels, half = stages.shape[:2]
-    n = 2 * half
-    batch = x.shape[:-1]
+    """Twin of :func:`bfly_cli.reference.rank2_multiply`: 2-slot state, stride 1 first, slot 0 out."""
     state = torch.stack([x, torch.zeros_like(x)], dim=-1)
-    for lev in range(levels):
+    for lev in range(stages.shape[0]):
         state = rank2_stage_torch(stages[lev], state, lev)
     return state[..., 0]
 
@@ -66,23 +70,41 @@ def factors_to_torch(factors: Factors, device: str | torch.device = "cpu") -> li
     return steps
 
 
+def _gather(data: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+    return x[..., data]
+
+
+def _butterfly(data: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+    if data.is_complex() and not x.is_complex():
+        x = x.to(data.dtype)
+    return butterfly_multiply_torch(data, x)
+
+
+def _scale(data: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+    return x * data
+
+
+def _real_part(data: None, x: torch.Tensor) -> torch.Tensor:
+    return x.real if x.is_complex() else x
+
+
+def _rank2(data: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+    return rank2_multiply_torch(data, x.to(data.dtype) if not x.is_complex() else x)
+
+
+# The torch multiply of every registered step kind (bfly_cli.step_kinds); a kind missing here raises.
+TORCH_MULTIPLIES: dict[str, Callable[[torch.Tensor | None, torch.Tensor], torch.Tensor]] = {
+    "permutation": _gather, "butterfly": _butterfly, "diagonal": _scale, "real": _real_part, "rank2": _rank2,
+}
+
+
 def apply_steps_torch(steps: list[tuple[str, torch.Tensor | None]], x: torch.Tensor) -> torch.Tensor:
     """``y = M x`` along the last axis, for steps from :func:`factors_to_torch`."""
     for kind, data in steps:
-        if kind == "permutation":
-            x = x[..., data]
-        elif kind == "butterfly":
-            if data.is_complex() and not x.is_complex():
-                x = x.to(data.dtype)
-            x = butterfly_multiply_torch(data, x)
-        elif kind == "diagonal":
-            x = x * data
-        elif kind == "real":
-            x = x.real if x.is_complex() else x
-        elif kind == "rank2":
-            x = rank2_multiply_torch(data, x.to(data.dtype) if not x.is_complex() else x)
-        else:
-            raise ValueError(f"unknown step kind {kind!r}")
+        multiply = TORCH_MULTIPLIES.get(kind_of(kind).name)
+        if multiply is None:
+            raise ValueError(f"step kind {kind!r} has no torch multiply yet")
+        x = multiply(data, x)
     return x
 
 

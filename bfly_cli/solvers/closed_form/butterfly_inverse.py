@@ -19,26 +19,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from ...factors import bit_reversal, butterfly_multiply, pair_positions
-
-
-def reverse_stages(blocks: np.ndarray) -> np.ndarray:
-    """Twiddles of ``R G R`` where ``G`` applies the stages of ``blocks`` in *decreasing* stride.
-
-    ``blocks[l, i]`` is the 2x2 block of pair ``i`` of the stride-``2**l`` stage of ``G``; ``G``
-    applies stage ``L-1`` first. The result is an ordinary increasing-stride twiddle array.
-    """
-    levels, half = blocks.shape[:2]
-    n = 2 * half
-    rev = bit_reversal(n)
-    out = np.empty_like(blocks)
-    for lev in range(levels):
-        new = levels - 1 - lev
-        pos = rev[pair_positions(n, lev)]  # bit `new` is clear here
-        s = 1 << new
-        new_pair = ((pos >> (new + 1)) << new) | (pos & (s - 1))
-        out[new, new_pair] = blocks[lev]
-    return out
+from ...layout import bit_reversal, reverse_stages
+from ...reference import butterfly_multiply
 
 
 def invert_blocks(twiddle: np.ndarray) -> tuple[np.ndarray, float]:

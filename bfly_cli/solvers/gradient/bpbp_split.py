@@ -25,7 +25,8 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from ...factors import Step, bit_reversal, log2_exact
+from ...factors import Step
+from ...layout import bit_reversal, log2_exact, reverse_stages
 
 _EXACT = 1e-13  # a split's relative residual counted as exact
 _ITERS = 20000  # alternations per split at most (size-4 splits need the most)
@@ -157,12 +158,10 @@ def pair_form_fit(m: torch.Tensor, b: torch.Tensor, iters: int = _ITERS) -> tupl
 
 def _steps(n: int, order: np.ndarray, state: dict) -> list[Step]:
     """``[order then R, B1_inc, R, B2 with the diagonal folded into its first stage]``."""
-    from ...torch_butterfly import decreasing_to_increasing
-
     rev = bit_reversal(n)
     inc = state["inc"].copy()
     d = state["diag"]
     inc[0, :, :, 0] *= d[0::2, None]  # stage 0 pairs (2i, 2i + 1): scale each input column
     inc[0, :, :, 1] *= d[1::2, None]
-    return [Step("permutation", order[rev]), Step("butterfly", decreasing_to_increasing(state["dec"])),
+    return [Step("permutation", order[rev]), Step("butterfly", reverse_stages(state["dec"])),
             Step("permutation", rev), Step("butterfly", inc)]
