@@ -8,16 +8,25 @@ so every 2x2 block ``A_bb'`` (rows ``b, b+N/2``, columns ``b', b'+N/2``) satisfi
 
     A_bb' = G_b diag(A0[b, b'], A1[b, b']) G_b'^-1.
 
-Hence ``G_b`` is the eigenvector matrix of *any* 2x2 matrix built from block row ``b`` that returns to
-``b``: ``A_bb`` itself, ``(A^2)_bb = sum_b' A_bb' A_b'b``, ... A random combination of the two has
-distinct eigenvalues generically, which fixes ``G_b`` up to column scaling (harmless: it is a
-diagonal similarity of the half problems) and column order; the order is made consistent with
-``b = 0`` by asking ``G_b^-1 (A + A D A)_b0 G_0`` to be diagonal rather than anti-diagonal. Reading
-the diagonals of ``G_b^-1 A_bb' G_b'`` gives ``A0`` and ``A1``, which have the same structure; the
-off-diagonals must vanish, and their size is the certificate that the structure is really there.
+**Transport, not local eigenproblems.** An invertible block carries the frame of pair ``b'`` to
+pair ``b``: ``G_b ~ A_bb' G_b'`` up to column scaling (a free gauge: a diagonal similarity of the
+half problems). A maximum spanning tree over the pairs (edge strength: the block's smallest
+singular value, so the transport never goes through a near-singular block when a better path
+exists) fixes every ``G_b = T_b G_0`` from the root's unknown ``G_0``. In that tree gauge every
+block ``T_b^-1 A_bb' T_b'`` is ``G_0 diag(x, y) G_0^-1``, so the traceless parts of *all* blocks are
+multiples of one matrix ``K``, whose eigenvectors are ``G_0``: a rank-one fit (a 3x3 Gram matrix)
+over all N^2/4 blocks, i.e. least squares over the whole level.
 
-All sub-problems of one level are solved as one batch: 2N^2 work in all, against ~10 N^3 for a
-dense eigensolver (N = 4096: milliseconds-to-seconds instead of minutes).
+Local 2x2 eigenproblems (the diagonal blocks of ``A`` or of ``A D A``) see only short paths; the
+circulant of a short filter has blocks ``c_d I`` everywhere except at the wrap-around, so they
+are all degenerate there although the split is unique. The transport reaches the wrap-around.
+And when *every* traceless part vanishes (up to the noise floor), ``A ~ S (x) I_2`` in the tree
+gauge: both halves are the same matrix, any ``G_0`` is a valid split, and ``G_0 = I`` is taken.
+This is how repeated eigenvalues (symmetric filters, ``lam_k = lam_-k``) are resolved: the
+choice is deferred to the level where the two copies differ, or is free.
+
+Pairs that no block links (a decoupled matrix) start their own tree; each component gets its own
+``G_0``. All sub-problems of one level are processed as one batch.
 """
 
 from __future__ import annotations
@@ -26,25 +35,24 @@ import numpy as np
 
 from .. import RouteUnavailable
 
-_SEED = 20190609  # fixed: the random mixing weights must not make the output vary between runs
-_AMBIGUOUS = 1e-8  # relative size below which a block carries no ordering information
-_CHUNK = 4096  # complex numbers per buffer in the chunked loops (64 KiB: cache-sized)
+_TIE = 1e-9  # relative difference below which two eigenvector entries count as equal (ordering)
+_ROUNDING = 64 * np.finfo(np.float64).eps  # relative size of what rounding alone leaves behind
+_GAP = 1e-4  # second/first singular value (energy) of the traceless fit below which K is real
+_MAX_COMPONENTS = 64  # components aligned through their joining blocks; the rest keep their own frame
+_HOP = 1e-3
+_NOISE_MARGIN = 10.0  # a block whose smallest singular value is within this factor of the noise is no link  # path length of one transport hop besides its log conditioning
 
 
 def butterfly_eigenbasis(a: np.ndarray, stop_above: float = np.inf) -> tuple[np.ndarray, np.ndarray, float]:
     """Twiddles ``(L, N/2, 2, 2)`` of ``W``, eigenvalues ``lam`` (``A = W diag(lam) W^-1``) and residual.
 
     The residual is the largest off-diagonal mass met while splitting, relative to ``||A||_F``:
-    about 1e-16 when ``A`` really has this structure, O(1) when it does not. Once it exceeds
-    ``stop_above`` the rest of the work is skipped (the answer is already "no"; the residual is then
-    only a lower bound, and the twiddles and eigenvalues returned are incomplete and must not be
-    used). Raises
-    :class:`RouteUnavailable` when a split is undetermined (two equal eigenvalues in a 2x2 problem,
-    or no block linking a row pair to the reference pair).
+    about 1e-16 when ``A`` really has this structure, the noise level for a noisy one, O(1) when
+    it does not. Once it exceeds ``stop_above`` the rest of the work is skipped (the twiddles and
+    eigenvalues returned are then incomplete and must not be used).
     """
     n = a.shape[0]
     levels = n.bit_length() - 1
-    rng = np.random.default_rng(_SEED)
     mats = np.asarray(a, dtype=np.complex128)[None]
     total = float(np.linalg.norm(mats))
     if total == 0.0:
@@ -52,9 +60,7 @@ def butterfly_eigenbasis(a: np.ndarray, stop_above: float = np.inf) -> tuple[np.
     twiddle = np.empty((levels, n // 2, 2, 2), dtype=np.complex128)
     residual = 0.0
     for lev in range(levels - 1, -1, -1):
-        blocks = _pair_blocks(mats)
-        g = _stage_blocks(blocks, rng)
-        halves, off = _split(blocks, g, limit=stop_above * total)
+        g, halves, off = _split_level(_pair_blocks(mats), residual * total)
         twiddle[lev] = g.reshape(n // 2, 2, 2)
         residual = max(residual, off / total)
         mats = halves
@@ -71,168 +77,242 @@ def _pair_blocks(mats: np.ndarray) -> np.ndarray:
     return mats.reshape(count, 2, h, 2, h).transpose(1, 3, 0, 2, 4)
 
 
-def _mixing(blocks: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
-    """``S = A + rho A D A`` restricted to what is needed: its diagonal blocks and block column 0.
+def _split_level(blocks: np.ndarray, noise: float = 0.0) -> tuple[np.ndarray, np.ndarray, float]:
+    """Stage blocks ``G`` ``(K, h, 2, 2)``, half problems ``(2K, h, h)`` and off-diagonal mass.
 
-    ``D`` is a random unit-modulus diagonal (per column pair), ``rho`` balances the two terms.
-    Both results share the eigenvector structure: ``S_bb'' = G_b diag(.) G_b''^-1``. Returned as
-    ``(K, h, 2, 2)`` arrays. Block column 0 of ``A D A`` is one batched matrix-vector product;
-    the diagonal blocks are row-times-column dot products, computed on chunks of pairs so the
-    columns are read through small transposed copies (contiguous, cache-sized) instead of a
-    strided pass over the whole matrix.
+    Two passes: carried from the identity, the frames are ``G_b diag(x, y) G_0^-1``, as badly
+    conditioned as ``|x / y|`` along the path, and ``G_0`` comes out with that much rounding error.
+    Carried again from that ``G_0`` they are ``G_b`` itself up to a small mixing (well conditioned),
+    and a second fit removes what is left.
     """
     count, h = blocks.shape[2:4]
-    phase = np.exp(2j * np.pi * rng.random(h))
-    scale = np.sqrt(_energy(blocks) / (4 * h * h))  # rms entry, (K,)
-    rho = 1.0 / np.maximum(scale * np.sqrt(h), np.finfo(np.float64).tiny)
-    full = blocks.transpose(2, 0, 3, 1, 4).reshape(count, 2 * h, 2 * h)  # A, rows/cols (half, pair)
-    weight = np.concatenate([phase, phase])  # D on the full column index
-    col = full[:, :, ::h] * weight[None, :, None]  # D A[:, (l, 0)], (K, m, 2)
-    linked = (full @ col).reshape(count, 2, h, 2).transpose(0, 2, 1, 3)
-    col0 = blocks[:, :, :, :, 0].transpose(2, 3, 0, 1) + rho[:, None, None, None] * linked
-    diag = np.einsum("ilkbb->kbil", blocks).copy()
-    product = _diagonal_products(full, weight, h)
-    diag += rho[:, None, None, None] * product
-    return diag, col0
+    order, parent, root = _tree(blocks, noise / np.sqrt(count * h * h))
+    frames = np.broadcast_to(np.eye(2, dtype=np.complex128), (count, h, 2, 2))
+    for _ in range(2):
+        transport = _carry(blocks, order, parent, frames)
+        tilde = _similarity(blocks, _inv2(transport), transport)
+        g0 = _reference_frames(tilde, root, order)
+        frames = _column_gauge(transport @ g0)
+    change = _inv2(transport) @ frames  # = g0 up to column scaling
+    split = _similarity(tilde, _inv2(change), change)
+    off = float(np.sqrt(_sq(split[0, 1]).sum() + _sq(split[1, 0]).sum()))
+    halves = np.stack([split[0, 0], split[1, 1]], axis=1).reshape(2 * count, h, h)
+    return frames, halves, off
 
 
-def _diagonal_products(full: np.ndarray, weight: np.ndarray, h: int) -> np.ndarray:
-    """``(A D A)[(i, b), (l, b)]`` as ``(K, h, 2, 2)``, chunk by chunk of pairs ``b``.
+def _tree(blocks: np.ndarray, noise: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """A shortest-path forest over the pairs of each problem: visiting order, parents, roots.
 
-    Per chunk, the needed columns of ``D A`` are copied transposed into one reused buffer (a
-    fresh temporary per chunk would be page-faulted in every time) and each pair's 2x2 block is
-    one ``(2, m) @ (m, 2)`` product: about 3x faster than a dot product that strides down whole
-    columns of ``A``.
+    Carrying a frame through ``A_bp`` multiplies its conditioning by up to ``cond(A_bp)`` (the
+    ratio ``|x / y|`` of the half entries) and adds the block's noise relative to its smallest
+    singular value, so a hop costs ``log cond(A_bp) + log(s_ref / s_min(A_bp))`` (``s_ref`` the
+    largest block) plus :data:`_HOP` (short paths first among equal ones); Dijkstra, batched over
+    the K problems. Blocks ``c I`` (a short filter away from its wrap-around) cost nothing, a
+    near-singular block (a zero half entry, or one at the noise level) costs a lot, and a pair
+    whose every link is at rounding level, or within :data:`_NOISE_MARGIN` of ``noise`` (the
+    expected noise in one block), starts a new component (its own parent): a rank-one block
+    carries only half a frame.
     """
-    count, m, _ = full.shape
-    out = np.empty((count, h, 2, 2), dtype=np.complex128)
-    step = min(h, 64)
-    rows_all = full.reshape(count, 2, h, m)
-    cols_all = full.reshape(count, m, 2, h)
-    buffer = np.empty((count, step, 2, m), dtype=np.complex128)
-    for start in range(0, h, step):
-        pairs = slice(start, min(h, start + step))
-        rows = rows_all[:, :, pairs].transpose(0, 2, 1, 3)  # (K, r, 2, m): rows (i, b)
-        cols = buffer[:, : pairs.stop - start]
-        np.multiply(cols_all[:, :, :, pairs].transpose(0, 3, 2, 1), weight, out=cols)  # D A columns (l, b)
-        out[:, pairs] = rows @ cols.transpose(0, 1, 3, 2)
+    count, h = blocks.shape[2:4]
+    det = np.abs(blocks[0, 0] * blocks[1, 1] - blocks[0, 1] * blocks[1, 0])
+    fro2 = _sq(blocks[0, 0]) + _sq(blocks[0, 1]) + _sq(blocks[1, 0]) + _sq(blocks[1, 1])
+    ref = np.max(fro2.reshape(count, -1), axis=1)[:, None, None]
+    smin = det / np.sqrt(np.maximum(fro2, 1e-300))  # within sqrt(2) of the smallest singular value
+    floor = np.maximum(_ROUNDING * np.sqrt(fro2), np.maximum(_ROUNDING * np.sqrt(ref), _NOISE_MARGIN * noise))
+    with np.errstate(divide="ignore"):
+        safe = np.maximum(det, 1e-300)
+        length = np.log(np.maximum(fro2, det) / (2 * safe)) + 0.5 * np.log(np.maximum(ref, safe) / safe) + _HOP
+    length[smin <= floor] = np.inf
+    order = np.zeros((count, h), dtype=np.int64)
+    parent = np.zeros((count, h), dtype=np.int64)
+    root = np.zeros((count, h), dtype=np.int64)
+    done = np.zeros((count, h), dtype=bool)
+    done[:, 0] = True
+    dist, source = length[:, :, 0].copy(), np.zeros((count, h), dtype=np.int64)
+    rows = np.arange(count)
+    for step in range(1, h):
+        b = np.where(done, np.inf, dist).argmin(axis=1)
+        p = source[rows, b]
+        linked = np.isfinite(dist[rows, b])
+        parent[rows, b] = np.where(linked, p, b)
+        root[rows, b] = np.where(linked, root[rows, p], b)
+        dist[rows, b] = np.where(linked, dist[rows, b], 0.0)
+        order[:, step] = b
+        done[rows, b] = True
+        through = dist[rows, b][:, None] + length[rows, :, b]
+        better = (through < dist) & ~done
+        dist = np.where(better, through, dist)
+        source = np.where(better, b[:, None], source)
+    return order, parent, root
+
+
+def _carry(blocks: np.ndarray, order: np.ndarray, parent: np.ndarray, start: np.ndarray) -> np.ndarray:
+    """Frames ``(K, h, 2, 2)``: a root keeps its ``start`` frame, every other pair gets
+    ``A_bp T_p`` (unit columns) from its parent, in visiting order."""
+    count, h = order.shape
+    frames = np.array(start, dtype=np.complex128)
+    rows = np.arange(count)
+    for step in range(1, h):
+        b = order[:, step]
+        p = parent[rows, b]
+        carried = np.moveaxis(blocks[:, :, rows, b, p], (0, 1), (1, 2)) @ frames[rows, p]
+        frames[rows, b] = np.where((p != b)[:, None, None], _unit_scale(carried), frames[rows, b])
+    return frames
+
+
+def _reference_frames(tilde: np.ndarray, root: np.ndarray, order: np.ndarray) -> np.ndarray:
+    """``G_0`` of each pair's component ``(K, h, 2, 2)``.
+
+    Within a component (tree gauge) every block is ``G_0 diag(x, y) G_0^-1``: the vectors
+    ``(t00 - t11, t01, t10)`` of its blocks are multiples of one ``(2k, k01, k10)``, whose ``K``
+    has the eigenvectors ``G_0`` (:func:`_traceless_fit`). Components are then fixed one after
+    the other in visiting order (:func:`_align`): the blocks that join them to the components
+    already fixed (rank one, or they would have joined the tree) say which column goes with which
+    half, and give the frame outright where the component's own blocks left it free.
+    """
+    count, h = root.shape
+    cand, determined = _traceless_fit(tilde, root)
+    frames = np.broadcast_to(np.eye(2, dtype=np.complex128), (count, h, 2, 2)).copy()
+    fixed = np.zeros((count, h), dtype=bool)
+    is_root = root[np.arange(count)[:, None], order] == order
+    firsts = np.where(is_root, order, -1)
+    ranks = np.where(is_root, np.cumsum(is_root, axis=1) - 1, h)
+    by_rank = np.full((count, h + 1), -1, dtype=np.int64)
+    by_rank[np.arange(count)[:, None], ranks] = firsts
+    frames[:, 0] = np.where(determined[:, 0, None, None], cand[:, 0], frames[:, 0])
+    fixed[:, 0] = True
+    for j in range(1, min(h, _MAX_COMPONENTS)):
+        current = by_rank[:, j]
+        live = current >= 0
+        if not np.any(live):
+            break
+        frames_j = _align(tilde, root, frames, fixed, current, cand, determined)
+        rows = np.nonzero(live)[0]
+        frames[rows, current[rows]] = frames_j[rows]
+        fixed[rows, current[rows]] = True
+    rest = ~fixed & (root == np.arange(h))
+    frames[rest] = np.where(determined[rest][:, None, None], cand[rest], frames[rest])
+    return frames[np.arange(count)[:, None], root]
+
+
+def _traceless_fit(tilde: np.ndarray, root: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per component (indexed by its root): the canonical ``G_0`` and whether the blocks fix it.
+
+    The dominant direction of the traceless vectors (3x3 Gram matrix over the component's own
+    blocks) fixes ``G_0`` when it stands out: above rounding, and the second direction under
+    :data:`_GAP` of it (otherwise it is noise, or the halves are equal copies and ``G_0`` is free).
+    """
+    count, h = root.shape
+    ks = np.arange(count)[:, None]
+    same = root[:, :, None] == root[:, None, :]
+    vec = np.stack([tilde[0, 0] - tilde[1, 1], tilde[0, 1], tilde[1, 0]], axis=-1) * same[..., None]
+    gram = np.zeros((count, h, 3, 3), dtype=np.complex128)
+    np.add.at(gram, (ks, root), np.einsum("kbxi,kbxj->kbij", vec, vec.conj()))
+    energy = np.zeros((count, h))
+    np.add.at(energy, (ks, root), np.einsum("ijkbx,ijkbx,kbx->kb", tilde, tilde.conj(), same).real)
+    vals, vecs = np.linalg.eigh(gram)
+    top = vecs[..., :, 2]
+    k = np.stack([np.stack([top[..., 0] / 2, top[..., 1]], -1), np.stack([top[..., 2], -top[..., 0] / 2], -1)], -2)
+    determined = (vals[..., 2] > (_ROUNDING**2) * energy) & (vals[..., 1] < _GAP * vals[..., 2])
+    cand = np.broadcast_to(np.eye(2, dtype=np.complex128), (count, h, 2, 2)).copy()
+    if np.any(determined):
+        _, eigvec = np.linalg.eig(k[determined])
+        cand[determined] = _canonical_order(_column_gauge(eigvec))
+    return cand, determined
+
+
+def _align(tilde, root, frames, fixed, current, cand, determined) -> np.ndarray:
+    """Frame ``(K, 2, 2)`` of component ``current`` of each problem, from the blocks joining it
+    to the fixed components: ``A_dc F_c`` holds the columns of ``G_d`` (column evidence),
+    ``F_c^-1 A_cd`` the rows of ``G_d^-1`` (a row i is orthogonal to column 1 - i)."""
+    count, h = root.shape
+    ks = np.arange(count)
+    safe = np.maximum(current, 0)
+    inside = (root == safe[:, None]) & (current >= 0)[:, None]
+    known = fixed[ks[:, None], root]
+    node_frames = frames[ks[:, None], root]  # (K, h, 2, 2)
+    mask = (inside[:, :, None] & known[:, None, :]).astype(float)  # (K, b in d, b' fixed)
+    cols = np.einsum("ijkbx,kxjn->kbxin", tilde, node_frames)  # (A_dc F_c): (K, b, b', 2, n)
+    rows = np.einsum("kxij,jnkxb->kbxin", _inv2(node_frames), tilde)  # (F_c^-1 A_cd) as (K, b, b', i, 2)
+    back = (known[:, :, None] & inside[:, None, :]).transpose(0, 2, 1).astype(float)
+    perp = np.stack([rows[..., 1], -rows[..., 0]], axis=-1)  # row i -> a vector along column 1 - i
+    gram = np.zeros((count, 2, 2, 2), dtype=np.complex128)  # (K, column, 2, 2)
+    for n in range(2):
+        gram[:, n] += np.einsum("kbx,kbxi,kbxj->kij", mask, cols[..., n], cols[..., n].conj())
+        gram[:, n] += np.einsum("kbx,kbxi,kbxj->kij", back, perp[..., 1 - n, :], perp[..., 1 - n, :].conj())
+    vals, vecs = np.linalg.eigh(gram)
+    strong = (vals[..., 1] > 0) & (vals[..., 0] < _GAP * vals[..., 1])  # (K, column)
+    mine = cand[ks, safe]
+    straight = np.einsum("kin,knij,kjn->k", mine.conj(), gram, mine).real
+    swapped = mine[..., ::-1]
+    crossed = np.einsum("kin,knij,kjn->k", swapped.conj(), gram, swapped).real
+    chosen = np.where((crossed > straight)[:, None, None], swapped, mine)
+    evidence = vecs[..., :, 1].transpose(0, 2, 1)  # (K, 2, column)
+    both = strong.all(axis=1)
+    fill = np.where(both[:, None, None], evidence, np.eye(2))
+    free = _column_gauge(fill)
+    return np.where(determined[ks, safe][:, None, None], chosen, free)
+
+
+def _canonical_order(g: np.ndarray) -> np.ndarray:
+    """Columns of each gauged ``g`` ``(M, 2, 2)`` in a fixed order read off the vectors themselves.
+
+    Which half comes first is a free choice; LAPACK's order would let rounding make it. Larger
+    ``|g[0]|`` first, then larger real and imaginary part of ``g[1]`` (ties up to :data:`_TIE`).
+    """
+    a, b = g[..., 0], g[..., 1]
+    keys = [(np.abs(a[..., 0]), np.abs(b[..., 0])), (a[..., 1].real, b[..., 1].real), (a[..., 1].imag, b[..., 1].imag)]
+    swap = np.zeros(g.shape[:-2], dtype=bool)
+    open_ = np.ones(g.shape[:-2], dtype=bool)
+    for x, y in keys:
+        swap |= open_ & (y > x + _TIE)
+        open_ &= np.abs(x - y) <= _TIE
+    out = g.copy()
+    out[swap] = g[swap][..., ::-1]
     return out
 
 
-def _energy(blocks: np.ndarray) -> np.ndarray:
-    """``sum |A_k|^2`` per problem k of the ``(2, 2, K, h, h)`` block view, in one pass.
+def _similarity(blocks: np.ndarray, left: np.ndarray, right: np.ndarray) -> np.ndarray:
+    """``out[i, n, k, b, b'] = sum_jl left[k, b, i, j] blocks[j, l, k, b, b'] right[k, b', l, n]``."""
+    lw = left.transpose(2, 3, 0, 1)[..., None]  # (i, j, K, h, 1)
+    rw = right.transpose(2, 3, 0, 1)[:, :, :, None, :]  # (l, n, K, 1, h)
+    mid = [[lw[i, 0] * blocks[0, l] + lw[i, 1] * blocks[1, l] for l in range(2)] for i in range(2)]
+    return np.array([[mid[i][0] * rw[0, n] + mid[i][1] * rw[1, n] for n in range(2)] for i in range(2)])
 
-    When the view sits on a C-contiguous ``(K, m, m)`` array (the usual case) it is read as real
-    numbers with no temporary; otherwise the plain formula.
+
+def _inv2(m: np.ndarray) -> np.ndarray:
+    """Inverse of every 2x2 matrix in ``(..., 2, 2)`` (closed form; a singular one gives inf/nan)."""
+    a, b, c, d = m[..., 0, 0], m[..., 0, 1], m[..., 1, 0], m[..., 1, 1]
+    det = a * d - b * c
+    det = np.where(det == 0, np.finfo(np.float64).tiny, det)
+    return np.stack([np.stack([d, -b], -1), np.stack([-c, a], -1)], -2) / det[..., None, None]
+
+
+def _unit_scale(g: np.ndarray) -> np.ndarray:
+    """The 2x2 matrices scaled to unit Frobenius norm (a zero one is left alone).
+
+    A scalar, not per column: frames carried from a root ``F_0`` are then exactly
+    ``G_b D_b G_0^-1 F_0`` up to a scalar, so one common correction fits every block.
     """
-    mats = blocks.transpose(2, 0, 3, 1, 4)  # back to (K, 2, h, 2, h)
-    if mats.flags.c_contiguous:
-        flat = mats.reshape(mats.shape[0], -1).view(np.float64)
-        return np.einsum("kx,kx->k", flat, flat)
-    return np.sum(np.abs(blocks) ** 2, axis=(0, 1, 3, 4))
-
-
-def _stage_blocks(blocks: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """The 2x2 blocks ``G_b`` ``(K, h, 2, 2)`` of the last stage, columns ordered consistently with b = 0."""
-    diag, col0 = _mixing(blocks, rng)
-    vals, g = np.linalg.eig(diag)
-    _check_split(vals)
-    g = _column_gauge(_reference_order(vals, g))
-    probe = np.linalg.solve(g, col0) @ g[:, :1]  # G_b^-1 S_b0 G_0, (K, h, 2, 2)
-    straight = np.abs(probe[..., 0, 0]) ** 2 + np.abs(probe[..., 1, 1]) ** 2
-    crossed = np.abs(probe[..., 0, 1]) ** 2 + np.abs(probe[..., 1, 0]) ** 2
-    level = np.sqrt(np.maximum(straight, crossed))
-    ref = np.sqrt(np.sum(np.abs(col0) ** 2, axis=(2, 3))).max(axis=1, keepdims=True)
-    if np.any(level <= _AMBIGUOUS * np.maximum(ref, np.finfo(np.float64).tiny)):
-        raise RouteUnavailable("a row pair is not linked to the reference pair, so the eigenvector order is undetermined")
-    swap = crossed > straight
-    g[swap] = g[swap][..., ::-1]
-    return g
-
-
-def _reference_order(vals: np.ndarray, g: np.ndarray) -> np.ndarray:
-    """``g`` with the reference pair's (b = 0) eigenvectors in a fixed order: larger real part of
-    the eigenvalue first (imaginary part on a tie up to a relative 1e-9).
-
-    Which half problem comes first is a free choice; LAPACK's order would let rounding make it.
-    The other pairs are then aligned with b = 0 by the caller.
-    """
-    v0, v1 = vals[:, 0, 0], vals[:, 0, 1]
-    tie = 1e-9 * np.maximum(np.abs(v0), np.abs(v1))
-    swap = (v0.real < v1.real - tie) | ((np.abs(v0.real - v1.real) <= tie) & (v0.imag < v1.imag))
-    g = g.copy()
-    g[swap, 0] = g[swap, 0][..., ::-1]
-    return g
+    norm = np.sqrt(np.sum(_sq(g), axis=(-2, -1), keepdims=True))
+    return g / np.where(norm > 0, norm, 1.0)
 
 
 def _column_gauge(g: np.ndarray) -> np.ndarray:
     """Each eigenvector (column of the 2x2 ``g``) scaled to unit norm with a real positive pivot.
 
-    LAPACK already returns unit columns with the largest entry real, but decides ties (equal
-    moduli, the usual case for Fourier-like bases) by rounding; pinning the pivot to the first
-    entry that is largest up to a relative 1e-9 makes the twiddles stable under rounding-level
-    changes. Column scaling is a free gauge here (see the module docstring).
+    Column scaling is a free gauge here (see the module docstring); pinning the pivot to the
+    first entry that is largest up to a relative :data:`_TIE` makes the twiddles stable under
+    rounding-level changes (equal moduli are the usual case for Fourier-like bases).
     """
     mag = np.abs(g)
-    first_is_pivot = mag[..., 0, :] >= (1.0 - 1e-9) * mag[..., 1, :]  # (K, h, column)
+    first_is_pivot = mag[..., 0, :] >= (1.0 - _TIE) * mag[..., 1, :]
     pivot = np.where(first_is_pivot, g[..., 0, :], g[..., 1, :])
     norm = np.sqrt(mag[..., 0, :] ** 2 + mag[..., 1, :] ** 2)
     scale = np.where(np.abs(pivot) > 0, np.abs(pivot) / np.where(pivot == 0, 1, pivot), 1) / np.where(norm > 0, norm, 1)
     return g * scale[..., None, :]
 
 
-def _check_split(vals: np.ndarray) -> None:
-    """Raise when a 2x2 problem has (numerically) repeated eigenvalues: ``G_b`` would be arbitrary."""
-    gap = np.abs(vals[..., 0] - vals[..., 1])
-    size = np.maximum(np.abs(vals[..., 0]), np.abs(vals[..., 1]))
-    if np.any(gap <= 1e-9 * np.maximum(size.max(), np.finfo(np.float64).tiny)):
-        raise RouteUnavailable(
-            "repeated eigenvalues in a 2x2 split, so the eigenvector basis is not unique and no butterfly "
-            "can be read off it"
-        )
-
-
-def _split(blocks: np.ndarray, g: np.ndarray, limit: float = np.inf) -> tuple[np.ndarray, float]:
-    """Half problems ``(2K, h, h)`` from ``G_b^-1 A_bb' G_b'``, and the off-diagonal mass left over.
-
-    Once the mass passes ``limit`` the answer is already "not this structure": the rest is
-    skipped and the (incomplete) halves must not be used. A matrix without the structure is
-    then rejected after one chunk of its first split instead of a whole level.
-
-    Done on chunks of row pairs through a few preallocated, cache-sized buffers: fresh
-    temporaries per chunk are at the mercy of the allocator, which may map (and page-fault)
-    them anew each time, several times slower than the arithmetic. The two diagonal blocks are
-    written straight into the output; the off-diagonal ones are only measured.
-    """
-    count, h = blocks.shape[2:4]
-    ginv = np.linalg.inv(g)
-    halves = np.empty((count, 2, h, h), dtype=np.complex128)
-    right = [[g[:, None, :, l, n] for n in range(2)] for l in range(2)]  # (K, 1, h) column factors
-    step = max(1, min(h, _CHUNK // max(1, count * h)))
-    buffers = np.empty((6, count, step, h), dtype=np.complex128)
-    off = 0.0
-    for start in range(0, h, step):
-        rows = slice(start, min(h, start + step))
-        bufs = buffers[:, :, : rows.stop - start]
-        left = [[bufs[2 * i + l] for l in range(2)] for i in range(2)]
-        for i in range(2):
-            for l in range(2):
-                _combine(ginv[:, rows, i, 0, None], blocks[0, l, :, rows], ginv[:, rows, i, 1, None], blocks[1, l, :, rows],
-                         left[i][l], bufs[4])
-        for i in range(2):
-            for n in range(2):
-                out = halves[:, i, rows] if i == n else bufs[5]
-                _combine(left[i][0], right[0][n], left[i][1], right[1][n], out, bufs[4])
-                if i != n:
-                    flat = out.reshape(-1)
-                    off += float(np.vdot(flat, flat).real)
-        if off > limit * limit:
-            break
-    return halves.reshape(2 * count, h, h), float(np.sqrt(off))
-
-
-def _combine(a: np.ndarray, x: np.ndarray, b: np.ndarray, y: np.ndarray, out: np.ndarray, scratch: np.ndarray) -> None:
-    """``out = a x + b y`` (the 2x2 products of :func:`_split`), with no temporaries."""
-    np.multiply(a, x, out=out)
-    np.multiply(b, y, out=scratch)
-    out += scratch
+def _sq(x: np.ndarray) -> np.ndarray:
+    """``|x|^2`` elementwise without a square root."""
+    return x.real * x.real + x.imag * x.imag
