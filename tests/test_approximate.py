@@ -17,7 +17,7 @@ from bfly_cli.solvers.approximate.route import BudgetError, iterations, solve_ap
 from bfly_cli.solvers.closed_form.hierarchical import factor_butterfly
 from bfly_cli.solvers.approximate.orthonormal import factor_butterfly_orthonormal
 from bfly_cli.solvers.closed_form.bp_order import discover_permutation
-from bfly_cli.solvers.approximate.twiddle_lbfgs import _single_dense, polish
+from bfly_cli.solvers.approximate.twiddle_lbfgs import _single_dense, polish_twiddles as polish
 
 from conftest import random_butterfly
 

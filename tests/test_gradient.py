@@ -331,12 +331,12 @@ def test_level_solve_is_the_exact_least_squares_of_that_level():
 
 @pytest.mark.parametrize("seed", [0, 1])
 def test_alternating_least_squares_reaches_an_exact_rank2_target(seed):
-    from bfly_cli.solvers.gradient.refine import _polish_steps
+    from bfly_cli.solvers.gradient.refine import refine_steps
     from bfly_cli.solvers.gradient.rank2_als import alternate, relative_loss
 
     n = 16
     perm, target, start = _random_rank2_problem(n, seed)
-    steps, loss = _polish_steps(target, [Step("permutation", perm), Step("rank2", start.numpy())], 100, 0.0)
+    steps, loss = refine_steps(target, [Step("permutation", perm), Step("rank2", start.numpy())], 100, 0.0)
     stages, final = alternate(perm, torch.as_tensor(steps[1].data), target, 1e-24)
     assert final <= min(loss, 1e-20)
     assert final == pytest.approx(relative_loss(perm, stages, target, float(target.square().sum())))

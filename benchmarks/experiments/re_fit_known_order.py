@@ -24,8 +24,8 @@ import torch
 
 import transforms
 from bfly_cli.factors import Step
-from bfly_cli.solvers.gradient import rank2_als as rank2_lsq
-from bfly_cli.solvers.gradient.refine import _polish_steps
+from bfly_cli.solvers.gradient import rank2_als
+from bfly_cli.solvers.gradient.refine import refine_steps
 from bfly_cli.torch_butterfly import permutation_from_choices
 from bfly_cli.torch_ops import rank2_stage_torch
 
@@ -51,18 +51,18 @@ def expand(params: torch.Tensor) -> torch.Tensor:
 def sweep(perm, params, target) -> None:
     levels, half = params.shape[:2]
     n = 2 * half
-    readouts = [rank2_lsq.readout(expand(params), lev) for lev in range(levels)]
+    readouts = [rank2_als.readout(expand(params), lev) for lev in range(levels)]
     x = torch.eye(n, dtype=torch.float64)[:, perm]
     state = torch.stack([x, torch.zeros_like(x)], -1)
     for lev in range(levels):
         before, after = state.reshape(n, 2 * n), readouts[lev]
-        out_i, in_i = (torch.as_tensor(i) for i in rank2_lsq.param_index(n, lev))
+        out_i, in_i = (torch.as_tensor(i) for i in rank2_als.param_index(n, lev))
         gram = (after @ after.T)[out_i][:, out_i] * (before.T @ before)[in_i][:, in_i]
         rhs = (before.T @ target @ after.T)[in_i, out_i]
         g = torch.einsum("aoprqbOPRQ,pqk,PQK->aorkbORK", gram.reshape(half, 2, 2, 2, 2, half, 2, 2, 2, 2),
                          BASIS, BASIS).reshape(half * 8, half * 8)
         r = torch.einsum("aoprq,pqk->aork", rhs.reshape(half, 2, 2, 2, 2), BASIS).reshape(-1)
-        solve = rank2_lsq.scaled_solver(g)
+        solve = rank2_als.scaled_solver(g)
         if solve is not None:
             t = params[lev].reshape(-1).clone()
             for _ in range(2):
@@ -91,16 +91,16 @@ def main() -> None:
         start = time.perf_counter()
         if args.lbfgs:
             tw = (params[..., 0] + 1j * params[..., 1]).numpy()
-            steps, _ = _polish_steps(target, [Step("permutation", perm), Step("butterfly", tw), Step("real", None)],
-                                     args.lbfgs, 1e-22)
+            steps, _ = refine_steps(target, [Step("permutation", perm), Step("butterfly", tw), Step("real", None)],
+                                    args.lbfgs, 1e-22)
             tw = torch.as_tensor(steps[1].data)
             params = torch.stack([tw.real, tw.imag], -1).contiguous()
-        loss = rank2_lsq.relative_loss(perm, expand(params), target, norm2)
+        loss = rank2_als.relative_loss(perm, expand(params), target, norm2)
         for _ in range(args.sweeps):
             if loss <= 1e-22:
                 break
             sweep(perm, params, target)
-            loss = rank2_lsq.relative_loss(perm, expand(params), target, norm2)
+            loss = rank2_als.relative_loss(perm, expand(params), target, norm2)
         exact += loss <= 1e-20
         print(f"seed {seed}: relative squared error {loss:.1e} ({time.perf_counter() - start:.1f} s)")
     print(f"{args.transform} N={n}: exact in {exact} of {args.seeds}")

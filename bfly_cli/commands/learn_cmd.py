@@ -106,7 +106,7 @@ def _gradient_options(solver: str, seed: int | None, **given: object) -> dict:
             flags = ", ".join(f"--{k}" for k in sorted(set_))
             raise BflyError(f"{flags} apply to --solver gradient, not {solver!r}")
         return {}
-    from ..solvers.gradient.refine import check_device
+    from ..devices import check_device
 
     check_device(str(set_.get("device", "cpu")))
     return {**set_, "seed": seed if seed is not None else 0}

@@ -11,7 +11,7 @@ Design (budget ``K`` = number of butterfly blocks, 1..8):
    approximation). The sweep measured 0.5-2.5 % better on legendre and randn (N = 8..1024); the
    plain fit is kept because nothing guarantees that order on every matrix. Both give the exact answer for an exact butterfly. The metadata records which
    one started (``init``) and both errors (``init_rel_errors``).
-2. **Polish.** :func:`~.polish.polish` runs L-BFGS on the exact loss ``||M - T||_F^2`` over all
+2. **Polish.** :func:`.twiddle_lbfgs.polish_twiddles` runs L-BFGS on the exact loss ``||M - T||_F^2`` over all
    twiddles, permutations fixed. For a real target the model is the paper's: complex twiddles and
    a final ``real`` step, ``M = Re(B P)`` (2N log2 N complex numbers: one untied complex B.P).
    The real closed form is a stationary point in the imaginary directions (a purely imaginary
@@ -37,10 +37,11 @@ import numpy as np
 from ...errors import BflyError
 from ...factors import Step
 from .. import checked_square
-from ..closed_form.hierarchical import factor_butterfly
-from .orthonormal import factor_butterfly_orthonormal
 from ..closed_form.bp_order import discover_permutation
-from .twiddle_lbfgs import polish
+from ..closed_form.hierarchical import factor_butterfly
+from ..numerics import finish_steps
+from .orthonormal import factor_butterfly_orthonormal
+from .twiddle_lbfgs import polish_twiddles
 
 MAX_BUDGET = 8
 _WORK = 1e8  # ~ N^2 x passes x iterations spent in the polish per block
@@ -68,12 +69,12 @@ def solve_approximate(matrix: np.ndarray, budget: int = 1) -> tuple[list[Step], 
     steps, history = closed, []
     for blocks in range(1, budget + 1):
         start = _kick(steps, real) if blocks == 1 else steps + [Step("butterfly", _identity(n))]
-        result = polish(t, start, iterations(n, blocks), real)
+        result = polish_twiddles(t, start, iterations(n, blocks), real)
         history.append({"blocks": blocks, "start_rel_error": _rel(result.start_loss, t), "rel_error": _rel(result.final_loss, t),
                         "evaluations": result.evaluations, "seconds": round(result.seconds, 3)})
         steps = result.steps if blocks > 1 or result.final_loss < closed_loss else closed
     steps, near = _finish_near_exact(t, steps, real, history[-1]["rel_error"])
-    out = _finish(steps, matrix, real)
+    out = finish_steps(steps, matrix)
     return out, {"budget": budget, "closed_form_rel_error": _rel(closed_loss, t), "init": init,
                  "init_rel_errors": init_errors, "polish": history, **near}
 
@@ -84,7 +85,7 @@ def _finish_near_exact(t: np.ndarray, steps: list[Step], real: bool, rel: float)
     L-BFGS crawls on the last digits of a zero-residual fit (the ``Re`` readout leaves the
     imaginary part free), so a matrix that *is* a butterfly under a real part (the DCT at N = 8:
     Re(D F P)) ends at 1e-7 instead of 1e-15. An error below ``_NEAR`` is the sign of such a
-    structure; the Gauss-Newton finish of :func:`.gradient.polish` then costs a few seconds at
+    structure; the Levenberg-Marquardt finish of :func:`..gradient.refine.polish` then costs a few seconds at
     small N and is never worse (it keeps the best iterate). Farther from exact it is skipped:
     it would cost much and gain little.
     """
@@ -156,10 +157,3 @@ def _loss(t: np.ndarray, steps: list[Step], real: bool) -> float:
 
 def _rel(loss: float, t: np.ndarray) -> float:
     return float(np.sqrt(loss) / max(float(np.linalg.norm(t)), np.finfo(np.float64).tiny))
-
-
-def _finish(steps: list[Step], matrix: np.ndarray, real: bool) -> list[Step]:
-    """Cast to the input precision and end with ``real`` for a real target."""
-    single = np.asarray(matrix).dtype in (np.float32, np.complex64)
-    out = [Step(s.kind, s.data.astype(np.complex64)) if single and s.kind == "butterfly" else s for s in steps]
-    return out + [Step("real")] if real else out

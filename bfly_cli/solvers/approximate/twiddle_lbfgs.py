@@ -40,7 +40,7 @@ class PolishResult:
     seconds: float
 
 
-def polish(target: np.ndarray, steps: list[Step], iterations: int, real_output: bool) -> PolishResult:
+def polish_twiddles(target: np.ndarray, steps: list[Step], iterations: int, real_output: bool) -> PolishResult:
     """Minimize ``||M - T||_F^2`` over the butterfly twiddles of ``steps`` (complex, float64).
 
     ``real_output`` compares ``Re(M)`` with a real ``target`` (the chain then ends in a ``real``

@@ -9,7 +9,8 @@ cheaply, without fitting any twiddle:
   aligned chunk of ``2**l`` positions). B is a butterfly only if every block has rank 1, and
   ``Re`` of a complex butterfly (a sum of two butterflies with the same order) only if every
   block has rank <= 2. The *tail energy* (singular values beyond that rank, squared, summed, over
-  ``||T||^2``) at every level is the score: zero for a right order, O(N^2)-ish to compute.
+  ``||T||^2``) at every level is the score: zero for a right order, O(N^2)-ish to compute
+  (:func:`~bfly_cli.solvers.numerics.sketched_tail_energy`).
 * A block's rank ignores the order of the columns inside its chunk, so the score at split level
   ``l`` depends only on the partition of positions into chunks of ``2**l``. In the paper's family,
   the choices at block size ``k`` fix the chunks of size ``k/2`` given the larger ones, and the
@@ -27,13 +28,13 @@ only repairs what the relaxation got wrong; when that fails it widens. It sees o
 
 from __future__ import annotations
 
-import functools
 from dataclasses import dataclass
 from itertools import product
 
 import numpy as np
 
 from ...torch_butterfly import permutation_from_choices
+from ..numerics import sketched_tail_energy
 
 EXACT = 1e-12  # relative tail energy at or below this is rounding noise (~1e-16 a level): the order is right
 _SETTINGS = [np.array(bits, dtype=bool) for bits in product((False, True), repeat=3)]
@@ -48,43 +49,13 @@ class SearchResult:
     evaluated: int
 
 
-def split_tail(ordered: np.ndarray, level: int, rank: int) -> float:
-    """Energy beyond ``rank`` in the blocks of split ``level`` of ``ordered`` (unnormalized).
-
-    A randomized range finder with one power iteration (a fixed sketch, so deterministic) gives
-    each block's best rank-``rank`` basis Q; the tail is ``||block||^2 - ||Q^H block||^2``. That is
-    exact when a block has rank <= ``rank`` and an upper bound otherwise (tight after the power
-    step), at O(size of the matrix * rank) per level instead of a batched eigensolver.
-    """
-    n = ordered.shape[0]
-    hi, lo = n >> level, 1 << level
-    if min(hi, lo) <= rank:
-        return 0.0
-    blocks = ordered.reshape(hi, lo, hi, lo).transpose(2, 1, 0, 3).reshape(n, hi, lo)  # (a, b): rows c, cols e
-    omega = _sketch(lo, rank, blocks.dtype)
-    basis, _ = np.linalg.qr(blocks @ omega)
-    basis, _ = np.linalg.qr(blocks @ (blocks.conj().transpose(0, 2, 1) @ basis))
-    kept = float(np.sum(np.abs(basis.conj().transpose(0, 2, 1) @ blocks) ** 2))
-    return max(float(np.sum(np.abs(blocks) ** 2)) - kept, 0.0)
-
-
-@functools.lru_cache(maxsize=64)
-def _sketch_cached(cols: int, rank: int) -> np.ndarray:
-    return np.random.default_rng(20261127).standard_normal((cols, rank))
-
-
-def _sketch(cols: int, rank: int, dtype: np.dtype) -> np.ndarray:
-    """A fixed Gaussian test matrix (the same input always gives the same score)."""
-    return _sketch_cached(cols, rank).astype(dtype)
-
-
 def level_scores(matrix: np.ndarray, perm: np.ndarray, rank: int) -> np.ndarray:
     """Relative tail energies of ``matrix[:, perm]`` at split levels ``L-1, L-2, .., 1`` (top first)."""
     n = matrix.shape[0]
     ordered = matrix[:, perm]
     total = float(np.sum(np.abs(matrix) ** 2)) or 1.0
     levels = n.bit_length() - 1
-    return np.array([split_tail(ordered, lev, rank) / total for lev in range(levels - 1, 0, -1)])
+    return np.array([sketched_tail_energy(ordered, lev, rank) / total for lev in range(levels - 1, 0, -1)])
 
 
 def score(matrix: np.ndarray, perm: np.ndarray, rank: int) -> float:
@@ -146,7 +117,7 @@ def _beam(matrix: np.ndarray, start: np.ndarray, first: int, rank: int, width: i
                 if key in seen:
                     continue
                 evaluated += 1
-                value = base_score + split_tail(matrix[:, perm], split, rank) / total
+                value = base_score + sketched_tail_energy(matrix[:, perm], split, rank) / total
                 seen[key] = (value, cand)
         ranked = sorted(seen.values(), key=lambda item: item[0])
         if depth == levels - 2 and exclude:  # last level: excluded orders go behind every other

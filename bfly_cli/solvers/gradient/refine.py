@@ -1,7 +1,8 @@
 """One float64 refinement engine for butterfly chains: L-BFGS, then Levenberg-Marquardt.
 
-Shared by the gradient learner (its per-order fits and final polish) and by the approximation
-route (:func:`polish`, the public entry point). Permutations stay fixed; every twiddle,
+Two entry points: :func:`refine_steps` (a transposed torch target, the gradient learner's
+per-order fits and final polish) and :func:`polish` (numpy in and out, the approximation route's
+near-exact finish). Permutations stay fixed; every twiddle,
 diagonal and rank-2 stage is trainable; the best iterate seen is kept, so a refinement never
 returns something worse than its input. Levenberg-Marquardt solves its normal equations by
 matrix-free CG (forward- and reverse-mode products), or exactly when the system is small.
@@ -14,18 +15,8 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
-from ...errors import BflyError
+from ...devices import check_device
 from ...factors import Step
-
-
-def check_device(device: str) -> None:
-    """Raise a one-line :class:`BflyError` for an unknown device or a missing GPU."""
-    import torch
-
-    if device not in ("cpu", "cuda") and not device.startswith("cuda:"):
-        raise BflyError(f"unknown device {device!r}; choose cpu or cuda")
-    if device.startswith("cuda") and not torch.cuda.is_available():
-        raise BflyError("--device cuda: torch sees no CUDA GPU on this machine; use --device cpu")
 
 
 def relative_sq_error(out_t, target_t, target_norm2) -> Any:
@@ -35,7 +26,8 @@ def relative_sq_error(out_t, target_t, target_norm2) -> Any:
     return sq / target_norm2
 
 
-def _norm2(target) -> Any:
+def squared_norm(target) -> Any:
+    """``||T||_F^2`` of a (possibly complex) tensor."""
     return target.abs().square().sum()
 
 
@@ -54,7 +46,7 @@ def polish(matrix: np.ndarray, steps: Sequence[Step], *, max_iter: int = 500, de
     tgt = torch.as_tensor(np.ascontiguousarray(np.asarray(matrix).T), device=device)
     tgt = tgt.to(torch.complex128 if tgt.is_complex() else torch.float64)
     wide = [_widen(s) for s in steps]
-    out, _ = _polish_steps(tgt, wide, max_iter, target**2, newton=True)
+    out, _ = refine_steps(tgt, wide, max_iter, target**2, newton=True)
     return out
 
 
@@ -65,8 +57,8 @@ def _widen(step: Step) -> Step:
     return step
 
 
-def _polish_steps(target, steps: list[Step], max_iter: int, goal: float, newton: bool = False,
-                  newton_below: float = math.inf, gn_iters: int = 30) -> tuple[list[Step], float]:
+def refine_steps(target, steps: list[Step], max_iter: int, goal: float, newton: bool = False,
+                 newton_below: float = math.inf, gn_iters: int = 30) -> tuple[list[Step], float]:
     """Float64 L-BFGS (then Gauss-Newton when ``newton``) over the steps' numeric data.
 
     Returns the best steps seen and their loss. Gauss-Newton only runs when L-BFGS ended at or
@@ -81,7 +73,7 @@ def _polish_steps(target, steps: list[Step], max_iter: int, goal: float, newton:
 
     module = steps_to_modules([_balance(_widen(s)) for s in steps], device=target.device)
     eye = torch.eye(target.shape[0], dtype=torch.float64, device=target.device)
-    norm2 = _norm2(target)
+    norm2 = squared_norm(target)
     params = list(module.parameters())
     best = _Best(params)
 
@@ -116,7 +108,7 @@ def _polish_steps(target, steps: list[Step], max_iter: int, goal: float, newton:
 
 
 _CHUNK = 50
-_GN_STRUCTURED = 4000  # rank-2 parameters up to which LM solves the normal equations exactly (N <= 64)
+GN_STRUCTURED = 4000  # rank-2 parameters up to which LM solves the normal equations exactly (N <= 64)
 _GN_DENSE = 4e6  # Jacobian entries (residuals x parameters) up to which LM forms it (N <= 32)
 _GN_CG = 60  # CG iterations per matrix-free Levenberg-Marquardt step
 _GN_STALL = 20  # stop Levenberg-Marquardt when this many steps have not halved the loss
@@ -138,12 +130,12 @@ def _gauss_newton(module, eye, target, norm2, goal: float, best: "_Best", outer:
         d = functional_call(module, dict(zip(names, ps)), (eye,)) - target
         return (torch.view_as_real(d) if d.is_complex() else d).reshape(-1) * scale
 
-    from . import rank2_als as rank2_lsq
+    from . import rank2_als
 
     ps = tuple(p.detach().clone() for p in module.parameters())
     structured = _rank2_layout(module)
     size = sum(p.numel() for p in ps)
-    dense = size <= _GN_STRUCTURED if structured is not None else size * 2 * target.numel() <= _GN_DENSE
+    dense = size <= GN_STRUCTURED if structured is not None else size * 2 * target.numel() <= _GN_DENSE
     lam = 1e-3 if dense else 1e-4
     history: list[float] = []
     normal_eq = None  # dense (J^T J, J^T r) at ps, kept across rejected steps
@@ -156,7 +148,7 @@ def _gauss_newton(module, eye, target, norm2, goal: float, best: "_Best", outer:
             break
         if dense:
             if normal_eq is None and structured is not None:
-                normal_eq = rank2_lsq.normal_equations(structured, ps[0], scale**2, pullback(r)[0])
+                normal_eq = rank2_als.normal_equations(structured, ps[0], scale**2, pullback(r)[0])
             elif normal_eq is None:
                 normal_eq = _normal_equations(resid, ps, r)
             delta = _dense_step(normal_eq, ps, lam)
@@ -169,7 +161,7 @@ def _gauss_newton(module, eye, target, norm2, goal: float, best: "_Best", outer:
             precond = None
             if structured is not None:
                 if blocks is None:
-                    blocks = rank2_lsq.level_blocks(structured, ps[0], scale**2)
+                    blocks = rank2_als.level_blocks(structured, ps[0], scale**2)
                 precond = _block_jacobi(blocks, lam)
             delta = _cg(normal, tuple(-g for g in grad), _GN_CG, precond)
         trial = tuple(p + d for p, d in zip(ps, delta))
