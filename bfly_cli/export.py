@@ -19,17 +19,17 @@ from typing import Any, Callable
 
 import numpy as np
 
+from . import metadata
 from .errors import BflyError, FormatError
 from .factors import Factors, Step
 from .h5format import atomic_write
-from .report import jsonable
+from .step_kinds import KINDS, STEP_KINDS, kind_of, placeholder
 
 FORMATS = {"npz": ".npz", "pt": ".pt", "mat": ".mat", "json": ".json"}
 EXPORT_VERSION = 1
 JSON_MAX_N = 4096
 JSON_BYTES_PER_NUMBER = 24  # about what repr() of a float64 plus separators takes
 _STEP_NAME = re.compile(r"^step(\d+)_([a-z0-9]+)$")
-PT_KINDS = ("permutation", "butterfly", "diagonal", "real", "rank2")  # what torch_butterfly's modules implement
 
 
 def check_format(fmt: str) -> str:
@@ -77,8 +77,9 @@ def load_export(path: str | Path) -> Factors:
 
 
 def export_meta(factors: Factors) -> dict[str, Any]:
-    """The file's metadata with the facts every reader needs made certain (n, structure, dtype)."""
-    meta = {k: jsonable(v) for k, v in factors.meta.items() if v is not None}
+    """The file's metadata (:func:`bfly_cli.metadata.encode_document`) with the facts every reader
+    needs made certain (n, structure, dtype)."""
+    meta = metadata.encode_document(factors.meta)
     meta.update(n=factors.n, structure=factors.structure, dtype=str(factors.dtype))
     return meta
 
@@ -96,7 +97,18 @@ def _steps_from_named(arrays: dict[str, np.ndarray], label: str, convert: Callab
             found[int(match.group(1))] = (match.group(2), value)
     if sorted(found) != list(range(len(found))) or not found:
         raise FormatError(f"{label}: step arrays must be named step0_<kind>, step1_<kind>, ... without gaps")
-    return [Step(kind, None if kind == "real" else convert(kind, value)) for kind, value in (found[k] for k in range(len(found)))]
+    steps = []
+    for k in range(len(found)):
+        kind, value = found[k]
+        _check_kind(kind, k, label)
+        steps.append(Step(kind, convert(kind, value) if KINDS[kind].has_data else None))
+    return steps
+
+
+def _check_kind(kind: Any, index: int, label: str) -> None:
+    """One line naming the step and the known kinds, for a kind this bfly does not know."""
+    if kind not in KINDS:
+        raise FormatError(f"{label}: step {index} has unknown kind {kind!r}; known: {', '.join(STEP_KINDS)}")
 
 
 def _factors(n: Any, steps: list[Step], meta: dict[str, Any], label: str) -> Factors:
@@ -141,7 +153,10 @@ def _json_field(value: Any, label: str) -> dict[str, Any]:
         raise FormatError(f"{label}: missing or unreadable metadata (the JSON string 'meta')") from None
     if not isinstance(meta, dict):
         raise FormatError(f"{label}: metadata is not a JSON object")
-    return meta
+    try:
+        return metadata.decode(meta)
+    except ValueError as exc:
+        raise FormatError(f"{label}: unreadable metadata: {exc}") from None
 
 
 # ---- pt ----------------------------------------------------------------------------------------
@@ -157,7 +172,7 @@ def write_pt(factors: Factors, tmp: str) -> None:
 
     from .torch_butterfly import steps_to_modules
 
-    unsupported = sorted({s.kind for s in factors.steps} - set(PT_KINDS))
+    unsupported = sorted({s.kind for s in factors.steps} - _pt_kinds())
     if unsupported:
         raise BflyError(f"pt export: torch_butterfly has no module for {', '.join(unsupported)} steps yet; "
                         f"use --format npz, mat or json")
@@ -195,20 +210,16 @@ def load_pt(path: str | Path) -> Factors:
     return _factors(n, modules_to_steps(module), _json_field(info.get("meta"), label), label)
 
 
+def _pt_kinds() -> set[str]:
+    """Step kinds torch_butterfly has a module for (its own table, read at export time)."""
+    from .torch_butterfly import STEP_MODULES
+
+    return set(STEP_MODULES)
+
+
 def _placeholder_steps(n: int, kinds: list[str], dtypes: list[str | None]) -> list[Step]:
     """Steps of the right kinds, shapes and dtypes, whose values ``load_state_dict`` overwrites."""
-    levels = n.bit_length() - 1
-    shapes = {"permutation": (n,), "butterfly": (levels, n // 2, 2, 2), "diagonal": (n,),
-              "rank2": (levels, n // 2, 2, 2, 2, 2)}
-    steps = []
-    for kind, dtype in zip(kinds, dtypes):
-        if kind == "real":
-            steps.append(Step("real"))
-        elif kind == "permutation":
-            steps.append(Step(kind, np.arange(n, dtype=dtype)))
-        else:
-            steps.append(Step(kind, np.ones(shapes[kind], dtype=dtype)))
-    return steps
+    return [Step(kind, placeholder(kind, n, dtype)) for kind, dtype in zip(kinds, dtypes)]
 
 
 # ---- mat ---------------------------------------------------------------------------------------
@@ -226,10 +237,12 @@ def write_mat(factors: Factors, tmp: str) -> None:
         "meta_json": json.dumps(export_meta(factors)),
     }
     for k, step in enumerate(factors.steps):
-        if step.kind == "permutation":
+        if step.data is None:
+            value = np.zeros((0, 0))
+        elif kind_of(step.kind).indices:
             value = step.data.astype(np.float64) + 1.0
         else:
-            value = step.data if step.data is not None else np.zeros((0, 0))
+            value = step.data
         variables[_step_name(k, step)] = value
     with open(tmp, "wb") as handle:
         scipy.io.savemat(handle, variables, oned_as="column", do_compression=False)
@@ -252,15 +265,11 @@ def load_mat(path: str | Path) -> Factors:
 
 
 def _from_mat(kind: str, value: np.ndarray, n: int, label: str) -> np.ndarray:
-    levels = n.bit_length() - 1
-    shapes = {"permutation": (n,), "butterfly": (levels, n // 2, 2, 2), "diagonal": (n,),
-              "rank2": (levels, n // 2, 2, 2, 2, 2)}
-    if kind not in shapes:
-        raise FormatError(f"{label}: unknown step kind {kind!r}")
-    shape = shapes[kind]
+    """The canonical array from a MATLAB variable: the registered shape, indices back to 0-based."""
+    shape = KINDS[kind].shape(n)
     if value.size != int(np.prod(shape)):
         raise FormatError(f"{label}: a {kind} variable has {value.size} entries, expected {int(np.prod(shape))}")
-    if kind == "permutation":
+    if KINDS[kind].indices:
         one_based = value.reshape(shape)
         if not np.all(one_based == np.round(one_based)):
             raise FormatError(f"{label}: a permutation holds non-integer values")
@@ -325,18 +334,19 @@ def load_json(path: str | Path) -> Factors:
     if not isinstance(doc, dict) or doc.get("format") != JSON_FORMAT:
         raise FormatError(f"{label!r} is not a bfly JSON export (format is not {JSON_FORMAT!r})")
     try:
-        steps = [_step_from_json(item) for item in doc["steps"]]
+        steps = [_step_from_json(item, k, label) for k, item in enumerate(doc["steps"])]
         return _factors(doc["n"], steps, dict(doc.get("metadata") or {}), label)
     except (KeyError, TypeError, ValueError) as exc:
         raise FormatError(f"{label!r}: malformed step list: {exc}") from None
 
 
-def _step_from_json(item: dict[str, Any]) -> Step:
+def _step_from_json(item: dict[str, Any], index: int, label: str) -> Step:
     kind = item["kind"]
-    if kind == "real":
-        return Step("real")
+    _check_kind(kind, index, label)
+    if not KINDS[kind].has_data:
+        return Step(kind)
     dtype = np.dtype(item["dtype"])
-    values = np.array(item["data"], dtype=np.int64 if kind == "permutation" else np.float64)
+    values = np.array(item["data"], dtype=np.int64 if KINDS[kind].indices else np.float64)
     if item.get("complex"):
         values = values[..., 0] + 1j * values[..., 1]
     data = values.astype(dtype)

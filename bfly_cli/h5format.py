@@ -1,7 +1,8 @@
 """The bfly factor file: HDF5, format version 1 (specified in ``docs/file-format.md``).
 
 Root attributes carry the metadata (``format = "bfly.factors"``, ``format_version = 1``, the
-transform, sizes, errors, provenance); groups ``/steps/0``, ``/steps/1``, ... each carry an
+transform, sizes, errors, provenance; dicts and lists as JSON text, encoded and decoded by
+:mod:`bfly_cli.metadata`); groups ``/steps/0``, ``/steps/1``, ... each carry an
 attribute ``kind`` and, except ``real``, a dataset ``data``. Readers need only h5py and numpy.
 
 Writes are atomic (a temporary file in the target directory, fsynced, then renamed), and an
@@ -11,7 +12,6 @@ any problem into one :class:`~bfly_cli.errors.FormatError` line.
 
 from __future__ import annotations
 
-import json
 import os
 import tempfile
 from pathlib import Path
@@ -19,15 +19,14 @@ from typing import Any
 
 import numpy as np
 
+from . import metadata
 from .errors import BflyError, FormatError
-from .factors import STEP_KINDS, Factors, Step
+from .factors import Factors, Step
+from .step_kinds import KINDS
 
 FORMAT_NAME = "bfly.factors"
 FORMAT_VERSION = 1
-REQUIRED_ATTRS = (
-    "format", "format_version", "transform", "n", "dtype", "structure", "solver",
-    "rmse", "rel_error", "max_abs_error", "seconds", "seed", "bfly_version", "created", "command",
-)
+REQUIRED_ATTRS = metadata.REQUIRED  # the keys registered as required, in the documented order
 
 
 def check_writable(path: str | Path, force: bool) -> Path:
@@ -83,11 +82,10 @@ def _write(factors: Factors, tmp: str) -> None:
 
 
 def _root_attrs(factors: Factors) -> dict[str, Any]:
+    """The metadata encoded by :func:`bfly_cli.metadata.encode_attrs`, with the format's own keys
+    first and the facts the steps determine (n, structure, dtype) taken from the steps."""
     attrs: dict[str, Any] = {"format": FORMAT_NAME, "format_version": FORMAT_VERSION}
-    for key, value in factors.meta.items():
-        if value is None:
-            continue
-        attrs[key] = json.dumps(value) if isinstance(value, (dict, list)) else value
+    attrs.update(metadata.encode_attrs(factors.meta))
     attrs["n"] = factors.n
     attrs["structure"] = factors.structure
     attrs["dtype"] = str(factors.dtype)
@@ -134,10 +132,7 @@ def _read_meta(handle, path: Path) -> dict[str, Any]:
     missing = [key for key in REQUIRED_ATTRS if key not in attrs]
     if missing:
         raise FormatError(f"{str(path)!r} lacks required attributes: {', '.join(missing)}")
-    for key in ("transform_options", "solver_log"):
-        if isinstance(attrs.get(key), str):
-            attrs[key] = json.loads(attrs[key])
-    return attrs
+    return metadata.decode(attrs)
 
 
 def _read_steps(handle, path: Path) -> list[Step]:
@@ -153,10 +148,10 @@ def _read_steps(handle, path: Path) -> list[Step]:
     for name in names:
         item = group[name]
         kind = _plain(item.attrs.get("kind"))
-        if kind not in STEP_KINDS:
+        if kind not in KINDS:
             raise FormatError(f"{str(path)!r}: /steps/{name} has unknown kind {kind!r}")
         data = item["data"][()] if "data" in item else None
-        if kind != "real" and data is None:
+        if KINDS[kind].has_data and data is None:
             raise FormatError(f"{str(path)!r}: /steps/{name} ({kind}) has no data dataset")
         steps.append(Step(kind, data))
     return steps

@@ -15,13 +15,14 @@ def show(
     as_json: bool = typer.Option(False, "--json", help="Print one JSON document on stdout."),
 ) -> None:
     """Show what a factor file holds."""
-    from .. import h5format
+    from .. import h5format, metadata
     from ..report import summary_table
 
-    factors = h5format.load(path)
+    factors = h5format.load(path)  # metadata decoded (bfly_cli.metadata): lists and dicts, not JSON text
     steps = [_step_row(k, s) for k, s in enumerate(factors.steps)]
     if as_json:
-        emit_json({"file": str(path), "metadata": factors.meta, "params": factors.n_params(), "steps": steps})
+        emit_json({"file": str(path), "metadata": metadata.encode_document(factors.meta),
+                   "params": factors.n_params(), "steps": steps})
         return
     from rich.table import Table
 
