@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import contextlib
 import math
-import os
 import statistics
 import time
 from dataclasses import dataclass
@@ -32,6 +31,8 @@ from typing import Any, Callable, Iterator
 
 import numpy as np
 
+from . import kernel
+from .devices import check_device, is_cuda
 from .errors import BflyError
 from .factors import Factors
 
@@ -78,14 +79,6 @@ def parse_batches(text: str) -> list[int]:
     if not batches or min(batches) < 1:
         raise BflyError(f"--batch {text!r}: give comma-separated positive integers, e.g. --batch 1,16,256")
     return batches
-
-
-def default_threads() -> int:
-    """All cores this process may run on (the kernel's default too)."""
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # not Linux
-        return os.cpu_count() or 1
 
 
 @contextlib.contextmanager
@@ -235,27 +228,20 @@ def kernel_method(factors: Factors, threads: int, dtype: np.dtype) -> tuple[Meth
     A plan that cannot be built (a step kind the kernel does not implement yet) is reported, not
     fatal: the benchmark of everything else is still worth having.
     """
-    try:
-        from . import kernel
-    except ImportError:
-        return _reference_method(factors, "compiled kernel not built")
     if not kernel.available():
         return _reference_method(factors, "compiled kernel not built")
-    plan_cls = getattr(kernel, "Plan", None)
-    if plan_cls is None:
-        return Method("butterfly", "compiled kernel", lambda x: lambda: kernel.apply(factors, x, threads=threads)), True
-    unsupported = getattr(kernel, "unsupported_kinds", lambda _: [])(factors)
+    unsupported = kernel.unsupported_kinds(factors)
     if unsupported:
         return _reference_method(factors, f"the compiled kernel has no op for {', '.join(unsupported)} steps")
     try:
-        probe = plan_cls(factors, dtype)
+        probe = kernel.Plan(factors, dtype)
     except ValueError as exc:
         return _reference_method(factors, f"the compiled kernel cannot run these factors: {exc}")
-    if not getattr(probe, "compiled", True):
+    if not probe.compiled:
         return _reference_method(factors, "the compiled kernel did not take these factors")
 
     def prepare(x: np.ndarray) -> Timed:
-        plan = plan_cls(factors, x.dtype)
+        plan = kernel.Plan(factors, x.dtype)
         return lambda: plan.apply(x, threads=threads)
 
     return Method("butterfly", "compiled kernel", prepare), True
@@ -326,31 +312,20 @@ def make_input(batch: int, n: int, dtype: np.dtype, seed: int = 0) -> np.ndarray
     return np.ascontiguousarray(x.astype(dtype))
 
 
-def check_device(device: str) -> None:
-    """``cpu`` always works; ``cuda`` needs a GPU visible to torch (one-line error otherwise)."""
-    if device not in ("cpu", "cuda"):
-        raise BflyError(f"--device {device!r}: choose cpu or cuda")
-    if device == "cuda":
-        import torch
-
-        if not torch.cuda.is_available():
-            raise BflyError("--device cuda: no CUDA GPU is available to torch (torch.cuda.is_available() is False); use --device cpu")
-
-
 def build_methods(factors: Factors, device: str, threads: int) -> tuple[list[Method], bool]:
     """The four methods for ``device``; and whether the compiled kernel is the butterfly row."""
     real_input = input_dtype(factors).kind == "f"
-    if device == "cuda":
-        butterfly = torch_method(factors, "cuda", key="butterfly")
+    if is_cuda(device):
+        butterfly = torch_method(factors, device, key="butterfly")
         torch_row = Method("torch", "-", None, "on cuda the butterfly row is the torch path")
-        return [butterfly, torch_row, dense_method(factors, "cuda"), cuda_fast_baseline(factors.meta)], False
+        return [butterfly, torch_row, dense_method(factors, device), cuda_fast_baseline(factors.meta, device)], False
     butterfly, used_kernel = kernel_method(factors, threads, input_dtype(factors))
     methods = [butterfly, torch_method(factors, "cpu"), dense_method(factors, "cpu"),
                fast_baseline(factors.meta, factors.n, real_input, threads)]
     return methods, used_kernel
 
 
-def cuda_fast_baseline(meta: dict[str, Any]) -> Method:
+def cuda_fast_baseline(meta: dict[str, Any], device: str = "cuda") -> Method:
     """cuFFT through ``torch.fft`` for the DFT pair; other transforms have no GPU baseline here."""
     import torch
 
@@ -360,10 +335,10 @@ def cuda_fast_baseline(meta: dict[str, Any]) -> Method:
     fn = torch.fft.fft if name == "dft" else torch.fft.ifft
 
     def prepare(x: np.ndarray) -> Timed:
-        xt = torch.as_tensor(x, device="cuda")
+        xt = torch.as_tensor(x, device=device)
         return lambda: fn(xt, norm="ortho")
 
-    return Method("fast", f"torch.fft.{fn.__name__} (cuda)", prepare, to_numpy=lambda y: y.cpu().numpy())
+    return Method("fast", f"torch.fft.{fn.__name__} ({device})", prepare, to_numpy=lambda y: y.cpu().numpy())
 
 
 def agreement(methods: list[Method], factors: Factors, x: np.ndarray) -> dict[str, float | None]:
@@ -411,11 +386,11 @@ def run_bench(
     """Time every method at every batch size; return the ``bfly bench --json`` document."""
     import torch
 
-    threads = default_threads() if threads is None else threads
+    threads = kernel.default_threads() if threads is None else threads
     _check_args(factors, batches, threads, repeat)
     check_device(device)
     dtype = input_dtype(factors)
-    sync = torch.cuda.synchronize if device == "cuda" else (lambda: None)
+    sync = (lambda: torch.cuda.synchronize(device)) if is_cuda(device) else (lambda: None)
     with thread_limit(threads), torch.inference_mode():
         methods, used_kernel = build_methods(factors, device, threads)
         rel_diff = agreement(methods, factors, make_input(min(batches), factors.n, dtype))

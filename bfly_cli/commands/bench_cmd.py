@@ -17,13 +17,14 @@ def bench(
     path: Path = typer.Argument(..., help="A factor file written by 'bfly learn'."),
     batch: str = typer.Option("1,16,256", "--batch", help="Comma-separated batch sizes (vectors per call)."),
     threads: Optional[int] = typer.Option(None, "--threads", help="Threads for every method [default: all cores]."),
-    device: str = typer.Option("cpu", "--device", help="cpu, or cuda to time the torch path on the GPU."),
+    device: str = typer.Option("cpu", "--device", help="cpu, or cuda (cuda:N) to time the torch path on the GPU."),
     repeat: int = typer.Option(15, "--repeat", help="Timed measurements per method and batch (median reported)."),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON document on stdout."),
 ) -> None:
     """Time the factors (compiled kernel, torch) against dense GEMV/GEMM and a fast library."""
     from .. import h5format
-    from ..bench import check_device, parse_batches, run_bench
+    from ..bench import parse_batches, run_bench
+    from ..devices import check_device
 
     batches = parse_batches(batch)
     check_device(device)
