@@ -1,10 +1,12 @@
-"""Benchmark the gradient solver from random initialization (issue 4's table).
+"""The gradient solver (``--solver gradient``) from random initialization, beside the paper.
 
 For each transform and size: success rate over seeds (rel_error <= --target after the float64
 polish), median restarts and median wall seconds of the successful runs, the final relative error
 (median), the paper's RMSE and its trial budget beside them, and which twiddle model the
 successful runs returned (``complex``: the chain itself, read through ``Re`` for a real target;
-``real``; ``rank2``: the real rank-2 model the learner uses for rank-2 orders). Run small on a shared machine:
+``real``; ``rank2``: the real rank-2 model the learner uses for rank-2 orders; ``mirror``: the
+outside-in BPBP fit). The paper's RMSE comes from the packaged data (``bfly_cli/data/paper_rmse.json``).
+Run small on a shared machine:
 
     python benchmarks/bench_gradient.py --sizes 8,16 --seeds 3
 """
@@ -23,9 +25,9 @@ import torch
 
 import transforms
 from bfly_cli.learn import learn
+from bfly_cli.sweep_report import paper_rmse
 
 CELLS = {"dft": "BP", "hadamard": "BP", "hartley": "BP", "dct": "BPP", "dst": "BPP", "convolution": "BPBP"}
-PAPER_RMSE = Path("/work/shared/reference/paper-rmse.json")
 PAPER_TRIALS = "20-160"  # the paper's random trials per size (Hyperband, 8 GPUs)
 
 
@@ -56,7 +58,7 @@ def run_cell(name: str, n: int, seeds: int, restarts: int, steps: int | None, ta
         "max_seconds": max(r["seconds"] for r in runs),
         "median_rel_error": statistics.median(r["rel"] for r in runs),
         "median_rmse": statistics.median(r["rmse"] for r in runs),
-        "paper_rmse": _paper_rmse(name, n),
+        "paper_rmse": paper_rmse(name, n),
         "fitted": _fitted_summary(good),
     }
 
@@ -67,13 +69,6 @@ def _fitted_summary(good: list[dict]) -> str:
     for run in good:
         counts[run["fitted"]] = counts.get(run["fitted"], 0) + 1
     return ", ".join(f"{k} {v}" for k, v in sorted(counts.items())) or "-"
-
-
-def _paper_rmse(name: str, n: int) -> float | None:
-    if not PAPER_RMSE.exists():
-        return None
-    ref = json.loads(PAPER_RMSE.read_text())
-    return ref["rmse"][name][ref["sizes"].index(n)] if n in ref["sizes"] and name in ref["rmse"] else None
 
 
 def _fmt(value: object) -> str:

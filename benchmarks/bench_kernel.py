@@ -1,4 +1,4 @@
-"""Speed of the compiled kernel against scipy.fft and dense GEMV (issue 5's "done when" list).
+"""Speed of the compiled kernel against scipy.fft and dense GEMV, single- and multithreaded.
 
 Run: ``python benchmarks/bench_kernel.py [--repeat R]``. Prints one table; every ratio is measured
 in this one process as medians of R samples taken alternately (bfly, reference, bfly, ...), each

@@ -1,4 +1,4 @@
-"""Issue 2's acceptance numbers: exactness of the closed-form B.P solver and its speed.
+"""Exactness of the closed-form B.P solver and its speed, through the library and the CLI path.
 
 Prints, in one run:
 1. rel_error / max_abs_error / rmse and solver seconds for dft (N = 8 .. 8192) and hadamard,

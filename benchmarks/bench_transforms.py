@@ -1,10 +1,10 @@
-"""Issue 3 table: every transform of the paper x N, learned with ``--solver auto``.
+"""Every transform of the paper x N, learned with ``--solver auto``: structure, size, accuracy, time.
 
 Each cell: structure, parameters, rmse (the paper's absolute measure), rel_error and solver
-seconds, printed beside the paper's RMSE (``/work/shared/reference/paper-rmse.json`` or
-``--paper``). ``params`` counts stored numbers (a complex one once), ``real`` the same in real
-numbers against the dense matrix's (``x dense``) and one complex B.P's (``x BP``, the issue's
-bound). Exact transforms are also learned with their columns shuffled at random; legendre and
+seconds, printed beside the paper's RMSE (the packaged ``bfly_cli/data/paper_rmse.json``).
+``params`` counts stored numbers (a complex one once), ``real`` the same in real numbers against
+the dense matrix's (``x dense``) and one complex B.P's (``x BP``, the parameter budget of the
+approximation route). Exact transforms are also learned with their columns shuffled at random; legendre and
 randn also get a ``--strict-budget`` cell (the budget caps exact structures too: it differs from
 "plain" only where a non-compressive exact QP exists, N <= 16) and a ``--budget 2`` cell. Usage::
 
@@ -17,25 +17,21 @@ randn also get a ``--strict-budget`` cell (the budget caps exact structures too:
 from __future__ import annotations
 
 import argparse
-import json
-from pathlib import Path
 
 import numpy as np
 
 import transforms
 from bfly_cli.learn import learn
 from bfly_cli.solvers.auto import budget_real_params
+from bfly_cli.sweep_report import paper_rmse
 
 NAMES = ("dft", "dct", "dst", "convolution", "hadamard", "hartley", "legendre", "randn")
 EXACT_NAMES = ("dft", "dct", "dst", "convolution", "hadamard", "hartley")
 ORTHO_NAMES = ("dct", "dst")  # transforms with a norm="ortho" option
-PAPER_KEY = {"dft": "dft", "dct": "dct", "dst": "dst", "convolution": "convolution", "hadamard": "hadamard",
-             "hartley": "hartley", "legendre": "legendre", "randn": "randn"}
 
 
 def main() -> None:
     args = _parse()
-    paper = _paper(Path(args.paper))
     sizes = [int(s) for s in args.sizes.split(",")] if args.sizes else [8, 16, 32, 64, 128, 256, 512, 1024]
     if args.large:
         sizes.append(4096)
@@ -52,7 +48,7 @@ def main() -> None:
                 real = f"{m['real_params']:,} ({m['real_params'] / m['dense_real_params']:.2f}, " \
                        f"{m['real_params'] / budget_real_params(n, 1):.2f})"
                 print(f"| {name} | {n} | {variant} | {m['structure']} ({m['auto_route']}) | {m['params']:,} | {real} | "
-                      f"{m['rmse']:.1e} | {m['rel_error']:.1e} | {m['seconds']:.2f} | {_paper_cell(paper, name, n)} |", flush=True)
+                      f"{m['rmse']:.1e} | {m['rel_error']:.1e} | {m['seconds']:.2f} | {_paper_cell(name, n)} |", flush=True)
 
 
 def _variants(name: str, n: int, ortho: bool = False):
@@ -72,19 +68,9 @@ def _variants(name: str, n: int, ortho: bool = False):
         yield "ortho shuffled", t[:, np.random.default_rng(n).permutation(n)], {}
 
 
-def _paper(path: Path) -> dict:
-    try:
-        return json.loads(path.read_text())
-    except OSError:
-        return {}
-
-
-def _paper_cell(paper: dict, name: str, n: int) -> str:
-    sizes = paper.get("sizes", [])
-    values = paper.get("rmse", {}).get(PAPER_KEY[name])
-    if not values or n not in sizes:
-        return "-"
-    return f"{values[sizes.index(n)]:.1e}"
+def _paper_cell(name: str, n: int) -> str:
+    value = paper_rmse(name, n)
+    return "-" if value is None else f"{value:.1e}"
 
 
 def _parse() -> argparse.Namespace:
@@ -94,7 +80,6 @@ def _parse() -> argparse.Namespace:
     p.add_argument("--large", action="store_true", help="add N = 4096")
     p.add_argument("--huge", action="store_true", help="add N = 8192")
     p.add_argument("--ortho", action="store_true", help="also the norm='ortho' dct/dst, plain and shuffled")
-    p.add_argument("--paper", default="/work/shared/reference/paper-rmse.json")
     return p.parse_args()
 
 
