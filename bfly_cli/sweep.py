@@ -18,17 +18,15 @@ Why it is built this way:
 
 The summary files (``results.csv``, ``report.md``, PNGs) are made from the cell records by
 :mod:`bfly_cli.sweep_report` and :mod:`bfly_cli.plots`, so merging shards is just copying records.
+The worker processes themselves are :class:`bfly_cli.sweep_pool.Worker`.
 """
 
 from __future__ import annotations
 
 import json
-import math
 import os
 import select
 import shutil
-import subprocess
-import sys
 import time
 import traceback
 from dataclasses import dataclass
@@ -38,9 +36,9 @@ from typing import Any, Callable, Iterable
 from .errors import BflyError
 from .report import jsonable
 from .sizes import check_size
-from .sweep_report import machine_description
+from .sweep_pool import Worker
+from .sweep_report import PAPER_TRANSFORMS, machine_description
 
-PAPER_TRANSFORMS = ("dft", "dct", "dst", "convolution", "hadamard", "hartley", "legendre", "randn")
 DEFAULT_SIZES = "8..1024"
 DEFAULT_TIMEOUT = 600.0
 CELLS_DIR = "cells"
@@ -319,68 +317,6 @@ def bench_summary(bench_module, factors) -> dict[str, Any]:
 # ----------------------------------------------------------------------------- the runner (parent side)
 
 
-class _Worker:
-    """A ``python -m bfly_cli.sweep_worker`` process that runs cells sent as JSON lines on its stdin.
-
-    Long-lived so numpy, scipy and the solvers are imported once per worker rather than once per
-    cell; a plain subprocess rather than multiprocessing so the user's ``__main__`` is never
-    re-imported and no threads of the parent (progress bar, BLAS) are forked. Killed and replaced
-    when a cell times out or the process dies.
-    """
-
-    def __init__(self, log) -> None:
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "bfly_cli.sweep_worker"], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-            stderr=log, text=True, bufsize=1, env=_worker_env(),
-        )
-        self.cell: Cell | None = None
-        self.started = 0.0
-        self.deadline = math.inf
-
-    def submit(self, cell: Cell, options: SweepOptions) -> None:
-        """Send one cell; the worker answers with one JSON line (its record)."""
-        request = {"transform": cell.transform, "n": cell.n, "solver": options.solver,
-                   "bench": options.bench, "out_dir": str(options.out_dir)}
-        self.cell, self.started = cell, time.monotonic()
-        self.deadline = self.started + options.timeout
-        try:
-            self.process.stdin.write(json.dumps(request) + "\n")
-            self.process.stdin.flush()
-        except OSError:  # died already; the next read sees EOF and records the failure
-            pass
-
-    def receive(self) -> dict[str, Any] | None:
-        """The record the worker sent, or None when it died (EOF or garbage instead of a line)."""
-        line = self.process.stdout.readline()
-        self.cell = None
-        try:
-            return json.loads(line) if line else None
-        except ValueError:
-            return None
-
-    def kill(self) -> None:
-        """End the process (a timed-out cell may be stuck in compiled code: SIGKILL, not a request)."""
-        if self.process.poll() is None:
-            self.process.kill()
-        self.process.wait()
-        for stream in (self.process.stdin, self.process.stdout):
-            try:
-                stream.close()
-            except OSError:
-                pass
-
-
-def _worker_env() -> dict[str, str]:
-    """The parent's environment, with this bfly's source root first on PYTHONPATH.
-
-    The worker must import the same ``bfly_cli`` as the parent even when the parent found it
-    through ``sys.path`` tweaks (a test run from the checkout, a script next to it).
-    """
-    root = str(Path(__file__).resolve().parents[1])
-    path = os.pathsep.join(p for p in (root, os.environ.get("PYTHONPATH", "")) if p)
-    return {**os.environ, "PYTHONPATH": path, "PYTHONUNBUFFERED": "1"}
-
-
 def pending_cells(options: SweepOptions) -> tuple[list[Cell], list[Cell]]:
     """(this shard's cells, those of them not yet done) for ``options``."""
     mine = shard_cells(grid(options.transforms, options.sizes), options.shard)
@@ -400,10 +336,10 @@ def run_sweep(options: SweepOptions, on_start: Callable[[Cell], None] | None = N
     cells_dir(options.out_dir).mkdir(parents=True, exist_ok=True)
     mine, todo = pending_cells(options)
     queue = list(todo)
-    workers: list[_Worker] = []
+    workers: list[Worker] = []
     with open(Path(options.out_dir) / "sweep.log", "a") as log:
         try:
-            while queue or any(w.cell for w in workers):
+            while queue or any(w.job for w in workers):
                 _assign(workers, queue, options, log, on_start)
                 for worker, record in _collect(workers, options):
                     record["machine"] = machine_description()
@@ -412,7 +348,7 @@ def run_sweep(options: SweepOptions, on_start: Callable[[Cell], None] | None = N
                         on_done(Cell(int(record["n"]), record["transform"]), record)
         finally:
             for worker in workers:
-                cell = worker.cell
+                cell = worker.job
                 worker.kill()
                 if cell:
                     _remove_partial(options.out_dir, cell)
@@ -420,29 +356,36 @@ def run_sweep(options: SweepOptions, on_start: Callable[[Cell], None] | None = N
     return [records[cell.key] for cell in mine if cell.key in records]
 
 
-def _assign(workers: list[_Worker], queue: list[Cell], options: SweepOptions, log, on_start) -> None:
+def _assign(workers: list[Worker], queue: list[Cell], options: SweepOptions, log, on_start) -> None:
     """Give queued cells to idle workers, starting workers up to ``options.jobs``."""
-    workers[:] = [w for w in workers if w.process.poll() is None or w.cell]
-    while queue and len(workers) < min(options.jobs, len(queue) + sum(1 for w in workers if w.cell)):
-        workers.append(_Worker(log))
+    workers[:] = [w for w in workers if w.process.poll() is None or w.job]
+    while queue and len(workers) < min(options.jobs, len(queue) + sum(1 for w in workers if w.job)):
+        workers.append(Worker(log))
     for worker in workers:
-        if queue and worker.cell is None:
+        if queue and worker.job is None:
             _remove_partial(options.out_dir, queue[0])  # leftovers of a run killed outright (kill -9, power loss)
-            worker.submit(queue.pop(0), options)
+            cell = queue.pop(0)
+            worker.submit(cell, _request(cell, options), options.timeout)
             if on_start:
-                on_start(worker.cell)
+                on_start(cell)
 
 
-def _collect(workers: list[_Worker], options: SweepOptions) -> list[tuple[_Worker, dict[str, Any]]]:
+def _request(cell: Cell, options: SweepOptions) -> dict[str, Any]:
+    """What a worker needs to run ``cell`` (the JSON line :mod:`bfly_cli.sweep_worker` reads)."""
+    return {"transform": cell.transform, "n": cell.n, "solver": options.solver,
+            "bench": options.bench, "out_dir": str(options.out_dir)}
+
+
+def _collect(workers: list[Worker], options: SweepOptions) -> list[tuple[Worker, dict[str, Any]]]:
     """Wait until a busy worker answers or a deadline passes; return the finished cells' records."""
-    busy = [w for w in workers if w.cell]
+    busy = [w for w in workers if w.job]
     if not busy:
         return []
     wait = max(0.0, min(w.deadline for w in busy) - time.monotonic())
     ready, _, _ = select.select([w.process.stdout for w in busy], [], [], wait)
     finished = []
     for worker in busy:
-        cell, started = worker.cell, worker.started
+        cell, started = worker.job, worker.started
         if worker.process.stdout in ready:
             record = worker.receive()
             if record is None:
@@ -453,7 +396,7 @@ def _collect(workers: list[_Worker], options: SweepOptions) -> list[tuple[_Worke
             finished.append((worker, record))
         elif time.monotonic() >= worker.deadline:
             worker.kill()
-            worker.cell = None
+            worker.job = None
             _remove_partial(options.out_dir, cell)
             finished.append((worker, _failure(cell, options, STATUS_TIMEOUT, started,
                                               f"no result within --timeout {options.timeout:g} s")))

@@ -25,6 +25,7 @@ CSV_COLUMNS = (
 )
 BENCH_COLUMNS = ("butterfly_us", "dense_us", "fft_us", "dense_over_butterfly", "butterfly_over_fft", "fft_name")
 EXACT_REL_ERROR = 1e-12
+PAPER_TRANSFORMS = ("dft", "dct", "dst", "convolution", "hadamard", "hartley", "legendre", "randn")  # its order
 DATA_DIR = Path(__file__).parent / "data"  # a plain path: works for wheels and editable installs alike
 
 
@@ -51,8 +52,6 @@ def paper_rmse(transform: str, n: int) -> float | None:
 
 def ordered(records: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
     """Records in report order: the paper's transforms in its order, then others by name; then N."""
-    from .sweep import PAPER_TRANSFORMS
-
     rank = {name: k for k, name in enumerate(PAPER_TRANSFORMS)}
     return sorted(records, key=lambda r: (rank.get(r["transform"], len(rank)), r["transform"], int(r["n"])))
 
