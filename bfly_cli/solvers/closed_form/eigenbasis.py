@@ -40,6 +40,7 @@ _ROUNDING = 64 * np.finfo(np.float64).eps  # relative size of what rounding alon
 _GAP = 1e-4  # second/first singular value (energy) of the traceless fit below which K is real
 _MAX_COMPONENTS = 64  # components aligned through their joining blocks; the rest keep their own frame
 _HOP = 1e-3
+_WELL_CONDITIONED = 20.0  # ||T||_F^2 / |det T| of the carried frames above which a second fit runs
 _NOISE_MARGIN = 10.0  # a block whose smallest singular value is within this factor of the noise is no link  # path length of one transport hop besides its log conditioning
 
 
@@ -80,24 +81,32 @@ def _pair_blocks(mats: np.ndarray) -> np.ndarray:
 def _split_level(blocks: np.ndarray, noise: float = 0.0) -> tuple[np.ndarray, np.ndarray, float]:
     """Stage blocks ``G`` ``(K, h, 2, 2)``, half problems ``(2K, h, h)`` and off-diagonal mass.
 
-    Two passes: carried from the identity, the frames are ``G_b diag(x, y) G_0^-1``, as badly
-    conditioned as ``|x / y|`` along the path, and ``G_0`` comes out with that much rounding error.
-    Carried again from that ``G_0`` they are ``G_b`` itself up to a small mixing (well conditioned),
-    and a second fit removes what is left.
+    Carried from the identity, the frames are ``G_b diag(x, y) G_0^-1``, as badly conditioned as
+    ``|x / y|`` along the path, and ``G_0`` comes out with that much rounding error. The split in
+    the resulting frames ``G_b`` is well conditioned, so when the carried frames were not, a
+    second fit on it (a near-identity correction, the same for a whole component) removes what
+    is left.
     """
     count, h = blocks.shape[2:4]
     order, parent, root = _tree(blocks, noise / np.sqrt(count * h * h))
-    frames = np.broadcast_to(np.eye(2, dtype=np.complex128), (count, h, 2, 2))
-    for _ in range(2):
-        transport = _carry(blocks, order, parent, frames)
-        tilde = _similarity(blocks, _inv2(transport), transport)
-        g0 = _reference_frames(tilde, root, order)
-        frames = _column_gauge(transport @ g0)
-    change = _inv2(transport) @ frames  # = g0 up to column scaling
-    split = _similarity(tilde, _inv2(change), change)
+    transport = _carry(blocks, order, parent, np.broadcast_to(np.eye(2, dtype=np.complex128), (count, h, 2, 2)))
+    tilde = _similarity(blocks, _inv2(transport), transport)
+    frames = _column_gauge(transport @ _reference_frames(tilde, root, order))
+    split = _similarity(blocks, _inv2(frames), frames)
+    if np.max(_condition(transport)) > _WELL_CONDITIONED:
+        first = frames
+        frames = _column_gauge(first @ _reference_frames(split, root, order))
+        change = _inv2(first) @ frames
+        split = _similarity(split, _inv2(change), change)
     off = float(np.sqrt(_sq(split[0, 1]).sum() + _sq(split[1, 0]).sum()))
     halves = np.stack([split[0, 0], split[1, 1]], axis=1).reshape(2 * count, h, h)
     return frames, halves, off
+
+
+def _condition(m: np.ndarray) -> np.ndarray:
+    """``||m||_F^2 / |det m|`` of every 2x2 matrix: 2 for a scaled unitary, large when singular."""
+    det = np.abs(m[..., 0, 0] * m[..., 1, 1] - m[..., 0, 1] * m[..., 1, 0])
+    return np.sum(_sq(m), axis=(-2, -1)) / np.maximum(det, 1e-300)
 
 
 def _tree(blocks: np.ndarray, noise: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -168,30 +177,21 @@ def _reference_frames(tilde: np.ndarray, root: np.ndarray, order: np.ndarray) ->
     has the eigenvectors ``G_0`` (:func:`_traceless_fit`). Components are then fixed one after
     the other in visiting order (:func:`_align`): the blocks that join them to the components
     already fixed (rank one, or they would have joined the tree) say which column goes with which
-    half, and give the frame outright where the component's own blocks left it free.
+    half, and give the frame outright where the component's own blocks left it free. Past
+    :data:`_MAX_COMPONENTS` in one problem a component keeps its own (canonical) frame.
     """
     count, h = root.shape
     cand, determined = _traceless_fit(tilde, root)
-    frames = np.broadcast_to(np.eye(2, dtype=np.complex128), (count, h, 2, 2)).copy()
-    fixed = np.zeros((count, h), dtype=bool)
-    is_root = root[np.arange(count)[:, None], order] == order
-    firsts = np.where(is_root, order, -1)
-    ranks = np.where(is_root, np.cumsum(is_root, axis=1) - 1, h)
-    by_rank = np.full((count, h + 1), -1, dtype=np.int64)
-    by_rank[np.arange(count)[:, None], ranks] = firsts
-    frames[:, 0] = np.where(determined[:, 0, None, None], cand[:, 0], frames[:, 0])
-    fixed[:, 0] = True
-    for j in range(1, min(h, _MAX_COMPONENTS)):
-        current = by_rank[:, j]
-        live = current >= 0
-        if not np.any(live):
-            break
-        frames_j = _align(tilde, root, frames, fixed, current, cand, determined)
-        rows = np.nonzero(live)[0]
-        frames[rows, current[rows]] = frames_j[rows]
-        fixed[rows, current[rows]] = True
-    rest = ~fixed & (root == np.arange(h))
-    frames[rest] = np.where(determined[rest][:, None, None], cand[rest], frames[rest])
+    frames = np.where(determined[..., None, None], cand, np.eye(2))
+    for k in np.nonzero(np.any(root, axis=1))[0]:
+        firsts = order[k][root[k, order[k]] == order[k]]
+        members = root[k] == firsts[0]
+        for r in firsts[1:_MAX_COMPONENTS]:
+            inside = np.nonzero(root[k] == r)[0]
+            known = np.nonzero(members)[0]
+            node_frames = frames[k, root[k, known]]
+            frames[k, r] = _align(tilde[:, :, k], inside, known, node_frames, cand[k, r], bool(determined[k, r]))
+            members[inside] = True
     return frames[np.arange(count)[:, None], root]
 
 
@@ -204,12 +204,17 @@ def _traceless_fit(tilde: np.ndarray, root: np.ndarray) -> tuple[np.ndarray, np.
     """
     count, h = root.shape
     ks = np.arange(count)[:, None]
-    same = root[:, :, None] == root[:, None, :]
-    vec = np.stack([tilde[0, 0] - tilde[1, 1], tilde[0, 1], tilde[1, 0]], axis=-1) * same[..., None]
+    vec = np.stack([tilde[0, 0] - tilde[1, 1], tilde[0, 1], tilde[1, 0]], axis=-1)  # (K, b, b', 3)
+    energy_rows = sum(_sq(tilde[i, j]) for i in range(2) for j in range(2))  # (K, b, b')
+    if np.any(root):
+        same = root[:, :, None] == root[:, None, :]
+        vec = vec * same[..., None]
+        energy_rows = energy_rows * same
+    rows_gram = np.swapaxes(vec, -1, -2) @ vec.conj()  # (K, b, 3, 3)
     gram = np.zeros((count, h, 3, 3), dtype=np.complex128)
-    np.add.at(gram, (ks, root), np.einsum("kbxi,kbxj->kbij", vec, vec.conj()))
+    np.add.at(gram, (ks, root), rows_gram)
     energy = np.zeros((count, h))
-    np.add.at(energy, (ks, root), np.einsum("ijkbx,ijkbx,kbx->kb", tilde, tilde.conj(), same).real)
+    np.add.at(energy, (ks, root), energy_rows.sum(axis=-1))
     vals, vecs = np.linalg.eigh(gram)
     top = vecs[..., :, 2]
     k = np.stack([np.stack([top[..., 0] / 2, top[..., 1]], -1), np.stack([top[..., 2], -top[..., 0] / 2], -1)], -2)
@@ -221,37 +226,34 @@ def _traceless_fit(tilde: np.ndarray, root: np.ndarray) -> tuple[np.ndarray, np.
     return cand, determined
 
 
-def _align(tilde, root, frames, fixed, current, cand, determined) -> np.ndarray:
-    """Frame ``(K, 2, 2)`` of component ``current`` of each problem, from the blocks joining it
-    to the fixed components: ``A_dc F_c`` holds the columns of ``G_d`` (column evidence),
-    ``F_c^-1 A_cd`` the rows of ``G_d^-1`` (a row i is orthogonal to column 1 - i)."""
-    count, h = root.shape
-    ks = np.arange(count)
-    safe = np.maximum(current, 0)
-    inside = (root == safe[:, None]) & (current >= 0)[:, None]
-    known = fixed[ks[:, None], root]
-    node_frames = frames[ks[:, None], root]  # (K, h, 2, 2)
-    mask = (inside[:, :, None] & known[:, None, :]).astype(float)  # (K, b in d, b' fixed)
-    cols = np.einsum("ijkbx,kxjn->kbxin", tilde, node_frames)  # (A_dc F_c): (K, b, b', 2, n)
-    rows = np.einsum("kxij,jnkxb->kbxin", _inv2(node_frames), tilde)  # (F_c^-1 A_cd) as (K, b, b', i, 2)
-    back = (known[:, :, None] & inside[:, None, :]).transpose(0, 2, 1).astype(float)
-    perp = np.stack([rows[..., 1], -rows[..., 0]], axis=-1)  # row i -> a vector along column 1 - i
-    gram = np.zeros((count, 2, 2, 2), dtype=np.complex128)  # (K, column, 2, 2)
-    for n in range(2):
-        gram[:, n] += np.einsum("kbx,kbxi,kbxj->kij", mask, cols[..., n], cols[..., n].conj())
-        gram[:, n] += np.einsum("kbx,kbxi,kbxj->kij", back, perp[..., 1 - n, :], perp[..., 1 - n, :].conj())
+def _align(tilde: np.ndarray, inside: np.ndarray, known: np.ndarray, node_frames: np.ndarray,
+           cand: np.ndarray, determined: bool) -> np.ndarray:
+    """Frame of one component (pairs ``inside``) from the blocks joining it to the ``known`` pairs.
+
+    ``A_dc F_c`` holds the columns of ``G_d`` (column evidence); ``F_c^-1 A_cd`` holds the rows of
+    ``G_d^-1``, and row i is orthogonal to column 1 - i. A component whose own blocks fixed its
+    frame (``determined``) only takes the column order from this evidence; a free one takes the
+    evidence's directions where they stand out (else the identity).
+    """
+    into = tilde[:, :, inside][:, :, :, known]  # A_dc: (2, 2, s, f)
+    out_of = tilde[:, :, known][:, :, :, inside]  # A_cd: (2, 2, f, s)
+    cols = np.einsum("ijbx,xjn->nbxi", into, node_frames).reshape(2, -1, 2)
+    rows = np.einsum("xij,jnxb->ixbn", _inv2(node_frames), out_of).reshape(2, -1, 2)
+    perp = np.stack([rows[..., 1], -rows[..., 0]], axis=-1)[::-1]  # row 1 - n -> along column n
+    gram = np.stack([_outer_sum(cols[n]) + _outer_sum(perp[n]) for n in range(2)])  # (column, 2, 2)
+    if determined:
+        straight = sum(np.vdot(cand[:, n], gram[n] @ cand[:, n]).real for n in range(2))
+        crossed = sum(np.vdot(cand[:, 1 - n], gram[n] @ cand[:, 1 - n]).real for n in range(2))
+        return cand[:, ::-1].copy() if crossed > straight else cand
     vals, vecs = np.linalg.eigh(gram)
-    strong = (vals[..., 1] > 0) & (vals[..., 0] < _GAP * vals[..., 1])  # (K, column)
-    mine = cand[ks, safe]
-    straight = np.einsum("kin,knij,kjn->k", mine.conj(), gram, mine).real
-    swapped = mine[..., ::-1]
-    crossed = np.einsum("kin,knij,kjn->k", swapped.conj(), gram, swapped).real
-    chosen = np.where((crossed > straight)[:, None, None], swapped, mine)
-    evidence = vecs[..., :, 1].transpose(0, 2, 1)  # (K, 2, column)
-    both = strong.all(axis=1)
-    fill = np.where(both[:, None, None], evidence, np.eye(2))
-    free = _column_gauge(fill)
-    return np.where(determined[ks, safe][:, None, None], chosen, free)
+    if np.all(vals[:, 1] > 0) and np.all(vals[:, 0] < _GAP * vals[:, 1]):
+        return _column_gauge(vecs[:, :, 1].T)
+    return np.eye(2, dtype=np.complex128)
+
+
+def _outer_sum(v: np.ndarray) -> np.ndarray:
+    """``sum_r v_r v_r^H`` over the rows of ``v`` ``(R, 2)``."""
+    return v.T @ v.conj()
 
 
 def _canonical_order(g: np.ndarray) -> np.ndarray:
