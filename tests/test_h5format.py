@@ -31,7 +31,7 @@ def _doc_reader():
     return namespace["apply_file"]
 
 
-@pytest.mark.parametrize("name", ["dft", "hadamard"])
+@pytest.mark.parametrize("name", ["dft", "hadamard", "dct"])  # dct: a QP file (a rank2 step)
 def test_independent_reader_reproduces_the_matrix(tmp_path: Path, name: str) -> None:
     path, target = _learned(tmp_path, name)
     dense = _doc_reader()(str(path), np.eye(64)).T
