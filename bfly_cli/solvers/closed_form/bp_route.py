@@ -16,6 +16,7 @@ from ...metrics import NEAR_EXACT
 from .. import RouteUnavailable
 from .bp_order import discover_permutation
 from .hierarchical import factor_butterfly
+from .row_pairing import discover_two_sided
 
 _EXACT_SWEEPS = 3
 # Squared relative residual a level may leave and still count as structured: the structure plus
@@ -25,22 +26,43 @@ _PROBE_SEED = 20240612
 
 
 def solve_bp(matrix: np.ndarray) -> tuple[list[Step], dict[str, Any]]:
-    """B.P: discovered permutation, closed-form twiddles (the ``hierarchical`` solver).
+    """B.P, or ``P_out B P_in`` when the rows are permuted too: discovered orders, closed-form twiddles.
 
-    The order comes from :func:`_exact_bp_order`, which rejects (``RouteUnavailable``) a matrix
-    at the first level where no exact rank-one split exists, so the full solve (whose rank-one
-    fits iterate to their cap on blocks that are not rank one) is only paid by real B.P
-    candidates. Only when a level is ambiguous (more than half of the columns parallel) does the
-    general discovery run, guarded by the per-level certificate.
+    The column order comes from :func:`_exact_bp_order`, which rejects a matrix at the first level
+    where no rank-one split exists, so the full solve (whose rank-one fits iterate to their cap on
+    blocks that are not rank one) is only paid by real B.P candidates. Only when a level is
+    ambiguous (more than half of the columns parallel) does the general discovery run, guarded by
+    the per-level certificate. A matrix rejected that way may still be a butterfly with its rows
+    permuted: :mod:`.row_pairing` then discovers both orders (steps ``[P_in, B, P_out]``, structure
+    ``PBP``; ``bp_rows`` in the metadata says which).
     """
+    try:
+        rows, cols = None, _one_sided_order(matrix)
+    except RouteUnavailable as one_sided:
+        try:
+            rows, cols = discover_two_sided(matrix)
+            _certify_rank1(matrix[rows][:, cols])
+        except RouteUnavailable as two_sided:
+            raise RouteUnavailable(f"{one_sided}; with the rows permuted too: {two_sided}") from None
+        if np.array_equal(rows, np.arange(rows.size)):
+            rows = None
+    ordered = matrix[:, cols] if rows is None else matrix[rows][:, cols]
+    # The order is certified rank one at every level, so each fit converges in one sweep; the
+    # small cap only bounds the cost if rounding keeps a block's direction moving.
+    twiddle = factor_butterfly(ordered, max_iter=_EXACT_SWEEPS)
+    steps = [Step("permutation", cols), Step("butterfly", twiddle)]
+    if rows is None:
+        return steps, {"bp_rows": "natural"}
+    return steps + [Step("permutation", np.argsort(rows).astype(np.int64))], {"bp_rows": "permuted"}
+
+
+def _one_sided_order(matrix: np.ndarray) -> np.ndarray:
+    """The column order of a B.P with its rows in place, certified rank one at every level."""
     perm = _exact_bp_order(matrix)
     if perm is None:
         perm = discover_permutation(matrix)
         _certify_rank1(matrix[:, perm])
-    # The order is certified rank one at every level, so each fit converges in one sweep; the
-    # small cap only bounds the cost if rounding keeps a block's direction moving.
-    twiddle = factor_butterfly(matrix[:, perm], max_iter=_EXACT_SWEEPS)
-    return [Step("permutation", perm), Step("butterfly", twiddle)], {}
+    return perm
 
 
 def _exact_bp_order(matrix: np.ndarray) -> np.ndarray | None:

@@ -1,0 +1,211 @@
+"""Both orders of a two-sided B.P, ``T = P_out B P_in``, discovered from the matrix alone.
+
+A user's matrix often has its outputs in another order (a filter bank's channels, a spectrum in
+another bin order): ``T = P_out B P_in``. The column discovery of :mod:`.bp_order` reads the
+column halves off the row pairs ``(b, b + N/2)`` that the last stage mixes; with the rows
+shuffled those pairs are unknown. They can be found first, level by level:
+
+* **Partners.** In ``B = F diag(B0, B1)`` the two rows a 2x2 block of ``F`` mixes are
+  ``(g00 x, g01 y)`` and ``(g10 x, g11 y)``: on each column half they are parallel. So for the
+  strongest row ``r``, its partner ``r'`` is the row whose 2-vectors ``(T[r, j], T[r', j])`` lie on
+  just two lines through the origin (one per column half). Every other row spreads over many
+  lines. Lines are compared as points of the Bloch sphere (the 2-vector's direction, blind to its
+  scale and phase), scored on a fixed sample of columns for every candidate and confirmed on all
+  columns for the best few; the two lines also split the columns into halves.
+* **All pairs.** Given the halves, every row restricted to one half is parallel to its partner's
+  restriction and to no other row's. Each row gets a fingerprint, the Bloch points of two fixed
+  random projections of its restriction to a few half-blocks (scale and phase invariant), and the
+  pairs are the mutual nearest neighbours of the fingerprints (a k-d tree: O(N log N)).
+* **Descent.** With the rows reordered as ``[tops, bottoms]`` the level is an ordinary B.P level:
+  :mod:`.bp_order` splits the columns (on all pairs, robust to noise) and projects each group onto
+  its halves. The half problems share their row index (the pair), so the next level pairs the
+  rows of all groups at once; the pairings compose into ``P_out``.
+
+Every decision is a nearest or a best choice, never a fixed tolerance on exact zeros: noise moves
+the fingerprints by about its own size, while non-partners sit O(1) apart. Whether the result is
+the structure is decided afterwards, by the rank-one certificate and the factors' error.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .. import RouteUnavailable
+from .bp_order import _descend, _split_columns
+
+_SEED = 20261202
+_SCREEN_COLUMNS = 24  # sampled columns per group on which every candidate partner is scored
+_CONFIRM = 4  # best-scored candidates confirmed on all columns
+_BLOCKS = 8  # half-blocks whose projections make a row's fingerprint
+_LINES_OFF = 1e-4  # squared Bloch distance (~ squared sine) off two lines at which a partner is no partner
+
+
+def discover_two_sided(matrix: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``(rows, cols)`` (int64) such that ``matrix[rows][:, cols]`` is as close to a butterfly as seen.
+
+    Raises :class:`RouteUnavailable` when some level has no row whose pairing with the strongest
+    row leaves two lines, or when the rows do not pair up: then the matrix is no two-sided B.P.
+    """
+    n = matrix.shape[0]
+    mats = np.ascontiguousarray(matrix)[None]
+    cols = np.arange(n)[None]
+    orders: list[np.ndarray] = []
+    while mats.shape[-1] > 2:
+        order = _pair_rows(mats)
+        mats = np.ascontiguousarray(mats[:, order, :])
+        orders.append(order)
+        first, second = _split_columns(mats, sparse=np.count_nonzero(mats) < mats.size)
+        mats, cols = _descend(mats, cols, first, second)
+    return _compose(orders), cols.reshape(-1).astype(np.int64)
+
+
+def _compose(orders: list[np.ndarray]) -> np.ndarray:
+    """The final row order from each level's ``[tops, bottoms]`` order of its shared row index.
+
+    Final position ``c * m/2 + y`` at a level of size m is that level's row ``order[c * m/2 + idx(y)]``
+    where ``idx(y)`` is the level below's answer for ``y`` (the pair index).
+    """
+    idx = np.arange(2)
+    for order in reversed(orders):
+        half = order.size // 2
+        idx = order[np.concatenate([idx, idx + half])]
+    return idx.astype(np.int64)
+
+
+def _pair_rows(mats: np.ndarray) -> np.ndarray:
+    """``[tops..., bottoms...]``: the rows of the ``(G, m, m)`` problems (shared index) in pairs."""
+    groups, m, _ = mats.shape
+    rows = mats.transpose(1, 0, 2).reshape(m, groups * m)
+    ref = int(np.argmax(_sq(rows).sum(axis=1)))
+    partner, halves = _partner(rows, ref, groups, m)
+    mate = _mutual_pairs(rows, halves, groups, m)
+    if mate[ref] != partner:
+        raise RouteUnavailable("not a two-sided B.P: the row pairs disagree with the strongest row's partner")
+    tops = np.array([r for r in range(m) if r < mate[r]], dtype=np.int64)
+    return np.concatenate([tops, mate[tops]])
+
+
+def _partner(rows: np.ndarray, ref: int, groups: int, m: int) -> tuple[int, np.ndarray]:
+    """The strongest row's partner and each group's column halves ``(G, m)`` bool (True: first line)."""
+    sample = _sample_columns(groups, m)
+    others = np.delete(np.arange(m), ref)
+    screened = _two_line_residual(rows[ref, sample], rows[others][:, sample])  # (C, G, s) -> (C,)
+    best = others[np.argsort(screened, kind="stable")[:_CONFIRM]]
+    full = [_split_by_lines(rows[ref], rows[cand], groups, m) for cand in best]
+    scores = [score for score, _ in full]
+    pick = int(np.argmin(scores))
+    if not scores[pick] <= _LINES_OFF:
+        raise RouteUnavailable(f"not a two-sided B.P: no row pairs with the strongest one on two lines "
+                               f"(best residual {scores[pick]:.1e})")
+    return int(best[pick]), full[pick][1]
+
+
+def _sample_columns(groups: int, m: int) -> np.ndarray:
+    """``(G, s)`` column indices into the ``(m, G m)`` row view: a fixed spread per group."""
+    size = min(m, _SCREEN_COLUMNS)
+    rng = np.random.default_rng(_SEED + m)
+    local = np.sort(rng.choice(m, size, replace=False)) if size < m else np.arange(m)
+    return (np.arange(groups)[:, None] * m + local[None, :]).astype(np.int64)
+
+
+def _bloch(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The direction of each 2-vector ``(a, b)`` as a point of the unit sphere ``(..., 3)``, and its
+    weight ``|a|^2 + |b|^2``. Parallel 2-vectors (any scale, any phase) give the same point."""
+    weight = _sq(a) + _sq(b)
+    cross = a * np.conj(b)
+    point = np.stack([_sq(a) - _sq(b), 2 * cross.real, 2 * np.imag(cross)], axis=-1)
+    safe = np.where(weight > 0, weight, 1.0)
+    return point / safe[..., None], weight
+
+
+def _two_line_residual(ref: np.ndarray, cand: np.ndarray) -> np.ndarray:
+    """``(C,)``: weighted mean squared distance of each candidate's points to its best two centres.
+
+    ``ref (G, s)``, ``cand (C, G, s)``. Two-means per group, seeded by the heaviest point and the
+    point farthest from it, three Lloyd steps; groups averaged (each group has its own lines).
+    """
+    point, weight = _bloch(np.broadcast_to(ref, cand.shape), cand)  # (C, G, s, 3), (C, G, s)
+    resid, _ = _two_means(point, weight)
+    total = np.maximum(weight.sum(axis=2), np.finfo(np.float64).tiny)
+    return np.mean(resid / total, axis=1)
+
+
+def _two_means(point: np.ndarray, weight: np.ndarray, steps: int = 3) -> tuple[np.ndarray, np.ndarray]:
+    """Weighted two-means over the second-to-last axis: (sum of weighted squared distances to the
+    nearest centre, and which points belong to centre 0)."""
+    heavy = np.argmax(weight, axis=-1)[..., None, None]
+    c0 = np.take_along_axis(point, heavy, axis=-2)
+    far = np.argmax(np.sum((point - c0) ** 2, axis=-1) * (weight > 0), axis=-1)[..., None, None]
+    c1 = np.take_along_axis(point, far, axis=-2)
+    for _ in range(steps):
+        d0 = np.sum((point - c0) ** 2, axis=-1)
+        d1 = np.sum((point - c1) ** 2, axis=-1)
+        near0 = d0 <= d1
+        c0 = _weighted_mean(point, weight * near0, c0)
+        c1 = _weighted_mean(point, weight * ~near0, c1)
+    d0 = np.sum((point - c0) ** 2, axis=-1)
+    d1 = np.sum((point - c1) ** 2, axis=-1)
+    return np.sum(weight * np.minimum(d0, d1), axis=-1), d0 <= d1
+
+
+def _weighted_mean(point: np.ndarray, weight: np.ndarray, old: np.ndarray) -> np.ndarray:
+    """Centre of the weighted points (the old centre where a cluster is empty)."""
+    total = weight.sum(axis=-1)[..., None, None]
+    mean = np.sum(point * weight[..., None], axis=-2, keepdims=True)
+    return np.where(total > 0, mean / np.where(total > 0, total, 1.0), old)
+
+
+def _split_by_lines(ref: np.ndarray, cand: np.ndarray, groups: int, m: int) -> tuple[float, np.ndarray]:
+    """Residual off two lines on all columns with balanced halves, and the halves ``(G, m)``.
+
+    Each group's m/2 columns nearest the first line (by the difference of squared distances) form
+    its first half, as a B.P needs; the residual counts every column against its assigned line.
+    """
+    point, weight = _bloch(ref.reshape(groups, m), cand.reshape(groups, m))
+    _, near0 = _two_means(point, weight)
+    c0 = _weighted_mean(point, weight * near0, point[:, :1])
+    c1 = _weighted_mean(point, weight * ~near0, point[:, :1])
+    d0 = np.sum((point - c0) ** 2, axis=-1)
+    d1 = np.sum((point - c1) ** 2, axis=-1)
+    order = np.argsort(d0 - d1, axis=1, kind="stable")
+    first = np.zeros((groups, m), dtype=bool)
+    np.put_along_axis(first, order[:, : m // 2], True, axis=1)
+    resid = np.sum(weight * np.where(first, d0, d1))
+    return float(resid / max(float(weight.sum()), np.finfo(np.float64).tiny)), first
+
+
+def _mutual_pairs(rows: np.ndarray, halves: np.ndarray, groups: int, m: int) -> np.ndarray:
+    """Each row's partner (``mate[r]``), as mutual nearest neighbours of scale-free fingerprints."""
+    from scipy.spatial import cKDTree
+
+    feats = _fingerprints(rows, halves, groups, m)
+    _, near = cKDTree(feats).query(feats, k=2)
+    mate = np.where(near[:, 0] == np.arange(m), near[:, 1], near[:, 0])
+    if np.any(mate[mate] != np.arange(m)) or np.any(mate == np.arange(m)):
+        raise RouteUnavailable("not a two-sided B.P: the rows do not pair up (their restrictions to the "
+                               "column halves are not parallel in pairs)")
+    return mate.astype(np.int64)
+
+
+def _fingerprints(rows: np.ndarray, halves: np.ndarray, groups: int, m: int) -> np.ndarray:
+    """``(m, 3 K)``: per row, the Bloch point of two fixed random projections of its restriction to
+    each of K half-blocks (both halves of the strongest groups). Partners' restrictions are
+    parallel on every block, with other factors on each, so the points are equal and no scale
+    enters (a row that vanishes on a block gets the origin there)."""
+    rng = np.random.default_rng(_SEED)
+    local = rows.reshape(m, groups, m)
+    strength = _sq(local[:: max(1, m // 16)]).sum(axis=(0, 2))  # a few rows rank the groups well enough
+    feats = []
+    for g in np.argsort(-strength, kind="stable")[: _BLOCKS // 2]:
+        block = local[:, g]
+        for side in (halves[g], ~halves[g]):
+            probe = np.zeros((m, 2))
+            probe[side] = rng.standard_normal((m // 2, 2))  # zero off the half: no column gather
+            point, _ = _bloch(block @ probe[:, 0], block @ probe[:, 1])  # two GEMVs: no BLAS threading
+
+            feats.append(point)
+    return np.concatenate(feats, axis=1)
+
+
+def _sq(x: np.ndarray) -> np.ndarray:
+    return x.real**2 + x.imag**2 if np.iscomplexobj(x) else x * x
