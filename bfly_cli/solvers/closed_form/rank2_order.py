@@ -13,16 +13,24 @@ Two facts make the search a top-down tree with no backtracking:
   parent (depth-first). Cutting that order into chunks of ``2^l`` then keeps every chunk inside
   one level-l class, at every level at once, so the order is valid whatever the multiplicities.
 * **Slots.** A class's columns, restricted to a row set, lie in one plane; projecting onto it
-  (2 coordinates, the "slots") loses nothing. A class at level ``l`` is therefore a small
-  problem ``(2^l positions, 2 slots, columns)``, and its sub-classes are coplanar groups of the
-  4-vectors ``(positions c, c + 2^(l-1)) x (2 slots)``. Every level touches O(N^2) numbers.
+  (2 coordinates, the "slots") loses nothing but noise. A class at level ``l`` is therefore a
+  small problem ``(2^l positions, 2 slots, columns)``, and its sub-classes are coplanar groups of
+  the 4-vectors ``(positions c, c + 2^(l-1)) x (2 slots)``. Every level touches O(N^2) numbers.
 
 Finding one class: the reference column (largest energy, ties by index) and a partner span a
-plane per position; the class is every column with zero residual off it. Partners are tried in
-a fixed pseudo-random order, screened on a few positions, and the first whose plane holds a
-valid number of columns (a positive multiple of the group size) on the screen *and* on all
-positions wins. Levels 0 and 1 impose nothing (a pair of columns always has rank <= 2), so the
-recursion stops at classes of level 2.
+plane per position; every column gets its relative energy off that plane. A matrix that reached
+us rounded, stored in float32 or measured is only *near* a rank-2 structure, so membership is not
+"residual below a constant": members sit at the matrix's noise floor (``eps^2``), the others at
+O(1), and the class is everything below the **largest gap of the sorted residuals on a log
+scale**, provided that gap is at least :data:`_GAP` (the margin). With no such gap a row is all
+members (when every residual is below the cut inherited from the parent node, the noise floor
+seen so far) or none. Positions where the reference or the partner's perpendicular part is weak
+(below :data:`_COND` of its RMS over the positions) define no plane: their direction would be
+rounding or noise (a Hartley column that is zero at a row in exact arithmetic is 1e-16 there).
+Partners are tried in a fixed pseudo-random order, screened on a few positions, and the first
+whose plane holds a valid number of columns (a positive multiple of the group size) on the screen
+*and* on the decision sample wins. Levels 0 and 1 impose nothing (a pair of columns always has
+rank <= 2), so the recursion stops at classes of level 2.
 """
 
 from __future__ import annotations
@@ -32,8 +40,9 @@ from functools import lru_cache
 
 import numpy as np
 
-_ZERO = 1e-10  # relative off-plane energy of a member (~1e-30 when exact; computed stably)
-_SINE = 1e-3  # reference and partner closer than this to parallel at a position: skip it there
+_FLOOR = 1e-14  # relative residuals are differences of energies: below this they are float64 rounding
+_GAP = 100.0  # members and non-members must differ by this factor in residual (2 decades of margin)
+_COND = 0.05  # a position defines a plane where its weaker direction reaches this fraction of its RMS
 _SCREEN = 16  # positions used to screen candidate partners
 _SAMPLE = 64  # positions that decide membership (the projection then certifies all of them)
 _BATCHES = (4, 8, 16, 32, 64)  # partners tried per round; their sum caps the search per class
@@ -42,15 +51,37 @@ _SEED = 20240611
 
 class NoRankTwoOrder(ValueError):
     """Strict discovery only: a class search failed on every position, so no column order makes
-    every block rank <= 2 (the search is exact, not heuristic, once all positions are used)."""
+    every block rank <= 2 up to the matrix's noise floor."""
 
 
 @dataclass
 class Discovery:
-    """The order found and whether every class had a valid size (False: best effort only)."""
+    """The order found, whether every class had a valid size (False: best effort only), and the
+    residual levels that decided it: ``inside`` the largest member's relative off-plane energy
+    (the noise floor as the discovery saw it, at least :data:`_FLOOR`), ``outside`` the smallest
+    non-member's (inf when no column was ever left out)."""
 
     perm: np.ndarray
     consistent: bool
+    inside: float = _FLOOR
+    outside: float = np.inf
+
+
+@dataclass(frozen=True)
+class Levels:
+    """Residual levels of a set of decisions: the largest member and the smallest non-member."""
+
+    inside: float = 0.0
+    outside: float = np.inf
+
+    def merged(self, other: "Levels") -> "Levels":
+        return Levels(max(self.inside, other.inside), min(self.outside, other.outside))
+
+    def cut(self, inherited: float | None) -> float | None:
+        """The geometric middle of the gap, or ``inherited`` when no column was left out."""
+        if not np.isfinite(self.outside):
+            return inherited
+        return float(np.sqrt(max(self.inside, _FLOOR) * self.outside))
 
 
 def discover_plane_permutation(matrix: np.ndarray, strict: bool = False) -> Discovery:
@@ -63,94 +94,161 @@ def discover_plane_permutation(matrix: np.ndarray, strict: bool = False) -> Disc
     """
     matrix = np.asarray(matrix, dtype=np.float64)
     n = matrix.shape[0]
-    state = {"consistent": True, "strict": strict}
+    state = {"consistent": True, "strict": strict, "levels": Levels()}
     if n <= 4:
         return Discovery(np.arange(n, dtype=np.int64), True)
     # The whole matrix is one class of level L with an empty second slot; its only class of
     # level L-1 holds every column (a 2 x N block always has rank <= 2), with rows c and c + N/2
     # as the two slots, so the search starts there.
     slots = np.ascontiguousarray(matrix.reshape(2, n // 2, n).transpose(1, 2, 0))
-    order = _descend(slots, np.arange(n), state)
-    return Discovery(np.asarray(order, dtype=np.int64), state["consistent"])
+    order = _descend(slots, np.arange(n), state, None)
+    levels = state["levels"]
+    return Discovery(np.asarray(order, dtype=np.int64), state["consistent"], max(levels.inside, _FLOOR),
+                     levels.outside)
 
 
-def _descend(slots: np.ndarray, cols: np.ndarray, state: dict) -> list[int]:
-    """Depth-first order of one class ``(P positions, k columns, 2 slots)``; leaves at P <= 4."""
+def _descend(slots: np.ndarray, cols: np.ndarray, state: dict, cut: float | None) -> list[int]:
+    """Depth-first order of one class ``(P positions, k columns, 2 slots)``; leaves at P <= 4.
+
+    ``cut`` is the residual level that separated members from non-members at the parent node:
+    the sub-classes' members sit at the same noise floor, so a node whose columns all lie below
+    it is one class even though it shows no gap of its own.
+    """
     positions = slots.shape[0]
     if positions <= 4:
         return cols.tolist()
     vec = np.concatenate([slots[: positions // 2], slots[positions // 2 :]], axis=2)  # (P/2, k, 4)
     order: list[int] = []
-    for members, coords in _split(vec, positions // 2, state):
-        order.extend(_descend(coords, cols[members], state))
+    parts, node_cut = _split(vec, positions // 2, state, cut)
+    for members, coords in parts:
+        order.extend(_descend(coords, cols[members], state, node_cut))
     return order
 
 
-def _split(vec: np.ndarray, unit: int, state: dict) -> list[tuple[np.ndarray, np.ndarray]]:
-    """The classes of ``vec (B, k, 4)`` with their slot coordinates ``(B, size, 2)``.
+def _split(vec: np.ndarray, unit: int, state: dict, cut: float | None) -> tuple[list[tuple[np.ndarray, np.ndarray]], float | None]:
+    """The classes of ``vec (B, k, 4)`` with their slot coordinates ``(B, size, 2)``, and the cut.
 
     Membership is decided on a fixed sample of positions (cheap) and certified on all of them
-    by the projection, which needs each class's 4x4 Gram matrices anyway: a class is coplanar
-    exactly when their two smallest eigenvalues vanish. A failed certificate repeats the
-    search on every position before the node is declared inconsistent.
+    by the projection, which needs each class's 4x4 Gram matrices anyway: every member's energy
+    off its class's plane must stay below the cut between members and non-members (the noise
+    floor plus the margin). A failed certificate repeats the search on every position before
+    the node is declared inconsistent.
     """
     sample = _sample_positions(vec.shape[0], _SAMPLE)
     attempts = [sample, None] if sample.size < vec.shape[0] else [None]
     for positions in attempts:
         trial = dict(state)
         try:
-            classes = _classes(vec if positions is None else vec[positions], unit, trial)
+            classes, levels = _classes(vec if positions is None else vec[positions], unit, trial, cut)
         except NoRankTwoOrder:
             if positions is None:
                 raise
             continue  # the sample may be misleading: strict mode decides on every position
+        node_cut = levels.cut(cut)
+        limit = _GAP * _FLOOR if node_cut is None else node_cut
         parts = [_project(vec[:, members]) for members in classes]
-        if trial["consistent"] and all(ok for _, ok in parts) or positions is None:
-            state["consistent"] = trial["consistent"] and all(ok for _, ok in parts)
+        coplanar = all(float(np.max(res)) <= limit for _, res in parts)
+        if trial["consistent"] and coplanar or positions is None:
+            state["consistent"] = trial["consistent"] and coplanar
+            state["levels"] = trial["levels"].merged(levels)
             if state["strict"] and not state["consistent"]:
                 raise NoRankTwoOrder(f"with groups of {unit} columns, a class is not coplanar on every position")
-            return [(members, coords) for members, (coords, _) in zip(classes, parts)]
+            return [(members, coords) for members, (coords, _) in zip(classes, parts)], node_cut
     raise AssertionError("unreachable: the last attempt uses every position")
 
 
-def _project(vec: np.ndarray) -> tuple[np.ndarray, bool]:
-    """Coordinates ``(B, k, 2)`` of each position's 4-vectors in their dominant plane, and
-    whether the columns really are coplanar there (energy off the plane at rounding level).
+def _project(vec: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Coordinates ``(B, k, 2)`` of each position's 4-vectors in their dominant plane (the least
+    squares projection onto the structure), and each column's relative energy off it.
 
-    The top two eigenvectors of the 4x4 Gram matrix capture every column of a true class; a
-    line-like position gets a second slot of rounding noise, which later residuals treat as
-    zero.
+    The top two eigenvectors of the 4x4 Gram matrix capture every column of a true class up to
+    the noise; a line-like position gets a second slot of noise, which later residuals treat
+    like any other noise.
     """
     gram = vec.transpose(0, 2, 1) @ vec
-    vals, vecs = np.linalg.eigh(gram)
-    coplanar = bool(np.sum(np.maximum(vals[:, :2], 0.0)) <= _ZERO * max(float(np.sum(vals)), np.finfo(np.float64).tiny))
-    return vec @ vecs[:, :, :1:-1], coplanar  # strongest direction first: slot 0
+    _, vecs = np.linalg.eigh(gram)
+    coords = vec @ vecs[:, :, :1:-1]  # strongest direction first: slot 0
+    energy = np.einsum("bjp,bjp->j", vec, vec)
+    kept = np.einsum("bjs,bjs->j", coords, coords)
+    res = np.maximum(energy - kept, 0.0) / np.where(energy > 0, energy, 1.0)
+    return coords, res
 
 
-def _classes(vec: np.ndarray, unit: int, state: dict) -> list[np.ndarray]:
-    """Partition the columns of ``vec (B, k, 4)`` into coplanar classes of ``unit``-multiple size."""
+def _decide(res: np.ndarray, cut: float | None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Members ``(C, k)`` of each row of relative residuals, and the rows' member/non-member levels.
+
+    A row's members are the residuals below its largest gap on a log scale when that gap is at
+    least :data:`_GAP`; otherwise the row is all members if every residual is below ``cut`` (the
+    parent's cut; at the root, where nothing is known yet, the rounding floor), else none. A
+    residual that could not be measured (no position defined the plane) counts as off-plane.
+    """
+    res = np.where(np.isfinite(res), np.maximum(res, _FLOOR), 1.0)
+    rows, k = res.shape
+    srt = np.sort(res, axis=1)
+    limit = np.full(rows, _FLOOR)
+    if k > 1:
+        logs = np.log(srt)
+        steps = np.diff(logs, axis=1)
+        at = np.argmax(steps, axis=1)
+        idx = np.arange(rows)
+        split = steps[idx, at] >= np.log(_GAP)
+        limit = np.where(split, np.exp((logs[idx, at] + logs[idx, at + 1]) / 2), limit)
+    else:
+        split = np.zeros(rows, dtype=bool)
+    ceiling = _GAP * _FLOOR if cut is None else cut
+    limit = np.where(~split & (srt[:, -1] <= ceiling), np.inf, limit)
+    inside = res <= limit[:, None]
+    level_in = np.max(np.where(inside, res, 0.0), axis=1)
+    level_out = np.min(np.where(inside, np.inf, res), axis=1)
+    return inside, level_in, level_out
+
+
+def _neutral(res: np.ndarray, local: np.ndarray) -> np.ndarray:
+    """``res (C, k)`` with row c's own plane columns ``local[c]`` (a list of indices) set to the
+    row's smallest other residual: they lie in their plane by construction, so they join the
+    lowest cluster without opening a gap of their own."""
+    res = np.array(res, dtype=np.float64)
+    mask = np.zeros(res.shape, dtype=bool)
+    for row, cols in enumerate(local):
+        mask[row, cols] = True
+    others = np.where(mask, np.inf, np.where(np.isfinite(res), res, 1.0))
+    low = np.min(others, axis=1, initial=np.inf)
+    res[mask] = np.broadcast_to(np.where(np.isfinite(low), low, 0.0)[:, None], res.shape)[mask]
+    return res
+
+
+def _classes(vec: np.ndarray, unit: int, state: dict, cut: float | None) -> tuple[list[np.ndarray], Levels]:
+    """Partition the columns of ``vec (B, k, 4)`` into coplanar classes of ``unit``-multiple size.
+
+    Each class is searched with the cut of the classes found before it at this node (or the
+    parent's): the last class, whose columns all lie in one plane, shows no gap of its own.
+    """
     energy = np.einsum("bjp,bjp->bj", vec, vec)
     remaining = np.arange(vec.shape[1])
     found = []
+    levels = Levels()
     while remaining.size:
-        members = _one_class(vec, energy, remaining, unit, state)
+        members, seen = _one_class(vec, energy, remaining, unit, state, levels.cut(cut))
         found.append(members)
+        levels = levels.merged(seen)
         remaining = remaining[~np.isin(remaining, members, assume_unique=True)]
-    return found
+    return found, levels
 
 
-def _one_class(vec: np.ndarray, energy: np.ndarray, remaining: np.ndarray, unit: int, state: dict) -> np.ndarray:
-    """Column indices of the class of the reference column among ``remaining``."""
+def _one_class(vec: np.ndarray, energy: np.ndarray, remaining: np.ndarray, unit: int, state: dict,
+               cut: float | None) -> tuple[np.ndarray, Levels]:
+    """Column indices of the class of the reference column among ``remaining``, and its levels."""
     k = remaining.size
     if k <= unit:
-        return remaining
+        return remaining, Levels()
     ref = int(remaining[np.argmax(energy[:, remaining].sum(axis=0))])
     others = remaining[remaining != ref]
     partners = others[_shuffle(others.size)]
     screen = _screen_positions(vec.shape[0])
     whole = screen.size == vec.shape[0]  # the screen is every position: no separate verification
     sub = vec[screen][:, remaining]
-    local_ref = int(np.nonzero(remaining == ref)[0][0])
+    local = np.full(vec.shape[1], -1)
+    local[remaining] = np.arange(k)
     best = (-1, int(partners[0]))
     floor = k  # fewest columns in a screened plane that is defined (a line class fits in each)
     start = 0
@@ -159,7 +257,11 @@ def _one_class(vec: np.ndarray, energy: np.ndarray, remaining: np.ndarray, unit:
         start += size
         if batch.size == 0:
             break
-        inside = _residuals(sub, energy[screen][:, remaining], sub[:, local_ref], vec[screen][:, batch]) <= _ZERO
+        res = _residuals(sub, energy[screen][:, remaining], sub[:, local[ref]], vec[screen][:, batch])
+        res = _neutral(res, [[local[ref], local[p]] for p in batch])
+        inside, level_in, level_out = _decide(res, cut)
+        inside[:, local[ref]] = True  # the plane's own columns, even in a row with no members
+        inside[np.arange(batch.size), local[batch]] = True
         counts = np.sum(inside, axis=1)
         floor = min(floor, int(np.min(counts, initial=k, where=counts > 0)))
         for idx in np.argsort(-counts, kind="stable"):
@@ -168,32 +270,36 @@ def _one_class(vec: np.ndarray, energy: np.ndarray, remaining: np.ndarray, unit:
             if not _valid(int(counts[idx]), unit):
                 continue
             if whole:
-                return remaining[inside[idx]]
-            members = _members(vec, energy, remaining, ref, int(batch[idx]))
+                return remaining[inside[idx]], Levels(float(level_in[idx]), float(level_out[idx]))
+            members, seen = _members(vec, energy, remaining, ref, int(batch[idx]), cut)
             if _valid(members.size, unit):
-                return members
+                return members, seen
     if state["strict"] and floor < unit:
-        # An exact line class lies in every defined screened plane, so it has at most ``floor``
+        # A line class lies in every defined screened plane, so it has at most ``floor``
         # columns: too few to be a class, and the line test over every position is skipped.
         raise NoRankTwoOrder(f"with groups of {unit} columns, column {ref}'s plane holds at most {max(best[0], 1)} "
                              f"of {k} columns on the screen (a class needs a positive multiple of {unit})")
-    line = _members(vec, energy, remaining, ref, None)
+    line, seen = _members(vec, energy, remaining, ref, None, cut)
     if _valid(line.size, unit):  # no plane: the reference's line is its class (partners were parallel)
-        return line
+        return line, seen
     if state["strict"]:
         raise NoRankTwoOrder(f"with groups of {unit} columns, column {ref}'s plane holds at most {max(best[0], 1)} "
                              f"of {k} columns on the screen (a class needs a positive multiple of {unit})")
     state["consistent"] = False
     res = _full_residual(vec, energy, remaining, ref, best[1])
-    return remaining[np.argsort(res, kind="stable")[:unit]]
+    return remaining[np.argsort(res, kind="stable")[:unit]], Levels()
 
 
-def _members(vec: np.ndarray, energy: np.ndarray, remaining: np.ndarray, ref: int, partner: int | None) -> np.ndarray:
-    """The remaining columns in span(ref, partner) at every position (both included); with no
-    partner, those parallel to ref (its line)."""
+def _members(vec: np.ndarray, energy: np.ndarray, remaining: np.ndarray, ref: int, partner: int | None,
+             cut: float | None) -> tuple[np.ndarray, Levels]:
+    """The remaining columns in span(ref, partner) at every position (both included), decided by
+    the gap; with no partner, those parallel to ref (its line)."""
     res = _full_residual(vec, energy, remaining, ref, partner)
-    inside = (res <= _ZERO) | (remaining == ref) | (remaining == partner)
-    return remaining[inside]
+    own = np.nonzero((remaining == ref) | (remaining == partner))[0]
+    inside, level_in, level_out = _decide(_neutral(res[None], [own]), cut)
+    inside = inside[0]
+    inside[own] = True
+    return remaining[inside], Levels(float(level_in[0]), float(level_out[0]))
 
 
 def _full_residual(vec: np.ndarray, energy: np.ndarray, remaining: np.ndarray, ref: int, partner: int | None) -> np.ndarray:
@@ -204,9 +310,9 @@ def _full_residual(vec: np.ndarray, energy: np.ndarray, remaining: np.ndarray, r
 
 
 def _line_residual(vec: np.ndarray, energy: np.ndarray, a: np.ndarray) -> np.ndarray:
-    """Relative energy ``(k,)`` off the line of ``a (B, 4)``, over the positions where a != 0."""
+    """Relative energy ``(k,)`` off the line of ``a (B, 4)``, over the positions where a is strong."""
     a_norm = np.linalg.norm(a, axis=1)
-    ok = a_norm > 0
+    ok = a_norm > _COND * np.sqrt(np.mean(a_norm**2))
     q1 = a[ok] / a_norm[ok, None]
     along = np.squeeze(vec[ok] @ q1[:, :, None], axis=2)  # (B_ok, k)
     num = np.sum(np.maximum(energy[ok] - along**2, 0.0), axis=0)
@@ -241,8 +347,10 @@ def _residuals(vec: np.ndarray, energy: np.ndarray, a: np.ndarray, c: np.ndarray
     """Relative off-plane energy ``(C, k)`` of every column of ``vec (B, k, 4)``, per plane.
 
     Plane ``i`` at each position is span(a, c[:, i]) (``a (B, 4)``, ``c (B, C, 4)``),
-    orthonormalized by Gram-Schmidt; positions where the two are nearly parallel (or ``a``
-    vanishes) do not define a plane and are left out of both the residual and the energy.
+    orthonormalized by Gram-Schmidt; positions where ``a`` or the part of ``c`` perpendicular to
+    it is weak (below :data:`_COND` of that plane's RMS over the positions) do not define a plane:
+    their direction is rounding or noise, so they are left out of both the residual and the
+    energy.
     The component along ``a`` is shared by every plane, so it is computed once. For many planes
     on few positions (the partner screen, the route's hot loop) the energy along the second
     directions is one matrix product through the pairwise coordinate products
@@ -253,7 +361,8 @@ def _residuals(vec: np.ndarray, energy: np.ndarray, a: np.ndarray, c: np.ndarray
     c_norm = np.linalg.norm(c, axis=2)
     c_perp = c - np.sum(c * q1[:, None, :], axis=2, keepdims=True) * q1[:, None, :]
     perp_norm = np.linalg.norm(c_perp, axis=2)
-    ok = ((a_norm > 0)[:, None] & (perp_norm > _SINE * c_norm)).T  # (C, B)
+    strength = np.minimum(a_norm[:, None], perp_norm)  # (B, C): the plane's weaker direction
+    ok = (strength > _COND * np.sqrt(np.mean(strength**2, axis=0))).T  # (C, B)
     q2 = c_perp / np.where(ok.T, perp_norm, 1.0)[:, :, None]  # (B, C, 4)
     along1 = np.squeeze(vec @ q1[:, :, None], axis=2)  # (B, k)
     rest = np.maximum(energy - along1**2, 0.0)  # energy off the shared direction, (B, k)
@@ -282,7 +391,7 @@ def _second_energy_batched(vec: np.ndarray, q2: np.ndarray, weight: np.ndarray) 
     ``vec_p vec_r`` (10 distinct ones), so the sum over positions and pairs is a
     ``(C, 10 B) @ (10 B, k)`` product: memory O((C + k) B), not O(C k B). The difference with
     the shared-direction energy cancels to rounding (~1e-16 relative) for in-plane columns,
-    far below the 1e-10 membership tolerance.
+    at the :data:`_FLOOR` of every residual.
     """
     positions, count = q2.shape[:2]
     cols = np.ascontiguousarray(vec.transpose(0, 2, 1))  # (B, 4, k)
