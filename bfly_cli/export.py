@@ -176,7 +176,10 @@ def write_pt(factors: Factors, tmp: str) -> None:
     if unsupported:
         raise BflyError(f"pt export: torch_butterfly has no module for {', '.join(unsupported)} steps yet; "
                         f"use --format npz, mat or json")
-    state = steps_to_modules(factors.steps).state_dict()
+    try:
+        state = steps_to_modules(factors.steps).state_dict()
+    except ValueError as exc:  # data a module refuses (complex rank2 stages: Rank2 is real)
+        raise BflyError(f"pt export: {exc}; use --format npz, mat or json") from None
     state._metadata["bfly"] = {
         "format": PT_FORMAT, "format_version": EXPORT_VERSION, "n": factors.n,
         "kinds": [s.kind for s in factors.steps],
