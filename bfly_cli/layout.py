@@ -1,4 +1,5 @@
-"""Index bookkeeping of the one twiddle layout: pair positions, bit reversal, stage reversal.
+"""Index bookkeeping of the one twiddle layout: pair positions, bit reversal, stage reversal, and
+the hard form of the paper's permutation choices.
 
 numpy only, size-only work. The layout (see :mod:`bfly_cli.factors`): stage ``l`` of a butterfly
 has stride ``s = 2**l``; its pair ``i`` in ``[0, N/2)`` has ``low = i % s`` and first position
