@@ -31,7 +31,8 @@ from ..errors import BflyError
 from ..factors import Factors, Step, dense_real_params
 from ..metrics import exactness, input_precision, is_exact
 from . import RouteUnavailable
-from .registry import ROUTES, Route
+from . import registry
+from .registry import Route
 
 MAX_BUDGET = 8
 _PROBES = 16
@@ -53,7 +54,7 @@ def solve_auto(matrix: np.ndarray, budget: int = 1, strict_budget: bool = False)
     cap = budget_real_params(matrix.shape[0], budget)
     tried: list[dict[str, Any]] = []
     results: list[_Outcome] = []
-    for item in ROUTES:
+    for item in registry.ROUTES:
         if not item.exact_route and any(r.structured for r in results):
             break  # a structured fit within noise: the approximation cannot be the better answer
         outcome = _attempt(item, matrix, budget, precision, working)
