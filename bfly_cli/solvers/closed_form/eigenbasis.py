@@ -88,8 +88,9 @@ def _split_level(blocks: np.ndarray, noise: float = 0.0) -> tuple[np.ndarray, np
     is left.
     """
     count, h = blocks.shape[2:4]
-    order, parent, root = _tree(blocks, noise / np.sqrt(count * h * h))
-    transport = _carry(blocks, order, parent, np.broadcast_to(np.eye(2, dtype=np.complex128), (count, h, 2, 2)))
+    links, length = _links(blocks, noise / np.sqrt(count * h * h))
+    order, parent, root = _tree(length)
+    transport = _carry(links, order, parent)
     tilde = _similarity(blocks, _inv2(transport), transport)
     frames = _column_gauge(transport @ _reference_frames(tilde, root, order))
     split = _similarity(blocks, _inv2(frames), frames)
@@ -109,29 +110,50 @@ def _condition(m: np.ndarray) -> np.ndarray:
     return np.sum(_sq(m), axis=(-2, -1)) / np.maximum(det, 1e-300)
 
 
-def _tree(blocks: np.ndarray, noise: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """A shortest-path forest over the pairs of each problem: visiting order, parents, roots.
+def _links(blocks: np.ndarray, noise: float) -> tuple[np.ndarray, np.ndarray]:
+    """Transport matrices ``L_bp`` ``(K, h, h, 2, 2)`` and hop lengths ``(K, h, h)``.
 
-    Carrying a frame through ``A_bp`` multiplies its conditioning by up to ``cond(A_bp)`` (the
-    ratio ``|x / y|`` of the half entries) and adds the block's noise relative to its smallest
-    singular value, so a hop costs ``log cond(A_bp) + log(s_ref / s_min(A_bp))`` (``s_ref`` the
-    largest block) plus :data:`_HOP` (short paths first among equal ones); Dijkstra, batched over
-    the K problems. Blocks ``c I`` (a short filter away from its wrap-around) cost nothing, a
-    near-singular block (a zero half entry, or one at the noise level) costs a lot, and a pair
-    whose every link is at rounding level, or within :data:`_NOISE_MARGIN` of ``noise`` (the
-    expected noise in one block), starts a new component (its own parent): a rank-one block
-    carries only half a frame.
+    Carrying a frame through ``A_bp = G_b diag(x, y) G_p^-1`` multiplies its conditioning by up
+    to ``|x / y|``, and adds the block's noise relative to its smallest singular value. So the
+    link is the better conditioned of ``U + V`` and ``U + iV``, ``U = A_bp / ||A_bp||`` and
+    ``V = A_pb^-1 / ||A_pb^-1||``: both have the form ``G_b diag(.) G_p^-1``, and where ``A`` favours
+    one half, ``A_pb^-1`` favours the other, so the sum is balanced (a near-rank-one ``A_bp`` alone
+    would carry one column only). A hop costs ``log cond(L_bp) + log(s_ref / s_min(A_bp))``
+    (``s_ref`` the largest block) plus :data:`_HOP`. A block whose smallest singular value is at
+    rounding level, or within :data:`_NOISE_MARGIN` of ``noise`` (the expected noise in one
+    block), is no link (infinite length): a rank-one block carries only half a frame.
     """
-    count, h = blocks.shape[2:4]
-    det = np.abs(blocks[0, 0] * blocks[1, 1] - blocks[0, 1] * blocks[1, 0])
-    fro2 = _sq(blocks[0, 0]) + _sq(blocks[0, 1]) + _sq(blocks[1, 0]) + _sq(blocks[1, 1])
+    count = blocks.shape[2]
+    mats = blocks.transpose(2, 3, 4, 0, 1)  # (K, b, p, 2, 2)
+    det = np.abs(mats[..., 0, 0] * mats[..., 1, 1] - mats[..., 0, 1] * mats[..., 1, 0])
+    fro2 = np.sum(_sq(mats), axis=(-2, -1))
     ref = np.max(fro2.reshape(count, -1), axis=1)[:, None, None]
     smin = det / np.sqrt(np.maximum(fro2, 1e-300))  # within sqrt(2) of the smallest singular value
     floor = np.maximum(_ROUNDING * np.sqrt(fro2), np.maximum(_ROUNDING * np.sqrt(ref), _NOISE_MARGIN * noise))
+    valid = smin > floor
+    unit = mats / np.sqrt(np.maximum(fro2, 1e-300))[..., None, None]
+    back = np.swapaxes(unit, 1, 2)  # A_pb / ||A_pb||
+    adj = np.stack([np.stack([back[..., 1, 1], -back[..., 0, 1]], -1), np.stack([-back[..., 1, 0], back[..., 0, 0]], -1)], -2)
+    bdet = back[..., 0, 0] * back[..., 1, 1] - back[..., 0, 1] * back[..., 1, 0]
+    phase = np.conj(bdet) / np.maximum(np.abs(bdet), 1e-300)
+    inverse = np.where(np.swapaxes(valid, 1, 2)[..., None, None], adj * phase[..., None, None], 0)
+    links = unit + inverse
+    other = unit + 1j * inverse
+    better = _condition(other) < _condition(links)
+    links[better] = other[better]
     with np.errstate(divide="ignore"):
         safe = np.maximum(det, 1e-300)
-        length = np.log(np.maximum(fro2, det) / (2 * safe)) + 0.5 * np.log(np.maximum(ref, safe) / safe) + _HOP
-    length[smin <= floor] = np.inf
+        length = np.log(_condition(links) / 2) + 0.5 * np.log(np.maximum(ref, safe) / safe) + _HOP
+    length[~valid] = np.inf
+    return links, length
+
+
+def _tree(length: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """A shortest-path forest over the pairs of each problem (Dijkstra on the hop ``length``
+    ``(K, b, p)``, batched over the K problems): visiting order, parents, roots. Links ``c I``
+    (a short filter away from its wrap-around) cost nothing; a pair with no finite link to the
+    visited ones starts a new component (its own parent)."""
+    count, h = length.shape[:2]
     order = np.zeros((count, h), dtype=np.int64)
     parent = np.zeros((count, h), dtype=np.int64)
     root = np.zeros((count, h), dtype=np.int64)
@@ -155,16 +177,17 @@ def _tree(blocks: np.ndarray, noise: float) -> tuple[np.ndarray, np.ndarray, np.
     return order, parent, root
 
 
-def _carry(blocks: np.ndarray, order: np.ndarray, parent: np.ndarray, start: np.ndarray) -> np.ndarray:
-    """Frames ``(K, h, 2, 2)``: a root keeps its ``start`` frame, every other pair gets
-    ``A_bp T_p`` (unit columns) from its parent, in visiting order."""
+def _carry(links: np.ndarray, order: np.ndarray, parent: np.ndarray) -> np.ndarray:
+    """Frames ``(K, h, 2, 2)``: a root keeps the identity, every other pair gets ``L_bp T_p``
+    (unit Frobenius norm) from its parent, in visiting order."""
     count, h = order.shape
-    frames = np.array(start, dtype=np.complex128)
+    frames = np.zeros((count, h, 2, 2), dtype=np.complex128)
+    frames[:, :] = np.eye(2)
     rows = np.arange(count)
     for step in range(1, h):
         b = order[:, step]
         p = parent[rows, b]
-        carried = np.moveaxis(blocks[:, :, rows, b, p], (0, 1), (1, 2)) @ frames[rows, p]
+        carried = links[rows, b, p] @ frames[rows, p]
         frames[rows, b] = np.where((p != b)[:, None, None], _unit_scale(carried), frames[rows, b])
     return frames
 
