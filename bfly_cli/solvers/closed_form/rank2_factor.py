@@ -118,7 +118,9 @@ def noise_floor(mats: np.ndarray, basis: np.ndarray, core: np.ndarray) -> float:
     White noise leaves a fraction ``1 - 2 (p + q - 2) / (p q)`` of itself outside the best rank-2
     part of a p x q block (the rest is absorbed by the fit's 2 (p + q - 2) degrees of freedom).
     The residual is formed explicitly, not as ``||B||^2 - s1^2 - s2^2``, whose cancellation
-    would put the floor of a clean matrix at 1e-8 instead of 1e-16.
+    would put the floor of a clean matrix at 1e-8 instead of 1e-16. Every block takes part:
+    rounding and storage noise are not white (a float32 Hartley matrix has whole blocks that
+    are exact), so a subset can miss them.
     """
     p, q = mats.shape[-2:]
     room = 1.0 - _RANK * (p + q - _RANK) / (p * q)

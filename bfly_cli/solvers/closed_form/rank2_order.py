@@ -174,47 +174,33 @@ def _project(vec: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return coords, res
 
 
-def _decide(res: np.ndarray, cut: float | None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _decide(res: np.ndarray, cut: float | None, rows: np.ndarray, cols: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Members ``(C, k)`` of each row of relative residuals, and the rows' member/non-member levels.
 
     A row's members are the residuals below its largest gap on a log scale when that gap is at
     least :data:`_GAP`; otherwise the row is all members if every residual is below ``cut`` (the
     parent's cut; at the root, where nothing is known yet, the rounding floor), else none. A
     residual that could not be measured (no position defined the plane) counts as off-plane.
+    ``res[rows, cols]`` are each plane's own columns: in it by construction, they are given the
+    row's smallest other residual, so they join the lowest cluster without opening a gap.
     """
     res = np.where(np.isfinite(res), np.maximum(res, _FLOOR), 1.0)
-    rows, k = res.shape
+    res[rows, cols] = np.inf
+    low = np.min(res, axis=1)
+    res[rows, cols] = np.where(np.isfinite(low), low, _FLOOR)[rows]
     srt = np.sort(res, axis=1)
-    limit = np.full(rows, _FLOOR)
-    if k > 1:
-        logs = np.log(srt)
-        steps = np.diff(logs, axis=1)
-        at = np.argmax(steps, axis=1)
-        idx = np.arange(rows)
-        split = steps[idx, at] >= np.log(_GAP)
-        limit = np.where(split, np.exp((logs[idx, at] + logs[idx, at + 1]) / 2), limit)
-    else:
-        split = np.zeros(rows, dtype=bool)
+    count_rows, k = srt.shape
+    idx = np.arange(count_rows)
     ceiling = _GAP * _FLOOR if cut is None else cut
-    limit = np.where(~split & (srt[:, -1] <= ceiling), np.inf, limit)
-    inside = res <= limit[:, None]
-    level_in = np.max(np.where(inside, res, 0.0), axis=1)
-    level_out = np.min(np.where(inside, np.inf, res), axis=1)
+    count = np.where(srt[:, -1] <= ceiling, k, 0)
+    if k > 1:
+        ratio = srt[:, 1:] / srt[:, :-1]
+        at = np.argmax(ratio, axis=1)
+        count = np.where(ratio[idx, at] >= _GAP, at + 1, count)
+    level_in = np.where(count > 0, srt[idx, np.maximum(count - 1, 0)], 0.0)
+    level_out = np.where(count < k, srt[idx, np.minimum(count, k - 1)], np.inf)
+    inside = res <= np.where(count > 0, level_in, -1.0)[:, None]
     return inside, level_in, level_out
-
-
-def _neutral(res: np.ndarray, local: np.ndarray) -> np.ndarray:
-    """``res (C, k)`` with row c's own plane columns ``local[c]`` (a list of indices) set to the
-    row's smallest other residual: they lie in their plane by construction, so they join the
-    lowest cluster without opening a gap of their own."""
-    res = np.array(res, dtype=np.float64)
-    mask = np.zeros(res.shape, dtype=bool)
-    for row, cols in enumerate(local):
-        mask[row, cols] = True
-    others = np.where(mask, np.inf, np.where(np.isfinite(res), res, 1.0))
-    low = np.min(others, axis=1, initial=np.inf)
-    res[mask] = np.broadcast_to(np.where(np.isfinite(low), low, 0.0)[:, None], res.shape)[mask]
-    return res
 
 
 def _classes(vec: np.ndarray, unit: int, state: dict, cut: float | None) -> tuple[list[np.ndarray], Levels]:
@@ -258,10 +244,11 @@ def _one_class(vec: np.ndarray, energy: np.ndarray, remaining: np.ndarray, unit:
         if batch.size == 0:
             break
         res = _residuals(sub, energy[screen][:, remaining], sub[:, local[ref]], vec[screen][:, batch])
-        res = _neutral(res, [[local[ref], local[p]] for p in batch])
-        inside, level_in, level_out = _decide(res, cut)
+        count = np.arange(batch.size)
+        inside, level_in, level_out = _decide(res, cut, np.concatenate([count, count]),
+                                              np.concatenate([np.full(batch.size, local[ref]), local[batch]]))
         inside[:, local[ref]] = True  # the plane's own columns, even in a row with no members
-        inside[np.arange(batch.size), local[batch]] = True
+        inside[count, local[batch]] = True
         counts = np.sum(inside, axis=1)
         floor = min(floor, int(np.min(counts, initial=k, where=counts > 0)))
         for idx in np.argsort(-counts, kind="stable"):
@@ -296,7 +283,7 @@ def _members(vec: np.ndarray, energy: np.ndarray, remaining: np.ndarray, ref: in
     the gap; with no partner, those parallel to ref (its line)."""
     res = _full_residual(vec, energy, remaining, ref, partner)
     own = np.nonzero((remaining == ref) | (remaining == partner))[0]
-    inside, level_in, level_out = _decide(_neutral(res[None], [own]), cut)
+    inside, level_in, level_out = _decide(res[None], cut, np.zeros_like(own), own)
     inside = inside[0]
     inside[own] = True
     return remaining[inside], Levels(float(level_in[0]), float(level_out[0]))
