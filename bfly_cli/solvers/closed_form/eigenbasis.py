@@ -40,6 +40,9 @@ _ROUNDING = 64 * np.finfo(np.float64).eps  # relative size of what rounding alon
 _GAP = 1e-4  # second/first singular value (energy) of the traceless fit below which K is real
 _MAX_COMPONENTS = 64  # components aligned through their joining blocks; the rest keep their own frame
 _HOP = 1e-3
+_CG_STEPS = 8
+_BIN = 0.5  # decades per bin of the block-strength histogram
+_GAP_DECADES = 2.0  # empty stretch of block strengths that separates noise from structure  # conjugate-gradient products of the least-squares frame correction
 _WELL_CONDITIONED = 20.0  # ||T||_F^2 / |det T| of the carried frames above which a second fit runs
 _NOISE_MARGIN = 10.0  # a block whose smallest singular value is within this factor of the noise is no link  # path length of one transport hop besides its log conditioning
 
@@ -61,7 +64,13 @@ def butterfly_eigenbasis(a: np.ndarray, stop_above: float = np.inf) -> tuple[np.
     twiddle = np.empty((levels, n // 2, 2, 2), dtype=np.complex128)
     residual = 0.0
     for lev in range(levels - 1, -1, -1):
-        g, halves, off = _split_level(_pair_blocks(mats), residual * total)
+        with np.errstate(all="ignore"):
+            try:
+                g, halves, off = _split_level(_pair_blocks(mats), residual * total)
+            except np.linalg.LinAlgError:
+                off = np.inf  # a frame so singular that its eigenproblem failed: not this structure
+        if not np.isfinite(off):
+            return twiddle, np.full(n, np.nan, dtype=np.complex128), np.inf
         twiddle[lev] = g.reshape(n // 2, 2, 2)
         residual = max(residual, off / total)
         mats = halves
@@ -99,9 +108,57 @@ def _split_level(blocks: np.ndarray, noise: float = 0.0) -> tuple[np.ndarray, np
         frames = _column_gauge(first @ _reference_frames(split, root, order))
         change = _inv2(first) @ frames
         split = _similarity(split, _inv2(change), change)
+    if np.sum(_sq(split[0, 1])) + np.sum(_sq(split[1, 0])) > (_ROUNDING**2) * np.sum(_sq(blocks)):
+        first = frames
+        frames = frames @ _least_squares_step(split)
+        change = _inv2(first) @ frames
+        split = _similarity(split, _inv2(change), change)
     off = float(np.sqrt(_sq(split[0, 1]).sum() + _sq(split[1, 0]).sum()))
     halves = np.stack([split[0, 0], split[1, 1]], axis=1).reshape(2 * count, h, h)
     return frames, halves, off
+
+
+def _least_squares_step(split: np.ndarray) -> np.ndarray:
+    """First-order correction ``I + E_b`` ``(K, h, 2, 2)`` of the frames that minimizes the
+    off-diagonal mass of the whole level (least squares over all blocks, not along one path).
+
+    With ``G_b -> G_b (I + E_b)`` the (0, 1) plane becomes ``S01 + A0 diag(e) - diag(e) A1`` to
+    first order (``e_b = E_b[0, 1]``, ``A0``, ``A1`` the half problems), and the (1, 0) plane
+    likewise with the halves swapped: two linear least-squares problems in h unknowns each,
+    solved by conjugate gradients on their normal equations (:data:`_CG_STEPS` products, O(h^2)
+    each). Their null space (a common mixing of two equal halves) is left alone.
+    """
+    upper = _gauge_fit(split[0, 1], split[0, 0], split[1, 1])
+    lower = _gauge_fit(split[1, 0], split[1, 1], split[0, 0])
+    out = np.zeros(upper.shape + (2, 2), dtype=np.complex128)
+    out[..., 0, 0] = out[..., 1, 1] = 1.0
+    out[..., 0, 1] = upper
+    out[..., 1, 0] = lower
+    return out
+
+
+def _gauge_fit(off: np.ndarray, left: np.ndarray, right: np.ndarray) -> np.ndarray:
+    """``e`` ``(K, h)`` minimizing ``||off + left diag(e) - diag(e) right||_F`` per problem (CG)."""
+    cross = left.conj() * right  # P[b, c]
+    diag = np.sum(_sq(left), axis=1) + np.sum(_sq(right), axis=2)  # column c of left, row c of right
+
+    def normal(e: np.ndarray) -> np.ndarray:
+        return diag * e - np.einsum("kbc,kb->kc", cross, e) - np.einsum("kcb,kb->kc", cross.conj(), e)
+
+    rhs = np.einsum("kbc,kbc->kc", right.conj(), off.swapaxes(1, 2)) - np.einsum("kbc,kbc->kc", left.conj(), off)
+    e = np.zeros_like(rhs)
+    res = rhs.copy()
+    direction = res.copy()
+    rr = np.sum(_sq(res), axis=1)
+    for _ in range(_CG_STEPS):
+        hd = normal(direction)
+        alpha = rr / np.maximum(np.sum((direction.conj() * hd).real, axis=1), 1e-300)
+        e += alpha[:, None] * direction
+        res -= alpha[:, None] * hd
+        new = np.sum(_sq(res), axis=1)
+        direction = res + (new / np.maximum(rr, 1e-300))[:, None] * direction
+        rr = new
+    return e
 
 
 def _condition(m: np.ndarray) -> np.ndarray:
@@ -130,6 +187,7 @@ def _links(blocks: np.ndarray, noise: float) -> tuple[np.ndarray, np.ndarray]:
     ref = np.max(fro2.reshape(count, -1), axis=1)[:, None, None]
     smin = det / np.sqrt(np.maximum(fro2, 1e-300))  # within sqrt(2) of the smallest singular value
     floor = np.maximum(_ROUNDING * np.sqrt(fro2), np.maximum(_ROUNDING * np.sqrt(ref), _NOISE_MARGIN * noise))
+    floor = np.maximum(floor, _gap_floor(smin, ref))
     valid = smin > floor
     unit = mats / np.sqrt(np.maximum(fro2, 1e-300))[..., None, None]
     back = np.swapaxes(unit, 1, 2)  # A_pb / ||A_pb||
@@ -146,6 +204,35 @@ def _links(blocks: np.ndarray, noise: float) -> tuple[np.ndarray, np.ndarray]:
         length = np.log(_condition(links) / 2) + 0.5 * np.log(np.maximum(ref, safe) / safe) + _HOP
     length[~valid] = np.inf
     return links, length
+
+
+def _gap_floor(smin: np.ndarray, ref: np.ndarray) -> np.ndarray:
+    """Per problem ``(K, 1, 1)``: the level below which blocks are noise, read off the blocks.
+
+    A structured matrix plus noise has two populations of blocks: the structured ones, and
+    those the structure leaves empty, which hold only the noise (most blocks of a short
+    filter's circulant). On a log scale (half-decade bins of ``s_min / s_ref``) they are
+    separated by an empty stretch; when the widest empty stretch spans at least
+    :data:`_GAP_DECADES`, everything under it is noise and no link. A dense structured matrix
+    has no such gap and nothing is cut.
+    """
+    count = smin.shape[0]
+    with np.errstate(divide="ignore"):
+        level = np.log10(np.maximum(smin, 1e-300) / np.sqrt(np.maximum(ref, 1e-300))).reshape(count, -1)
+    low = np.log10(_ROUNDING)
+    bins = int(np.ceil(-low / _BIN)) + 2
+    idx = np.clip(((level - low) / _BIN).astype(np.int64), -1, bins - 1)
+    occupied = np.zeros((count, bins + 1), dtype=bool)
+    occupied[np.repeat(np.arange(count), idx.shape[1]), (idx + 1).reshape(-1)] = True
+    occupied = occupied[:, 1:]  # bin -1 (rounding level) dropped
+    position = np.arange(bins)
+    below = np.maximum.accumulate(np.where(occupied, position, -1), axis=1)
+    previous = np.concatenate([np.full((count, 1), -1), below[:, :-1]], axis=1)
+    gap = np.where(occupied & (previous >= 0), position - previous - 1, 0)
+    top = np.argmax(gap, axis=1)
+    wide = gap[np.arange(count), top] * _BIN >= _GAP_DECADES
+    edge = np.where(wide, 10.0 ** (low + top * _BIN), 0.0)
+    return edge[:, None, None] * np.sqrt(ref)
 
 
 def _tree(length: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
