@@ -98,10 +98,11 @@ def test_random_matrix_is_unavailable_with_a_reason():
         solve_two_butterfly(t)
 
 
-def test_singular_matrix_with_repeated_eigenvalues_is_unavailable():
-    # all-ones circulant: eigenvalues N, 0, 0, ...: singular, and the zero eigenvalue is repeated
-    with pytest.raises(RouteUnavailable, match="repeated eigenvalues|zero"):
-        solve_two_butterfly(np.ones((16, 16)))
+def test_singular_matrix_with_repeated_eigenvalues_is_exact():
+    # all-ones circulant: eigenvalues N, 0, 0, ...: singular, the zero eigenvalue repeated N - 1 times
+    ones = np.ones((16, 16))
+    steps, _ = solve_two_butterfly(ones)
+    assert _rel_error(steps, ones) <= 1e-14
 
 
 def test_zero_matrix_is_unavailable():
@@ -109,11 +110,13 @@ def test_zero_matrix_is_unavailable():
         solve_two_butterfly(np.zeros((8, 8)))
 
 
-def test_symmetric_circulant_has_repeated_eigenvalues():
+def test_symmetric_circulant_with_repeated_eigenvalues_is_exact():
     c = np.random.default_rng(1).standard_normal(16)
     c[1:] = (c[1:] + c[1:][::-1]) / 2  # palindromic filter: lambda_k = lambda_-k
-    with pytest.raises(RouteUnavailable, match="repeated eigenvalues"):
-        solve_two_butterfly(scipy.linalg.circulant(c))
+    t = scipy.linalg.circulant(c)
+    steps, extra = solve_two_butterfly(t)
+    assert _rel_error(steps, t) <= 1e-14
+    assert extra["two_butterfly_basis"] == "direct"
 
 
 def test_bad_shapes_are_unavailable():
