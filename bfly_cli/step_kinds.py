@@ -49,7 +49,6 @@ class StepKind:
     count: Callable[[np.ndarray], int]
     multiply: Callable[[Any, np.ndarray], np.ndarray]
     promote: Callable[[np.dtype, "np.dtype | None"], np.dtype]
-    summary: str
 
     @property
     def has_data(self) -> bool:
@@ -143,17 +142,14 @@ def _real_dtype(x_dtype: np.dtype, data_dtype: np.dtype | None) -> np.dtype:
     return np.real(np.empty(0, x_dtype)).dtype
 
 
+# Columns: name, structure letter, data shape for N, data are indices, parameter count,
+# reference multiply, dtype promotion. The order is the order kinds are listed in messages.
 KINDS: dict[str, StepKind] = {kind.name: kind for kind in (
-    StepKind("permutation", "P", _vector, True, _no_params, _gather, _keep,
-             "int64 (N,), a permutation of 0..N-1: x <- x[data]"),
-    StepKind("butterfly", "B", _butterfly_shape, False, _every_entry, _butterfly, _numpy_promotion,
-             "float or complex (L, N/2, 2, 2): stages of stride 1, 2, ..., N/2 in order"),
-    StepKind("diagonal", "D", _vector, False, _every_entry, _scale, _numpy_promotion,
-             "float or complex (N,): x <- data * x"),
-    StepKind("real", "R", _no_data, False, _no_params, _real_part, _real_dtype,
-             "no data: x <- Re(x)"),
-    StepKind("rank2", "Q", _rank2_shape, False, _rank2_params, _rank2, _numpy_promotion,
-             "float (L, N/2, 2, 2, 2, 2): a butterfly with a 2-slot state per position"),
+    StepKind("permutation", "P", _vector, True, _no_params, _gather, _keep),
+    StepKind("butterfly", "B", _butterfly_shape, False, _every_entry, _butterfly, _numpy_promotion),
+    StepKind("diagonal", "D", _vector, False, _every_entry, _scale, _numpy_promotion),
+    StepKind("real", "R", _no_data, False, _no_params, _real_part, _real_dtype),
+    StepKind("rank2", "Q", _rank2_shape, False, _rank2_params, _rank2, _numpy_promotion),
 )}
 
 STEP_KINDS: tuple[str, ...] = tuple(KINDS)
