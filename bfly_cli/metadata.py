@@ -73,8 +73,11 @@ KEYS: dict[str, MetaKey] = {key.name: key for key in (
     _key("auto_reason", str),
     _key("auto_tried", list),
     # closed-form routes
+    _key("bp_rows", str),
     _key("rank2_order", str),
+    _key("rank2_noise_floor", float),
     _key("two_butterfly_basis", str),
+    _key("two_butterfly_noise_floor", float),
     _key("eigen_residual", float),
     _key("basis_conditioning", float),
     _key("probe_rel_error", float),
