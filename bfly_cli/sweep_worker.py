@@ -1,6 +1,6 @@
 """Worker process of ``bfly sweep``: reads cell requests (JSON lines) on stdin, answers records.
 
-Started by :class:`bfly_cli.sweep._Worker` as ``python -m bfly_cli.sweep_worker``. The protocol
+Started by :class:`bfly_cli.sweep_pool.Worker` as ``python -m bfly_cli.sweep_worker``. The protocol
 channel is a private copy of stdout; the real file descriptor 1 is pointed at stderr (the sweep's
 log) so a solver that prints cannot corrupt the answers. Ctrl-C is ignored here: the parent
 decides, kills the workers and leaves the finished cells on disk.

@@ -33,7 +33,7 @@ from itertools import product
 
 import numpy as np
 
-from ...torch_butterfly import permutation_from_choices
+from ...layout import permutation_from_choices
 from ..numerics import sketched_tail_energy
 
 EXACT = 1e-12  # relative tail energy at or below this is rounding noise (~1e-16 a level): the order is right
