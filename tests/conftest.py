@@ -32,3 +32,20 @@ def random_butterfly(n: int, rng: np.random.Generator, complex_: bool = True) ->
     if complex_:
         tw = tw + 1j * rng.standard_normal((levels, n // 2, 2, 2))
     return butterfly_multiply(tw, np.eye(n)).T
+
+
+def gradient_restart(matrix: np.ndarray, model: str = "BP", seed: int = 0, **options):
+    """A :class:`~bfly_cli.solvers.gradient.restart.Restart` on ``matrix`` with an *untrained*
+    chain (random logits, as after zero Adam steps), for testing one route of the learner alone."""
+    import torch
+
+    from bfly_cli.solvers.gradient.options import GradientOptions
+    from bfly_cli.solvers.gradient.restart import Restart
+    from bfly_cli.torch_butterfly import ButterflyChain
+
+    target = torch.as_tensor(np.ascontiguousarray(matrix.T))
+    target = target.to(torch.complex128 if target.is_complex() else torch.float64)
+    chain = ButterflyChain(matrix.shape[0], model, complex=True, real_output=not target.is_complex(),
+                           dtype=torch.float32, generator=torch.Generator().manual_seed(seed))
+    opts = GradientOptions(model=model, seed=seed, **options)
+    return Restart(chain, target, opts, seed, lambda phase, step, loss: None)

@@ -157,7 +157,19 @@ def run_command(command: DocCommand, cwd: Path, tool_bin: Path) -> subprocess.Co
                           capture_output=True, text=True, timeout=COMMAND_TIMEOUT)
 
 
-@pytest.mark.parametrize("doc", doc_files(), ids=lambda p: str(p.relative_to(ROOT)))
+SLOW_DOCS = {"docs/cli.md", "docs/index.md"}  # each learns, sweeps and benches for ~20 s on two cores
+
+
+def _doc_params() -> list:
+    """One test per document; the long tours are marked ``slow`` (left out by ``-m "not slow"``)."""
+    out = []
+    for doc in doc_files():
+        name = str(doc.relative_to(ROOT))
+        out.append(pytest.param(doc, id=name, marks=[pytest.mark.slow] if name in SLOW_DOCS else []))
+    return out
+
+
+@pytest.mark.parametrize("doc", _doc_params())
 def test_doc_commands_run(doc: Path, tmp_path: Path, tool_bin: Path) -> None:
     commands = extract(doc.read_text(), str(doc.relative_to(ROOT)))
     if not commands:
@@ -176,6 +188,11 @@ def test_the_tour_is_covered() -> None:
     commands = extract((ROOT / "docs" / "index.md").read_text(), "docs/index.md")
     verbs = {c.command.split()[1] for c in commands if c.command.startswith("bfly ")}
     assert {"learn", "show"} <= verbs
+
+
+def test_slow_docs_exist() -> None:
+    """A renamed page must not silently move its commands into the quick loop (or out of it)."""
+    assert SLOW_DOCS <= {str(doc.relative_to(ROOT)) for doc in doc_files()}
 
 
 def test_readme_setup_blocks_are_skipped() -> None:
