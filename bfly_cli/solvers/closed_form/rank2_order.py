@@ -129,10 +129,10 @@ def _split(vec: np.ndarray, unit: int, state: dict, cut: float | None) -> tuple[
     """The classes of ``vec (B, k, 4)`` with their slot coordinates ``(B, size, 2)``, and the cut.
 
     Membership is decided on a fixed sample of positions (cheap) and certified on all of them
-    by the projection, which needs each class's 4x4 Gram matrices anyway: every member's energy
-    off its class's plane must stay below the cut between members and non-members (the noise
-    floor plus the margin). A failed certificate repeats the search on every position before
-    the node is declared inconsistent.
+    by the projection, which needs each class's 4x4 Gram matrices anyway: the class's energy
+    off its plane must stay below the cut between members and non-members (the geometric middle
+    of the gap between the noise floor and the structure). A failed certificate repeats the
+    search on every position before the node is declared inconsistent.
     """
     sample = _sample_positions(vec.shape[0], _SAMPLE)
     attempts = [sample, None] if sample.size < vec.shape[0] else [None]
@@ -147,7 +147,7 @@ def _split(vec: np.ndarray, unit: int, state: dict, cut: float | None) -> tuple[
         node_cut = levels.cut(cut)
         limit = _GAP * _FLOOR if node_cut is None else node_cut
         parts = [_project(vec[:, members]) for members in classes]
-        coplanar = all(float(np.max(res)) <= limit for _, res in parts)
+        coplanar = all(off <= limit for _, off in parts)
         if trial["consistent"] and coplanar or positions is None:
             state["consistent"] = trial["consistent"] and coplanar
             state["levels"] = trial["levels"].merged(levels)
@@ -157,21 +157,19 @@ def _split(vec: np.ndarray, unit: int, state: dict, cut: float | None) -> tuple[
     raise AssertionError("unreachable: the last attempt uses every position")
 
 
-def _project(vec: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def _project(vec: np.ndarray) -> tuple[np.ndarray, float]:
     """Coordinates ``(B, k, 2)`` of each position's 4-vectors in their dominant plane (the least
-    squares projection onto the structure), and each column's relative energy off it.
+    squares projection onto the structure), and the fraction of the columns' energy off it.
 
     The top two eigenvectors of the 4x4 Gram matrix capture every column of a true class up to
     the noise; a line-like position gets a second slot of noise, which later residuals treat
-    like any other noise.
+    like any other noise. The two discarded eigenvalues are the energy off the plane.
     """
     gram = vec.transpose(0, 2, 1) @ vec
-    _, vecs = np.linalg.eigh(gram)
-    coords = vec @ vecs[:, :, :1:-1]  # strongest direction first: slot 0
-    energy = np.einsum("bjp,bjp->j", vec, vec)
-    kept = np.einsum("bjs,bjs->j", coords, coords)
-    res = np.maximum(energy - kept, 0.0) / np.where(energy > 0, energy, 1.0)
-    return coords, res
+    vals, vecs = np.linalg.eigh(gram)
+    total = float(np.sum(vals))
+    off = float(np.sum(np.maximum(vals[:, :2], 0.0))) / total if total > 0 else 0.0
+    return vec @ vecs[:, :, :1:-1], off  # strongest direction first: slot 0
 
 
 def _decide(res: np.ndarray, cut: float | None, rows: np.ndarray, cols: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -184,7 +182,7 @@ def _decide(res: np.ndarray, cut: float | None, rows: np.ndarray, cols: np.ndarr
     ``res[rows, cols]`` are each plane's own columns: in it by construction, they are given the
     row's smallest other residual, so they join the lowest cluster without opening a gap.
     """
-    res = np.where(np.isfinite(res), np.maximum(res, _FLOOR), 1.0)
+    res = np.clip(res, _FLOOR, 1.0)  # relative residuals are <= 1; inf (undefined) becomes 1
     res[rows, cols] = np.inf
     low = np.min(res, axis=1)
     res[rows, cols] = np.where(np.isfinite(low), low, _FLOOR)[rows]
