@@ -29,8 +29,9 @@ noise 1e-9, 650x the noise. So the rank decision is made against the matrix's ow
 the top split's blocks of size p x q keep, beyond their best rank-2 part, a fraction
 ``1 - 2 (p + q - 2) / (p q)`` of white noise, which gives ``eps`` (:func:`noise_floor`), and a
 block's second direction is dropped when ``s2 <= _MARGIN eps s1`` (white noise gives about
-``0.35 eps s1`` at N = 1024) or below float64 rounding. Everything else is the least squares
-projection onto the structure, split by split.
+``0.35 eps s1`` at N = 1024) or below float64 rounding. A matrix whose "noise" exceeds 1e-2 is
+not near the structure at all (a best-effort fit of a random matrix): its ranks are not cut.
+Everything else is the least squares projection onto the structure, split by split.
 """
 
 from __future__ import annotations
@@ -43,6 +44,7 @@ _RANK = 2
 _SEED = 20240601  # fixed sketch: the same input always gives the same bytes
 _ROUND = 1e-13  # singular values below this fraction of a block's largest are float64 rounding
 _MARGIN = 3.0  # a second singular value within this factor of the noise floor is noise
+_NEAR = 1e-2  # a noise floor above this is no longer noise around a structure (best-effort fits)
 
 
 @dataclass(frozen=True)
@@ -109,7 +111,8 @@ def _fit_split(blocks: np.ndarray, box: dict[str, float]) -> tuple[np.ndarray, n
     basis, core = _range(blocks.reshape(-1, *blocks.shape[-2:]))
     if "noise" not in box:
         box["noise"] = noise_floor(blocks.reshape(-1, *blocks.shape[-2:]), basis, core)
-    return _balanced(basis, core, max(_ROUND, _MARGIN * box["noise"]), blocks.shape)
+    noise = box["noise"] if box["noise"] <= _NEAR else 0.0  # far from the structure: no noise to drop
+    return _balanced(basis, core, max(_ROUND, _MARGIN * noise), blocks.shape)
 
 
 def noise_floor(mats: np.ndarray, basis: np.ndarray, core: np.ndarray) -> float:
@@ -153,7 +156,8 @@ def _range(mats: np.ndarray, power: int = 1) -> tuple[np.ndarray, np.ndarray]:
     return basis, basis.transpose(0, 2, 1) @ mats  # core: (B, 2, q)
 
 
-def _balanced(basis: np.ndarray, core: np.ndarray, drop: float, shape: tuple[int, ...]) -> tuple[np.ndarray, np.ndarray]:
+def _balanced(basis: np.ndarray, core: np.ndarray, drop: float,
+              shape: tuple[int, ...]) -> tuple[np.ndarray, np.ndarray]:
     """Both factors with sqrt of the singular values; second directions below ``drop`` removed.
 
     A rank-1 block's second direction is its noise (or rounding); left in, it would add a

@@ -125,7 +125,8 @@ def _descend(slots: np.ndarray, cols: np.ndarray, state: dict, cut: float | None
     return order
 
 
-def _split(vec: np.ndarray, unit: int, state: dict, cut: float | None) -> tuple[list[tuple[np.ndarray, np.ndarray]], float | None]:
+def _split(vec: np.ndarray, unit: int, state: dict,
+           cut: float | None) -> tuple[list[tuple[np.ndarray, np.ndarray]], float | None]:
     """The classes of ``vec (B, k, 4)`` with their slot coordinates ``(B, size, 2)``, and the cut.
 
     Membership is decided on a fixed sample of positions (cheap) and certified on all of them
@@ -172,7 +173,8 @@ def _project(vec: np.ndarray) -> tuple[np.ndarray, float]:
     return vec @ vecs[:, :, :1:-1], off  # strongest direction first: slot 0
 
 
-def _decide(res: np.ndarray, cut: float | None, rows: np.ndarray, cols: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _decide(res: np.ndarray, cut: float | None, rows: np.ndarray,
+            cols: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Members ``(C, k)`` of each row of relative residuals, and the rows' member/non-member levels.
 
     A row's members are the residuals below its largest gap on a log scale when that gap is at
