@@ -175,8 +175,9 @@ def _links(blocks: np.ndarray, noise: float) -> tuple[np.ndarray, np.ndarray]:
     link is the better conditioned of ``U + V`` and ``U + iV``, ``U = A_bp / ||A_bp||`` and
     ``V = A_pb^-1 / ||A_pb^-1||``: both have the form ``G_b diag(.) G_p^-1``, and where ``A`` favours
     one half, ``A_pb^-1`` favours the other, so the sum is balanced (a near-rank-one ``A_bp`` alone
-    would carry one column only). A hop costs ``log cond(L_bp) + log(s_ref / s_min(A_bp))``
-    (``s_ref`` the largest block) plus :data:`_HOP`. A block whose smallest singular value is at
+    would carry one column only). A hop costs ``log cond(L_bp) + log(s_ref / s)`` (``s_ref`` the
+    largest block, ``s`` the geometric-mean singular value of the weaker of ``A_bp`` and ``A_pb``: the
+    noise that the link amplifies) plus :data:`_HOP`. A block whose smallest singular value is at
     rounding level, or within :data:`_NOISE_MARGIN` of ``noise`` (the expected noise in one
     block), is no link (infinite length): a rank-one block carries only half a frame.
     """
@@ -200,8 +201,8 @@ def _links(blocks: np.ndarray, noise: float) -> tuple[np.ndarray, np.ndarray]:
     better = _condition(other) < _condition(links)
     links[better] = other[better]
     with np.errstate(divide="ignore"):
-        safe = np.maximum(det, 1e-300)
-        length = np.log(_condition(links) / 2) + 0.5 * np.log(np.maximum(ref, safe) / safe) + _HOP
+        weakest = np.maximum(np.minimum(det, np.where(np.swapaxes(valid, 1, 2), np.swapaxes(det, 1, 2), det)), 1e-300)
+        length = np.log(_condition(links) / 2) + 0.5 * np.log(np.maximum(ref, weakest) / weakest) + _HOP
     length[~valid] = np.inf
     return links, length
 
