@@ -97,9 +97,9 @@ def _split_level(blocks: np.ndarray, noise: float = 0.0) -> tuple[np.ndarray, np
     is left.
     """
     count, h = blocks.shape[2:4]
-    links, length = _links(blocks, noise / np.sqrt(count * h * h))
+    weight, length = _links(blocks, noise / np.sqrt(count * h * h))
     order, parent, root = _tree(length)
-    transport = _carry(links, order, parent)
+    transport = _carry(blocks, weight, order, parent)
     tilde = _similarity(blocks, _inv2(transport), transport)
     frames = _column_gauge(transport @ _reference_frames(tilde, root, order))
     split = _similarity(blocks, _inv2(frames), frames)
@@ -168,7 +168,7 @@ def _condition(m: np.ndarray) -> np.ndarray:
 
 
 def _links(blocks: np.ndarray, noise: float) -> tuple[np.ndarray, np.ndarray]:
-    """Transport matrices ``L_bp`` ``(K, h, h, 2, 2)`` and hop lengths ``(K, h, h)``.
+    """Weights ``z`` of the transport links ``L_bp = U + z V`` ``(K, h, h)`` and hop lengths.
 
     Carrying a frame through ``A_bp = G_b diag(x, y) G_p^-1`` multiplies its conditioning by up
     to ``|x / y|``, and adds the block's noise relative to its smallest singular value. So the
@@ -182,29 +182,49 @@ def _links(blocks: np.ndarray, noise: float) -> tuple[np.ndarray, np.ndarray]:
     block), is no link (infinite length): a rank-one block carries only half a frame.
     """
     count = blocks.shape[2]
-    mats = blocks.transpose(2, 3, 4, 0, 1)  # (K, b, p, 2, 2)
-    det = np.abs(mats[..., 0, 0] * mats[..., 1, 1] - mats[..., 0, 1] * mats[..., 1, 0])
-    fro2 = np.sum(_sq(mats), axis=(-2, -1))
+    a, b, c, d = blocks[0, 0], blocks[0, 1], blocks[1, 0], blocks[1, 1]  # planes (K, b, p)
+    det_c = a * d - b * c
+    det = np.abs(det_c)
+    fro2 = _sq(a) + _sq(b) + _sq(c) + _sq(d)
     ref = np.max(fro2.reshape(count, -1), axis=1)[:, None, None]
     smin = det / np.sqrt(np.maximum(fro2, 1e-300))  # within sqrt(2) of the smallest singular value
     floor = np.maximum(_ROUNDING * np.sqrt(fro2), np.maximum(_ROUNDING * np.sqrt(ref), _NOISE_MARGIN * noise))
-    floor = np.maximum(floor, _gap_floor(smin, ref))
-    valid = smin > floor
-    unit = mats / np.sqrt(np.maximum(fro2, 1e-300))[..., None, None]
-    back = np.swapaxes(unit, 1, 2)  # A_pb / ||A_pb||
-    adj = np.stack([np.stack([back[..., 1, 1], -back[..., 0, 1]], -1), np.stack([-back[..., 1, 0], back[..., 0, 0]], -1)], -2)
-    bdet = back[..., 0, 0] * back[..., 1, 1] - back[..., 0, 1] * back[..., 1, 0]
-    phase = np.conj(bdet) / np.maximum(np.abs(bdet), 1e-300)
-    inverse = np.where(np.swapaxes(valid, 1, 2)[..., None, None], adj * phase[..., None, None], 0)
-    links = unit + inverse
-    other = unit + 1j * inverse
-    better = _condition(other) < _condition(links)
-    links[better] = other[better]
+    valid = smin > np.maximum(floor, _gap_floor(smin, ref))
+    back_valid = np.swapaxes(valid, 1, 2)
+    # U = A_bp / |A_bp|, V = adj(A_pb) conj(det_pb) / (|det_pb| |A_pb|): only the invariants of
+    # U + zV are formed here (its determinant and norm, for z = 1 and i); the links themselves
+    # are built for the tree edges only (_link).
+    fro = np.sqrt(np.maximum(fro2, 1e-300))
+    scale = np.where(back_valid, np.conj(_t(det_c)) / np.maximum(_t(det) * _t(fro), 1e-300), 0)  # V = scale adj(A_pb)
+    det_u = det_c / fro2.clip(1e-300)
+    det_v = np.where(back_valid, np.conj(_t(det_c)) / _t(fro2).clip(1e-300), 0)
+    cross = scale * (a * _t(a) + d * _t(d) + b * _t(c) + c * _t(b)) / fro
+    inner = np.conj(scale) * (a * np.conj(_t(d)) - b * np.conj(_t(b)) - c * np.conj(_t(c)) + d * np.conj(_t(a))) / fro
+    norm_v = back_valid.astype(float)
+    cond = [(1 + norm_v + 2 * (np.conj(z) * inner).real) / np.maximum(np.abs(det_u + z * cross + z * z * det_v), 1e-300)
+            for z in (1.0, 1j)]
+    turn = cond[1] < cond[0]
     with np.errstate(divide="ignore"):
-        weakest = np.maximum(np.minimum(det, np.where(np.swapaxes(valid, 1, 2), np.swapaxes(det, 1, 2), det)), 1e-300)
-        length = np.log(_condition(links) / 2) + 0.5 * np.log(np.maximum(ref, weakest) / weakest) + _HOP
+        weakest = np.maximum(np.minimum(det, np.where(back_valid, _t(det), det)), 1e-300)
+        length = np.log(np.minimum(cond[0], cond[1]) / 2) + 0.5 * np.log(np.maximum(ref, weakest) / weakest) + _HOP
     length[~valid] = np.inf
-    return links, length
+    return np.where(back_valid, np.where(turn, 1j, 1.0), 0.0), length
+
+
+def _t(x: np.ndarray) -> np.ndarray:
+    """The (K, p, b) plane of a (K, b, p) plane: the block of the transposed position."""
+    return np.swapaxes(x, 1, 2)
+
+
+def _link(blocks: np.ndarray, rows: np.ndarray, b: np.ndarray, p: np.ndarray, weight: np.ndarray) -> np.ndarray:
+    """The links ``U + z V`` ``(M, 2, 2)`` of the edges ``(rows, b, p)`` (see :func:`_links`)."""
+    fwd = np.moveaxis(blocks[:, :, rows, b, p], (0, 1), (1, 2))
+    bwd = np.moveaxis(blocks[:, :, rows, p, b], (0, 1), (1, 2))
+    unit = _unit_scale(fwd)
+    z = weight[rows, b, p][:, None, None]
+    with np.errstate(all="ignore"):
+        inverse = np.where(z != 0, _unit_scale(_inv2(bwd)), 0)
+    return unit + z * inverse
 
 
 def _gap_floor(smin: np.ndarray, ref: np.ndarray) -> np.ndarray:
@@ -265,7 +285,7 @@ def _tree(length: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return order, parent, root
 
 
-def _carry(links: np.ndarray, order: np.ndarray, parent: np.ndarray) -> np.ndarray:
+def _carry(blocks: np.ndarray, weight: np.ndarray, order: np.ndarray, parent: np.ndarray) -> np.ndarray:
     """Frames ``(K, h, 2, 2)``: a root keeps the identity, every other pair gets ``L_bp T_p``
     (unit Frobenius norm) from its parent, in visiting order."""
     count, h = order.shape
@@ -275,7 +295,7 @@ def _carry(links: np.ndarray, order: np.ndarray, parent: np.ndarray) -> np.ndarr
     for step in range(1, h):
         b = order[:, step]
         p = parent[rows, b]
-        carried = links[rows, b, p] @ frames[rows, p]
+        carried = _link(blocks, rows, b, p, weight) @ frames[rows, p]
         frames[rows, b] = np.where((p != b)[:, None, None], _unit_scale(carried), frames[rows, b])
     return frames
 
