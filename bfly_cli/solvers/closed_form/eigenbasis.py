@@ -39,12 +39,12 @@ _TIE = 1e-9  # relative difference below which two eigenvector entries count as 
 _ROUNDING = 64 * np.finfo(np.float64).eps  # relative size of what rounding alone leaves behind
 _GAP = 1e-4  # second/first singular value (energy) of the traceless fit below which K is real
 _MAX_COMPONENTS = 64  # components aligned through their joining blocks; the rest keep their own frame
-_HOP = 1e-3
-_CG_STEPS = 8
+_HOP = 1e-3  # path length of one transport hop besides its log conditioning
+_CG_STEPS = 8  # conjugate-gradient products of the least-squares frame correction
 _BIN = 0.5  # decades per bin of the block-strength histogram
-_GAP_DECADES = 2.0  # empty stretch of block strengths that separates noise from structure  # conjugate-gradient products of the least-squares frame correction
+_GAP_DECADES = 2.0  # empty stretch of block strengths that separates noise from structure
 _WELL_CONDITIONED = 20.0  # ||T||_F^2 / |det T| of the carried frames above which a second fit runs
-_NOISE_MARGIN = 10.0  # a block whose smallest singular value is within this factor of the noise is no link  # path length of one transport hop besides its log conditioning
+_NOISE_MARGIN = 10.0  # a block whose smallest singular value is within this factor of the noise is no link
 
 
 def butterfly_eigenbasis(a: np.ndarray, stop_above: float = np.inf) -> tuple[np.ndarray, np.ndarray, float]:
