@@ -94,6 +94,7 @@ def test_unknown_option_is_named():
         learn(transforms.build("dft", 4), solver="gradient", solver_options={"bogus": 1})
 
 
+@pytest.mark.slow
 def test_rank2_model_fits_a_real_rank2_target_from_random_init():
     matrix = transforms.build("dct", 8)  # no real butterfly order: rank 2 is needed
     options = {"model": "BPP", "restarts": 2, "seed": 0, "steps": 50, "real_model": "rank2"}
