@@ -28,8 +28,9 @@ _SINGLE = (np.dtype(np.float32), np.dtype(np.complex64))
 def split_level_blocks(ordered: np.ndarray, level: int) -> np.ndarray:
     """The ``N`` blocks of split ``level`` of ``ordered``: shape ``(N, N >> level, 2**level)``.
 
-    Block ``(a, b)`` holds the rows whose low ``level`` bits are ``a`` and the columns of the
-    ``b``-th aligned chunk of ``2**level`` positions (the two-factor split of a butterfly).
+    Block ``chunk * 2**level + low`` holds the rows whose low ``level`` bits are ``low`` and the
+    columns of the ``chunk``-th aligned run of ``2**level`` positions (the two-factor split of a
+    butterfly at that level), rows and columns in their original order.
     """
     n = ordered.shape[0]
     hi, lo = n >> level, 1 << level
