@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from ...factors import Step, bit_reversal
+from ...factors import Step
+from ...layout import bit_reversal
 from .bpbp_split import fit_mirror
 from .flip_search import round_and_search
 from .refine import refine_steps

@@ -12,7 +12,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from ...factors import Step, log2_exact
+from ...factors import Step
+from ...layout import log2_exact
 from . import rank2_als
 from .refine import GN_STRUCTURED, refine_steps
 from .restart import Fit, Restart, best_of_starts

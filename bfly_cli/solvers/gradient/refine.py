@@ -17,6 +17,7 @@ import numpy as np
 
 from ...devices import check_device
 from ...factors import Step
+from ...layout import pair_positions
 
 
 def relative_sq_error(out_t, target_t, target_norm2) -> Any:
@@ -306,14 +307,12 @@ def _balance(step: Step) -> Step:
     """
     if step.kind != "butterfly":
         return step
-    from ...torch_butterfly import _pair_first
-
     tw = step.data.copy()
     levels, half = tw.shape[:2]
     n = 2 * half
     for _ in range(2):
         for l in range(levels - 1):
-            s, first, nxt = 1 << l, _pair_first(n, l), _pair_first(n, l + 1)
+            s, first, nxt = 1 << l, pair_positions(n, l), pair_positions(n, l + 1)
             rows, cols = np.empty(n), np.empty(n)
             rows[first], rows[first + s] = np.linalg.norm(tw[l, :, 0, :], axis=-1), np.linalg.norm(tw[l, :, 1, :], axis=-1)
             cols[nxt], cols[nxt + 2 * s] = np.linalg.norm(tw[l + 1, :, :, 0], axis=-1), np.linalg.norm(tw[l + 1, :, :, 1], axis=-1)
