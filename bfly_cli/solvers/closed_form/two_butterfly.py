@@ -13,7 +13,9 @@ permutation, with ``W`` a butterfly.
    ``A = T T^H + alpha T f(T)^H`` with ``f(x) = x^2 - mean`` shares ``W`` (the second term splits
    the pairs ``|lam_k| = |lam_-k|`` that ``T T^H`` alone leaves degenerate). ``row-shuffled``
    (``T = Q C``): ``T^T = C^T Q^T`` is column-shuffled, and the factorization of ``T^T`` is
-   transposed back (:mod:`.two_butterfly_transpose`).
+   transposed back (:mod:`.two_butterfly_transpose`). ``scaled`` (``T = D1 C D2``, or more
+   generally ``T = W1 diag(lam) W2^-1``): a row basis and a column basis read off ``T`` together
+   (:mod:`.two_sided`), blind to the scalings, which fold into the outer butterflies.
 3. **The rest.** ``K = W^-1 T``. ``W^-1 = R B' R`` (:mod:`.butterfly_inverse`), so for ``direct``
    ``R K = (R lam R) B' R``: the eigenvalues are projected by least squares (``lam_k`` the
    diagonal of ``W^-1 T W``, which the basis read-off ends with: exact for the structure, the
@@ -43,6 +45,7 @@ from .butterfly_inverse import apply_inverse, bit_reversal, inverse_twiddles
 from .eigenbasis import butterfly_eigenbasis
 from .hierarchical import factor_butterfly
 from .two_butterfly_transpose import transpose_steps
+from .two_sided import two_sided_basis
 
 GRACEFUL = 1e-2  # probe error above which a candidate is not worth returning (structure/noise gap < 100)
 SINGULAR_BLOCK = 1e-13  # |det| / |block|^2 below which W is not invertible
@@ -90,6 +93,21 @@ def _direct(t: np.ndarray) -> tuple[list[Step], dict[str, Any]]:
     return steps, _info(t, steps, residual, conditioning)
 
 
+def _scaled(t: np.ndarray) -> tuple[list[Step], dict[str, Any]]:
+    """``T = W1 diag(lam) W2^-1`` (row and column scalings of the above, or any two butterflies
+    meeting at a bit reversal): both bases read off ``T`` by :func:`two_sided_basis`."""
+    twiddle_1, twiddle_2, lam, residual = two_sided_basis(t, stop_above=_STOP)
+    if residual > _STOP:
+        raise RouteUnavailable(f"no two-sided butterfly basis (2x2 splits leave {residual:.1e} off-diagonal)")
+    twiddle_inv, conditioning = inverse_twiddles(twiddle_2)
+    if conditioning < SINGULAR_BLOCK:
+        raise RouteUnavailable(f"the column basis is singular (2x2 block conditioning {conditioning:.1e})")
+    rev = bit_reversal(t.shape[0])
+    steps = [Step("permutation", rev), Step("butterfly", _scale_outputs(twiddle_inv, lam[rev])), Step("permutation", rev),
+             Step("butterfly", twiddle_1)]
+    return steps, _info(t, steps, residual, conditioning)
+
+
 def _column_shuffled(t: np.ndarray) -> tuple[list[Step], dict[str, Any]]:
     """``T = C Q``: ``W`` read off ``T T^H + alpha T f(T)^H``, then ``R W^-1 T`` factored as ``B2 P``."""
     twiddle_w, _, residual, twiddle_inv, conditioning = _basis(_shuffle_blind(t))
@@ -110,6 +128,7 @@ def _row_shuffled(t: np.ndarray) -> tuple[list[Step], dict[str, Any]]:
 
 _CANDIDATES: tuple[tuple[str, Callable[[np.ndarray], tuple[list[Step], dict[str, Any]]]], ...] = (
     ("direct", _direct),
+    ("scaled", _scaled),
     ("column-shuffled", _column_shuffled),
     ("row-shuffled", _row_shuffled),
 )

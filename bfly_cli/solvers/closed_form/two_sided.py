@@ -1,0 +1,168 @@
+"""Two-sided basis read-off: ``T = W1 diag(lam) W2^-1`` with two butterflies ``W1``, ``W2``.
+
+Row and column scalings break the similarity that :mod:`.eigenbasis` reads: ``D1 C D2`` with
+``C = W diag(lam) W^-1`` is ``(D1 W) diag(lam) (D2^-1 W)^-1``, and ``D1 W``, ``D2^-1 W`` are still
+butterflies (a diagonal folds into the outer stage), but they differ. So every 2x2 block is
+``T_bp = L_b diag(x, y) R_p^-1`` with a *row* frame ``L_b`` and a *column* frame ``R_p`` per pair.
+No scaling is estimated: the read-off is blind to them.
+
+The transport of :mod:`.eigenbasis` becomes bipartite: a block carries a column frame to a row
+frame (``L_b ~ T_bp R_p``) and back (``R_p ~ T_bp^-1 L_b``). Dijkstra over the ``2h`` row and column
+nodes (hop length ``log cond(T_bp)`` plus the block's weakness against the largest block) gives a
+tree; in its gauge every block is ``X diag(x, y) X^-1`` for one unknown ``X`` per component (tree
+blocks are the identity there, so the same ``X`` multiplies ``L`` and ``R``), read off the
+traceless parts of all blocks by one rank-one fit. Halves ``x``, ``y`` recurse. Components are
+not aligned to each other here (each keeps its own canonical ``X``).
+
+This is also the general two-butterfly class ``B2 R B1 R`` (``= W1 W2^-1`` with ``W2^-1 = R B1 R``).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .. import RouteUnavailable
+from .eigenbasis import (_GAP, _HOP, _NOISE_MARGIN, _ROUNDING, _WELL_CONDITIONED, _canonical_order, _column_gauge,
+                         _condition, _gap_floor, _inv2, _pair_blocks, _similarity, _sq, _unit_scale)
+
+
+def two_sided_basis(t: np.ndarray, stop_above: float = np.inf) -> tuple[np.ndarray, np.ndarray, np.ndarray, float]:
+    """Twiddles of ``W1`` and ``W2``, ``lam`` (``T = W1 diag(lam) W2^-1``) and the residual
+    (largest off-diagonal mass of a level relative to ``||T||_F``; see
+    :func:`~.eigenbasis.butterfly_eigenbasis`)."""
+    n = t.shape[0]
+    levels = n.bit_length() - 1
+    mats = np.asarray(t, dtype=np.complex128)[None]
+    total = float(np.linalg.norm(mats))
+    if total == 0.0:
+        raise RouteUnavailable("the matrix is zero")
+    left = np.empty((levels, n // 2, 2, 2), dtype=np.complex128)
+    right = np.empty_like(left)
+    residual = 0.0
+    for lev in range(levels - 1, -1, -1):
+        with np.errstate(all="ignore"):
+            try:
+                lf, rf, halves, off = _split_level(_pair_blocks(mats), residual * total)
+            except np.linalg.LinAlgError:
+                off = np.inf
+        if not np.isfinite(off) or max(residual, off / total) > stop_above:
+            return left, right, np.full(n, np.nan, dtype=np.complex128), max(residual, off / total)
+        left[lev], right[lev] = lf.reshape(n // 2, 2, 2), rf.reshape(n // 2, 2, 2)
+        residual = max(residual, off / total)
+        mats = halves
+    return left, right, mats.reshape(n), residual
+
+
+def _split_level(blocks: np.ndarray, noise: float) -> tuple[np.ndarray, np.ndarray, np.ndarray, float]:
+    """Row frames, column frames ``(K, h, 2, 2)``, halves ``(2K, h, h)`` and off-diagonal mass."""
+    count, h = blocks.shape[2:4]
+    length = _lengths(blocks, noise / np.sqrt(count * h * h))
+    order, parent, root = _bipartite_tree(length)
+    lt, rt = _carry(blocks, order, parent)
+    tilde = _similarity(blocks, _inv2(lt), rt)
+    x = _reference(tilde, root)
+    lf, rf = _column_gauge(lt @ x[:, :h]), _column_gauge(rt @ x[:, h:])
+    split = _similarity(blocks, _inv2(lf), rf)
+    if max(np.max(_condition(lt)), np.max(_condition(rt))) > _WELL_CONDITIONED:
+        y = _reference(split, root)
+        l2, r2 = _column_gauge(lf @ y[:, :h]), _column_gauge(rf @ y[:, h:])
+        split = _similarity(split, _inv2(_inv2(lf) @ l2), _inv2(rf) @ r2)
+        lf, rf = l2, r2
+    off = float(np.sqrt(_sq(split[0, 1]).sum() + _sq(split[1, 0]).sum()))
+    halves = np.stack([split[0, 0], split[1, 1]], axis=1).reshape(2 * count, h, h)
+    return lf, rf, halves, off
+
+
+def _lengths(blocks: np.ndarray, noise: float) -> np.ndarray:
+    """Hop length ``(K, b, p)`` of the edge row b -- column p: ``log cond(T_bp)`` plus its weakness
+    ``log(s_ref / s)`` plus :data:`_HOP`; infinite at rounding or noise level (as in :mod:`.eigenbasis`)."""
+    count = blocks.shape[2]
+    a, b, c, d = blocks[0, 0], blocks[0, 1], blocks[1, 0], blocks[1, 1]
+    det = np.abs(a * d - b * c)
+    fro2 = _sq(a) + _sq(b) + _sq(c) + _sq(d)
+    ref = np.max(fro2.reshape(count, -1), axis=1)[:, None, None]
+    smin = det / np.sqrt(np.maximum(fro2, 1e-300))
+    floor = np.maximum(_ROUNDING * np.sqrt(fro2), np.maximum(_ROUNDING * np.sqrt(ref), _NOISE_MARGIN * noise))
+    valid = smin > np.maximum(floor, _gap_floor(smin, ref))
+    safe = np.maximum(det, 1e-300)
+    length = np.log(np.maximum(fro2, safe) / (2 * safe)) + 0.5 * np.log(np.maximum(ref, safe) / safe) + _HOP
+    length[~valid] = np.inf
+    return length
+
+
+def _bipartite_tree(length: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Dijkstra over rows ``0..h-1`` and columns ``h..2h-1`` (batched over K): order, parents, roots."""
+    count, h = length.shape[:2]
+    rows = np.arange(count)
+    order = np.zeros((count, 2 * h), dtype=np.int64)
+    parent = np.zeros((count, 2 * h), dtype=np.int64)
+    root = np.zeros((count, 2 * h), dtype=np.int64)
+    done = np.zeros((count, 2 * h), dtype=bool)
+    done[:, 0] = True
+    dist = np.full((count, 2 * h), np.inf)
+    dist[:, 0] = 0.0
+    dist[:, h:] = length[:, 0, :]
+    source = np.zeros((count, 2 * h), dtype=np.int64)
+    for step in range(1, 2 * h):
+        x = np.where(done, np.inf, dist).argmin(axis=1)
+        linked = np.isfinite(dist[rows, x])
+        p = source[rows, x]
+        parent[rows, x] = np.where(linked, p, x)
+        root[rows, x] = np.where(linked, root[rows, p], x)
+        dist[rows, x] = np.where(linked, dist[rows, x], 0.0)
+        order[:, step] = x
+        done[rows, x] = True
+        is_row = x < h
+        hop = np.where(is_row[:, None], length[rows, np.minimum(x, h - 1), :], length[rows, :, np.maximum(x - h, 0)])
+        through = dist[rows, x][:, None] + hop
+        side = slice(h, 2 * h), slice(0, h)
+        for flag, part, offset in ((is_row, side[0], h), (~is_row, side[1], 0)):
+            better = flag[:, None] & (through < dist[:, part]) & ~done[:, part]
+            dist[:, part] = np.where(better, through, dist[:, part])
+            source[:, part] = np.where(better, x[:, None], source[:, part])
+    return order, parent, root
+
+
+def _carry(blocks: np.ndarray, order: np.ndarray, parent: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Row frames ``L`` and column frames ``R`` carried along the tree from identity roots."""
+    count, nodes = order.shape
+    h = nodes // 2
+    frames = np.zeros((count, nodes, 2, 2), dtype=np.complex128)
+    frames[:, :] = np.eye(2)
+    rows = np.arange(count)
+    for step in range(1, nodes):
+        x = order[:, step]
+        p = parent[rows, x]
+        is_row = x < h
+        b = np.where(is_row, x, p)
+        q = np.where(is_row, p - h, x - h)
+        block = np.moveaxis(blocks[:, :, rows, np.clip(b, 0, h - 1), np.clip(q, 0, h - 1)], (0, 1), (1, 2))
+        link = np.where(is_row[:, None, None], block, _inv2(block))
+        carried = _unit_scale(link @ frames[rows, p])
+        frames[rows, x] = np.where((p != x)[:, None, None], carried, frames[rows, x])
+    return frames[:, :h], frames[:, h:]
+
+
+def _reference(tilde: np.ndarray, root: np.ndarray) -> np.ndarray:
+    """``X`` ``(K, 2h, 2, 2)`` for every node: eigenvectors of the common traceless part of its
+    component's blocks (identity where that part is at noise or rounding level)."""
+    count, nodes = root.shape
+    h = nodes // 2
+    rows_root, cols_root = root[:, :h], root[:, h:]
+    same = rows_root[:, :, None] == cols_root[:, None, :]
+    vec = np.stack([tilde[0, 0] - tilde[1, 1], tilde[0, 1], tilde[1, 0]], axis=-1) * same[..., None]
+    energy_rows = sum(_sq(tilde[i, j]) for i in range(2) for j in range(2)) * same
+    ks = np.arange(count)[:, None]
+    gram = np.zeros((count, nodes, 3, 3), dtype=np.complex128)
+    np.add.at(gram, (ks, rows_root), np.swapaxes(vec, -1, -2) @ vec.conj())
+    energy = np.zeros((count, nodes))
+    np.add.at(energy, (ks, rows_root), energy_rows.sum(axis=-1))
+    vals, vecs = np.linalg.eigh(gram)
+    top = vecs[..., :, 2]
+    k = np.stack([np.stack([top[..., 0] / 2, top[..., 1]], -1), np.stack([top[..., 2], -top[..., 0] / 2], -1)], -2)
+    determined = (vals[..., 2] > (_ROUNDING**2) * energy) & (vals[..., 1] < _GAP * vals[..., 2])
+    frames = np.broadcast_to(np.eye(2, dtype=np.complex128), (count, nodes, 2, 2)).copy()
+    if np.any(determined):
+        _, eigvec = np.linalg.eig(k[determined])
+        frames[determined] = _canonical_order(_column_gauge(eigvec))
+    return frames[ks, root]
