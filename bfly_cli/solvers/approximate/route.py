@@ -9,8 +9,9 @@ Design (budget ``K`` = number of butterfly blocks, 1..8):
    with each half factored in the norm of the target and the other half re-fitted to it, so the
    squared errors of the L - 1 splits add: within ``sqrt(L - 1)`` of the best butterfly
    approximation). The sweep measured 0.5-2.5 % better on legendre and randn (N = 8..1024); the
-   plain fit is kept because nothing guarantees that order on every matrix. Both give the exact answer for an exact butterfly. The metadata records which
-   one started (``init``) and both errors (``init_rel_errors``).
+   plain fit is kept because nothing guarantees that order on every matrix. Both give the exact
+   answer for an exact butterfly. The metadata records which one started (``init``) and both
+   errors (``init_rel_errors``).
 2. **Polish.** :func:`.twiddle_lbfgs.polish_twiddles` runs L-BFGS on the exact loss ``||M - T||_F^2`` over all
    twiddles, permutations fixed. For a real target the model is the paper's: complex twiddles and
    a final ``real`` step, ``M = Re(B P)`` (2N log2 N complex numbers: one untied complex B.P).

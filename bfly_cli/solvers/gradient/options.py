@@ -44,7 +44,7 @@ class GradientOptions:
     fit_tries: int = 2  # fresh random twiddle sets tried (beside the relaxed ones) per fixed order
     orders: int = 3  # exact-scoring orders tried per restart (one whose fit fails is excluded after)
     fit_iters: int = 150  # float64 L-BFGS iterations of each of those trial fits
-    real_model: str = "auto"  # real targets whose orders need rank 2: complex (Re), rank2, or auto (order_route.real_route)
+    real_model: str = "auto"  # rank-2 orders of real targets: complex (Re), rank2, or auto (order_route.real_route)
     rank2_from: int = 32  # auto: from this N on, rank-2 orders go straight to the real rank-2 model
     rank2_tries: int = 2  # random starts of the real rank-2 model per order
     polish_iters: int = 2000  # L-BFGS iterations of the final float64 polish
