@@ -130,7 +130,8 @@ def noise_floor(mats: np.ndarray, basis: np.ndarray, core: np.ndarray) -> float:
     total = float(np.vdot(mats, mats).real)
     if room <= 0.0 or total == 0.0:
         return 0.0
-    resid = mats - basis @ core
+    resid = basis @ core
+    np.subtract(mats, resid, out=resid)
     return float(np.sqrt(float(np.vdot(resid, resid).real) / (room * total)))
 
 
