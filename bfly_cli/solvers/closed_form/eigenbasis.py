@@ -44,6 +44,7 @@ _CG_STEPS = 8  # conjugate-gradient products of the least-squares frame correcti
 _BIN = 0.5  # decades per bin of the block-strength histogram
 _GAP_DECADES = 2.0  # empty stretch of block strengths that separates noise from structure
 _WELL_CONDITIONED = 20.0  # ||T||_F^2 / |det T| of the carried frames above which a second fit runs
+_UNREACHED = 1e300  # distance of a pair no link reaches (finite: unvisited ones must win over visited)
 _NOISE_MARGIN = 10.0  # a block whose smallest singular value is within this factor of the noise is no link
 
 
@@ -101,11 +102,12 @@ def _split_level(blocks: np.ndarray, noise: float = 0.0) -> tuple[np.ndarray, np
     order, parent, root = _tree(length)
     transport = _carry(blocks, weight, order, parent)
     tilde = _similarity(blocks, _inv2(transport), transport)
-    frames = _column_gauge(transport @ _reference_frames(tilde, root, order))
+    ks = np.arange(count)[:, None]
+    frames = _column_gauge(transport @ _reference_frames(tilde, root, root, order, h)[ks, root])
     split = _similarity(blocks, _inv2(frames), frames)
     if np.max(_condition(transport)) > _WELL_CONDITIONED:
         first = frames
-        frames = _column_gauge(first @ _reference_frames(split, root, order))
+        frames = _column_gauge(first @ _reference_frames(split, root, root, order, h)[ks, root])
         change = _inv2(first) @ frames
         split = _similarity(split, _inv2(change), change)
     if np.sum(_sq(split[0, 1])) + np.sum(_sq(split[1, 0])) > (_ROUNDING**2) * np.sum(_sq(blocks)):
@@ -270,7 +272,7 @@ def _tree(length: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     dist, source = length[:, :, 0].copy(), np.zeros((count, h), dtype=np.int64)
     rows = np.arange(count)
     for step in range(1, h):
-        b = np.where(done, np.inf, dist).argmin(axis=1)
+        b = np.where(done, np.inf, np.minimum(dist, _UNREACHED)).argmin(axis=1)
         p = source[rows, b]
         linked = np.isfinite(dist[rows, b])
         parent[rows, b] = np.where(linked, p, b)
@@ -300,8 +302,9 @@ def _carry(blocks: np.ndarray, weight: np.ndarray, order: np.ndarray, parent: np
     return frames
 
 
-def _reference_frames(tilde: np.ndarray, root: np.ndarray, order: np.ndarray) -> np.ndarray:
-    """``G_0`` of each pair's component ``(K, h, 2, 2)``.
+def _reference_frames(tilde: np.ndarray, root_rows: np.ndarray, root_cols: np.ndarray, order: np.ndarray,
+                      slots: int) -> np.ndarray:
+    """``G_0`` of every component ``(K, slots, 2, 2)``, indexed by its root node.
 
     Within a component (tree gauge) every block is ``G_0 diag(x, y) G_0^-1``: the vectors
     ``(t00 - t11, t01, t10)`` of its blocks are multiples of one ``(2k, k01, k10)``, whose ``K``
@@ -310,66 +313,73 @@ def _reference_frames(tilde: np.ndarray, root: np.ndarray, order: np.ndarray) ->
     already fixed (rank one, or they would have joined the tree) say which column goes with which
     half, and give the frame outright where the component's own blocks left it free. Past
     :data:`_MAX_COMPONENTS` in one problem a component keeps its own (canonical) frame.
+    ``root_rows`` ``(K, h)`` and ``root_cols`` are the roots of the row and column pairs (the same
+    array for a similarity; rows and columns are distinct nodes for :mod:`.two_sided`).
     """
-    count, h = root.shape
-    cand, determined = _traceless_fit(tilde, root)
+    cand, determined = _traceless_fit(tilde, root_rows, root_cols, slots)
     frames = np.where(determined[..., None, None], cand, np.eye(2))
-    for k in np.nonzero(np.any(root, axis=1))[0]:
-        firsts = order[k][root[k, order[k]] == order[k]]
-        members = root[k] == firsts[0]
+    h = root_rows.shape[1]
+    for k in np.nonzero(np.any(root_rows, axis=1) | np.any(root_cols, axis=1))[0]:
+        node_root = np.concatenate([root_rows[k], root_cols[k]]) if slots > h else root_rows[k]
+        firsts = order[k][node_root[order[k]] == order[k]]
+        fixed = np.zeros(slots, dtype=bool)
+        fixed[firsts[0]] = True
         for r in firsts[1:_MAX_COMPONENTS]:
-            inside = np.nonzero(root[k] == r)[0]
-            known = np.nonzero(members)[0]
-            node_frames = frames[k, root[k, known]]
-            frames[k, r] = _align(tilde[:, :, k], inside, known, node_frames, cand[k, r], bool(determined[k, r]))
-            members[inside] = True
-    return frames[np.arange(count)[:, None], root]
+            sides = [(root_rows[k] == r, fixed[root_rows[k]]), (root_cols[k] == r, fixed[root_cols[k]])]
+            (rows_in, rows_known), (cols_in, cols_known) = [(np.nonzero(i)[0], np.nonzero(f)[0]) for i, f in sides]
+            known_frames = frames[k, root_rows[k, rows_known]], frames[k, root_cols[k, cols_known]]
+            frames[k, r] = _align(tilde[:, :, k], (rows_in, cols_in), (rows_known, cols_known), known_frames,
+                                  cand[k, r], bool(determined[k, r]))
+            fixed[r] = True
+    return frames
 
 
-def _traceless_fit(tilde: np.ndarray, root: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def _traceless_fit(tilde: np.ndarray, root_rows: np.ndarray, root_cols: np.ndarray,
+                   slots: int) -> tuple[np.ndarray, np.ndarray]:
     """Per component (indexed by its root): the canonical ``G_0`` and whether the blocks fix it.
 
     The dominant direction of the traceless vectors (3x3 Gram matrix over the component's own
     blocks) fixes ``G_0`` when it stands out: above rounding, and the second direction under
     :data:`_GAP` of it (otherwise it is noise, or the halves are equal copies and ``G_0`` is free).
     """
-    count, h = root.shape
+    count = root_rows.shape[0]
     ks = np.arange(count)[:, None]
     vec = np.stack([tilde[0, 0] - tilde[1, 1], tilde[0, 1], tilde[1, 0]], axis=-1)  # (K, b, b', 3)
     energy_rows = sum(_sq(tilde[i, j]) for i in range(2) for j in range(2))  # (K, b, b')
-    if np.any(root):
-        same = root[:, :, None] == root[:, None, :]
+    if np.any(root_rows) or np.any(root_cols):
+        same = root_rows[:, :, None] == root_cols[:, None, :]
         vec = vec * same[..., None]
         energy_rows = energy_rows * same
-    rows_gram = np.swapaxes(vec, -1, -2) @ vec.conj()  # (K, b, 3, 3)
-    gram = np.zeros((count, h, 3, 3), dtype=np.complex128)
-    np.add.at(gram, (ks, root), rows_gram)
-    energy = np.zeros((count, h))
-    np.add.at(energy, (ks, root), energy_rows.sum(axis=-1))
+    gram = np.zeros((count, slots, 3, 3), dtype=np.complex128)
+    np.add.at(gram, (ks, root_rows), np.swapaxes(vec, -1, -2) @ vec.conj())
+    energy = np.zeros((count, slots))
+    np.add.at(energy, (ks, root_rows), energy_rows.sum(axis=-1))
     vals, vecs = np.linalg.eigh(gram)
     top = vecs[..., :, 2]
     k = np.stack([np.stack([top[..., 0] / 2, top[..., 1]], -1), np.stack([top[..., 2], -top[..., 0] / 2], -1)], -2)
     determined = (vals[..., 2] > (_ROUNDING**2) * energy) & (vals[..., 1] < _GAP * vals[..., 2])
-    cand = np.broadcast_to(np.eye(2, dtype=np.complex128), (count, h, 2, 2)).copy()
+    cand = np.broadcast_to(np.eye(2, dtype=np.complex128), (count, slots, 2, 2)).copy()
     if np.any(determined):
         _, eigvec = np.linalg.eig(k[determined])
         cand[determined] = _canonical_order(_column_gauge(eigvec))
     return cand, determined
 
 
-def _align(tilde: np.ndarray, inside: np.ndarray, known: np.ndarray, node_frames: np.ndarray,
-           cand: np.ndarray, determined: bool) -> np.ndarray:
-    """Frame of one component (pairs ``inside``) from the blocks joining it to the ``known`` pairs.
+def _align(tilde: np.ndarray, inside: tuple[np.ndarray, np.ndarray], known: tuple[np.ndarray, np.ndarray],
+           known_frames: tuple[np.ndarray, np.ndarray], cand: np.ndarray, determined: bool) -> np.ndarray:
+    """Frame of one component from the blocks joining it to the fixed ones.
 
-    ``A_dc F_c`` holds the columns of ``G_d`` (column evidence); ``F_c^-1 A_cd`` holds the rows of
-    ``G_d^-1``, and row i is orthogonal to column 1 - i. A component whose own blocks fixed its
-    frame (``determined``) only takes the column order from this evidence; a free one takes the
-    evidence's directions where they stand out (else the identity).
+    ``inside`` and ``known`` are (row pairs, column pairs) of the component and of the fixed
+    components, ``known_frames`` the latter's frames. ``A_dc F_c`` holds the columns of ``G_d``
+    (column evidence); ``F_c^-1 A_cd`` holds the rows of ``G_d^-1``, and row i is orthogonal to
+    column 1 - i. A component whose own blocks fixed its frame (``determined``) only takes the
+    column order from this evidence; a free one takes the evidence's directions where they stand
+    out (else the identity).
     """
-    into = tilde[:, :, inside][:, :, :, known]  # A_dc: (2, 2, s, f)
-    out_of = tilde[:, :, known][:, :, :, inside]  # A_cd: (2, 2, f, s)
-    cols = np.einsum("ijbx,xjn->nbxi", into, node_frames).reshape(2, -1, 2)
-    rows = np.einsum("xij,jnxb->ixbn", _inv2(node_frames), out_of).reshape(2, -1, 2)
+    into = tilde[:, :, inside[0]][:, :, :, known[1]]  # A_dc: (2, 2, s, f)
+    out_of = tilde[:, :, known[0]][:, :, :, inside[1]]  # A_cd: (2, 2, f, s)
+    cols = np.einsum("ijbx,xjn->nbxi", into, known_frames[1]).reshape(2, -1, 2)
+    rows = np.einsum("xij,jnxb->ixbn", _inv2(known_frames[0]), out_of).reshape(2, -1, 2)
     perp = np.stack([rows[..., 1], -rows[..., 0]], axis=-1)[::-1]  # row 1 - n -> along column n
     gram = np.stack([_outer_sum(cols[n]) + _outer_sum(perp[n]) for n in range(2)])  # (column, 2, 2)
     if determined:

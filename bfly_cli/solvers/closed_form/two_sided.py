@@ -11,8 +11,8 @@ frame (``L_b ~ T_bp R_p``) and back (``R_p ~ T_bp^-1 L_b``). Dijkstra over the `
 nodes (hop length ``log cond(T_bp)`` plus the block's weakness against the largest block) gives a
 tree; in its gauge every block is ``X diag(x, y) X^-1`` for one unknown ``X`` per component (tree
 blocks are the identity there, so the same ``X`` multiplies ``L`` and ``R``), read off the
-traceless parts of all blocks by one rank-one fit. Halves ``x``, ``y`` recurse. Components are
-not aligned to each other here (each keeps its own canonical ``X``).
+traceless parts of all blocks by one rank-one fit, and components are aligned through their
+joining blocks, exactly as in :mod:`.eigenbasis` (shared code). Halves ``x``, ``y`` recurse.
 
 This is also the general two-butterfly class ``B2 R B1 R`` (``= W1 W2^-1`` with ``W2^-1 = R B1 R``).
 """
@@ -22,8 +22,8 @@ from __future__ import annotations
 import numpy as np
 
 from .. import RouteUnavailable
-from .eigenbasis import (_GAP, _HOP, _NOISE_MARGIN, _ROUNDING, _WELL_CONDITIONED, _canonical_order, _column_gauge,
-                         _condition, _gap_floor, _inv2, _pair_blocks, _similarity, _sq, _unit_scale)
+from .eigenbasis import (_HOP, _NOISE_MARGIN, _ROUNDING, _UNREACHED, _WELL_CONDITIONED, _column_gauge, _condition, _gap_floor, _inv2,
+                         _pair_blocks, _reference_frames, _similarity, _sq, _unit_scale)
 
 
 def two_sided_basis(t: np.ndarray, stop_above: float = np.inf) -> tuple[np.ndarray, np.ndarray, np.ndarray, float]:
@@ -60,11 +60,11 @@ def _split_level(blocks: np.ndarray, noise: float) -> tuple[np.ndarray, np.ndarr
     order, parent, root = _bipartite_tree(length)
     lt, rt = _carry(blocks, order, parent)
     tilde = _similarity(blocks, _inv2(lt), rt)
-    x = _reference(tilde, root)
+    x = _reference(tilde, root, order)
     lf, rf = _column_gauge(lt @ x[:, :h]), _column_gauge(rt @ x[:, h:])
     split = _similarity(blocks, _inv2(lf), rf)
     if max(np.max(_condition(lt)), np.max(_condition(rt))) > _WELL_CONDITIONED:
-        y = _reference(split, root)
+        y = _reference(split, root, order)
         l2, r2 = _column_gauge(lf @ y[:, :h]), _column_gauge(rf @ y[:, h:])
         split = _similarity(split, _inv2(_inv2(lf) @ l2), _inv2(rf) @ r2)
         lf, rf = l2, r2
@@ -104,7 +104,7 @@ def _bipartite_tree(length: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndar
     dist[:, h:] = length[:, 0, :]
     source = np.zeros((count, 2 * h), dtype=np.int64)
     for step in range(1, 2 * h):
-        x = np.where(done, np.inf, dist).argmin(axis=1)
+        x = np.where(done, np.inf, np.minimum(dist, _UNREACHED)).argmin(axis=1)
         linked = np.isfinite(dist[rows, x])
         p = source[rows, x]
         parent[rows, x] = np.where(linked, p, x)
@@ -143,26 +143,8 @@ def _carry(blocks: np.ndarray, order: np.ndarray, parent: np.ndarray) -> tuple[n
     return frames[:, :h], frames[:, h:]
 
 
-def _reference(tilde: np.ndarray, root: np.ndarray) -> np.ndarray:
-    """``X`` ``(K, 2h, 2, 2)`` for every node: eigenvectors of the common traceless part of its
-    component's blocks (identity where that part is at noise or rounding level)."""
-    count, nodes = root.shape
-    h = nodes // 2
-    rows_root, cols_root = root[:, :h], root[:, h:]
-    same = rows_root[:, :, None] == cols_root[:, None, :]
-    vec = np.stack([tilde[0, 0] - tilde[1, 1], tilde[0, 1], tilde[1, 0]], axis=-1) * same[..., None]
-    energy_rows = sum(_sq(tilde[i, j]) for i in range(2) for j in range(2)) * same
-    ks = np.arange(count)[:, None]
-    gram = np.zeros((count, nodes, 3, 3), dtype=np.complex128)
-    np.add.at(gram, (ks, rows_root), np.swapaxes(vec, -1, -2) @ vec.conj())
-    energy = np.zeros((count, nodes))
-    np.add.at(energy, (ks, rows_root), energy_rows.sum(axis=-1))
-    vals, vecs = np.linalg.eigh(gram)
-    top = vecs[..., :, 2]
-    k = np.stack([np.stack([top[..., 0] / 2, top[..., 1]], -1), np.stack([top[..., 2], -top[..., 0] / 2], -1)], -2)
-    determined = (vals[..., 2] > (_ROUNDING**2) * energy) & (vals[..., 1] < _GAP * vals[..., 2])
-    frames = np.broadcast_to(np.eye(2, dtype=np.complex128), (count, nodes, 2, 2)).copy()
-    if np.any(determined):
-        _, eigvec = np.linalg.eig(k[determined])
-        frames[determined] = _canonical_order(_column_gauge(eigvec))
-    return frames[ks, root]
+def _reference(tilde: np.ndarray, root: np.ndarray, order: np.ndarray) -> np.ndarray:
+    """``X`` ``(K, 2h, 2, 2)`` of every node: its component's frame (:func:`~.eigenbasis._reference_frames`)."""
+    h = root.shape[1] // 2
+    frames = _reference_frames(tilde, root[:, :h], root[:, h:], order, 2 * h)
+    return frames[np.arange(root.shape[0])[:, None], root]
