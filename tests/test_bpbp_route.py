@@ -19,6 +19,7 @@ def test_a_circulant_is_fitted_from_the_outside_in():
     assert [s.kind for s in found.steps] == ["permutation", "butterfly", "permutation", "butterfly", "real"]
 
 
+@pytest.mark.slow
 def test_a_target_that_does_not_split_goes_to_the_search():
     """Legendre is no BPBP: the outside-in orders (one or two: the rounded one may be the
     matrix's own) fail, and the flip search makes the result."""

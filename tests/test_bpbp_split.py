@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 import torch
 
 import transforms
@@ -24,6 +25,7 @@ def test_outside_in_fit_is_exact_for_a_circulant_and_refuses_a_non_bpbp():
     assert fit_mirror(torch.as_tensor(transforms.build("legendre", 8)).to(torch.complex128), np.arange(8), 0) is None
 
 
+@pytest.mark.slow
 def test_outside_in_fit_recovers_a_circulant_in_a_shuffled_order():
     """Columns shuffled by a known order: the fit in that order is exact, and the returned first
     permutation undoes the shuffle (the solver never sees how the target was made)."""
