@@ -32,6 +32,7 @@ import numpy as np
 
 from .. import RouteUnavailable
 from .bp_order import _descend, _split_columns
+from .sparse_pairing import discover_sparse, is_butterfly, support_floor
 
 _SEED = 20261202
 _SCREEN_COLUMNS = 24  # sampled columns per group on which every candidate partner is scored
@@ -43,9 +44,46 @@ _LINES_OFF = 1e-4  # squared Bloch distance (~ squared sine) off two lines at wh
 def discover_two_sided(matrix: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """``(rows, cols)`` (int64) such that ``matrix[rows][:, cols]`` is as close to a butterfly as seen.
 
-    Raises :class:`RouteUnavailable` when some level has no row whose pairing with the strongest
-    row leaves two lines, or when the rows do not pair up: then the matrix is no two-sided B.P.
+    The dense discovery runs first (its speed on dense matrices is unchanged). A matrix with
+    entries far below its largest may be sparse: there the dense answer is kept only when it
+    passes the rank-one certificate, and otherwise the sparse discovery of :mod:`.sparse_pairing`
+    (support-based, deferred pairing) decides. Raises :class:`RouteUnavailable` when neither
+    finds a two-sided B.P.
     """
+    try:
+        rows, cols = _dense_two_sided(matrix)
+        if not _has_small_entries(matrix) or is_butterfly(matrix[rows][:, cols]):
+            return rows, cols
+        dense_error = RouteUnavailable("not a two-sided B.P: the dense pairing is not rank one")
+    except RouteUnavailable as err:
+        dense_error = err
+    floor = support_floor(matrix)
+    if floor is None:
+        raise dense_error
+    try:
+        rows, cols = discover_sparse(matrix, floor, _dense_two_sided)
+    except RouteUnavailable as err:
+        raise RouteUnavailable(f"{dense_error}; as a sparse butterfly: {err}") from None
+    if not is_butterfly(matrix[rows][:, cols]):
+        raise RouteUnavailable(f"{dense_error}; as a sparse butterfly: the orders found are not rank one")
+    return rows, cols
+
+
+def _has_small_entries(matrix: np.ndarray) -> bool:
+    """True when some entry is below 1e-3 of the largest: the matrix may be sparse, so a dense
+    answer must be certified (DFT and Hadamard, with equal magnitudes, skip the certificate)."""
+    mag = _sq(matrix)
+    return bool(mag.min() < 1e-6 * mag.max())
+
+
+def _dense_two_sided(matrix: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The dense discovery (module docstring): pairs by two lines and fingerprints, level by level.
+
+    Raises :class:`RouteUnavailable` when some level has no row whose pairing with the strongest
+    row leaves two lines, or when the rows do not pair up.
+    """
+    if matrix.shape[0] <= 2:
+        return np.arange(matrix.shape[0]), np.arange(matrix.shape[0])
     n = matrix.shape[0]
     mats = np.ascontiguousarray(matrix)[None]
     cols = np.arange(n)[None]

@@ -1,0 +1,377 @@
+"""Two-sided B.P for sparse butterflies: rows that vanish on whole half-blocks.
+
+:mod:`.row_pairing` finds a row's partner as the row parallel to it on both column halves. When a
+2x2 block of the last stage is diagonal, its rows are ``(x, 0)`` and ``(0, y)``: ``(x, 0)`` is then
+"parallel" to every row that vanishes on the first half, so the partner is not determined at its
+own level (the Haar wavelet matrix, permutation matrices, block-diagonal butterflies, zeroed
+twiddles). It is determined by the levels below: pairing ``(x, 0)`` with ``(0, y')`` makes ``x``
+and ``y'`` one row of the next level, so the pairing must be an isomorphism between the row trees
+of the two half problems. This module therefore defers it:
+
+* **Support.** Entries above the noise floor (the widest gap in the entries' binary exponents,
+  relative to the largest entry; exact zeros fall below any floor) form the support.
+* **Determined pairs.** A pair whose block has at least three nonzeros shows it on the support:
+  both rows have the same support and their 2-vectors lie on two lines (one per half), or one
+  row's support is nested in the other's and the two are parallel on it. Such a pair also says
+  which columns lie on the same half and which on opposite halves; a row with no such partner
+  lies on one half only. Those parity relations (connected components of the double cover, as
+  :func:`.bp_order._sides`) and a balanced choice of flips (:func:`.bp_order._balanced_halves`)
+  give the column halves.
+* **Deferral.** The two half problems (the determined pairs projected onto each half, plus the
+  one-sided rows) are solved independently, recursively. Each result is a row order up to the
+  automorphisms of the row tree (swapping the two children of a node: flip one index bit for the
+  rows with given lower bits), which keep a butterfly a butterfly. The automorphism that puts
+  every determined pair at the same position in both halves is read off bit by bit
+  (:func:`_aligning_automorphism`); the one-sided rows then meet their partners position by
+  position.
+* A disconnected support whose components are square with power-of-two sizes is a block-diagonal
+  butterfly: components are solved alone and stacked, largest first. Dense sub-problems go to
+  the dense discovery of :mod:`.row_pairing`.
+
+Nothing here compares with ``== 0``: every decision is relative to the floor. Whether the result is
+a butterfly is decided afterwards by a rank-one certificate (:func:`is_butterfly`).
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+import numpy as np
+
+from ...metrics import NEAR_EXACT
+from .. import RouteUnavailable
+from .bp_order import _balanced_halves, _direction_from_gram
+
+Solver = Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]]
+
+_MIN_GAP_BITS = 10  # a gap of 2^10 in the entries' magnitudes separates zeros from the support
+_POINT_TOL = 1e-12  # squared Bloch distance two clean parallel 2-vectors may differ by (rounding)
+_NOISE_TOL = 8.0  # times (floor / magnitude)^2: how far noise at the floor moves a 2-vector's direction
+_CHUNK = 1 << 22  # elements per gathered block of row pairs
+_PROBE_SEED = 20261202
+
+
+def support_floor(matrix: np.ndarray) -> float | None:
+    """The magnitude below which an entry is noise, or None when the entries show no gap (dense).
+
+    Binary exponents of ``|T_ij| / max |T|`` are histogrammed (one pass, no sort); the widest run
+    of empty exponents, if at least ``_MIN_GAP_BITS`` wide and with entries below it, separates
+    the zeros (exact, rounding or noise) from the support; the floor is its geometric middle.
+    """
+    mag = np.abs(matrix).ravel()
+    top = float(mag.max(initial=0.0))
+    if top == 0.0:
+        return None
+    exps = 1 - np.frexp(mag / top)[1]  # 0 for the largest entry
+    exps[mag == 0] = 1100  # exact zeros below every subnormal
+    used = np.nonzero(np.bincount(exps, minlength=1101))[0]
+    if used.size < 2:
+        return None
+    gaps = np.diff(used)
+    widest = int(np.argmax(gaps))
+    if gaps[widest] < _MIN_GAP_BITS:
+        return None
+    return top * 2.0 ** (-(used[widest] + used[widest + 1]) / 2)
+
+
+def discover_sparse(matrix: np.ndarray, floor: float, dense: Solver) -> tuple[np.ndarray, np.ndarray]:
+    """``(rows, cols)`` making ``matrix[rows][:, cols]`` a butterfly, for a sparse two-sided B.P.
+
+    ``dense`` solves a sub-problem without zeros (the discovery of :mod:`.row_pairing`). Raises
+    :class:`RouteUnavailable` when the support admits no consistent split.
+    """
+    return _solve(np.ascontiguousarray(matrix), floor, dense)
+
+
+def _solve(t: np.ndarray, floor: float, dense: Solver) -> tuple[np.ndarray, np.ndarray]:
+    """One (sub-)problem: trivial sizes, dense, block diagonal, or one level split."""
+    m = t.shape[0]
+    if m <= 2:
+        return np.arange(m), np.arange(m)
+    mask = _sq(t) > floor * floor
+    if mask.all():
+        return dense(t)
+    blocks = _square_components(mask)
+    if blocks is not None:
+        return _block_diagonal(t, floor, dense, blocks)
+    return _split_level(t, mask, floor, dense)
+
+
+def _sq(x: np.ndarray) -> np.ndarray:
+    return x.real**2 + x.imag**2 if np.iscomplexobj(x) else x * x
+
+
+def _square_components(mask: np.ndarray) -> list[tuple[np.ndarray, np.ndarray]] | None:
+    """The (rows, cols) of each connected component of the support, largest first, when there
+    are several and all are square with power-of-two sizes (then the matrix is block diagonal in
+    butterfly form); None otherwise (the level split handles other shapes)."""
+    from scipy.sparse import coo_matrix
+    from scipy.sparse.csgraph import connected_components
+
+    m = mask.shape[0]
+    r, c = np.nonzero(mask)
+    graph = coo_matrix((np.ones(r.size, dtype=np.int8), (r, c + m)), shape=(2 * m, 2 * m))
+    count, labels = connected_components(graph, directed=False)
+    if count == 1:
+        return None
+    blocks = []
+    for lab in range(count):
+        rows = np.nonzero(labels[:m] == lab)[0]
+        cols = np.nonzero(labels[m:] == lab)[0]
+        size = rows.size
+        if size != cols.size or size & (size - 1):
+            return None
+        blocks.append((rows, cols))
+    blocks.sort(key=lambda rc: (-rc[0].size, int(rc[0][0])))
+    return blocks
+
+
+def _block_diagonal(t: np.ndarray, floor: float, dense: Solver,
+                    blocks: list[tuple[np.ndarray, np.ndarray]]) -> tuple[np.ndarray, np.ndarray]:
+    """Solve every component alone and stack them: power-of-two blocks placed largest first start
+    at multiples of their size, so the stack is a butterfly whose top stages are the identity."""
+    rows, cols = [], []
+    for r, c in blocks:
+        lr, lc = _solve(np.ascontiguousarray(t[np.ix_(r, c)]), floor, dense)
+        rows.append(r[lr])
+        cols.append(c[lc])
+    return np.concatenate(rows).astype(np.int64), np.concatenate(cols).astype(np.int64)
+
+
+def _split_level(t: np.ndarray, mask: np.ndarray, floor: float, dense: Solver) -> tuple[np.ndarray, np.ndarray]:
+    """The top level of a connected sparse problem: determined pairs, halves, deferred pairing."""
+    m = t.shape[0]
+    pairs, relations = _determined_pairs(t, mask, floor)
+    paired = np.zeros(m, dtype=bool)
+    paired[pairs.ravel()] = True
+    for r in np.nonzero(~paired)[0]:  # a row without a partner here lies on one half
+        relations.append(_same_side(np.nonzero(mask[r])[0]))
+    first = _halves(relations, m)
+    side_a = np.zeros(m, dtype=bool)
+    side_a[first] = True
+    lone_a, lone_b = _one_sided_rows(mask, paired, side_a)
+    cols_a, cols_b = np.nonzero(side_a)[0], np.nonzero(~side_a)[0]
+    sub_a = _half_problem(t, pairs, lone_a, cols_a)
+    sub_b = _half_problem(t, pairs, lone_b, cols_b)
+    rows_a, order_a = _solve(sub_a, floor, dense)
+    rows_b, order_b = _solve(sub_b, floor, dense)
+    return _merge(pairs, lone_a, lone_b, rows_a, rows_b), np.concatenate([cols_a[order_a], cols_b[order_b]]).astype(np.int64)
+
+
+def _determined_pairs(t: np.ndarray, mask: np.ndarray, floor: float) -> tuple[np.ndarray, list[np.ndarray]]:
+    """``(P, 2)`` row pairs whose partner is determined at this level, and their column relations.
+
+    Candidates: rows with equal support whose 2-vectors lie on two lines, and rows with nested
+    supports parallel on the smaller one. A row with two or more candidates is resolved by
+    peeling (a candidate fixed elsewhere drops out); one still ambiguous raises.
+    """
+    from scipy.sparse import csr_matrix
+
+    count = mask.sum(axis=1)
+    sup = csr_matrix(mask.astype(np.float32))
+    overlap = (sup @ sup.T).tocoo()
+    u, v, k = overlap.row, overlap.col, np.rint(overlap.data).astype(np.int64)
+    keep = (u != v) & (k == count[v]) & (count[v] > 0)
+    u, v = u[keep], v[keep]
+    same = (count[u] == count[v]) & (u < v)
+    nested = count[u] > count[v]
+    edges, rel = [], {}
+    for a, b, ok, lines in _two_line_pairs(t, mask, u[same], v[same], floor):
+        if ok:
+            edges.append((a, b))
+            rel[(a, b)] = lines
+    for a, b in _nested_parallel_pairs(t, mask, u[nested], v[nested], floor):
+        key = (min(a, b), max(a, b))
+        edges.append(key)
+        rel[key] = _nested_relation(mask[a], mask[b])
+    pairs = _peel(edges, t.shape[0])
+    return pairs, [rel[(int(a), int(b))] for a, b in pairs]
+
+
+def _two_line_pairs(t: np.ndarray, mask: np.ndarray, u: np.ndarray, v: np.ndarray, floor: float):
+    """Yield ``(u, v, ok, relation)`` for equal-support candidates: ``ok`` when the 2-vectors on the
+    support lie on at most two lines, the relation being the columns of each line (a same-side
+    chain per line, the two lines' first columns on opposite sides)."""
+    m = t.shape[1]
+    step = max(1, _CHUNK // max(m, 1))
+    for s in range(0, u.size, step):
+        a, b = u[s:s + step], v[s:s + step]
+        x, y, live = t[a], t[b], mask[a]
+        point, weight = _bloch(x, y)
+        tol = _POINT_TOL + _NOISE_TOL * floor * floor / np.where(live, weight, 1.0)
+        strong = np.argmax(np.where(live, weight, -1.0), axis=1)
+        d0 = np.sum((point - point[np.arange(a.size), strong][:, None]) ** 2, axis=-1)
+        on0 = live & (d0 <= tol)
+        rest = live & ~on0
+        second = np.argmax(np.where(rest, weight, -1.0), axis=1)
+        d1 = np.sum((point - point[np.arange(a.size), second][:, None]) ** 2, axis=-1)
+        ok = np.all(~rest | (d1 <= tol), axis=1)
+        for i in range(a.size):
+            lines = None
+            if ok[i]:
+                lines = _two_sides(np.nonzero(on0[i])[0], np.nonzero(rest[i])[0])
+            yield int(a[i]), int(b[i]), bool(ok[i]), lines
+
+
+def _bloch(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Direction of each 2-vector ``(a, b)`` as a unit point ``(..., 3)`` (scale and phase blind),
+    and its squared length."""
+    weight = _sq(a) + _sq(b)
+    cross = a * np.conj(b)
+    point = np.stack([_sq(a) - _sq(b), 2 * cross.real, 2 * np.imag(cross)], axis=-1)
+    return point / np.where(weight > 0, weight, 1.0)[..., None], weight
+
+
+def _nested_parallel_pairs(t: np.ndarray, mask: np.ndarray, u: np.ndarray, v: np.ndarray, floor: float):
+    """Yield ``(u, v)`` where v's support is strictly inside u's and u is parallel to v there
+    (Cauchy-Schwarz with equality up to the floor's share of the energies)."""
+    m = t.shape[1]
+    step = max(1, _CHUNK // max(m, 1))
+    for s in range(0, u.size, step):
+        a, b = u[s:s + step], v[s:s + step]
+        on = mask[b]
+        x, y = t[a] * on, t[b] * on
+        inner = np.abs(np.sum(x * np.conj(y), axis=1)) ** 2
+        ex, ey = np.sum(_sq(x), axis=1), np.sum(_sq(y), axis=1)
+        tol = _POINT_TOL + _NOISE_TOL * on.sum(axis=1) * floor * floor / np.maximum(np.minimum(ex, ey), 1e-300)
+        ok = ex * ey - inner <= tol * ex * ey
+        for i in np.nonzero(ok)[0]:
+            yield int(a[i]), int(b[i])
+
+
+def _nested_relation(outer: np.ndarray, inner: np.ndarray) -> np.ndarray:
+    """The smaller support on one half, the rest of the larger on the other."""
+    return _two_sides(np.nonzero(inner)[0], np.nonzero(outer & ~inner)[0])
+
+
+def _two_sides(first: np.ndarray, second: np.ndarray) -> np.ndarray:
+    """``(k, 3)`` relations ``(col, col', parity)``: each list on one side, the two lists apart."""
+    rel = [_same_side(first), _same_side(second)]
+    if first.size and second.size:
+        rel.append(np.array([[first[0], second[0], 1]]))
+    return np.concatenate(rel)
+
+
+def _same_side(cols: np.ndarray) -> np.ndarray:
+    """Relations putting all ``cols`` on one side (a chain from the first)."""
+    if cols.size < 2:
+        return np.zeros((0, 3), dtype=np.int64)
+    return np.stack([np.full(cols.size - 1, cols[0]), cols[1:], np.zeros(cols.size - 1, dtype=np.int64)], axis=1)
+
+
+def _peel(edges: list[tuple[int, int]], m: int) -> np.ndarray:
+    """``(P, 2)`` pairs from the candidate edges: an edge whose ends have no other live edge is
+    fixed and its rows leave the graph, until nothing changes; any edge left is ambiguous."""
+    live = sorted(set(edges))
+    fixed: list[tuple[int, int]] = []
+    while live:
+        degree = np.bincount(np.array(live).ravel(), minlength=m)
+        lone = [(a, b) for a, b in live if degree[a] == 1 and degree[b] == 1]
+        if not lone:
+            raise RouteUnavailable("not a two-sided B.P (sparse): a row has several possible partners")
+        fixed += lone
+        done = {r for e in lone for r in e}
+        live = [(a, b) for a, b in live if a not in done and b not in done]
+    return np.array(sorted(fixed), dtype=np.int64).reshape(-1, 2)
+
+
+def _halves(relations: list[np.ndarray], m: int) -> np.ndarray:
+    """The first half's columns (sorted) from the parity relations, balanced to m/2."""
+    from scipy.sparse import coo_matrix
+    from scipy.sparse.csgraph import connected_components
+
+    rel = np.concatenate([np.zeros((0, 3), dtype=np.int64)] + [np.asarray(r, dtype=np.int64) for r in relations])
+    a, c, flip = rel[:, 0], rel[:, 1], rel[:, 2] * m
+    rows = np.concatenate([a, a + m])
+    cols = np.concatenate([c + flip, c + m - flip])
+    graph = coo_matrix((np.ones(rows.size, dtype=np.int8), (rows, cols)), shape=(2 * m, 2 * m))
+    _, labels = connected_components(graph, directed=False)
+    on0, on1 = labels[:m], labels[m:]
+    if np.any(on0 == on1):
+        raise RouteUnavailable("not a two-sided B.P (sparse): the pairs put a column on both halves")
+    first = _balanced_halves(np.minimum(on0, on1)[None], (on0 > on1)[None], 1, m)
+    if first is None:
+        raise RouteUnavailable("not a two-sided B.P (sparse): no balanced column split")
+    return np.sort(first[0])
+
+
+def _one_sided_rows(mask: np.ndarray, paired: np.ndarray, side_a: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Unpaired rows on the first half and on the second (empty rows fill whichever is short)."""
+    on_a = np.any(mask & side_a, axis=1)
+    on_b = np.any(mask & ~side_a, axis=1)
+    lone = ~paired
+    if np.any(lone & on_a & on_b):
+        raise RouteUnavailable("not a two-sided B.P (sparse): a row on both halves has no partner")
+    first, second = np.nonzero(lone & on_a)[0], np.nonzero(lone & on_b)[0]
+    empty = np.nonzero(lone & ~on_a & ~on_b)[0]
+    need = (first.size + second.size + empty.size) // 2 - first.size
+    if need < 0 or need > empty.size:
+        raise RouteUnavailable("not a two-sided B.P (sparse): the one-sided rows do not balance")
+    return np.sort(np.concatenate([first, empty[:need]])), np.sort(np.concatenate([second, empty[need:]]))
+
+
+def _half_problem(t: np.ndarray, pairs: np.ndarray, lone: np.ndarray, cols: np.ndarray) -> np.ndarray:
+    """Rows: each determined pair projected onto its direction on ``cols``, then the lone rows."""
+    x0, x1 = t[pairs[:, 0]][:, cols], t[pairs[:, 1]][:, cols]
+    gram_a = np.sum(_sq(x0), axis=1)
+    gram_d = np.sum(_sq(x1), axis=1)
+    gram_c = np.sum(x0 * np.conj(x1), axis=1)
+    d = _direction_from_gram(gram_a, gram_d, gram_c)
+    proj = np.conj(d[:, 0, None]) * x0 + np.conj(d[:, 1, None]) * x1
+    return np.ascontiguousarray(np.concatenate([proj, t[lone][:, cols]]))
+
+
+def _merge(pairs: np.ndarray, lone_a: np.ndarray, lone_b: np.ndarray,
+           rows_a: np.ndarray, rows_b: np.ndarray) -> np.ndarray:
+    """The row order: the first half problem's order on top, the second's (aligned) below."""
+    npairs, h = pairs.shape[0], rows_a.size
+    pos_a, pos_b = np.argsort(rows_a), np.argsort(rows_b)
+    sigma = _aligning_automorphism(pos_a[:npairs], pos_b[:npairs], h)
+    if sigma is None:
+        raise RouteUnavailable("not a two-sided B.P (sparse): the half problems' row trees do not align")
+    top_idx, bottom_idx = rows_a, rows_b[sigma]
+    is_pair = top_idx < npairs
+    if np.any(is_pair != (bottom_idx < npairs)) or np.any(top_idx[is_pair] != bottom_idx[is_pair]):
+        raise RouteUnavailable("not a two-sided B.P (sparse): the half problems' row trees do not align")
+    top, bottom = np.empty(h, dtype=np.int64), np.empty(h, dtype=np.int64)
+    top[is_pair], bottom[is_pair] = pairs[top_idx[is_pair], 0], pairs[top_idx[is_pair], 1]
+    top[~is_pair] = lone_a[top_idx[~is_pair] - npairs]
+    bottom[~is_pair] = lone_b[bottom_idx[~is_pair] - npairs]
+    return np.concatenate([top, bottom]).astype(np.int64)
+
+
+def _aligning_automorphism(a: np.ndarray, b: np.ndarray, h: int) -> np.ndarray | None:
+    """``sigma`` (h,) with ``sigma[a] = b``: an automorphism of the row tree, or None.
+
+    The row tree of a butterfly of size h splits on index bit 0 first, bit 1 next, ...; swapping
+    the children of a node flips bit t for the rows with given bits below t. So ``sigma(i)`` flips
+    bit t of i by ``s_t(i mod 2^t)``, and ``sigma(a) = b`` fixes ``s_t(a mod 2^t) = bit t of a ^ b``;
+    links with equal low bits must agree. Free choices flip nothing (deterministic).
+    """
+    idx = np.arange(h)
+    sigma = idx.copy()
+    for bit in range(h.bit_length() - 1):
+        low = (1 << bit) - 1
+        need = ((a ^ b) >> bit) & 1
+        table = np.zeros(1 << bit, dtype=np.int64)
+        table[a & low] = need
+        if np.any(table[a & low] != need):
+            return None
+        sigma ^= table[idx & low] << bit
+    return sigma
+
+
+def is_butterfly(ordered: np.ndarray) -> bool:
+    """Every block of every split rank one (two fixed random probes per block; the 2x2 Gram
+    determinant of their images vanishes up to ``NEAR_EXACT**2`` of its scale, summed)."""
+    n = ordered.shape[0]
+    rng = np.random.default_rng(_PROBE_SEED)
+    for lev in range(1, n.bit_length() - 1):
+        hi, lo = n >> lev, 1 << lev
+        blocks = ordered.reshape(hi, lo, hi, lo).transpose(1, 2, 0, 3)
+        images = blocks @ rng.standard_normal((lo, 2))
+        gram = np.einsum("bacp,bacq->bapq", images.conj(), images)
+        det = np.abs(gram[..., 0, 0] * gram[..., 1, 1] - np.abs(gram[..., 0, 1]) ** 2)
+        if np.sum(det) > NEAR_EXACT**2 * np.sum(np.abs(gram[..., 0, 0] * gram[..., 1, 1])):
+            return False
+    return True
