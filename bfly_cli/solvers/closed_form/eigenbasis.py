@@ -44,6 +44,7 @@ _CG_STEPS = 8  # conjugate-gradient products of the least-squares frame correcti
 _BIN = 0.5  # decades per bin of the block-strength histogram
 _GAP_DECADES = 2.0  # empty stretch of block strengths that separates noise from structure
 _WELL_CONDITIONED = 20.0  # ||T||_F^2 / |det T| of the carried frames above which a second fit runs
+_RANK_ONE = 1e-6  # |det| / ||block||^2 under which a joining block counts as rank one (noise included)
 _UNREACHED = 1e300  # distance of a pair no link reaches (finite: unvisited ones must win over visited)
 _NOISE_MARGIN = 10.0  # a block whose smallest singular value is within this factor of the noise is no link
 
@@ -317,9 +318,16 @@ def _reference_frames(tilde: np.ndarray, root_rows: np.ndarray, root_cols: np.nd
     array for a similarity; rows and columns are distinct nodes for :mod:`.two_sided`).
     """
     cand, determined = _traceless_fit(tilde, root_rows, root_cols, slots)
-    frames = np.where(determined[..., None, None], cand, np.eye(2))
     h = root_rows.shape[1]
-    for k in np.nonzero(np.any(root_rows, axis=1) | np.any(root_cols, axis=1))[0]:
+    several = np.nonzero(np.any(root_rows, axis=1) | np.any(root_cols, axis=1))[0]
+    for k in several:
+        for r in np.unique(root_rows[k]):
+            if not determined[k, r]:
+                found = _two_lines(tilde[:, :, k], root_rows[k] == r, root_cols[k] == r)
+                if found is not None:
+                    cand[k, r], determined[k, r] = found, True
+    frames = np.where(determined[..., None, None], cand, np.eye(2))
+    for k in several:
         node_root = np.concatenate([root_rows[k], root_cols[k]]) if slots > h else root_rows[k]
         firsts = order[k][node_root[order[k]] == order[k]]
         fixed = np.zeros(slots, dtype=bool)
@@ -363,6 +371,46 @@ def _traceless_fit(tilde: np.ndarray, root_rows: np.ndarray, root_cols: np.ndarr
         _, eigvec = np.linalg.eig(k[determined])
         cand[determined] = _canonical_order(_column_gauge(eigvec))
     return cand, determined
+
+
+def _two_lines(tilde: np.ndarray, rows_in: np.ndarray, cols_in: np.ndarray) -> np.ndarray | None:
+    """Frame of a component whose own blocks leave it free, from its rank-one joining blocks.
+
+    A joining block ``X_d diag(x, 0) X_c^-1`` (rows in the component d) has the range ``X_d e_0``
+    whatever ``X_c`` is; one ``X_c diag(x, 0) X_d^-1`` (columns in d) has a column of ``X_d`` as
+    its kernel. All those directions lie on the two lines of ``X_d``'s columns: a pair of lines is
+    the zero set of one quadratic form ``w^T M w``, fitted by least squares (the smallest
+    eigenvector of a 3x3 Gram matrix of ``(w0^2, sqrt2 w0 w1, w1^2)``) and factored. None when the
+    directions do not single out two lines. Only blocks that are rank one (:func:`_rank_one`) speak.
+    """
+    ranges = tilde[:, :, rows_in][:, :, :, ~cols_in].reshape(2, 2, -1)
+    kernels = tilde[:, :, ~rows_in][:, :, :, cols_in].reshape(2, 2, -1)
+    pick = np.sum(_sq(ranges[:, 0]), axis=0) >= np.sum(_sq(ranges[:, 1]), axis=0)
+    along = np.where(pick, ranges[:, 0], ranges[:, 1])  # (2, M): the larger column spans the range
+    wide = np.sum(_sq(kernels[0]), axis=0) >= np.sum(_sq(kernels[1]), axis=0)
+    row = np.where(wide, kernels[0], kernels[1])  # the larger row; the kernel is orthogonal to it
+    vectors = np.concatenate([along, np.stack([row[1], -row[0]])], axis=1)
+    vectors = vectors[:, np.concatenate([_rank_one(ranges), _rank_one(kernels)])]
+    phi = np.stack([vectors[0] ** 2, np.sqrt(2) * vectors[0] * vectors[1], vectors[1] ** 2])
+    gram = phi.conj() @ phi.T
+    vals, vecs = np.linalg.eigh(gram)
+    if not (vals[1] > (_ROUNDING**2) * vals[2] and vals[0] < _GAP * vals[1]):
+        return None
+    m0, m01, m2 = vecs[0, 0], vecs[1, 0] / np.sqrt(2), vecs[2, 0]
+    swap = abs(m2) < abs(m0)
+    a, b, c = (m0, 2 * m01, m2) if swap else (m2, 2 * m01, m0)
+    roots = np.roots([a, b, c])
+    if roots.size != 2 or abs(roots[0] - roots[1]) <= _TIE * (1 + abs(roots).max()):
+        return None
+    lines = np.array([[r, 1.0] if swap else [1.0, r] for r in roots], dtype=np.complex128).T
+    return _canonical_order(_column_gauge(lines))
+
+
+def _rank_one(m: np.ndarray) -> np.ndarray:
+    """Which of the 2x2 matrices ``(2, 2, M)`` are nonzero and rank one up to :data:`_RANK_ONE`."""
+    det = np.abs(m[0, 0] * m[1, 1] - m[0, 1] * m[1, 0])
+    fro2 = np.sum(_sq(m), axis=(0, 1))
+    return (fro2 > 0) & (det <= _RANK_ONE * fro2)
 
 
 def _align(tilde: np.ndarray, inside: tuple[np.ndarray, np.ndarray], known: tuple[np.ndarray, np.ndarray],
