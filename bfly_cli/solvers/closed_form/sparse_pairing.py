@@ -83,18 +83,28 @@ def discover_sparse(matrix: np.ndarray, floor: float, dense: Solver) -> tuple[np
     return _solve(np.ascontiguousarray(matrix), floor, dense)
 
 
-def _solve(t: np.ndarray, floor: float, dense: Solver) -> tuple[np.ndarray, np.ndarray]:
-    """One (sub-)problem: trivial sizes, dense, block diagonal, or one level split."""
+def _solve(t: np.ndarray, floor: float, dense: Solver, want: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """One (sub-)problem: trivial sizes, dense, block diagonal, or one level split.
+
+    ``want`` (m,) holds a desired position per row (-1: none): the sibling half problem's
+    placement of the rows they share. Where the structure leaves the order free (2x2 problems,
+    stacked blocks, the two rows of a 2x2 block) it is honoured; elsewhere the caller's
+    automorphism aligns what remains.
+    """
     m = t.shape[0]
+    want = np.full(m, -1, dtype=np.int64) if want is None else want
     if m <= 2:
-        return np.arange(m), np.arange(m)
+        rows = np.arange(m)
+        if m == 2 and (want[0] == 1 or want[1] == 0):
+            rows = rows[::-1].copy()
+        return rows, np.arange(m)
     mask = _sq(t) > floor * floor
     if mask.all():
         return dense(t)
     blocks = _square_components(mask)
     if blocks is not None:
-        return _block_diagonal(t, floor, dense, blocks)
-    return _split_level(t, mask, floor, dense)
+        return _block_diagonal(t, floor, dense, blocks, want)
+    return _split_level(t, mask, floor, dense, want)
 
 
 def _sq(x: np.ndarray) -> np.ndarray:
@@ -127,43 +137,92 @@ def _square_components(mask: np.ndarray) -> list[tuple[np.ndarray, np.ndarray]] 
 
 
 def _block_diagonal(t: np.ndarray, floor: float, dense: Solver,
-                    blocks: list[tuple[np.ndarray, np.ndarray]]) -> tuple[np.ndarray, np.ndarray]:
-    """Solve every component alone and stack them: power-of-two blocks placed largest first start
-    at multiples of their size, so the stack is a butterfly whose top stages are the identity."""
-    rows, cols = [], []
-    for r, c in blocks:
-        lr, lc = _solve(np.ascontiguousarray(t[np.ix_(r, c)]), floor, dense)
-        rows.append(r[lr])
-        cols.append(c[lc])
-    return np.concatenate(rows).astype(np.int64), np.concatenate(cols).astype(np.int64)
-
-
-def _split_level(t: np.ndarray, mask: np.ndarray, floor: float, dense: Solver) -> tuple[np.ndarray, np.ndarray]:
-    """The top level of a connected sparse problem: determined pairs, halves, deferred pairing."""
+                    blocks: list[tuple[np.ndarray, np.ndarray]], want: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Solve every component alone and stack them: a block of size s occupies positions
+    ``[o, o + s)`` with o a multiple of s (largest blocks first, so such a slot is always free),
+    which makes the stack a butterfly whose top stages are the identity. A block goes to the slot
+    its rows want if that slot is free, else to the first free one."""
     m = t.shape[0]
-    pairs, relations = _determined_pairs(t, mask, floor)
+    taken = np.zeros(m, dtype=bool)
+    rows, cols = np.empty(m, dtype=np.int64), np.empty(m, dtype=np.int64)
+    for r, c in blocks:
+        size = r.size
+        slot = _block_slot(want[r], size, taken)
+        local = np.where(want[r] // size == slot // size, want[r] % size, -1)
+        lr, lc = _solve(np.ascontiguousarray(t[np.ix_(r, c)]), floor, dense, np.where(want[r] < 0, -1, local))
+        rows[slot:slot + size], cols[slot:slot + size] = r[lr], c[lc]
+        taken[slot:slot + size] = True
+    return rows, cols
+
+
+def _block_slot(want: np.ndarray, size: int, taken: np.ndarray) -> int:
+    """Offset (a multiple of ``size``) for a block: the first wanted free slot, else the first free."""
+    free = [o for o in range(0, taken.size, size) if not taken[o:o + size].any()]
+    for p in want[want >= 0]:
+        if (p // size) * size in free:
+            return int((p // size) * size)
+    return free[0]
+
+
+def _split_level(t: np.ndarray, mask: np.ndarray, floor: float, dense: Solver,
+                 want: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The top level of a connected sparse problem: determined pairs, halves, deferred pairing.
+
+    The half problem with the larger support (the more rigid one) is solved first; the other is
+    then asked to put the shared pairs where the first did, and an automorphism aligns the rest.
+    """
+    m, h = t.shape[0], t.shape[0] // 2
+    pairs, side_a = _pairs_and_halves(t, mask, floor)
     paired = np.zeros(m, dtype=bool)
     paired[pairs.ravel()] = True
-    for r in np.nonzero(~paired)[0]:  # a row without a partner here lies on one half
-        relations.append(_same_side(np.nonzero(mask[r])[0]))
-    first = _halves(relations, m)
-    side_a = np.zeros(m, dtype=bool)
-    side_a[first] = True
-    lone_a, lone_b = _one_sided_rows(mask, paired, side_a)
-    cols_a, cols_b = np.nonzero(side_a)[0], np.nonzero(~side_a)[0]
-    sub_a = _half_problem(t, pairs, lone_a, cols_a)
-    sub_b = _half_problem(t, pairs, lone_b, cols_b)
-    rows_a, order_a = _solve(sub_a, floor, dense)
-    rows_b, order_b = _solve(sub_b, floor, dense)
-    return _merge(pairs, lone_a, lone_b, rows_a, rows_b), np.concatenate([cols_a[order_a], cols_b[order_b]]).astype(np.int64)
+    lone = _one_sided_rows(mask, paired, side_a)
+    cols = (np.nonzero(side_a)[0], np.nonzero(~side_a)[0])
+    subs = [_half_problem(t, pairs, lone[s], cols[s]) for s in (0, 1)]
+    pair_want = np.max(want[pairs], axis=1) % h if pairs.size else np.zeros(0, dtype=np.int64)
+    wants = [np.concatenate([pair_want, np.where(want[lone[s]] < 0, -1, want[lone[s]] % h)]) for s in (0, 1)]
+    first = 0 if np.count_nonzero(_sq(subs[0]) > floor * floor) >= np.count_nonzero(_sq(subs[1]) > floor * floor) else 1
+    solved: list = [None, None]
+    solved[first] = _solve(subs[first], floor, dense, wants[first])
+    other = 1 - first
+    placed = np.argsort(solved[first][0])[: pairs.shape[0]]
+    wants[other][: pairs.shape[0]] = placed
+    solved[other] = _solve(subs[other], floor, dense, wants[other])
+    rows = _merge(pairs, lone, solved[0][0], solved[1][0], want)
+    return rows, np.concatenate([cols[0][solved[0][1]], cols[1][solved[1][1]]]).astype(np.int64)
 
 
-def _determined_pairs(t: np.ndarray, mask: np.ndarray, floor: float) -> tuple[np.ndarray, list[np.ndarray]]:
-    """``(P, 2)`` row pairs whose partner is determined at this level, and their column relations.
+def _pairs_and_halves(t: np.ndarray, mask: np.ndarray, floor: float) -> tuple[np.ndarray, np.ndarray]:
+    """``(P, 2)`` row pairs determined at this level and the first half's column mask.
 
-    Candidates: rows with equal support whose 2-vectors lie on two lines, and rows with nested
-    supports parallel on the smaller one. A row with two or more candidates is resolved by
-    peeling (a candidate fixed elsewhere drops out); one still ambiguous raises.
+    Candidates (:func:`_candidate_edges`) carry column relations. Rounds: the relations of the
+    fixed pairs and of the rows left without candidates (those lie on one half) give parity
+    classes of the columns; candidates contradicting them drop out; candidates whose two rows
+    have no other are fixed. When a round fixes nothing, the first remaining candidate (strong
+    before weak, then by index) is taken: deterministic, and the certificate judges the end.
+    """
+    m = t.shape[0]
+    live = _candidate_edges(t, mask, floor)
+    fixed: list[tuple[int, int, np.ndarray]] = []
+    while True:
+        done = {r for a, b, _ in fixed for r in (a, b)}
+        rel = [e[2] for e in fixed] + _one_half_relations(mask, live, done)
+        labels = _cover_labels(rel, m)
+        live = [e for e in live if e[0] not in done and e[1] not in done and _consistent(e[2], labels, m)]
+        if not live:
+            break
+        degree = np.bincount(np.array([(a, b) for a, b, _ in live]).ravel(), minlength=m)
+        lone = [e for e in live if degree[e[0]] == 1 and degree[e[1]] == 1]
+        fixed += lone or live[:1]
+    pairs = np.array(sorted((a, b) for a, b, _ in fixed), dtype=np.int64).reshape(-1, 2)
+    return pairs, _balanced_first(labels, m)
+
+
+def _candidate_edges(t: np.ndarray, mask: np.ndarray, floor: float) -> list[tuple[int, int, np.ndarray]]:
+    """Candidate partners ``(a, b, relations)``, a < b, strong ones first.
+
+    Equal supports whose 2-vectors lie on at most two lines (strong from three columns on: two
+    points always lie on two lines), and nested supports parallel on the smaller one (strong from
+    two columns on). Relations: ``(col, col', parity)`` rows, see :func:`_two_sides`.
     """
     from scipy.sparse import csr_matrix
 
@@ -175,23 +234,59 @@ def _determined_pairs(t: np.ndarray, mask: np.ndarray, floor: float) -> tuple[np
     u, v = u[keep], v[keep]
     same = (count[u] == count[v]) & (u < v)
     nested = count[u] > count[v]
-    edges, rel = [], {}
-    for a, b, ok, lines in _two_line_pairs(t, mask, u[same], v[same], floor):
-        if ok:
-            edges.append((a, b))
-            rel[(a, b)] = lines
+    found = []
+    for a, b, lines in _two_line_pairs(t, mask, u[same], v[same], floor):
+        found.append((count[a] < 3, a, b, lines))
     for a, b in _nested_parallel_pairs(t, mask, u[nested], v[nested], floor):
-        key = (min(a, b), max(a, b))
-        edges.append(key)
-        rel[key] = _nested_relation(mask[a], mask[b])
-    pairs = _peel(edges, t.shape[0])
-    return pairs, [rel[(int(a), int(b))] for a, b in pairs]
+        found.append((count[b] < 2, min(a, b), max(a, b), _nested_relation(mask[a], mask[b])))
+    found.sort(key=lambda e: e[:3])
+    return [(a, b, rel) for _, a, b, rel in found]
+
+
+def _one_half_relations(mask: np.ndarray, live: list, done: set) -> list[np.ndarray]:
+    """Same-side relations for the rows with no candidate partner left (they lie on one half)."""
+    busy = done | {r for a, b, _ in live for r in (a, b)}
+    return [_same_side(np.nonzero(mask[r])[0]) for r in range(mask.shape[0]) if r not in busy]
+
+
+def _cover_labels(relations: list[np.ndarray], m: int) -> np.ndarray:
+    """Component labels (2m,) of the double cover: node ``j`` is column j on side 0, ``j + m`` on
+    side 1; a relation of parity p joins ``(a, 0)`` with ``(c, p)``. Raises on a contradiction."""
+    from scipy.sparse import coo_matrix
+    from scipy.sparse.csgraph import connected_components
+
+    rel = np.concatenate([np.zeros((0, 3), dtype=np.int64)] + [np.asarray(r, dtype=np.int64) for r in relations])
+    a, c, flip = rel[:, 0], rel[:, 1], rel[:, 2] * m
+    rows = np.concatenate([a, a + m])
+    cols = np.concatenate([c + flip, c + m - flip])
+    graph = coo_matrix((np.ones(rows.size, dtype=np.int8), (rows, cols)), shape=(2 * m, 2 * m))
+    _, labels = connected_components(graph, directed=False)
+    if np.any(labels[:m] == labels[m:]):
+        raise RouteUnavailable("not a two-sided B.P (sparse): the pairs put a column on both halves")
+    return labels
+
+
+def _consistent(rel: np.ndarray, labels: np.ndarray, m: int) -> bool:
+    """No relation of a candidate contradicts the parity classes so far."""
+    a, c, par = rel[:, 0], rel[:, 1], rel[:, 2]
+    return not np.any(labels[a] == labels[c + (1 - par) * m])
+
+
+def _balanced_first(labels: np.ndarray, m: int) -> np.ndarray:
+    """The first half's column mask: one side of every parity class, m/2 columns in all."""
+    on0, on1 = labels[:m], labels[m:]
+    first = _balanced_halves(np.minimum(on0, on1)[None], (on0 > on1)[None], 1, m)
+    if first is None:
+        raise RouteUnavailable("not a two-sided B.P (sparse): no balanced column split")
+    side = np.zeros(m, dtype=bool)
+    side[first[0]] = True
+    return side
 
 
 def _two_line_pairs(t: np.ndarray, mask: np.ndarray, u: np.ndarray, v: np.ndarray, floor: float):
-    """Yield ``(u, v, ok, relation)`` for equal-support candidates: ``ok`` when the 2-vectors on the
-    support lie on at most two lines, the relation being the columns of each line (a same-side
-    chain per line, the two lines' first columns on opposite sides)."""
+    """Yield ``(u, v, relation)`` for the equal-support pairs whose 2-vectors lie on at most two
+    lines (each tested against the line of its strongest point, with a tolerance growing as the
+    point nears the floor); the relation: a same-side chain per line, the lines apart."""
     m = t.shape[1]
     step = max(1, _CHUNK // max(m, 1))
     for s in range(0, u.size, step):
@@ -206,11 +301,8 @@ def _two_line_pairs(t: np.ndarray, mask: np.ndarray, u: np.ndarray, v: np.ndarra
         second = np.argmax(np.where(rest, weight, -1.0), axis=1)
         d1 = np.sum((point - point[np.arange(a.size), second][:, None]) ** 2, axis=-1)
         ok = np.all(~rest | (d1 <= tol), axis=1)
-        for i in range(a.size):
-            lines = None
-            if ok[i]:
-                lines = _two_sides(np.nonzero(on0[i])[0], np.nonzero(rest[i])[0])
-            yield int(a[i]), int(b[i]), bool(ok[i]), lines
+        for i in np.nonzero(ok)[0]:
+            yield int(a[i]), int(b[i]), _two_sides(np.nonzero(on0[i])[0], np.nonzero(rest[i])[0])
 
 
 def _bloch(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -259,42 +351,6 @@ def _same_side(cols: np.ndarray) -> np.ndarray:
     return np.stack([np.full(cols.size - 1, cols[0]), cols[1:], np.zeros(cols.size - 1, dtype=np.int64)], axis=1)
 
 
-def _peel(edges: list[tuple[int, int]], m: int) -> np.ndarray:
-    """``(P, 2)`` pairs from the candidate edges: an edge whose ends have no other live edge is
-    fixed and its rows leave the graph, until nothing changes; any edge left is ambiguous."""
-    live = sorted(set(edges))
-    fixed: list[tuple[int, int]] = []
-    while live:
-        degree = np.bincount(np.array(live).ravel(), minlength=m)
-        lone = [(a, b) for a, b in live if degree[a] == 1 and degree[b] == 1]
-        if not lone:
-            raise RouteUnavailable("not a two-sided B.P (sparse): a row has several possible partners")
-        fixed += lone
-        done = {r for e in lone for r in e}
-        live = [(a, b) for a, b in live if a not in done and b not in done]
-    return np.array(sorted(fixed), dtype=np.int64).reshape(-1, 2)
-
-
-def _halves(relations: list[np.ndarray], m: int) -> np.ndarray:
-    """The first half's columns (sorted) from the parity relations, balanced to m/2."""
-    from scipy.sparse import coo_matrix
-    from scipy.sparse.csgraph import connected_components
-
-    rel = np.concatenate([np.zeros((0, 3), dtype=np.int64)] + [np.asarray(r, dtype=np.int64) for r in relations])
-    a, c, flip = rel[:, 0], rel[:, 1], rel[:, 2] * m
-    rows = np.concatenate([a, a + m])
-    cols = np.concatenate([c + flip, c + m - flip])
-    graph = coo_matrix((np.ones(rows.size, dtype=np.int8), (rows, cols)), shape=(2 * m, 2 * m))
-    _, labels = connected_components(graph, directed=False)
-    on0, on1 = labels[:m], labels[m:]
-    if np.any(on0 == on1):
-        raise RouteUnavailable("not a two-sided B.P (sparse): the pairs put a column on both halves")
-    first = _balanced_halves(np.minimum(on0, on1)[None], (on0 > on1)[None], 1, m)
-    if first is None:
-        raise RouteUnavailable("not a two-sided B.P (sparse): no balanced column split")
-    return np.sort(first[0])
-
-
 def _one_sided_rows(mask: np.ndarray, paired: np.ndarray, side_a: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Unpaired rows on the first half and on the second (empty rows fill whichever is short)."""
     on_a = np.any(mask & side_a, axis=1)
@@ -309,7 +365,6 @@ def _one_sided_rows(mask: np.ndarray, paired: np.ndarray, side_a: np.ndarray) ->
         raise RouteUnavailable("not a two-sided B.P (sparse): the one-sided rows do not balance")
     return np.sort(np.concatenate([first, empty[:need]])), np.sort(np.concatenate([second, empty[need:]]))
 
-
 def _half_problem(t: np.ndarray, pairs: np.ndarray, lone: np.ndarray, cols: np.ndarray) -> np.ndarray:
     """Rows: each determined pair projected onto its direction on ``cols``, then the lone rows."""
     x0, x1 = t[pairs[:, 0]][:, cols], t[pairs[:, 1]][:, cols]
@@ -321,22 +376,26 @@ def _half_problem(t: np.ndarray, pairs: np.ndarray, lone: np.ndarray, cols: np.n
     return np.ascontiguousarray(np.concatenate([proj, t[lone][:, cols]]))
 
 
-def _merge(pairs: np.ndarray, lone_a: np.ndarray, lone_b: np.ndarray,
-           rows_a: np.ndarray, rows_b: np.ndarray) -> np.ndarray:
-    """The row order: the first half problem's order on top, the second's (aligned) below."""
+def _merge(pairs: np.ndarray, lone: tuple[np.ndarray, np.ndarray], rows_a: np.ndarray, rows_b: np.ndarray,
+           want: np.ndarray) -> np.ndarray:
+    """The row order: position i holds the first half problem's row i and the second's aligned
+    row; the two rows of a position go top/bottom as ``want`` asks (swapping them is free: it
+    only swaps the rows of one 2x2 block), else the first pair member / first-half row on top."""
     npairs, h = pairs.shape[0], rows_a.size
     pos_a, pos_b = np.argsort(rows_a), np.argsort(rows_b)
     sigma = _aligning_automorphism(pos_a[:npairs], pos_b[:npairs], h)
     if sigma is None:
         raise RouteUnavailable("not a two-sided B.P (sparse): the half problems' row trees do not align")
-    top_idx, bottom_idx = rows_a, rows_b[sigma]
-    is_pair = top_idx < npairs
-    if np.any(is_pair != (bottom_idx < npairs)) or np.any(top_idx[is_pair] != bottom_idx[is_pair]):
+    idx_a, idx_b = rows_a, rows_b[sigma]
+    is_pair = idx_a < npairs
+    if np.any(is_pair != (idx_b < npairs)) or np.any(idx_a[is_pair] != idx_b[is_pair]):
         raise RouteUnavailable("not a two-sided B.P (sparse): the half problems' row trees do not align")
     top, bottom = np.empty(h, dtype=np.int64), np.empty(h, dtype=np.int64)
-    top[is_pair], bottom[is_pair] = pairs[top_idx[is_pair], 0], pairs[top_idx[is_pair], 1]
-    top[~is_pair] = lone_a[top_idx[~is_pair] - npairs]
-    bottom[~is_pair] = lone_b[bottom_idx[~is_pair] - npairs]
+    top[is_pair], bottom[is_pair] = pairs[idx_a[is_pair], 0], pairs[idx_a[is_pair], 1]
+    top[~is_pair] = lone[0][idx_a[~is_pair] - npairs]
+    bottom[~is_pair] = lone[1][idx_b[~is_pair] - npairs]
+    swap = (want[top] >= h) | ((want[bottom] >= 0) & (want[bottom] < h))
+    top[swap], bottom[swap] = bottom[swap], top[swap].copy()
     return np.concatenate([top, bottom]).astype(np.int64)
 
 
