@@ -99,16 +99,16 @@ def _split_level(blocks: np.ndarray, noise: float = 0.0) -> tuple[np.ndarray, np
     is left.
     """
     count, h = blocks.shape[2:4]
-    weight, length = _links(blocks, noise / np.sqrt(count * h * h))
+    weight, length, block_noise = _links(blocks, noise / np.sqrt(count * h * h))
     order, parent, root = _tree(length)
     transport = _carry(blocks, weight, order, parent)
     tilde = _similarity(blocks, _inv2(transport), transport)
     ks = np.arange(count)[:, None]
-    frames = _column_gauge(transport @ _reference_frames(tilde, root, root, order, h)[ks, root])
+    frames = _column_gauge(transport @ _reference_frames(tilde, root, root, order, h, block_noise)[ks, root])
     split = _similarity(blocks, _inv2(frames), frames)
     if np.max(_condition(transport)) > _WELL_CONDITIONED:
         first = frames
-        frames = _column_gauge(first @ _reference_frames(split, root, root, order, h)[ks, root])
+        frames = _column_gauge(first @ _reference_frames(split, root, root, order, h, block_noise)[ks, root])
         change = _inv2(first) @ frames
         split = _similarity(split, _inv2(change), change)
     if np.sum(_sq(split[0, 1])) + np.sum(_sq(split[1, 0])) > (_ROUNDING**2) * np.sum(_sq(blocks)):
@@ -170,8 +170,9 @@ def _condition(m: np.ndarray) -> np.ndarray:
     return np.sum(_sq(m), axis=(-2, -1)) / np.maximum(det, 1e-300)
 
 
-def _links(blocks: np.ndarray, noise: float) -> tuple[np.ndarray, np.ndarray]:
-    """Weights ``z`` of the transport links ``L_bp = U + z V`` ``(K, h, h)`` and hop lengths.
+def _links(blocks: np.ndarray, noise: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Weights ``z`` of the transport links ``L_bp = U + z V`` ``(K, h, h)``, hop lengths, and the
+    noise expected in one block ``(K,)`` (the larger of ``noise`` and what :func:`_gap_floor` reads).
 
     Carrying a frame through ``A_bp = G_b diag(x, y) G_p^-1`` multiplies its conditioning by up
     to ``|x / y|``, and adds the block's noise relative to its smallest singular value. So the
@@ -192,7 +193,8 @@ def _links(blocks: np.ndarray, noise: float) -> tuple[np.ndarray, np.ndarray]:
     ref = np.max(fro2.reshape(count, -1), axis=1)[:, None, None]
     smin = det / np.sqrt(np.maximum(fro2, 1e-300))  # within sqrt(2) of the smallest singular value
     floor = np.maximum(_ROUNDING * np.sqrt(fro2), np.maximum(_ROUNDING * np.sqrt(ref), _NOISE_MARGIN * noise))
-    valid = smin > np.maximum(floor, _gap_floor(smin, ref))
+    cut, gap_noise = _gap_floor(smin, ref)
+    valid = smin > np.maximum(floor, cut)
     back_valid = np.swapaxes(valid, 1, 2)
     # U = A_bp / |A_bp|, V = adj(A_pb) conj(det_pb) / (|det_pb| |A_pb|): only the invariants of
     # U + zV are formed here (its determinant and norm, for z = 1 and i); the links themselves
@@ -211,7 +213,7 @@ def _links(blocks: np.ndarray, noise: float) -> tuple[np.ndarray, np.ndarray]:
         weakest = np.maximum(np.minimum(det, np.where(back_valid, _t(det), det)), 1e-300)
         length = np.log(np.minimum(cond[0], cond[1]) / 2) + 0.5 * np.log(np.maximum(ref, weakest) / weakest) + _HOP
     length[~valid] = np.inf
-    return np.where(back_valid, np.where(turn, 1j, 1.0), 0.0), length
+    return np.where(back_valid, np.where(turn, 1j, 1.0), 0.0), length, np.maximum(gap_noise, noise)
 
 
 def _t(x: np.ndarray) -> np.ndarray:
@@ -230,8 +232,9 @@ def _link(blocks: np.ndarray, rows: np.ndarray, b: np.ndarray, p: np.ndarray, we
     return unit + z * inverse
 
 
-def _gap_floor(smin: np.ndarray, ref: np.ndarray) -> np.ndarray:
-    """Per problem ``(K, 1, 1)``: the level below which blocks are noise, read off the blocks.
+def _gap_floor(smin: np.ndarray, ref: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per problem: the level ``(K, 1, 1)`` below which blocks are noise, read off the blocks,
+    and the noise level ``(K,)`` itself (the top of the population under the gap; 0 if none).
 
     A structured matrix plus noise has two populations of blocks: the structured ones, and
     those the structure leaves empty, which hold only the noise (most blocks of a short
@@ -256,7 +259,8 @@ def _gap_floor(smin: np.ndarray, ref: np.ndarray) -> np.ndarray:
     top = np.argmax(gap, axis=1)
     wide = gap[np.arange(count), top] * _BIN >= _GAP_DECADES
     edge = np.where(wide, 10.0 ** (low + top * _BIN), 0.0)
-    return edge[:, None, None] * np.sqrt(ref)
+    noise = np.where(wide, 10.0 ** (low + (previous[np.arange(count), top] + 1) * _BIN), 0.0)
+    return edge[:, None, None] * np.sqrt(ref), noise * np.sqrt(ref[:, 0, 0])
 
 
 def _tree(length: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -304,7 +308,7 @@ def _carry(blocks: np.ndarray, weight: np.ndarray, order: np.ndarray, parent: np
 
 
 def _reference_frames(tilde: np.ndarray, root_rows: np.ndarray, root_cols: np.ndarray, order: np.ndarray,
-                      slots: int) -> np.ndarray:
+                      slots: int, block_noise: np.ndarray) -> np.ndarray:
     """``G_0`` of every component ``(K, slots, 2, 2)``, indexed by its root node.
 
     Within a component (tree gauge) every block is ``G_0 diag(x, y) G_0^-1``: the vectors
@@ -317,7 +321,7 @@ def _reference_frames(tilde: np.ndarray, root_rows: np.ndarray, root_cols: np.nd
     ``root_rows`` ``(K, h)`` and ``root_cols`` are the roots of the row and column pairs (the same
     array for a similarity; rows and columns are distinct nodes for :mod:`.two_sided`).
     """
-    cand, determined = _traceless_fit(tilde, root_rows, root_cols, slots)
+    cand, determined = _traceless_fit(tilde, root_rows, root_cols, slots, block_noise)
     h = root_rows.shape[1]
     several = np.nonzero(np.any(root_rows, axis=1) | np.any(root_cols, axis=1))[0]
     for k in several:
@@ -342,30 +346,36 @@ def _reference_frames(tilde: np.ndarray, root_rows: np.ndarray, root_cols: np.nd
     return frames
 
 
-def _traceless_fit(tilde: np.ndarray, root_rows: np.ndarray, root_cols: np.ndarray,
-                   slots: int) -> tuple[np.ndarray, np.ndarray]:
+def _traceless_fit(tilde: np.ndarray, root_rows: np.ndarray, root_cols: np.ndarray, slots: int,
+                   block_noise: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Per component (indexed by its root): the canonical ``G_0`` and whether the blocks fix it.
 
     The dominant direction of the traceless vectors (3x3 Gram matrix over the component's own
-    blocks) fixes ``G_0`` when it stands out: above rounding, and the second direction under
-    :data:`_GAP` of it (otherwise it is noise, or the halves are equal copies and ``G_0`` is free).
+    blocks) fixes ``G_0`` when it stands out: above rounding and :data:`_NOISE_MARGIN` times the
+    noise its blocks hold (``block_noise`` each), and the second direction under :data:`_GAP` of
+    it (otherwise it is noise, or the halves are equal copies and ``G_0`` is free).
     """
     count = root_rows.shape[0]
     ks = np.arange(count)[:, None]
     vec = np.stack([tilde[0, 0] - tilde[1, 1], tilde[0, 1], tilde[1, 0]], axis=-1)  # (K, b, b', 3)
     energy_rows = sum(_sq(tilde[i, j]) for i in range(2) for j in range(2))  # (K, b, b')
+    members = np.full(root_rows.shape, float(root_cols.shape[1]))
     if np.any(root_rows) or np.any(root_cols):
         same = root_rows[:, :, None] == root_cols[:, None, :]
         vec = vec * same[..., None]
         energy_rows = energy_rows * same
+        members = same.sum(axis=-1).astype(float)
     gram = np.zeros((count, slots, 3, 3), dtype=np.complex128)
     np.add.at(gram, (ks, root_rows), np.swapaxes(vec, -1, -2) @ vec.conj())
     energy = np.zeros((count, slots))
     np.add.at(energy, (ks, root_rows), energy_rows.sum(axis=-1))
+    noise_energy = np.zeros((count, slots))
+    np.add.at(noise_energy, (ks, root_rows), members * (_NOISE_MARGIN * block_noise[:, None]) ** 2)
     vals, vecs = np.linalg.eigh(gram)
     top = vecs[..., :, 2]
     k = np.stack([np.stack([top[..., 0] / 2, top[..., 1]], -1), np.stack([top[..., 2], -top[..., 0] / 2], -1)], -2)
-    determined = (vals[..., 2] > (_ROUNDING**2) * energy) & (vals[..., 1] < _GAP * vals[..., 2])
+    strong = vals[..., 2] > np.maximum((_ROUNDING**2) * energy, noise_energy)
+    determined = strong & (vals[..., 1] < _GAP * vals[..., 2])
     cand = np.broadcast_to(np.eye(2, dtype=np.complex128), (count, slots, 2, 2)).copy()
     if np.any(determined):
         _, eigvec = np.linalg.eig(k[determined])

@@ -56,15 +56,15 @@ def two_sided_basis(t: np.ndarray, stop_above: float = np.inf) -> tuple[np.ndarr
 def _split_level(blocks: np.ndarray, noise: float) -> tuple[np.ndarray, np.ndarray, np.ndarray, float]:
     """Row frames, column frames ``(K, h, 2, 2)``, halves ``(2K, h, h)`` and off-diagonal mass."""
     count, h = blocks.shape[2:4]
-    length = _lengths(blocks, noise / np.sqrt(count * h * h))
+    length, block_noise = _lengths(blocks, noise / np.sqrt(count * h * h))
     order, parent, root = _bipartite_tree(length)
     lt, rt = _carry(blocks, order, parent)
     tilde = _similarity(blocks, _inv2(lt), rt)
-    x = _reference(tilde, root, order)
+    x = _reference(tilde, root, order, block_noise)
     lf, rf = _column_gauge(lt @ x[:, :h]), _column_gauge(rt @ x[:, h:])
     split = _similarity(blocks, _inv2(lf), rf)
     if max(np.max(_condition(lt)), np.max(_condition(rt))) > _WELL_CONDITIONED:
-        y = _reference(split, root, order)
+        y = _reference(split, root, order, block_noise)
         l2, r2 = _column_gauge(lf @ y[:, :h]), _column_gauge(rf @ y[:, h:])
         split = _similarity(split, _inv2(_inv2(lf) @ l2), _inv2(rf) @ r2)
         lf, rf = l2, r2
@@ -73,7 +73,7 @@ def _split_level(blocks: np.ndarray, noise: float) -> tuple[np.ndarray, np.ndarr
     return lf, rf, halves, off
 
 
-def _lengths(blocks: np.ndarray, noise: float) -> np.ndarray:
+def _lengths(blocks: np.ndarray, noise: float) -> tuple[np.ndarray, np.ndarray]:
     """Hop length ``(K, b, p)`` of the edge row b -- column p: ``log cond(T_bp)`` plus its weakness
     ``log(s_ref / s)`` plus :data:`_HOP`; infinite at rounding or noise level (as in :mod:`.eigenbasis`)."""
     count = blocks.shape[2]
@@ -83,11 +83,12 @@ def _lengths(blocks: np.ndarray, noise: float) -> np.ndarray:
     ref = np.max(fro2.reshape(count, -1), axis=1)[:, None, None]
     smin = det / np.sqrt(np.maximum(fro2, 1e-300))
     floor = np.maximum(_ROUNDING * np.sqrt(fro2), np.maximum(_ROUNDING * np.sqrt(ref), _NOISE_MARGIN * noise))
-    valid = smin > np.maximum(floor, _gap_floor(smin, ref))
+    cut, gap_noise = _gap_floor(smin, ref)
+    valid = smin > np.maximum(floor, cut)
     safe = np.maximum(det, 1e-300)
     length = np.log(np.maximum(fro2, safe) / (2 * safe)) + 0.5 * np.log(np.maximum(ref, safe) / safe) + _HOP
     length[~valid] = np.inf
-    return length
+    return length, np.maximum(gap_noise, noise)
 
 
 def _bipartite_tree(length: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -143,8 +144,8 @@ def _carry(blocks: np.ndarray, order: np.ndarray, parent: np.ndarray) -> tuple[n
     return frames[:, :h], frames[:, h:]
 
 
-def _reference(tilde: np.ndarray, root: np.ndarray, order: np.ndarray) -> np.ndarray:
+def _reference(tilde: np.ndarray, root: np.ndarray, order: np.ndarray, block_noise: np.ndarray) -> np.ndarray:
     """``X`` ``(K, 2h, 2, 2)`` of every node: its component's frame (:func:`~.eigenbasis._reference_frames`)."""
     h = root.shape[1] // 2
-    frames = _reference_frames(tilde, root[:, :h], root[:, h:], order, 2 * h)
+    frames = _reference_frames(tilde, root[:, :h], root[:, h:], order, 2 * h, block_noise)
     return frames[np.arange(root.shape[0])[:, None], root]
