@@ -194,35 +194,91 @@ def _split_level(t: np.ndarray, mask: np.ndarray, floor: float, dense: Solver,
 def _pairs_and_halves(t: np.ndarray, mask: np.ndarray, floor: float) -> tuple[np.ndarray, np.ndarray]:
     """``(P, 2)`` row pairs determined at this level and the first half's column mask.
 
-    Candidates (:func:`_candidate_edges`) carry column relations. Rounds: the relations of the
-    fixed pairs and of the rows left without candidates (those lie on one half) give parity
-    classes of the columns; candidates contradicting them drop out; candidates whose two rows
-    have no other are fixed. When a round fixes nothing, the first remaining candidate (strong
-    before weak, then by index) is taken: deterministic, and the certificate judges the end.
+    Candidates (:func:`_candidate_edges`) carry column relations, and some are false: two rows
+    on one half that pair only at the next level also look like a pair (their lines are the
+    quarters of that half). All true pairs agree on one split, so candidates are accepted
+    greedily, widest support first, when their rows are still free and their relations agree
+    with those accepted so far (a Kruskal-like pass over a parity union-find). The rows left
+    over lie on one half. Deterministic: the order is fixed by support size and index.
     """
     m = t.shape[0]
-    live = _candidate_edges(t, mask, floor)
-    fixed: list[tuple[int, int, np.ndarray]] = []
-    while True:
-        done = {r for a, b, _ in fixed for r in (a, b)}
-        rel = [e[2] for e in fixed] + _one_half_relations(mask, live, done)
-        labels = _cover_labels(rel, m)
-        live = [e for e in live if e[0] not in done and e[1] not in done and _consistent(e[2], labels, m)]
-        if not live:
-            break
-        degree = np.bincount(np.array([(a, b) for a, b, _ in live]).ravel(), minlength=m)
-        lone = [e for e in live if degree[e[0]] == 1 and degree[e[1]] == 1]
-        fixed += lone or live[:1]
-    pairs = np.array(sorted((a, b) for a, b, _ in fixed), dtype=np.int64).reshape(-1, 2)
-    return pairs, _balanced_first(labels, m)
+    parity = _ParityForest(m)
+    used = np.zeros(m, dtype=bool)
+    pairs = []
+    for a, b, rel in _candidate_edges(t, mask, floor):
+        if used[a] or used[b] or not parity.agrees(rel):
+            continue
+        parity.join(rel)
+        used[a] = used[b] = True
+        pairs.append((a, b))
+    for r in np.nonzero(~used)[0]:
+        rel = _same_side(np.nonzero(mask[r])[0])
+        if not parity.agrees(rel):
+            raise RouteUnavailable("not a two-sided B.P (sparse): the pairs put a column on both halves")
+        parity.join(rel)
+    pairs_arr = np.array(sorted(pairs), dtype=np.int64).reshape(-1, 2)
+    return pairs_arr, _balanced_first(*parity.classes(), m)
+
+
+class _ParityForest:
+    """Union-find over columns with the parity (same half 0, other half 1) to each root."""
+
+    def __init__(self, m: int) -> None:
+        self.parent = list(range(m))
+        self.par = [0] * m
+
+    def find(self, j: int) -> tuple[int, int]:
+        """Root of j and j's parity relative to it (with path compression)."""
+        path = []
+        while self.parent[j] != j:
+            path.append(j)
+            j = self.parent[j]
+        acc = 0
+        for node in reversed(path):
+            acc ^= self.par[node]
+            self.par[node], self.parent[node] = acc, j
+        return j, (self.par[path[0]] if path else 0)
+
+    def agrees(self, rel: np.ndarray) -> bool:
+        """No relation ``(a, c, p)`` contradicts the forest (checked on a scratch copy)."""
+        seen: dict[int, tuple[int, int]] = {}
+        for a, c, p in rel.tolist():
+            ra, pa = self._find_scratch(a, seen)
+            rc, pc = self._find_scratch(c, seen)
+            if ra == rc:
+                if pa ^ pc != p:
+                    return False
+            else:
+                seen[rc] = (ra, pa ^ pc ^ p)
+        return True
+
+    def _find_scratch(self, j: int, seen: dict[int, tuple[int, int]]) -> tuple[int, int]:
+        root, par = self.find(j)
+        while root in seen:
+            root, step = seen[root]
+            par ^= step
+        return root, par
+
+    def join(self, rel: np.ndarray) -> None:
+        for a, c, p in rel.tolist():
+            ra, pa = self.find(a)
+            rc, pc = self.find(c)
+            if ra != rc:
+                self.parent[rc], self.par[rc] = ra, pa ^ pc ^ p
+
+    def classes(self) -> tuple[np.ndarray, np.ndarray]:
+        """Per column: its class (root) and side (parity to the root)."""
+        found = [self.find(j) for j in range(len(self.parent))]
+        return np.array([r for r, _ in found]), np.array([p for _, p in found], dtype=bool)
 
 
 def _candidate_edges(t: np.ndarray, mask: np.ndarray, floor: float) -> list[tuple[int, int, np.ndarray]]:
-    """Candidate partners ``(a, b, relations)``, a < b, strong ones first.
+    """Candidate partners ``(a, b, relations)``, a < b, in acceptance order.
 
-    Equal supports whose 2-vectors lie on at most two lines (strong from three columns on: two
-    points always lie on two lines), and nested supports parallel on the smaller one (strong from
-    two columns on). Relations: ``(col, col', parity)`` rows, see :func:`_two_sides`.
+    Equal supports whose 2-vectors lie on at most two lines (informative from three columns on:
+    two points always lie on two lines), and nested supports parallel on the smaller one
+    (informative from two columns on). Order: informative first, then wider joint support, equal
+    supports before nested ones, then index. Relations: see :func:`_two_sides`.
     """
     from scipy.sparse import csr_matrix
 
@@ -236,51 +292,21 @@ def _candidate_edges(t: np.ndarray, mask: np.ndarray, floor: float) -> list[tupl
     nested = count[u] > count[v]
     found = []
     for a, b, lines in _two_line_pairs(t, mask, u[same], v[same], floor):
-        found.append((count[a] < 3, a, b, lines))
+        found.append((bool(count[a] < 3), -int(count[a]), 0, a, b, lines))
     for a, b in _nested_parallel_pairs(t, mask, u[nested], v[nested], floor):
-        found.append((count[b] < 2, min(a, b), max(a, b), _nested_relation(mask[a], mask[b])))
-    found.sort(key=lambda e: e[:3])
-    return [(a, b, rel) for _, a, b, rel in found]
+        found.append((bool(count[b] < 2), -int(count[a]), 1, min(a, b), max(a, b), _nested_relation(mask[a], mask[b])))
+    found.sort(key=lambda e: e[:5])
+    return [(a, b, rel) for *_, a, b, rel in found]
 
 
-def _one_half_relations(mask: np.ndarray, live: list, done: set) -> list[np.ndarray]:
-    """Same-side relations for the rows with no candidate partner left (they lie on one half)."""
-    busy = done | {r for a, b, _ in live for r in (a, b)}
-    return [_same_side(np.nonzero(mask[r])[0]) for r in range(mask.shape[0]) if r not in busy]
-
-
-def _cover_labels(relations: list[np.ndarray], m: int) -> np.ndarray:
-    """Component labels (2m,) of the double cover: node ``j`` is column j on side 0, ``j + m`` on
-    side 1; a relation of parity p joins ``(a, 0)`` with ``(c, p)``. Raises on a contradiction."""
-    from scipy.sparse import coo_matrix
-    from scipy.sparse.csgraph import connected_components
-
-    rel = np.concatenate([np.zeros((0, 3), dtype=np.int64)] + [np.asarray(r, dtype=np.int64) for r in relations])
-    a, c, flip = rel[:, 0], rel[:, 1], rel[:, 2] * m
-    rows = np.concatenate([a, a + m])
-    cols = np.concatenate([c + flip, c + m - flip])
-    graph = coo_matrix((np.ones(rows.size, dtype=np.int8), (rows, cols)), shape=(2 * m, 2 * m))
-    _, labels = connected_components(graph, directed=False)
-    if np.any(labels[:m] == labels[m:]):
-        raise RouteUnavailable("not a two-sided B.P (sparse): the pairs put a column on both halves")
-    return labels
-
-
-def _consistent(rel: np.ndarray, labels: np.ndarray, m: int) -> bool:
-    """No relation of a candidate contradicts the parity classes so far."""
-    a, c, par = rel[:, 0], rel[:, 1], rel[:, 2]
-    return not np.any(labels[a] == labels[c + (1 - par) * m])
-
-
-def _balanced_first(labels: np.ndarray, m: int) -> np.ndarray:
+def _balanced_first(root: np.ndarray, side: np.ndarray, m: int) -> np.ndarray:
     """The first half's column mask: one side of every parity class, m/2 columns in all."""
-    on0, on1 = labels[:m], labels[m:]
-    first = _balanced_halves(np.minimum(on0, on1)[None], (on0 > on1)[None], 1, m)
+    first = _balanced_halves(root[None], side[None], 1, m)
     if first is None:
         raise RouteUnavailable("not a two-sided B.P (sparse): no balanced column split")
-    side = np.zeros(m, dtype=bool)
-    side[first[0]] = True
-    return side
+    out = np.zeros(m, dtype=bool)
+    out[first[0]] = True
+    return out
 
 
 def _two_line_pairs(t: np.ndarray, mask: np.ndarray, u: np.ndarray, v: np.ndarray, floor: float):
