@@ -45,6 +45,7 @@ from .bp_order import _balanced_halves, _direction_from_gram
 Solver = Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]]
 
 _MIN_GAP_BITS = 10  # a gap of 2^10 in the entries' magnitudes separates zeros from the support
+_ZERO_SHARE = 0.125  # a narrow gap counts when at least this share of the entries lies below it
 _POINT_TOL = 1e-12  # squared Bloch distance two clean parallel 2-vectors may differ by (rounding)
 _NOISE_TOL = 8.0  # times (floor / magnitude)^2: how far noise at the floor moves a 2-vector's direction
 _CHUNK = 1 << 22  # elements per gathered block of row pairs
@@ -54,9 +55,12 @@ _PROBE_SEED = 20261202
 def support_floor(matrix: np.ndarray) -> float | None:
     """The magnitude below which an entry is noise, or None when the entries show no gap (dense).
 
-    Binary exponents of ``|T_ij| / max |T|`` are histogrammed (one pass, no sort); the widest run
-    of empty exponents, if at least ``_MIN_GAP_BITS`` wide and with entries below it, separates
-    the zeros (exact, rounding or noise) from the support; the floor is its geometric middle.
+    Binary exponents of ``|T_ij| / max |T|`` are histogrammed (one pass, no sort). A run of empty
+    exponents at least ``_MIN_GAP_BITS`` wide separates exact, rounding or small noise zeros from
+    the support: the highest such run (nearest the largest entry) is taken. Larger noise leaves
+    a narrower run just above its own population, which is then at least ``_ZERO_SHARE`` of the
+    entries: the lowest such run is taken (runs inside the noise's thin lower tail have few
+    entries below them). The floor is the run's geometric middle.
     """
     mag = np.abs(matrix).ravel()
     top = float(mag.max(initial=0.0))
@@ -64,14 +68,21 @@ def support_floor(matrix: np.ndarray) -> float | None:
         return None
     exps = 1 - np.frexp(mag / top)[1]  # 0 for the largest entry
     exps[mag == 0] = 1100  # exact zeros below every subnormal
-    used = np.nonzero(np.bincount(exps, minlength=1101))[0]
+    counts = np.bincount(exps, minlength=1101)
+    used = np.nonzero(counts)[0]
     if used.size < 2:
         return None
-    gaps = np.diff(used)
-    widest = int(np.argmax(gaps))
-    if gaps[widest] < _MIN_GAP_BITS:
+    width = np.diff(used)
+    below = mag.size - np.cumsum(counts[used])[:-1]  # entries below each run
+    wide = np.nonzero(width >= _MIN_GAP_BITS)[0]
+    populated = np.nonzero((width >= 2) & (below >= _ZERO_SHARE * mag.size))[0]
+    if wide.size:
+        run = wide[0]
+    elif populated.size:
+        run = populated[-1]
+    else:
         return None
-    return top * 2.0 ** (-(used[widest] + used[widest + 1]) / 2)
+    return top * 2.0 ** (-(used[run] + used[run + 1]) / 2)
 
 
 def discover_sparse(matrix: np.ndarray, floor: float, dense: Solver) -> tuple[np.ndarray, np.ndarray]:
