@@ -39,7 +39,7 @@ Verdict per cell (the requirement for A = S + E, S a structure bfly claims):
 A summary counts PASS / FAIL / SLOW. Usage::
 
     python benchmarks/bench_robustness.py                              # N = 256, 1024
-    python benchmarks/bench_robustness.py --sizes 256,1024,4096        # the full table (long)
+    python benchmarks/bench_robustness.py --sizes 256,1024,4096        # the full table (N = 4096: ~20 min)
     python benchmarks/bench_robustness.py --sizes 256 --transforms dct,hartley --json
     python benchmarks/bench_robustness.py --timeout-per-cell 120       # a cell past it is a FAIL
 """
