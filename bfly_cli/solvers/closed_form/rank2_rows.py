@@ -46,11 +46,12 @@ from .rank2_order import _FLOOR, _GAP, Levels, NoRankTwoOrder, _split
 _SEED = 20261203
 _SEED_TRIALS = 256  # column triples tried for the first quadruple (one in ~16 lies in one quarter)
 _PAIR_TRIALS = 96  # column triples tried per level for the position fingerprints
-_CANDIDATES = 32  # plane partners tried per reference row (closest directions first)
+_SEED_CANDIDATES = 12  # plane partners tried per reference row on a column triple (closest directions first)
 _DIMS = 12  # random directions a column class is projected onto for the quadruple search
 _COND = 0.05  # a perpendicular part below this fraction of its row has a direction of noise
 _SEEDS = 6  # seed quadruples whose column planes are combined
 _LEFTOVER = 6  # unpaired positions whose pairings are all tried (15 ways at most)
+_BATCH = 32  # column triples evaluated together in the seed search
 _NEIGHBOURS = 8  # largest cluster of coinciding fingerprints resolved
 
 
@@ -221,22 +222,23 @@ def _seed_partition(mat: np.ndarray, ref: int) -> tuple[np.ndarray, np.ndarray] 
     others = np.delete(np.arange(n), ref)
     j0 = int(np.argmax(np.abs(mat[ref])))
     rest = np.delete(np.arange(n), j0)
-    for a, b in _triples(rest.size):
-        cols = np.array([j0, rest[a], rest[b]])
-        x = mat[:, cols]
-        found = _plane_mates(x[others], x[ref])
-        if found is None or found[0].sum() != 3:
-            continue
-        quad = np.concatenate([[ref], others[found[0]]])
-        vec = mat[quad].T[None]  # one position, (1, N, 4)
-        try:
-            parts, _ = _split(vec, n // 4, {"consistent": True, "strict": True, "levels": Levels()}, None)
-        except NoRankTwoOrder:
-            continue
-        label = np.empty(n, dtype=np.int64)
-        for idx, (members, _) in enumerate(parts):
-            label[members] = idx
-        return quad, label
+    pairs = np.asarray(_triples(rest.size), dtype=np.int64).reshape(-1, 2)
+    for start in range(0, pairs.shape[0], _BATCH):
+        chunk = rest[pairs[start : start + _BATCH]]  # (B, 2) column pairs joining j0
+        cols = np.concatenate([np.full((chunk.shape[0], 1), j0), chunk], axis=1)
+        x = mat[:, cols].transpose(1, 0, 2)  # (B, N, 3)
+        masks, res = _plane_mates_batch(x[:, others], x[:, ref], _SEED_CANDIDATES)
+        for mask in masks[masks.sum(axis=1) == 3]:
+            quad = np.concatenate([[ref], others[mask]])
+            vec = mat[quad].T[None]  # one position, (1, N, 4)
+            try:
+                parts, _ = _split(vec, n // 4, {"consistent": True, "strict": True, "levels": Levels()}, None)
+            except NoRankTwoOrder:
+                continue
+            label = np.empty(n, dtype=np.int64)
+            for idx, (members, _) in enumerate(parts):
+                label[members] = idx
+            return quad, label
     return None
 
 
@@ -259,60 +261,62 @@ def _triples(count: int) -> list[tuple[int, int]]:
 
 
 def _plane_mates(x: np.ndarray, ref: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
-    """Rows of ``x (M, d)`` in one plane with ``ref`` (a mask with 3, 7, ... rows), and residuals.
+    """:func:`_plane_mates_batch` for one problem: the mask and residuals, or None."""
+    masks, res = _plane_mates_batch(x[None], ref[None])
+    return (masks[0], res[0]) if masks[0].any() else None
+
+
+def _plane_mates_batch(x: np.ndarray, ref: np.ndarray, tries: int = 32) -> tuple[np.ndarray, np.ndarray]:
+    """Rows of ``x (B, M, d)`` in one plane with ``ref (B, d)`` (masks with 3, 7, ... rows; none
+    where no plane qualifies), and their residuals ``(B, M)``.
 
     Every row's part perpendicular to ``ref`` is taken; the mates' parts are parallel (the plane
     meets ref's complement in a line), so their directions coincide. Candidates for that line
-    are the closest directions on a random 1-D projection (sign-free); for each, the relative
+    are the ``tries`` closest directions on a random 1-D projection (sign-free); for each, the relative
     energy off span(ref, line) is computed for every row and the members are the rows below the
     largest gap (at least :data:`_GAP`). Rows parallel to ref lie in every such plane; the line
-    of ref itself (no plane: a rank-1 block) is tried first.
+    of ref itself (no plane: a rank-1 block) is the first candidate. The first candidate whose
+    plane holds 3 mod 4 rows wins.
     """
-    energy = np.einsum("ij,ij->i", x, x)
+    count, rows, dims = x.shape
+    energy = np.einsum("bmd,bmd->bm", x, x)
     energy = np.where(energy > 0, energy, np.inf)
-    q1 = ref / np.linalg.norm(ref)
-    perp = x - np.outer(x @ q1, q1)
-    pe = np.einsum("ij,ij->i", perp, perp)
-    cands: list[int | None] = [None]
-    strong = np.nonzero(pe > _COND**2 * energy)[0]
-    if strong.size >= 2:
-        rng = np.random.default_rng(_SEED + x.shape[1])
-        g1, g2 = rng.standard_normal((2, x.shape[1]))
-        u = perp[strong] / np.sqrt(pe[strong])[:, None]
-        u *= np.where(u @ g1 >= 0, 1.0, -1.0)[:, None]
-        key = u @ g2
-        srt = np.argsort(key, kind="stable")
-        close = np.argsort(np.diff(key[srt]), kind="stable")[:_CANDIDATES]
-        cands += strong[srt[close]].tolist()
-    covered = np.zeros(x.shape[0], dtype=bool)
-    for cand in cands:
-        if cand is not None and covered[cand]:
-            continue  # already in a plane that was tried
-        if cand is None:
-            res = pe / energy
-        else:
-            q2 = perp[cand] / np.sqrt(pe[cand])
-            res = np.maximum(pe - (perp @ q2) ** 2, 0.0) / energy
-        mask = _below_gap(res)
-        if mask is None:
-            continue
-        if mask.sum() % 4 == 3:
-            return mask, res
-        covered |= mask
-    return None
+    q1 = ref / np.maximum(np.linalg.norm(ref, axis=1), np.finfo(np.float64).tiny)[:, None]
+    perp = x - np.einsum("bmd,bd->bm", x, q1)[..., None] * q1[:, None, :]
+    pe = np.einsum("bmd,bmd->bm", perp, perp)
+    strong = pe > _COND**2 * energy
+    g1, g2 = np.random.default_rng(_SEED + dims).standard_normal((2, dims))
+    u = perp / np.sqrt(np.where(pe > 0, pe, 1.0))[..., None]
+    key = np.where(strong, (u @ g2) * np.where(u @ g1 >= 0, 1.0, -1.0), np.inf)  # sign-free
+    srt = np.argsort(key, axis=1, kind="stable")
+    with np.errstate(invalid="ignore"):  # inf - inf between two weak rows: not a candidate
+        gaps = np.diff(np.take_along_axis(key, srt, axis=1), axis=1)
+    gaps = np.where(np.isfinite(gaps), gaps, np.inf)
+    close = np.argsort(gaps, axis=1, kind="stable")[:, :tries]
+    usable = np.isfinite(np.take_along_axis(gaps, close, axis=1))
+    cand = np.take_along_axis(srt, close, axis=1)  # (B, K)
+    q2 = np.take_along_axis(u, cand[..., None], axis=1)  # (B, K, d)
+    along = np.einsum("bkd,bmd->bkm", q2, perp)
+    res = np.concatenate([(pe / energy)[:, None], np.maximum(pe[:, None] - along**2, 0.0) / energy[:, None]], axis=1)
+    members = _below_gap(res)  # (B, K + 1, M)
+    sizes = members.sum(axis=2)
+    valid = (sizes % 4 == 3) & np.concatenate([np.ones((count, 1), dtype=bool), usable], axis=1)
+    first = np.argmax(valid, axis=1)
+    pick = np.arange(count)
+    masks = members[pick, first] & valid[pick, first][:, None]
+    return masks, res[pick, first]
 
 
-def _below_gap(res: np.ndarray) -> np.ndarray | None:
-    """Members: residuals below the largest gap on a log scale, if that gap is at least :data:`_GAP`."""
-    if res.size < 2:
-        return None
+def _below_gap(res: np.ndarray) -> np.ndarray:
+    """Members along the last axis: residuals below the largest gap on a log scale, where that
+    gap is at least :data:`_GAP` (no members otherwise)."""
     val = np.clip(res, _FLOOR, 1.0)
-    srt = np.sort(val)
-    ratio = srt[1:] / srt[:-1]
-    at = int(np.argmax(ratio))
-    if ratio[at] < _GAP:
-        return None
-    return val <= srt[at]
+    srt = np.sort(val, axis=-1)
+    ratio = srt[..., 1:] / srt[..., :-1]
+    at = np.argmax(ratio, axis=-1)[..., None]
+    cut = np.take_along_axis(srt, at, axis=-1)
+    ok = np.take_along_axis(ratio, at, axis=-1) >= _GAP
+    return (val <= cut) & ok
 
 
 # ---- levels: pairing positions ------------------------------------------------------------------
