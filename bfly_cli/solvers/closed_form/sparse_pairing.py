@@ -130,6 +130,8 @@ def _square_components(mask: np.ndarray) -> list[tuple[np.ndarray, np.ndarray]] 
     from scipy.sparse.csgraph import connected_components
 
     m = mask.shape[0]
+    if mask.all(axis=1).any() or mask.all(axis=0).any():
+        return None  # a full row or column connects everything (Haar's mean row): skip the graph
     r, c = np.nonzero(mask)
     graph = coo_matrix((np.ones(r.size, dtype=np.int8), (r, c + m)), shape=(2 * m, 2 * m))
     count, labels = connected_components(graph, directed=False)
@@ -215,20 +217,44 @@ def _pairs_and_halves(t: np.ndarray, mask: np.ndarray, floor: float) -> tuple[np
     m = t.shape[0]
     parity = _ParityForest(m)
     used = np.zeros(m, dtype=bool)
-    pairs = []
+    pairs, accepted = [], []
     for a, b, rel in _candidate_edges(t, mask, floor):
         if used[a] or used[b] or not parity.agrees(rel):
             continue
         parity.join(rel)
+        accepted.extend(rel.tolist())
         used[a] = used[b] = True
         pairs.append((a, b))
-    for r in np.nonzero(~used)[0]:
-        rel = _same_side(np.nonzero(mask[r])[0])
-        if not parity.agrees(rel):
-            raise RouteUnavailable("not a two-sided B.P (sparse): the pairs put a column on both halves")
-        parity.join(rel)
+    rel = [np.array(accepted, dtype=np.int64).reshape(-1, 3), _lone_relations(mask[~used])]
     pairs_arr = np.array(sorted(pairs), dtype=np.int64).reshape(-1, 2)
-    return pairs_arr, _balanced_first(*parity.classes(), m)
+    return pairs_arr, _balanced_first(*_cover_classes(np.concatenate(rel), m), m)
+
+
+def _lone_relations(mask: np.ndarray) -> np.ndarray:
+    """Same-side relations ``(first col, col, 0)`` chaining each given row's support."""
+    rows, cols = np.nonzero(mask)
+    first = np.full(mask.shape[0], -1)
+    first[rows[::-1]] = cols[::-1]  # the smallest column of each row
+    keep = cols != first[rows]
+    return np.stack([first[rows][keep], cols[keep], np.zeros(int(keep.sum()), dtype=np.int64)], axis=1)
+
+
+def _cover_classes(rel: np.ndarray, m: int) -> tuple[np.ndarray, np.ndarray]:
+    """Per column its parity class and side, from relations ``(a, c, p)``, in one vectorized pass:
+    components of the double cover (node j: column j on side 0, j + m: on side 1; a relation joins
+    ``(a, 0)`` with ``(c, p)``). Raises when a column lands on both sides."""
+    from scipy.sparse import coo_matrix
+    from scipy.sparse.csgraph import connected_components
+
+    a, c, flip = rel[:, 0], rel[:, 1], rel[:, 2] * m
+    rows = np.concatenate([a, a + m])
+    cols = np.concatenate([c + flip, c + m - flip])
+    graph = coo_matrix((np.ones(rows.size, dtype=np.int8), (rows, cols)), shape=(2 * m, 2 * m))
+    _, labels = connected_components(graph, directed=False)
+    on0, on1 = labels[:m], labels[m:]
+    if np.any(on0 == on1):
+        raise RouteUnavailable("not a two-sided B.P (sparse): the pairs put a column on both halves")
+    return np.minimum(on0, on1), on0 > on1
 
 
 class _ParityForest:
@@ -277,10 +303,6 @@ class _ParityForest:
             if ra != rc:
                 self.parent[rc], self.par[rc] = ra, pa ^ pc ^ p
 
-    def classes(self) -> tuple[np.ndarray, np.ndarray]:
-        """Per column: its class (root) and side (parity to the root)."""
-        found = [self.find(j) for j in range(len(self.parent))]
-        return np.array([r for r, _ in found]), np.array([p for _, p in found], dtype=bool)
 
 
 def _candidate_edges(t: np.ndarray, mask: np.ndarray, floor: float) -> list[tuple[int, int, np.ndarray]]:
@@ -291,12 +313,8 @@ def _candidate_edges(t: np.ndarray, mask: np.ndarray, floor: float) -> list[tupl
     (informative from two columns on). Order: informative first, then wider joint support, equal
     supports before nested ones, then index. Relations: see :func:`_two_sides`.
     """
-    from scipy.sparse import csr_matrix
-
     count = mask.sum(axis=1)
-    sup = csr_matrix(mask.astype(np.float32))
-    overlap = (sup @ sup.T).tocoo()
-    u, v, k = overlap.row, overlap.col, np.rint(overlap.data).astype(np.int64)
+    u, v, k = _overlaps(mask)
     keep = (u != v) & (k == count[v]) & (count[v] > 0)
     u, v = u[keep], v[keep]
     same = (count[u] == count[v]) & (u < v)
@@ -308,6 +326,21 @@ def _candidate_edges(t: np.ndarray, mask: np.ndarray, floor: float) -> list[tupl
         found.append((bool(count[b] < 2), -int(count[a]), 1, min(a, b), max(a, b), _nested_relation(mask[a], mask[b])))
     found.sort(key=lambda e: e[:5])
     return [(a, b, rel) for *_, a, b, rel in found]
+
+
+def _overlaps(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``(u, v, k)``: row pairs with k > 0 common support columns. A float32 product for small
+    problems (exact for counts below 2^24; no sparse-matrix set-up cost), a sparse one above."""
+    if mask.shape[0] <= 512:
+        flat = mask.astype(np.float32)
+        common = flat @ flat.T
+        u, v = np.nonzero(common)
+        return u, v, np.rint(common[u, v]).astype(np.int64)
+    from scipy.sparse import csr_matrix
+
+    sup = csr_matrix(mask.astype(np.float32))
+    overlap = (sup @ sup.T).tocoo()
+    return overlap.row, overlap.col, np.rint(overlap.data).astype(np.int64)
 
 
 def _balanced_first(root: np.ndarray, side: np.ndarray, m: int) -> np.ndarray:
