@@ -24,6 +24,7 @@ from typing import Any
 
 import numpy as np
 
+from .solvers.numerics import tail_energy
 from .solvers.registry import Route
 
 def analyze(matrix: np.ndarray) -> dict[str, Any]:
@@ -75,8 +76,8 @@ def _level_table(matrix: np.ndarray) -> list[dict[str, Any]]:
     total = float(np.sum(np.abs(matrix) ** 2)) or 1.0
     rows = []
     for lev in range(1, levels):
-        tail1 = _tail_energy(bp_order, lev, 1) / total
-        tail2 = _tail_energy(rank2_order, lev, 2) / total if rank2_order is not None else None
+        tail1 = tail_energy(bp_order, lev, 1) / total
+        tail2 = tail_energy(rank2_order, lev, 2) / total if rank2_order is not None else None
         rows.append({"level": lev, "block": [1 << (levels - lev), 1 << lev], "rank1_tail": tail1, "rank2_tail": tail2})
     return rows
 
@@ -86,12 +87,3 @@ def _best_plane_order(matrix: np.ndarray) -> np.ndarray:
     from .solvers.closed_form.rank2_order import discover_plane_permutation
 
     return discover_plane_permutation(matrix).perm
-
-
-def _tail_energy(ordered: np.ndarray, lev: int, rank: int) -> float:
-    """Energy beyond ``rank`` in the blocks of split level ``lev`` (one batched SVD)."""
-    n = ordered.shape[0]
-    hi, lo = n >> lev, 1 << lev
-    blocks = ordered.reshape(hi, lo, hi, lo).transpose(2, 1, 0, 3)  # (a, b) -> (c, e)
-    sing = np.linalg.svd(blocks, compute_uv=False)
-    return float(np.sum(sing[..., rank:] ** 2))

@@ -31,7 +31,7 @@ from ..errors import BflyError
 from ..factors import Factors, Step, dense_real_params
 from ..metrics import exactness, input_precision, is_exact
 from . import RouteUnavailable
-from . import registry
+from . import numerics, registry
 from .registry import Route
 
 MAX_BUDGET = 8
@@ -151,16 +151,11 @@ def probe_error(factors: Factors, matrix: np.ndarray, probes: int = _PROBES) -> 
     """``||(M - T) X||_F / ||T X||_F`` for a fixed Gaussian ``X`` of ``probes`` columns.
 
     An unbiased estimate of the relative Frobenius error that costs ``probes`` products instead
-    of a dense N x N reconstruction (which for a ``rank2`` step costs more than the solve).
-    Exact factors give ~1e-15, anything else is orders of magnitude above the 1e-12 line, so
-    the estimate's spread (a small factor) never changes the verdict; ``learn`` still reports
-    the dense error of the winner.
+    of a dense N x N reconstruction (which for a ``rank2`` step costs more than the solve). Its
+    spread (a small factor) never changes a verdict, whose thresholds are decades apart; ``learn``
+    still reports the dense error of the winner.
     """
-    x = np.random.default_rng(_PROBE_SEED).standard_normal((probes, matrix.shape[0]))
-    target = x @ matrix.T
-    norm = float(np.linalg.norm(target))
-    diff = float(np.linalg.norm(factors.apply(x) - target))
-    return diff / norm if norm > 0 else diff
+    return numerics.probe_error(factors.apply, matrix, probes, _PROBE_SEED)
 
 
 def _meta(route: str, reason: str, tried: list[dict[str, Any]], extra: dict[str, Any]) -> dict[str, Any]:
