@@ -92,10 +92,11 @@ SUPPORTED = {
     "rank2": ("columns", "scaled"),
     "circulant-dense": ("columns",),
 }
-CASES = [(cls, how, eps, n) for cls, hows in SUPPORTED.items() for how in hows for eps in EPS for n in SIZES]
+CASES = [pytest.param(cls, how, eps, n, id=f"{cls}-{how}-{eps:g}-{n}", marks=[pytest.mark.slow] if n >= 256 else [])
+         for cls, hows in SUPPORTED.items() for how in hows for eps in EPS for n in SIZES]
 
 
-@pytest.mark.parametrize("cls, how, eps, n", CASES, ids=[f"{c}-{h}-{e:g}-{n}" for c, h, e, n in CASES])
+@pytest.mark.parametrize("cls, how, eps, n", CASES)
 def test_recovered_within_ten_eps(cls: str, how: str, eps: float, n: int) -> None:
     rng = np.random.default_rng([n, int(-np.log10(eps)) if eps else 0, len(how), len(cls)])
     a = perturb(CLASSES[cls](n, rng), how, eps, rng)

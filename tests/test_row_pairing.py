@@ -51,7 +51,7 @@ def _dense_error(steps, a: np.ndarray) -> float:
     return float(np.linalg.norm(dense - a) / np.linalg.norm(a))
 
 
-@pytest.mark.parametrize("n", [8, 64, 256])
+@pytest.mark.parametrize("n", [8, 64, pytest.param(256, marks=pytest.mark.slow)])
 @pytest.mark.parametrize("shuffle", ["rows", "both"])
 @pytest.mark.parametrize("eps", [0.0, 1e-12, 1e-6])
 def test_two_sided_bp_recovered_within_noise(n: int, shuffle: str, eps: float) -> None:
