@@ -111,11 +111,35 @@ def _solve(t: np.ndarray, floor: float, dense: Solver, want: np.ndarray | None =
         return rows, np.arange(m)
     mask = _sq(t) > floor * floor
     if mask.all():
-        return dense(t)
-    blocks = _square_components(mask)
-    if blocks is not None:
-        return _block_diagonal(t, floor, dense, blocks, want)
-    return _split_level(t, mask, floor, dense, want)
+        rows, cols = dense(t)
+    elif (blocks := _square_components(mask)) is not None:
+        rows, cols = _block_diagonal(t, floor, dense, blocks, want)
+    else:
+        rows, cols = _split_level(t, mask, floor, dense, want)
+    return _honour(rows, want), cols
+
+
+def _honour(rows: np.ndarray, want: np.ndarray) -> np.ndarray:
+    """``rows`` reordered by the row-tree automorphism that puts the most wanted rows where they
+    are wanted (it keeps a butterfly a butterfly, so this is free): per index bit, low bits first,
+    each class of equal lower bits flips that bit if most of its wanted rows ask for it (ties:
+    no flip)."""
+    h = rows.size
+    pos = np.argsort(rows)
+    asked = np.nonzero(want >= 0)[0]
+    if asked.size == 0 or h < 2:
+        return rows
+    a, b = pos[asked], want[asked]
+    idx = np.arange(h)
+    sigma = idx.copy()
+    for bit in range(h.bit_length() - 1):
+        low = (1 << bit) - 1
+        vote = np.bincount(a & low, weights=2.0 * (((a ^ b) >> bit) & 1) - 1.0, minlength=1 << bit)
+        flip = (vote > 0).astype(np.int64)
+        sigma ^= flip[idx & low] << bit
+    out = np.empty_like(rows)
+    out[sigma] = rows
+    return out
 
 
 def _sq(x: np.ndarray) -> np.ndarray:
@@ -191,7 +215,8 @@ def _split_level(t: np.ndarray, mask: np.ndarray, floor: float, dense: Solver,
     lone = _one_sided_rows(mask, paired, side_a)
     cols = (np.nonzero(side_a)[0], np.nonzero(~side_a)[0])
     subs = [_half_problem(t, pairs, lone[s], cols[s]) for s in (0, 1)]
-    pair_want = np.max(want[pairs], axis=1) % h if pairs.size else np.zeros(0, dtype=np.int64)
+    asked = np.max(want[pairs], axis=1) if pairs.size else np.zeros(0, dtype=np.int64)
+    pair_want = np.where(asked < 0, -1, asked % h)
     wants = [np.concatenate([pair_want, np.where(want[lone[s]] < 0, -1, want[lone[s]] % h)]) for s in (0, 1)]
     first = 0 if np.count_nonzero(_sq(subs[0]) > floor * floor) >= np.count_nonzero(_sq(subs[1]) > floor * floor) else 1
     solved: list = [None, None]
@@ -219,7 +244,7 @@ def _pairs_and_halves(t: np.ndarray, mask: np.ndarray, floor: float) -> tuple[np
     used = np.zeros(m, dtype=bool)
     pairs, accepted = [], []
     for a, b, rel in _candidate_edges(t, mask, floor):
-        if used[a] or used[b] or not parity.agrees(rel):
+        if used[a] or used[b] or not parity.agrees(rel) or not parity.balanced_with(rel):
             continue
         parity.join(rel)
         accepted.extend(rel.tolist())
@@ -295,6 +320,17 @@ class _ParityForest:
             root, step = seen[root]
             par ^= step
         return root, par
+
+    def balanced_with(self, rel: np.ndarray) -> bool:
+        """Whether, with ``rel`` joined, the classes still allow two halves of m/2 columns (a false
+        pair of rows on one half splits that half's columns and usually unbalances the split)."""
+        trial = _ParityForest(0)
+        trial.parent, trial.par = self.parent.copy(), self.par.copy()
+        trial.join(rel)
+        found = [trial.find(j) for j in range(len(trial.parent))]
+        root = np.array([r for r, _ in found])
+        side = np.array([p for _, p in found], dtype=bool)
+        return _balanced_halves(root[None], side[None], 1, root.size) is not None
 
     def join(self, rel: np.ndarray) -> None:
         for a, c, p in rel.tolist():
