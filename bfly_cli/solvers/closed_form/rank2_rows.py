@@ -12,19 +12,26 @@ in another bin order), its row sets ``b + 2^l c`` are unknown. What the structur
   first real constraint on rows is at level L-2: the 4 rows of a *quadruple* restricted to each
   column quarter span only a plane. No pair of rows shows it, so the seed is a plane search:
   for a reference row, the rows in a plane through it (:func:`_plane_mates`).
-* **Seed.** The first quadruple is found on 3 columns (a fixed pseudo-random sequence of column
-  triples through the reference's strongest column; one in 16 lies in one quarter), and its
-  4-vectors give column classes (:func:`.rank2_order._split` on one position). On each class
-  (projected to a few random directions: a plane stays a plane) every other quadruple is the
-  reference row's plane with exactly 3 more rows.
+* **Seed.** A quadruple is found on 3 columns (a fixed pseudo-random sequence of column triples
+  through the reference's strongest column; one in 16 lies in one quarter), and its 4-vectors
+  split the columns into classes (:func:`.rank2_order._split` on one position). A degenerate
+  quadruple is coplanar under several partitions (DCT/DST at N = 32, 64), so several seeds are
+  taken and their partitions tried, the best supported first; under the right one, every
+  quadruple is a reference row's plane with exactly 3 more rows on each class (projected to a
+  few random directions: a plane stays a plane), and the split of all quadruples certifies it.
 * **Levels.** From then on a row set is a *position* carrying 2 slot coordinates per column
   class, as in :mod:`.rank2_order`; two positions are partners when their slots span the same
   plane on each sub-class. On 3 columns inside one sub-class that plane (its projector) is a
   per-position fingerprint, so the pairs are mutual nearest neighbours with a gap; the column
   triples are again tried in a fixed order, and a pairing is kept only when
   :func:`.rank2_order._split` certifies it on every class and position. Positions whose
-  fingerprints coincide beyond a pair (the Hartley transform's ``k`` and ``-k`` rows share every
-  plane) may be paired in any way: any choice keeps every block at rank 2.
+  fingerprints coincide beyond a pair are paired in index order; positions that show only a
+  line on every triple are paired in every way left, the certificate deciding.
+
+Not covered: the Hartley transform beyond N = 8. Its rows k and k + N/2 are parallel on both
+classes of level L-2, so any two such pairs form a valid quadruple there, and the quadruples that
+the lower levels continue are decided only one level down (a seed over merged pairs was tried:
+that level is degenerate in the same way). The discovery then raises, never returns a wrong order.
 
 Every decision is a gap between members and non-members relative to the matrix's own noise floor
 (:data:`.rank2_order._GAP` in energy), never a fixed zero tolerance. A matrix outside the class
@@ -34,7 +41,7 @@ rows that also splits the columns into planes, and :class:`RouteUnavailable` is 
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Iterator
 
 import numpy as np
 
@@ -49,7 +56,7 @@ _PAIR_TRIALS = 96  # column triples tried per level for the position fingerprint
 _SEED_CANDIDATES = 12  # plane partners tried per reference row on a column triple (closest directions first)
 _DIMS = 12  # random directions a column class is projected onto for the quadruple search
 _COND = 0.05  # a perpendicular part below this fraction of its row has a direction of noise
-_SEEDS = 6  # seed quadruples whose column planes are combined
+_SEEDS = 12  # seed quadruples whose column partitions are ranked and tried
 _LEFTOVER = 6  # unpaired positions whose pairings are all tried (15 ways at most)
 _BATCH = 32  # column triples evaluated together in the seed search
 _NEIGHBOURS = 8  # largest cluster of coinciding fingerprints resolved
@@ -130,9 +137,8 @@ def _quadruples_on(mat: np.ndarray, classes: list[np.ndarray]) -> np.ndarray:
             continue
         free[ref] = False
         pool = np.nonzero(free)[0]
-        mates = _mates_on_classes(proj, ref, pool)
-        if mates is not None and not _coplanar(mat[np.concatenate([[ref], mates])], classes):
-            mates = None
+        mates = next((m for m in _mate_candidates(proj, ref, pool)
+                      if _coplanar(mat[np.concatenate([[ref], m])], classes)), None)
         if mates is None:
             raise RouteUnavailable(f"no rank-2 row order: row {ref} has no three rows sharing its planes")
         free[mates] = False
@@ -140,16 +146,18 @@ def _quadruples_on(mat: np.ndarray, classes: list[np.ndarray]) -> np.ndarray:
     return np.asarray(quads, dtype=np.int64)
 
 
-def _mates_on_classes(proj: list[np.ndarray], ref: int, pool: np.ndarray) -> np.ndarray | None:
-    """Three rows of ``pool`` in a plane with ``ref`` on every class where that is decided.
+def _mate_candidates(proj: list[np.ndarray], ref: int, pool: np.ndarray) -> Iterator[np.ndarray]:
+    """Candidate sets of three rows of ``pool`` sharing ``ref``'s planes (the caller keeps the
+    first that is coplanar with ref on every class).
 
-    A class where the plane holds exactly three rows decides. A plane holding 7, 11, ... rows
-    (several quadruples sharing their planes) narrows the choice; when no class decides, the
-    rows common to all such planes are interchangeable and the three closest are taken. The
-    last three rows are a quadruple by elimination (the final split certifies it).
+    A class where ref's plane holds exactly three rows proposes them. A plane holding 7, 11, ...
+    rows (several quadruples sharing their planes) narrows the choice; the rows common to all
+    such planes are interchangeable and the three closest are proposed last. The last three
+    rows are a quadruple by elimination (the final split certifies it).
     """
     if pool.size == 3:
-        return pool
+        yield pool
+        return
     common = np.ones(pool.size, dtype=bool)
     score = np.zeros(pool.size)
     seen = False
@@ -161,14 +169,13 @@ def _mates_on_classes(proj: list[np.ndarray], ref: int, pool: np.ndarray) -> np.
         if found is None:
             continue
         mask, res = found
-        if mask.sum() == 3 and (common[mask].all() or not seen):
-            return pool[mask]
+        if mask.sum() == 3:
+            yield pool[mask]
         common &= mask
         score += res
         seen = True
-    if not seen or common.sum() < 3:
-        return None
-    return pool[np.sort(np.argsort(np.where(common, score, np.inf), kind="stable")[:3])]
+    if seen and common.sum() >= 3:
+        yield pool[np.sort(np.argsort(np.where(common, score, np.inf), kind="stable")[:3])]
 
 
 def _seed_partitions(mat: np.ndarray) -> list[list[np.ndarray]]:
@@ -195,7 +202,8 @@ def _seed_partitions(mat: np.ndarray) -> list[list[np.ndarray]]:
             seeds.append(found)
         if len(seeds) == _SEEDS:
             break
-    parts = [[np.nonzero(label == c)[0] for c in np.unique(label)] for _, label in seeds]
+    distinct = {tuple(np.unique(label, return_index=True)[1][label]): label for _, label in seeds}  # same split
+    parts = [[np.nonzero(label == c)[0] for c in np.unique(label)] for label in distinct.values()]
     support = [sum(_coplanar(mat[quad], classes) for quad, _ in seeds) for classes in parts]
     rank = sorted(range(len(parts)), key=lambda i: (-support[i], -len(parts[i]), i))
     return [parts[i] for i in rank]
