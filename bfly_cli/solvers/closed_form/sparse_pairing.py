@@ -422,16 +422,28 @@ def _bloch(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 def _nested_parallel_pairs(t: np.ndarray, mask: np.ndarray, u: np.ndarray, v: np.ndarray, floor: float):
     """Yield ``(u, v)`` where v's support is strictly inside u's and u is parallel to v there
-    (Cauchy-Schwarz with equality up to the floor's share of the energies)."""
-    m = t.shape[1]
-    step = max(1, _CHUNK // max(m, 1))
+    (Cauchy-Schwarz with equality up to the floor's share of the energies).
+
+    Only the columns of v's support are gathered (flat, pair by pair), so the cost is the sum
+    of the inner supports, not pairs x m: Haar's details nest in all their ancestors.
+    """
+    if u.size == 0:
+        return
+    starts = np.concatenate([[0], np.cumsum(mask.sum(axis=1))])
+    _, support = np.nonzero(mask)  # row-major: row r's columns at starts[r]:starts[r + 1]
+    step = max(1, _CHUNK // max(int(mask.sum(axis=1).max()), 1))
     for s in range(0, u.size, step):
         a, b = u[s:s + step], v[s:s + step]
-        on = mask[b]
-        x, y = t[a] * on, t[b] * on
-        inner = np.abs(np.sum(x * np.conj(y), axis=1)) ** 2
-        ex, ey = np.sum(_sq(x), axis=1), np.sum(_sq(y), axis=1)
-        tol = _POINT_TOL + _NOISE_TOL * on.sum(axis=1) * floor * floor / np.maximum(np.minimum(ex, ey), 1e-300)
+        sizes = starts[b + 1] - starts[b]
+        owner = np.repeat(np.arange(a.size), sizes)
+        offset = np.arange(owner.size) - np.repeat(np.cumsum(sizes) - sizes, sizes)
+        col = support[starts[b][owner] + offset]
+        x, y = t[a[owner], col], t[b[owner], col]
+        inner = np.abs(np.bincount(owner, weights=(x * np.conj(y)).real, minlength=a.size)
+                       + 1j * np.bincount(owner, weights=(x * np.conj(y)).imag, minlength=a.size)) ** 2
+        ex = np.bincount(owner, weights=_sq(x), minlength=a.size)
+        ey = np.bincount(owner, weights=_sq(y), minlength=a.size)
+        tol = _POINT_TOL + _NOISE_TOL * sizes * floor * floor / np.maximum(np.minimum(ex, ey), 1e-300)
         ok = ex * ey - inner <= tol * ex * ey
         for i in np.nonzero(ok)[0]:
             yield int(a[i]), int(b[i])
