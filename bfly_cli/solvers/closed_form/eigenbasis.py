@@ -68,7 +68,7 @@ def butterfly_eigenbasis(a: np.ndarray, stop_above: float = np.inf) -> tuple[np.
     for lev in range(levels - 1, -1, -1):
         with np.errstate(all="ignore"):
             try:
-                g, halves, off = _split_level(_pair_blocks(mats), residual * total)
+                g, halves, off = _split_level(_pair_blocks(mats), residual * total, stop_above * total)
             except np.linalg.LinAlgError:
                 off = np.inf  # a frame so singular that its eigenproblem failed: not this structure
         if not np.isfinite(off):
@@ -89,7 +89,7 @@ def _pair_blocks(mats: np.ndarray) -> np.ndarray:
     return mats.reshape(count, 2, h, 2, h).transpose(1, 3, 0, 2, 4)
 
 
-def _split_level(blocks: np.ndarray, noise: float = 0.0) -> tuple[np.ndarray, np.ndarray, float]:
+def _split_level(blocks: np.ndarray, noise: float = 0.0, limit: float = np.inf) -> tuple[np.ndarray, np.ndarray, float]:
     """Stage blocks ``G`` ``(K, h, 2, 2)``, half problems ``(2K, h, h)`` and off-diagonal mass.
 
     Carried from the identity, the frames are ``G_b diag(x, y) G_0^-1``, as badly conditioned as
@@ -103,6 +103,8 @@ def _split_level(blocks: np.ndarray, noise: float = 0.0) -> tuple[np.ndarray, np
     order, parent, root = _tree(length)
     transport = _carry(blocks, weight, order, parent)
     tilde = _similarity(blocks, _inv2(transport), transport)
+    if _unexplained(tilde, root, root) > limit:
+        return transport, blocks, np.inf  # one component, yet no common K: not this structure
     ks = np.arange(count)[:, None]
     frames = _column_gauge(transport @ _reference_frames(tilde, root, root, order, h, block_noise)[ks, root])
     split = _similarity(blocks, _inv2(frames), frames)
@@ -162,6 +164,20 @@ def _gauge_fit(off: np.ndarray, left: np.ndarray, right: np.ndarray) -> np.ndarr
         direction = res + (new / np.maximum(rr, 1e-300))[:, None] * direction
         rr = new
     return e
+
+
+def _unexplained(tilde: np.ndarray, root_rows: np.ndarray, root_cols: np.ndarray) -> float:
+    """Size of the traceless parts that no single ``K`` per component explains (in the tree gauge
+    every block of a component is ``G_0 diag G_0^-1``): a lower bound of the level's failure that
+    costs one pass, so a matrix without the structure is rejected before the split."""
+    vec = np.stack([tilde[0, 0] - tilde[1, 1], tilde[0, 1], tilde[1, 0]], axis=-1)  # (K, b, b', 3)
+    count, h = root_rows.shape
+    if np.any(root_rows) or np.any(root_cols):
+        vec = vec * (root_rows[:, :, None] == root_cols[:, None, :])[..., None]
+    gram = np.zeros((count, 2 * h, 3, 3), dtype=np.complex128)
+    np.add.at(gram, (np.arange(count)[:, None], root_rows), np.swapaxes(vec, -1, -2) @ vec.conj())
+    vals = np.linalg.eigvalsh(gram)
+    return float(np.sqrt(max(np.sum(vals[..., :2]), 0.0)) / 2)
 
 
 def _condition(m: np.ndarray) -> np.ndarray:

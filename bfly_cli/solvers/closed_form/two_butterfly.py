@@ -100,7 +100,7 @@ def _scaled(t: np.ndarray) -> tuple[list[Step], dict[str, Any]]:
     if residual > _STOP:
         raise RouteUnavailable(f"no two-sided butterfly basis (2x2 splits leave {residual:.1e} off-diagonal)")
     twiddle_inv, conditioning = inverse_twiddles(twiddle_2)
-    if conditioning < SINGULAR_BLOCK:
+    if not conditioning >= SINGULAR_BLOCK:  # NaN included
         raise RouteUnavailable(f"the column basis is singular (2x2 block conditioning {conditioning:.1e})")
     rev = bit_reversal(t.shape[0])
     steps = [Step("permutation", rev), Step("butterfly", _scale_outputs(twiddle_inv, lam[rev])), Step("permutation", rev),
@@ -142,7 +142,7 @@ def _basis(a: np.ndarray) -> tuple[np.ndarray, np.ndarray, float, np.ndarray, fl
     if residual > _STOP:
         raise RouteUnavailable(f"not diagonalized by a butterfly basis (2x2 splits leave {residual:.1e} off-diagonal)")
     twiddle_inv, conditioning = inverse_twiddles(twiddle_w)
-    if conditioning < SINGULAR_BLOCK:
+    if not conditioning >= SINGULAR_BLOCK:  # NaN included
         raise RouteUnavailable(f"the eigenvector basis is singular (2x2 block conditioning {conditioning:.1e})")
     return twiddle_w, lam, residual, twiddle_inv, conditioning
 
@@ -184,6 +184,9 @@ def _scale_outputs(twiddle: np.ndarray, d: np.ndarray) -> np.ndarray:
 
 
 def _info(t: np.ndarray, steps: list[Step], residual: float, conditioning: float) -> dict[str, Any]:
+    """Provenance of a candidate's steps; unavailable when a near-singular basis overflowed them."""
+    if not all(s.data is None or np.all(np.isfinite(s.data)) for s in steps):
+        raise RouteUnavailable("the basis is numerically singular (its inverse overflows)")
     return {"eigen_residual": residual, "basis_conditioning": conditioning, "probe_rel_error": _probe_error(t, steps)}
 
 

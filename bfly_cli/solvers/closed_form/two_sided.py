@@ -23,7 +23,7 @@ import numpy as np
 
 from .. import RouteUnavailable
 from .eigenbasis import (_HOP, _NOISE_MARGIN, _ROUNDING, _UNREACHED, _WELL_CONDITIONED, _column_gauge, _condition, _gap_floor, _inv2,
-                         _pair_blocks, _reference_frames, _similarity, _sq, _unit_scale)
+                         _pair_blocks, _reference_frames, _similarity, _sq, _unexplained, _unit_scale)
 
 
 def two_sided_basis(t: np.ndarray, stop_above: float = np.inf) -> tuple[np.ndarray, np.ndarray, np.ndarray, float]:
@@ -42,10 +42,12 @@ def two_sided_basis(t: np.ndarray, stop_above: float = np.inf) -> tuple[np.ndarr
     for lev in range(levels - 1, -1, -1):
         with np.errstate(all="ignore"):
             try:
-                lf, rf, halves, off = _split_level(_pair_blocks(mats), residual * total)
+                lf, rf, halves, off = _split_level(_pair_blocks(mats), residual * total, stop_above * total)
             except np.linalg.LinAlgError:
                 off = np.inf
-        if not np.isfinite(off) or max(residual, off / total) > stop_above:
+        if not np.isfinite(off):
+            return left, right, np.full(n, np.nan, dtype=np.complex128), np.inf
+        if max(residual, off / total) > stop_above:
             return left, right, np.full(n, np.nan, dtype=np.complex128), max(residual, off / total)
         left[lev], right[lev] = lf.reshape(n // 2, 2, 2), rf.reshape(n // 2, 2, 2)
         residual = max(residual, off / total)
@@ -53,13 +55,15 @@ def two_sided_basis(t: np.ndarray, stop_above: float = np.inf) -> tuple[np.ndarr
     return left, right, mats.reshape(n), residual
 
 
-def _split_level(blocks: np.ndarray, noise: float) -> tuple[np.ndarray, np.ndarray, np.ndarray, float]:
+def _split_level(blocks: np.ndarray, noise: float, limit: float) -> tuple[np.ndarray, np.ndarray, np.ndarray, float]:
     """Row frames, column frames ``(K, h, 2, 2)``, halves ``(2K, h, h)`` and off-diagonal mass."""
     count, h = blocks.shape[2:4]
     length, block_noise = _lengths(blocks, noise / np.sqrt(count * h * h))
     order, parent, root = _bipartite_tree(length)
     lt, rt = _carry(blocks, order, parent)
     tilde = _similarity(blocks, _inv2(lt), rt)
+    if _unexplained(tilde, root[:, :h], root[:, h:]) > limit:
+        return lt, rt, blocks, np.inf  # one component, yet no common K: not this structure
     x = _reference(tilde, root, order, block_noise)
     lf, rf = _column_gauge(lt @ x[:, :h]), _column_gauge(rt @ x[:, h:])
     split = _similarity(blocks, _inv2(lf), rf)
