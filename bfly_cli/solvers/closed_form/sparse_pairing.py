@@ -48,6 +48,7 @@ _MIN_GAP_BITS = 10  # a gap of 2^10 in the entries' magnitudes separates zeros f
 _ZERO_SHARE = 0.125  # a narrow gap counts when at least this share of the entries lies below it
 _POINT_TOL = 1e-12  # squared Bloch distance two clean parallel 2-vectors may differ by (rounding)
 _NOISE_TOL = 8.0  # times (floor / magnitude)^2: how far noise at the floor moves a 2-vector's direction
+_FOREST_RELATIONS = 2048  # up to this many lone-row relations the union-find beats a graph pass
 _CHUNK = 1 << 22  # elements per gathered block of row pairs
 _PROBE_SEED = 20261202
 
@@ -250,9 +251,15 @@ def _pairs_and_halves(t: np.ndarray, mask: np.ndarray, floor: float) -> tuple[np
         accepted.extend(rel.tolist())
         used[a] = used[b] = True
         pairs.append((a, b))
-    rel = [np.array(accepted, dtype=np.int64).reshape(-1, 3), _lone_relations(mask[~used])]
+    lone = _lone_relations(mask[~used])
     pairs_arr = np.array(sorted(pairs), dtype=np.int64).reshape(-1, 2)
-    return pairs_arr, _balanced_first(*_cover_classes(np.concatenate(rel), m), m)
+    if lone.shape[0] > _FOREST_RELATIONS:  # many: one vectorized graph pass beats the Python loop
+        rel = np.concatenate([np.array(accepted, dtype=np.int64).reshape(-1, 3), lone])
+        return pairs_arr, _balanced_first(*_cover_classes(rel, m), m)
+    if not parity.agrees(lone):
+        raise RouteUnavailable("not a two-sided B.P (sparse): the pairs put a column on both halves")
+    parity.join(lone)
+    return pairs_arr, _balanced_first(*parity.classes(), m)
 
 
 def _lone_relations(mask: np.ndarray) -> np.ndarray:
@@ -327,10 +334,13 @@ class _ParityForest:
         trial = _ParityForest(0)
         trial.parent, trial.par = self.parent.copy(), self.par.copy()
         trial.join(rel)
-        found = [trial.find(j) for j in range(len(trial.parent))]
-        root = np.array([r for r, _ in found])
-        side = np.array([p for _, p in found], dtype=bool)
+        root, side = trial.classes()
         return _balanced_halves(root[None], side[None], 1, root.size) is not None
+
+    def classes(self) -> tuple[np.ndarray, np.ndarray]:
+        """Per column: its class (root) and side (parity to the root)."""
+        found = [self.find(j) for j in range(len(self.parent))]
+        return np.array([r for r, _ in found]), np.array([p for _, p in found], dtype=bool)
 
     def join(self, rel: np.ndarray) -> None:
         for a, c, p in rel.tolist():
