@@ -34,19 +34,15 @@ from __future__ import annotations
 import numpy as np
 
 from .. import RouteUnavailable
+from .block_algebra import column_gauge, condition, inv2, similarity, sq, unit_scale
+from .eigen_components import NOISE_MARGIN, ROUNDING, reference_frames
 
-_TIE = 1e-9  # relative difference below which two eigenvector entries count as equal (ordering)
-_ROUNDING = 64 * np.finfo(np.float64).eps  # relative size of what rounding alone leaves behind
-_GAP = 1e-4  # second/first singular value (energy) of the traceless fit below which K is real
-_MAX_COMPONENTS = 64  # components aligned through their joining blocks; the rest keep their own frame
 _HOP = 1e-3  # path length of one transport hop besides its log conditioning
 _CG_STEPS = 8  # conjugate-gradient products of the least-squares frame correction
 _BIN = 0.5  # decades per bin of the block-strength histogram
 _GAP_DECADES = 3.0  # empty stretch of block strengths that separates noise from structure
 _WELL_CONDITIONED = 20.0  # ||T||_F^2 / |det T| of the carried frames above which a second fit runs
-_RANK_ONE = 1e-6  # |det| / ||block||^2 under which a joining block counts as rank one (noise included)
 _UNREACHED = 1e300  # distance of a pair no link reaches (finite: unvisited ones must win over visited)
-_NOISE_MARGIN = 10.0  # a block whose smallest singular value is within this factor of the noise is no link
 
 
 def butterfly_eigenbasis(a: np.ndarray, stop_above: float = np.inf) -> tuple[np.ndarray, np.ndarray, float]:
@@ -102,23 +98,23 @@ def _split_level(blocks: np.ndarray, noise: float = 0.0, limit: float = np.inf) 
     weight, length, block_noise = _links(blocks, noise / np.sqrt(count * h * h))
     order, parent, root = _tree(length)
     transport = _carry(blocks, weight, order, parent)
-    tilde = _similarity(blocks, _inv2(transport), transport)
+    tilde = similarity(blocks, inv2(transport), transport)
     if _unexplained(tilde, root, root) > limit:
         return transport, blocks, np.inf  # one component, yet no common K: not this structure
     ks = np.arange(count)[:, None]
-    frames = _column_gauge(transport @ _reference_frames(tilde, root, root, order, h, block_noise)[ks, root])
-    split = _similarity(blocks, _inv2(frames), frames)
-    if np.max(_condition(transport)) > _WELL_CONDITIONED:
+    frames = column_gauge(transport @ reference_frames(tilde, root, root, order, h, block_noise)[ks, root])
+    split = similarity(blocks, inv2(frames), frames)
+    if np.max(condition(transport)) > _WELL_CONDITIONED:
         first = frames
-        frames = _column_gauge(first @ _reference_frames(split, root, root, order, h, block_noise)[ks, root])
-        change = _inv2(first) @ frames
-        split = _similarity(split, _inv2(change), change)
-    if np.sum(_sq(split[0, 1])) + np.sum(_sq(split[1, 0])) > (_ROUNDING**2) * np.sum(_sq(blocks)):
+        frames = column_gauge(first @ reference_frames(split, root, root, order, h, block_noise)[ks, root])
+        change = inv2(first) @ frames
+        split = similarity(split, inv2(change), change)
+    if np.sum(sq(split[0, 1])) + np.sum(sq(split[1, 0])) > (ROUNDING**2) * np.sum(sq(blocks)):
         first = frames
         frames = frames @ _least_squares_step(split)
-        change = _inv2(first) @ frames
-        split = _similarity(split, _inv2(change), change)
-    off = float(np.sqrt(_sq(split[0, 1]).sum() + _sq(split[1, 0]).sum()))
+        change = inv2(first) @ frames
+        split = similarity(split, inv2(change), change)
+    off = float(np.sqrt(sq(split[0, 1]).sum() + sq(split[1, 0]).sum()))
     halves = np.stack([split[0, 0], split[1, 1]], axis=1).reshape(2 * count, h, h)
     return frames, halves, off
 
@@ -145,7 +141,7 @@ def _least_squares_step(split: np.ndarray) -> np.ndarray:
 def _gauge_fit(off: np.ndarray, left: np.ndarray, right: np.ndarray) -> np.ndarray:
     """``e`` ``(K, h)`` minimizing ``||off + left diag(e) - diag(e) right||_F`` per problem (CG)."""
     cross = left.conj() * right  # P[b, c]
-    diag = np.sum(_sq(left), axis=1) + np.sum(_sq(right), axis=2)  # column c of left, row c of right
+    diag = np.sum(sq(left), axis=1) + np.sum(sq(right), axis=2)  # column c of left, row c of right
 
     def normal(e: np.ndarray) -> np.ndarray:
         return diag * e - np.einsum("kbc,kb->kc", cross, e) - np.einsum("kcb,kb->kc", cross.conj(), e)
@@ -154,13 +150,13 @@ def _gauge_fit(off: np.ndarray, left: np.ndarray, right: np.ndarray) -> np.ndarr
     e = np.zeros_like(rhs)
     res = rhs.copy()
     direction = res.copy()
-    rr = np.sum(_sq(res), axis=1)
+    rr = np.sum(sq(res), axis=1)
     for _ in range(_CG_STEPS):
         hd = normal(direction)
         alpha = rr / np.maximum(np.sum((direction.conj() * hd).real, axis=1), 1e-300)
         e += alpha[:, None] * direction
         res -= alpha[:, None] * hd
-        new = np.sum(_sq(res), axis=1)
+        new = np.sum(sq(res), axis=1)
         direction = res + (new / np.maximum(rr, 1e-300))[:, None] * direction
         rr = new
     return e
@@ -180,12 +176,6 @@ def _unexplained(tilde: np.ndarray, root_rows: np.ndarray, root_cols: np.ndarray
     return float(np.sqrt(max(np.sum(vals[..., :2]), 0.0)) / 2)
 
 
-def _condition(m: np.ndarray) -> np.ndarray:
-    """``||m||_F^2 / |det m|`` of every 2x2 matrix: 2 for a scaled unitary, large when singular."""
-    det = np.abs(m[..., 0, 0] * m[..., 1, 1] - m[..., 0, 1] * m[..., 1, 0])
-    return np.sum(_sq(m), axis=(-2, -1)) / np.maximum(det, 1e-300)
-
-
 def _links(blocks: np.ndarray, noise: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Weights ``z`` of the transport links ``L_bp = U + z V`` ``(K, h, h)``, hop lengths, and the
     noise expected in one block ``(K,)`` (the larger of ``noise`` and what :func:`_gap_floor` reads).
@@ -198,17 +188,17 @@ def _links(blocks: np.ndarray, noise: float) -> tuple[np.ndarray, np.ndarray, np
     would carry one column only). A hop costs ``log cond(L_bp) + log(s_ref / s)`` (``s_ref`` the
     largest block, ``s`` the geometric-mean singular value of the weaker of ``A_bp`` and ``A_pb``: the
     noise that the link amplifies) plus :data:`_HOP`. A block whose smallest singular value is at
-    rounding level, or within :data:`_NOISE_MARGIN` of ``noise`` (the expected noise in one
+    rounding level, or within :data:`NOISE_MARGIN` of ``noise`` (the expected noise in one
     block), is no link (infinite length): a rank-one block carries only half a frame.
     """
     count = blocks.shape[2]
     a, b, c, d = blocks[0, 0], blocks[0, 1], blocks[1, 0], blocks[1, 1]  # planes (K, b, p)
     det_c = a * d - b * c
     det = np.abs(det_c)
-    fro2 = _sq(a) + _sq(b) + _sq(c) + _sq(d)
+    fro2 = sq(a) + sq(b) + sq(c) + sq(d)
     ref = np.max(fro2.reshape(count, -1), axis=1)[:, None, None]
     smin = det / np.sqrt(np.maximum(fro2, 1e-300))  # within sqrt(2) of the smallest singular value
-    floor = np.maximum(_ROUNDING * np.sqrt(fro2), np.maximum(_ROUNDING * np.sqrt(ref), _NOISE_MARGIN * noise))
+    floor = np.maximum(ROUNDING * np.sqrt(fro2), np.maximum(ROUNDING * np.sqrt(ref), NOISE_MARGIN * noise))
     cut, gap_noise = _gap_floor(smin, ref)
     valid = smin > np.maximum(floor, cut)
     back_valid = np.swapaxes(valid, 1, 2)
@@ -241,10 +231,10 @@ def _link(blocks: np.ndarray, rows: np.ndarray, b: np.ndarray, p: np.ndarray, we
     """The links ``U + z V`` ``(M, 2, 2)`` of the edges ``(rows, b, p)`` (see :func:`_links`)."""
     fwd = np.moveaxis(blocks[:, :, rows, b, p], (0, 1), (1, 2))
     bwd = np.moveaxis(blocks[:, :, rows, p, b], (0, 1), (1, 2))
-    unit = _unit_scale(fwd)
+    unit = unit_scale(fwd)
     z = weight[rows, b, p][:, None, None]
     with np.errstate(all="ignore"):
-        inverse = np.where(z != 0, _unit_scale(_inv2(bwd)), 0)
+        inverse = np.where(z != 0, unit_scale(inv2(bwd)), 0)
     return unit + z * inverse
 
 
@@ -262,7 +252,7 @@ def _gap_floor(smin: np.ndarray, ref: np.ndarray) -> tuple[np.ndarray, np.ndarra
     count = smin.shape[0]
     with np.errstate(divide="ignore"):
         level = np.log10(np.maximum(smin, 1e-300) / np.sqrt(np.maximum(ref, 1e-300))).reshape(count, -1)
-    low = np.log10(_ROUNDING)
+    low = np.log10(ROUNDING)
     bins = int(np.ceil(-low / _BIN)) + 2
     idx = np.clip(((level - low) / _BIN).astype(np.int64), -1, bins - 1)
     occupied = np.zeros((count, bins + 1), dtype=bool)
@@ -319,217 +309,7 @@ def _carry(blocks: np.ndarray, weight: np.ndarray, order: np.ndarray, parent: np
         b = order[:, step]
         p = parent[rows, b]
         carried = _link(blocks, rows, b, p, weight) @ frames[rows, p]
-        frames[rows, b] = np.where((p != b)[:, None, None], _unit_scale(carried), frames[rows, b])
+        frames[rows, b] = np.where((p != b)[:, None, None], unit_scale(carried), frames[rows, b])
     return frames
 
 
-def _reference_frames(tilde: np.ndarray, root_rows: np.ndarray, root_cols: np.ndarray, order: np.ndarray,
-                      slots: int, block_noise: np.ndarray) -> np.ndarray:
-    """``G_0`` of every component ``(K, slots, 2, 2)``, indexed by its root node.
-
-    Within a component (tree gauge) every block is ``G_0 diag(x, y) G_0^-1``: the vectors
-    ``(t00 - t11, t01, t10)`` of its blocks are multiples of one ``(2k, k01, k10)``, whose ``K``
-    has the eigenvectors ``G_0`` (:func:`_traceless_fit`). Components are then fixed one after
-    the other in visiting order (:func:`_align`): the blocks that join them to the components
-    already fixed (rank one, or they would have joined the tree) say which column goes with which
-    half, and give the frame outright where the component's own blocks left it free. Past
-    :data:`_MAX_COMPONENTS` in one problem a component keeps its own (canonical) frame.
-    ``root_rows`` ``(K, h)`` and ``root_cols`` are the roots of the row and column pairs (the same
-    array for a similarity; rows and columns are distinct nodes for :mod:`.two_sided`).
-    """
-    cand, determined = _traceless_fit(tilde, root_rows, root_cols, slots, block_noise)
-    h = root_rows.shape[1]
-    several = np.nonzero(np.any(root_rows, axis=1) | np.any(root_cols, axis=1))[0]
-    for k in several:
-        for r in np.unique(root_rows[k]):
-            if not determined[k, r]:
-                found = _two_lines(tilde[:, :, k], root_rows[k] == r, root_cols[k] == r)
-                if found is not None:
-                    cand[k, r], determined[k, r] = found, True
-    frames = np.where(determined[..., None, None], cand, np.eye(2))
-    for k in several:
-        node_root = np.concatenate([root_rows[k], root_cols[k]]) if slots > h else root_rows[k]
-        firsts = order[k][node_root[order[k]] == order[k]]
-        fixed = np.zeros(slots, dtype=bool)
-        fixed[firsts[0]] = True
-        for r in firsts[1:_MAX_COMPONENTS]:
-            sides = [(root_rows[k] == r, fixed[root_rows[k]]), (root_cols[k] == r, fixed[root_cols[k]])]
-            (rows_in, rows_known), (cols_in, cols_known) = [(np.nonzero(i)[0], np.nonzero(f)[0]) for i, f in sides]
-            known_frames = frames[k, root_rows[k, rows_known]], frames[k, root_cols[k, cols_known]]
-            frames[k, r] = _align(tilde[:, :, k], (rows_in, cols_in), (rows_known, cols_known), known_frames,
-                                  cand[k, r], bool(determined[k, r]))
-            fixed[r] = True
-    return frames
-
-
-def _traceless_fit(tilde: np.ndarray, root_rows: np.ndarray, root_cols: np.ndarray, slots: int,
-                   block_noise: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Per component (indexed by its root): the canonical ``G_0`` and whether the blocks fix it.
-
-    The dominant direction of the traceless vectors (3x3 Gram matrix over the component's own
-    blocks) fixes ``G_0`` when it stands out: above rounding and :data:`_NOISE_MARGIN` times the
-    noise its blocks hold (``block_noise`` each), and the second direction under :data:`_GAP` of
-    it (otherwise it is noise, or the halves are equal copies and ``G_0`` is free).
-    """
-    count = root_rows.shape[0]
-    ks = np.arange(count)[:, None]
-    vec = np.stack([tilde[0, 0] - tilde[1, 1], tilde[0, 1], tilde[1, 0]], axis=-1)  # (K, b, b', 3)
-    energy_rows = sum(_sq(tilde[i, j]) for i in range(2) for j in range(2))  # (K, b, b')
-    members = np.full(root_rows.shape, float(root_cols.shape[1]))
-    if np.any(root_rows) or np.any(root_cols):
-        same = root_rows[:, :, None] == root_cols[:, None, :]
-        vec = vec * same[..., None]
-        energy_rows = energy_rows * same
-        members = same.sum(axis=-1).astype(float)
-    gram = np.zeros((count, slots, 3, 3), dtype=np.complex128)
-    np.add.at(gram, (ks, root_rows), np.swapaxes(vec, -1, -2) @ vec.conj())
-    energy = np.zeros((count, slots))
-    np.add.at(energy, (ks, root_rows), energy_rows.sum(axis=-1))
-    noise_energy = np.zeros((count, slots))
-    np.add.at(noise_energy, (ks, root_rows), members * (_NOISE_MARGIN * block_noise[:, None]) ** 2)
-    vals, vecs = np.linalg.eigh(gram)
-    top = vecs[..., :, 2]
-    k = np.stack([np.stack([top[..., 0] / 2, top[..., 1]], -1), np.stack([top[..., 2], -top[..., 0] / 2], -1)], -2)
-    strong = vals[..., 2] > np.maximum((_ROUNDING**2) * energy, noise_energy)
-    determined = strong & (vals[..., 1] < _GAP * vals[..., 2])
-    cand = np.broadcast_to(np.eye(2, dtype=np.complex128), (count, slots, 2, 2)).copy()
-    if np.any(determined):
-        _, eigvec = np.linalg.eig(k[determined])
-        cand[determined] = _canonical_order(_column_gauge(eigvec))
-    return cand, determined
-
-
-def _two_lines(tilde: np.ndarray, rows_in: np.ndarray, cols_in: np.ndarray) -> np.ndarray | None:
-    """Frame of a component whose own blocks leave it free, from its rank-one joining blocks.
-
-    A joining block ``X_d diag(x, 0) X_c^-1`` (rows in the component d) has the range ``X_d e_0``
-    whatever ``X_c`` is; one ``X_c diag(x, 0) X_d^-1`` (columns in d) has a column of ``X_d`` as
-    its kernel. All those directions lie on the two lines of ``X_d``'s columns: a pair of lines is
-    the zero set of one quadratic form ``w^T M w``, fitted by least squares (the smallest
-    eigenvector of a 3x3 Gram matrix of ``(w0^2, sqrt2 w0 w1, w1^2)``) and factored. None when the
-    directions do not single out two lines. Only blocks that are rank one (:func:`_rank_one`) speak.
-    """
-    ranges = tilde[:, :, rows_in][:, :, :, ~cols_in].reshape(2, 2, -1)
-    kernels = tilde[:, :, ~rows_in][:, :, :, cols_in].reshape(2, 2, -1)
-    pick = np.sum(_sq(ranges[:, 0]), axis=0) >= np.sum(_sq(ranges[:, 1]), axis=0)
-    along = np.where(pick, ranges[:, 0], ranges[:, 1])  # (2, M): the larger column spans the range
-    wide = np.sum(_sq(kernels[0]), axis=0) >= np.sum(_sq(kernels[1]), axis=0)
-    row = np.where(wide, kernels[0], kernels[1])  # the larger row; the kernel is orthogonal to it
-    vectors = np.concatenate([along, np.stack([row[1], -row[0]])], axis=1)
-    vectors = vectors[:, np.concatenate([_rank_one(ranges), _rank_one(kernels)])]
-    phi = np.stack([vectors[0] ** 2, np.sqrt(2) * vectors[0] * vectors[1], vectors[1] ** 2])
-    gram = phi.conj() @ phi.T
-    vals, vecs = np.linalg.eigh(gram)
-    if not (vals[1] > (_ROUNDING**2) * vals[2] and vals[0] < _GAP * vals[1]):
-        return None
-    m0, m01, m2 = vecs[0, 0], vecs[1, 0] / np.sqrt(2), vecs[2, 0]
-    swap = abs(m2) < abs(m0)
-    a, b, c = (m0, 2 * m01, m2) if swap else (m2, 2 * m01, m0)
-    roots = np.roots([a, b, c])
-    if roots.size != 2 or abs(roots[0] - roots[1]) <= _TIE * (1 + abs(roots).max()):
-        return None
-    lines = np.array([[r, 1.0] if swap else [1.0, r] for r in roots], dtype=np.complex128).T
-    return _canonical_order(_column_gauge(lines))
-
-
-def _rank_one(m: np.ndarray) -> np.ndarray:
-    """Which of the 2x2 matrices ``(2, 2, M)`` are nonzero and rank one up to :data:`_RANK_ONE`."""
-    det = np.abs(m[0, 0] * m[1, 1] - m[0, 1] * m[1, 0])
-    fro2 = np.sum(_sq(m), axis=(0, 1))
-    return (fro2 > 0) & (det <= _RANK_ONE * fro2)
-
-
-def _align(tilde: np.ndarray, inside: tuple[np.ndarray, np.ndarray], known: tuple[np.ndarray, np.ndarray],
-           known_frames: tuple[np.ndarray, np.ndarray], cand: np.ndarray, determined: bool) -> np.ndarray:
-    """Frame of one component from the blocks joining it to the fixed ones.
-
-    ``inside`` and ``known`` are (row pairs, column pairs) of the component and of the fixed
-    components, ``known_frames`` the latter's frames. ``A_dc F_c`` holds the columns of ``G_d``
-    (column evidence); ``F_c^-1 A_cd`` holds the rows of ``G_d^-1``, and row i is orthogonal to
-    column 1 - i. A component whose own blocks fixed its frame (``determined``) only takes the
-    column order from this evidence; a free one takes the evidence's directions where they stand
-    out (else the identity).
-    """
-    into = tilde[:, :, inside[0]][:, :, :, known[1]]  # A_dc: (2, 2, s, f)
-    out_of = tilde[:, :, known[0]][:, :, :, inside[1]]  # A_cd: (2, 2, f, s)
-    cols = np.einsum("ijbx,xjn->nbxi", into, known_frames[1]).reshape(2, -1, 2)
-    rows = np.einsum("xij,jnxb->ixbn", _inv2(known_frames[0]), out_of).reshape(2, -1, 2)
-    perp = np.stack([rows[..., 1], -rows[..., 0]], axis=-1)[::-1]  # row 1 - n -> along column n
-    gram = np.stack([_outer_sum(cols[n]) + _outer_sum(perp[n]) for n in range(2)])  # (column, 2, 2)
-    if determined:
-        straight = sum(np.vdot(cand[:, n], gram[n] @ cand[:, n]).real for n in range(2))
-        crossed = sum(np.vdot(cand[:, 1 - n], gram[n] @ cand[:, 1 - n]).real for n in range(2))
-        return cand[:, ::-1].copy() if crossed > straight else cand
-    vals, vecs = np.linalg.eigh(gram)
-    if np.all(vals[:, 1] > 0) and np.all(vals[:, 0] < _GAP * vals[:, 1]):
-        return _column_gauge(vecs[:, :, 1].T)
-    return np.eye(2, dtype=np.complex128)
-
-
-def _outer_sum(v: np.ndarray) -> np.ndarray:
-    """``sum_r v_r v_r^H`` over the rows of ``v`` ``(R, 2)``."""
-    return v.T @ v.conj()
-
-
-def _canonical_order(g: np.ndarray) -> np.ndarray:
-    """Columns of each gauged ``g`` ``(M, 2, 2)`` in a fixed order read off the vectors themselves.
-
-    Which half comes first is a free choice; LAPACK's order would let rounding make it. Larger
-    ``|g[0]|`` first, then larger real and imaginary part of ``g[1]`` (ties up to :data:`_TIE`).
-    """
-    a, b = g[..., 0], g[..., 1]
-    keys = [(np.abs(a[..., 0]), np.abs(b[..., 0])), (a[..., 1].real, b[..., 1].real), (a[..., 1].imag, b[..., 1].imag)]
-    swap = np.zeros(g.shape[:-2], dtype=bool)
-    open_ = np.ones(g.shape[:-2], dtype=bool)
-    for x, y in keys:
-        swap |= open_ & (y > x + _TIE)
-        open_ &= np.abs(x - y) <= _TIE
-    out = g.copy()
-    out[swap] = g[swap][..., ::-1]
-    return out
-
-
-def _similarity(blocks: np.ndarray, left: np.ndarray, right: np.ndarray) -> np.ndarray:
-    """``out[i, n, k, b, b'] = sum_jl left[k, b, i, j] blocks[j, l, k, b, b'] right[k, b', l, n]``."""
-    lw = left.transpose(2, 3, 0, 1)[..., None]  # (i, j, K, h, 1)
-    rw = right.transpose(2, 3, 0, 1)[:, :, :, None, :]  # (l, n, K, 1, h)
-    mid = [[lw[i, 0] * blocks[0, l] + lw[i, 1] * blocks[1, l] for l in range(2)] for i in range(2)]
-    return np.array([[mid[i][0] * rw[0, n] + mid[i][1] * rw[1, n] for n in range(2)] for i in range(2)])
-
-
-def _inv2(m: np.ndarray) -> np.ndarray:
-    """Inverse of every 2x2 matrix in ``(..., 2, 2)`` (closed form; a singular one gives inf/nan)."""
-    a, b, c, d = m[..., 0, 0], m[..., 0, 1], m[..., 1, 0], m[..., 1, 1]
-    det = a * d - b * c
-    det = np.where(det == 0, np.finfo(np.float64).tiny, det)
-    return np.stack([np.stack([d, -b], -1), np.stack([-c, a], -1)], -2) / det[..., None, None]
-
-
-def _unit_scale(g: np.ndarray) -> np.ndarray:
-    """The 2x2 matrices scaled to unit Frobenius norm (a zero one is left alone).
-
-    A scalar, not per column: frames carried from a root ``F_0`` are then exactly
-    ``G_b D_b G_0^-1 F_0`` up to a scalar, so one common correction fits every block.
-    """
-    norm = np.sqrt(np.sum(_sq(g), axis=(-2, -1), keepdims=True))
-    return g / np.where(norm > 0, norm, 1.0)
-
-
-def _column_gauge(g: np.ndarray) -> np.ndarray:
-    """Each eigenvector (column of the 2x2 ``g``) scaled to unit norm with a real positive pivot.
-
-    Column scaling is a free gauge here (see the module docstring); pinning the pivot to the
-    first entry that is largest up to a relative :data:`_TIE` makes the twiddles stable under
-    rounding-level changes (equal moduli are the usual case for Fourier-like bases).
-    """
-    mag = np.abs(g)
-    first_is_pivot = mag[..., 0, :] >= (1.0 - _TIE) * mag[..., 1, :]
-    pivot = np.where(first_is_pivot, g[..., 0, :], g[..., 1, :])
-    norm = np.sqrt(mag[..., 0, :] ** 2 + mag[..., 1, :] ** 2)
-    scale = np.where(np.abs(pivot) > 0, np.abs(pivot) / np.where(pivot == 0, 1, pivot), 1) / np.where(norm > 0, norm, 1)
-    return g * scale[..., None, :]
-
-
-def _sq(x: np.ndarray) -> np.ndarray:
-    """``|x|^2`` elementwise without a square root."""
-    return x.real * x.real + x.imag * x.imag

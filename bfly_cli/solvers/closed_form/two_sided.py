@@ -22,8 +22,9 @@ from __future__ import annotations
 import numpy as np
 
 from .. import RouteUnavailable
-from .eigenbasis import (_HOP, _NOISE_MARGIN, _ROUNDING, _UNREACHED, _WELL_CONDITIONED, _column_gauge, _condition, _gap_floor, _inv2,
-                         _pair_blocks, _reference_frames, _similarity, _sq, _unexplained, _unit_scale)
+from .block_algebra import column_gauge, condition, inv2, similarity, sq, unit_scale
+from .eigen_components import NOISE_MARGIN, ROUNDING, reference_frames
+from .eigenbasis import _HOP, _UNREACHED, _WELL_CONDITIONED, _gap_floor, _pair_blocks, _unexplained
 
 
 def two_sided_basis(t: np.ndarray, stop_above: float = np.inf) -> tuple[np.ndarray, np.ndarray, np.ndarray, float]:
@@ -61,18 +62,18 @@ def _split_level(blocks: np.ndarray, noise: float, limit: float) -> tuple[np.nda
     length, block_noise = _lengths(blocks, noise / np.sqrt(count * h * h))
     order, parent, root = _bipartite_tree(length)
     lt, rt = _carry(blocks, order, parent)
-    tilde = _similarity(blocks, _inv2(lt), rt)
+    tilde = similarity(blocks, inv2(lt), rt)
     if _unexplained(tilde, root[:, :h], root[:, h:]) > limit:
         return lt, rt, blocks, np.inf  # one component, yet no common K: not this structure
     x = _reference(tilde, root, order, block_noise)
-    lf, rf = _column_gauge(lt @ x[:, :h]), _column_gauge(rt @ x[:, h:])
-    split = _similarity(blocks, _inv2(lf), rf)
-    if max(np.max(_condition(lt)), np.max(_condition(rt))) > _WELL_CONDITIONED:
+    lf, rf = column_gauge(lt @ x[:, :h]), column_gauge(rt @ x[:, h:])
+    split = similarity(blocks, inv2(lf), rf)
+    if max(np.max(condition(lt)), np.max(condition(rt))) > _WELL_CONDITIONED:
         y = _reference(split, root, order, block_noise)
-        l2, r2 = _column_gauge(lf @ y[:, :h]), _column_gauge(rf @ y[:, h:])
-        split = _similarity(split, _inv2(_inv2(lf) @ l2), _inv2(rf) @ r2)
+        l2, r2 = column_gauge(lf @ y[:, :h]), column_gauge(rf @ y[:, h:])
+        split = similarity(split, inv2(inv2(lf) @ l2), inv2(rf) @ r2)
         lf, rf = l2, r2
-    off = float(np.sqrt(_sq(split[0, 1]).sum() + _sq(split[1, 0]).sum()))
+    off = float(np.sqrt(sq(split[0, 1]).sum() + sq(split[1, 0]).sum()))
     halves = np.stack([split[0, 0], split[1, 1]], axis=1).reshape(2 * count, h, h)
     return lf, rf, halves, off
 
@@ -83,10 +84,10 @@ def _lengths(blocks: np.ndarray, noise: float) -> tuple[np.ndarray, np.ndarray]:
     count = blocks.shape[2]
     a, b, c, d = blocks[0, 0], blocks[0, 1], blocks[1, 0], blocks[1, 1]
     det = np.abs(a * d - b * c)
-    fro2 = _sq(a) + _sq(b) + _sq(c) + _sq(d)
+    fro2 = sq(a) + sq(b) + sq(c) + sq(d)
     ref = np.max(fro2.reshape(count, -1), axis=1)[:, None, None]
     smin = det / np.sqrt(np.maximum(fro2, 1e-300))
-    floor = np.maximum(_ROUNDING * np.sqrt(fro2), np.maximum(_ROUNDING * np.sqrt(ref), _NOISE_MARGIN * noise))
+    floor = np.maximum(ROUNDING * np.sqrt(fro2), np.maximum(ROUNDING * np.sqrt(ref), NOISE_MARGIN * noise))
     cut, gap_noise = _gap_floor(smin, ref)
     valid = smin > np.maximum(floor, cut)
     safe = np.maximum(det, 1e-300)
@@ -142,14 +143,14 @@ def _carry(blocks: np.ndarray, order: np.ndarray, parent: np.ndarray) -> tuple[n
         b = np.where(is_row, x, p)
         q = np.where(is_row, p - h, x - h)
         block = np.moveaxis(blocks[:, :, rows, np.clip(b, 0, h - 1), np.clip(q, 0, h - 1)], (0, 1), (1, 2))
-        link = np.where(is_row[:, None, None], block, _inv2(block))
-        carried = _unit_scale(link @ frames[rows, p])
+        link = np.where(is_row[:, None, None], block, inv2(block))
+        carried = unit_scale(link @ frames[rows, p])
         frames[rows, x] = np.where((p != x)[:, None, None], carried, frames[rows, x])
     return frames[:, :h], frames[:, h:]
 
 
 def _reference(tilde: np.ndarray, root: np.ndarray, order: np.ndarray, block_noise: np.ndarray) -> np.ndarray:
-    """``X`` ``(K, 2h, 2, 2)`` of every node: its component's frame (:func:`~.eigenbasis._reference_frames`)."""
+    """``X`` ``(K, 2h, 2, 2)`` of every node: its component's frame (:func:`~.eigenbasis.reference_frames`)."""
     h = root.shape[1] // 2
-    frames = _reference_frames(tilde, root[:, :h], root[:, h:], order, 2 * h, block_noise)
+    frames = reference_frames(tilde, root[:, :h], root[:, h:], order, 2 * h, block_noise)
     return frames[np.arange(root.shape[0])[:, None], root]
