@@ -10,12 +10,14 @@ so every 2x2 block ``A_bb'`` (rows ``b, b+N/2``, columns ``b', b'+N/2``) satisfi
 
 **Transport, not local eigenproblems.** An invertible block carries the frame of pair ``b'`` to
 pair ``b``: ``G_b ~ A_bb' G_b'`` up to column scaling (a free gauge: a diagonal similarity of the
-half problems). A maximum spanning tree over the pairs (edge strength: the block's smallest
-singular value, so the transport never goes through a near-singular block when a better path
-exists) fixes every ``G_b = T_b G_0`` from the root's unknown ``G_0``. In that tree gauge every
+half problems). A shortest-path forest over the pairs (:func:`_links`: a hop costs its log
+conditioning and its weakness against the largest block; blocks at the noise level are no
+links) fixes every ``G_b = T_b G_0`` from the root's unknown ``G_0``. In that tree gauge every
 block ``T_b^-1 A_bb' T_b'`` is ``G_0 diag(x, y) G_0^-1``, so the traceless parts of *all* blocks are
 multiples of one matrix ``K``, whose eigenvectors are ``G_0``: a rank-one fit (a 3x3 Gram matrix)
-over all N^2/4 blocks, i.e. least squares over the whole level.
+over all N^2/4 blocks, i.e. least squares over the whole level (:mod:`.eigen_components`). A
+first-order least-squares correction of all frames (:func:`_least_squares_step`) then minimizes
+the level's off-diagonal mass.
 
 Local 2x2 eigenproblems (the diagonal blocks of ``A`` or of ``A D A``) see only short paths; the
 circulant of a short filter has blocks ``c_d I`` everywhere except at the wrap-around, so they
@@ -25,8 +27,12 @@ gauge: both halves are the same matrix, any ``G_0`` is a valid split, and ``G_0 
 This is how repeated eigenvalues (symmetric filters, ``lam_k = lam_-k``) are resolved: the
 choice is deferred to the level where the two copies differ, or is free.
 
-Pairs that no block links (a decoupled matrix) start their own tree; each component gets its own
-``G_0``. All sub-problems of one level are processed as one batch.
+Rank-one blocks (a scalar half, as in a ``{k, -k}`` eigenspace) carry half a frame and split the
+forest into components; :mod:`.eigen_components` gives each its frame (from its own blocks, or
+from the ranges and kernels of its rank-one joining blocks) and aligns them. All sub-problems of
+one level are processed as one batch; noise thresholds come from the levels above or from the
+gap between structured and noise-only blocks (:func:`_gap_floor`). See
+``docs/two-butterfly-robust.md``.
 """
 
 from __future__ import annotations
