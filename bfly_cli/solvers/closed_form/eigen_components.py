@@ -14,7 +14,7 @@ from .block_algebra import TIE, canonical_order, column_gauge, inv2, sq
 ROUNDING = 64 * np.finfo(np.float64).eps  # relative size of what rounding alone leaves behind
 NOISE_MARGIN = 10.0  # a block within this factor of the noise is no link, a frame within it no frame
 _GAP = 1e-4  # second/first singular value (energy) of the traceless fit below which K is real
-_MAX_COMPONENTS = 64  # components aligned through their joining blocks; the rest keep their own frame
+_MAX_COMPONENTS = 16  # components aligned through their joining blocks; the rest keep their own frame
 _RANK_ONE = 1e-6  # |det| / ||block||^2 under which a joining block counts as rank one (noise included)
 
 
@@ -36,7 +36,7 @@ def reference_frames(tilde: np.ndarray, root_rows: np.ndarray, root_cols: np.nda
     h = root_rows.shape[1]
     several = np.nonzero(np.any(root_rows, axis=1) | np.any(root_cols, axis=1))[0]
     for k in several:
-        for r in np.unique(root_rows[k]):
+        for r in np.unique(root_rows[k])[:_MAX_COMPONENTS]:
             if not determined[k, r]:
                 found = _two_lines(tilde[:, :, k], root_rows[k] == r, root_cols[k] == r)
                 if found is not None:
