@@ -176,30 +176,80 @@ def _square_components(mask: np.ndarray) -> list[tuple[np.ndarray, np.ndarray]] 
 
 def _block_diagonal(t: np.ndarray, floor: float, dense: Solver,
                     blocks: list[tuple[np.ndarray, np.ndarray]], want: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Solve every component alone and stack them: a block of size s occupies positions
-    ``[o, o + s)`` with o a multiple of s (largest blocks first, so such a slot is always free),
-    which makes the stack a butterfly whose top stages are the identity. A block goes to the slot
-    its rows want if that slot is free, else to the first free one."""
-    m = t.shape[0]
-    taken = np.zeros(m, dtype=bool)
+    """Solve every component alone and interleave them into one butterfly.
+
+    Two butterflies of size M/2 make one of size M whose stage ``bit`` is the identity: the first
+    on the indices with that bit 0 (rows and columns alike), the second on those with it 1,
+    the other bits in order. The blocks are split into two groups of M/2 (largest first), the
+    bit (and which group takes 0) is the one most wanted rows agree with (default: the top bit,
+    i.e. the blocks stacked), and each group is interleaved the same way, recursively.
+    """
+    if len(blocks) == 1:
+        r, c = blocks[0]
+        lr, lc = _solve(np.ascontiguousarray(t[np.ix_(r, c)]), floor, dense, want[r])
+        return r[lr], c[lc]
+    m = sum(r.size for r, _ in blocks)
+    inside = np.zeros(t.shape[0], dtype=bool)
+    for r, _ in blocks:
+        inside[r] = True
+    want = np.where(inside, want, -1)  # rows of other groups place nothing here
+    groups, bit, swap = _groups_and_bit(blocks, want, m)
+    low = (1 << bit) - 1
+    parts = []
+    for g in (0, 1):
+        agree = (want >= 0) & (((want >> bit) & 1) == (g ^ swap))
+        sub_want = np.where(agree, (want & low) | ((want >> (bit + 1)) << bit), -1)
+        parts.append(_block_diagonal(t, floor, dense, groups[g], sub_want))
+    q = np.arange(m // 2)
+    spread = [(q & low) | (((q >> bit) << (bit + 1)) | ((g ^ swap) << bit)) for g in (0, 1)]
     rows, cols = np.empty(m, dtype=np.int64), np.empty(m, dtype=np.int64)
-    for r, c in blocks:
-        size = r.size
-        slot = _block_slot(want[r], size, taken)
-        local = np.where(want[r] // size == slot // size, want[r] % size, -1)
-        lr, lc = _solve(np.ascontiguousarray(t[np.ix_(r, c)]), floor, dense, np.where(want[r] < 0, -1, local))
-        rows[slot:slot + size], cols[slot:slot + size] = r[lr], c[lc]
-        taken[slot:slot + size] = True
+    for g in (0, 1):
+        rows[spread[g]], cols[spread[g]] = parts[g]
     return rows, cols
 
 
-def _block_slot(want: np.ndarray, size: int, taken: np.ndarray) -> int:
-    """Offset (a multiple of ``size``) for a block: the first wanted free slot, else the first free."""
-    free = [o for o in range(0, taken.size, size) if not taken[o:o + size].any()]
-    for p in want[want >= 0]:
-        if (p // size) * size in free:
-            return int((p // size) * size)
-    return free[0]
+def _groups_and_bit(blocks: list[tuple[np.ndarray, np.ndarray]], want: np.ndarray,
+                    m: int) -> tuple[tuple[list, list], int, int]:
+    """The two groups of m/2, the separating bit and the swap (group g on bit value g ^ swap).
+
+    Equal blocks (a permutation's 1x1 blocks) are grouped by the bit most wanted rows agree
+    with, each block on the side its wanted rows ask for. Unequal blocks fill group 0 largest
+    first (exactly m/2: powers of two), and only the bit is chosen. Ties: the top bit (a stack).
+    """
+    top = m.bit_length() - 2
+    owner = np.full(want.size, -1)
+    for k, (r, _) in enumerate(blocks):
+        owner[r] = k
+    asked = np.nonzero((want >= 0) & (owner >= 0))[0]
+    equal = all(r.size == blocks[0][0].size for r, _ in blocks)
+    if not equal:
+        side = np.cumsum([0] + [r.size for r, _ in blocks])[:-1] >= m // 2  # largest first fill
+    best = None
+    for bit in ([top] if asked.size == 0 else range(top, -1, -1)):
+        value = (want[asked] >> bit) & 1
+        for swap in ((0,) if equal else (0, 1)):
+            if equal:
+                side = _equal_sides(np.bincount(owner[asked], weights=2.0 * value - 1.0, minlength=len(blocks)))
+            score = int(np.sum(value == (side[owner[asked]] ^ swap)))
+            if best is None or score > best[0]:
+                best = (score, side.copy(), bit, swap)
+    _, side, bit, swap = best
+    groups = ([b for b, s in zip(blocks, side) if not s], [b for b, s in zip(blocks, side) if s])
+    return groups, bit, swap
+
+
+def _equal_sides(vote: np.ndarray) -> np.ndarray:
+    """Per equal block its side (bool), half the blocks each: a block goes where its vote points
+    while that side has room (in block order), the rest fill the free places in order."""
+    cap = vote.size // 2
+    want_one, want_zero = vote > 0, vote < 0
+    one = want_one & (np.cumsum(want_one) <= cap)
+    zero = want_zero & (np.cumsum(want_zero) <= cap)
+    free = ~(one | zero)
+    room_one = cap - int(one.sum())
+    side = one.copy()
+    side[np.nonzero(free)[0][:room_one]] = True
+    return side
 
 
 def _split_level(t: np.ndarray, mask: np.ndarray, floor: float, dense: Solver,
