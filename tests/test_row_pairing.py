@@ -118,3 +118,44 @@ def test_discovered_orders_make_a_butterfly() -> None:
         blocks = ordered.reshape(hi, lo, hi, lo).transpose(1, 2, 0, 3)
         sing = np.linalg.svd(blocks, compute_uv=False)
         assert np.max(sing[..., 1] / sing[..., 0]) < 1e-12
+
+
+def _haar(n: int) -> np.ndarray:
+    """Orthonormal Haar matrix in pywt's coefficient order (mean, then details coarsest first)."""
+    rows = [np.ones(n) / np.sqrt(n)]
+    for lev in range(n.bit_length() - 1, 0, -1):
+        w = 1 << lev
+        for k in range(n // w):
+            row = np.zeros(n)
+            row[k * w:k * w + w // 2], row[k * w + w // 2:(k + 1) * w] = 1.0, -1.0
+            rows.append(row / np.sqrt(w))
+    return np.array(rows)
+
+
+def test_sparse_rows_discovered_as_a_butterfly() -> None:
+    # Haar rows vanish on whole half-blocks: the dense pairing cannot decide, the sparse one can.
+    rng = np.random.default_rng(11)
+    a = _haar(32)[:, rng.permutation(32)]
+    rows, cols = discover_two_sided(a)
+    ordered = a[rows][:, cols]
+    for lev in range(1, 5):
+        hi, lo = 32 >> lev, 1 << lev
+        blocks = ordered.reshape(hi, lo, hi, lo).transpose(1, 2, 0, 3)
+        sing = np.linalg.svd(blocks, compute_uv=False)
+        assert np.all(sing[..., 1] <= 1e-12 * np.maximum(sing[..., 0], 1e-300))
+
+
+def test_dense_inputs_skip_the_sparse_certificate() -> None:
+    from bfly_cli.solvers.closed_form.row_pairing import _has_small_entries
+
+    assert not _has_small_entries(scipy.fft.fft(np.eye(256), axis=0))
+    assert not _has_small_entries(scipy.linalg.hadamard(256) / 16.0)
+    assert _has_small_entries(_haar(256))
+
+
+@pytest.mark.parametrize("n", [64, 256])
+def test_haar_in_pywt_order_is_pbp(n: int) -> None:
+    a = _haar(n)
+    steps, meta = solve_bp(a)
+    assert meta["bp_rows"] == "permuted"
+    assert _dense_error(steps, a) < 1e-14

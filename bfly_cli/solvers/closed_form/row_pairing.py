@@ -24,6 +24,12 @@ shuffled those pairs are unknown. They can be found first, level by level:
 Every decision is a nearest or a best choice, never a fixed tolerance on exact zeros: noise moves
 the fingerprints by about its own size, while non-partners sit O(1) apart. Whether the result is
 the structure is decided afterwards, by the rank-one certificate and the factors' error.
+
+Sparse butterflies (rows that vanish on whole half-blocks: Haar, permutations, block-diagonal
+butterflies) leave a row's partner undetermined at its own level; when the dense discovery fails
+or its answer is not rank one on a matrix with small entries, :mod:`.sparse_pairing` decides
+from the support (noise floor from a gap in the magnitudes) and defers those pairings to the
+levels below. Dense matrices never reach it (one sampled check, a few milliseconds).
 """
 
 from __future__ import annotations
