@@ -24,7 +24,8 @@ from bfly_cli.factors import Factors
 from bfly_cli.solvers import RouteUnavailable
 from bfly_cli.solvers.auto import solve_auto
 from bfly_cli.solvers.closed_form.bp_route import solve_bp
-from bfly_cli.solvers.closed_form.sparse_pairing import _aligning_automorphism, support_floor
+from bfly_cli.solvers.closed_form.row_pairing import support_floor
+from bfly_cli.solvers.closed_form.sparse_pairing import _aligning_automorphism
 
 
 def haar(n: int) -> np.ndarray:

@@ -36,14 +36,16 @@ from __future__ import annotations
 
 import numpy as np
 
+from ...metrics import NEAR_EXACT
 from .. import RouteUnavailable
-from .bp_order import _descend, _split_columns
-from .sparse_pairing import discover_sparse, is_butterfly, support_floor
+from .bp_order import _balanced_halves, _descend, _split_columns
 
 _SEED = 20261202
 _SCREEN_COLUMNS = 24  # sampled columns per group on which every candidate partner is scored
 _CONFIRM = 4  # best-scored candidates confirmed on all columns
 _BLOCKS = 8  # half-blocks whose projections make a row's fingerprint
+_MIN_GAP_BITS = 10  # a gap of 2^10 in the entries' magnitudes separates zeros from the support
+_ZERO_SHARE = 0.125  # a narrow gap counts when at least this share of the entries lies below it
 _LINES_OFF = 1e-4  # squared Bloch distance (~ squared sine) off two lines at which a partner is no partner
 
 
@@ -67,6 +69,8 @@ def discover_two_sided(matrix: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     floor = None if support_floor(sample) is None else support_floor(matrix)
     if floor is None:
         raise dense_error
+    from .sparse_pairing import discover_sparse  # it imports this module's helpers
+
     try:
         rows, cols = discover_sparse(matrix, floor, _dense_two_sided)
     except RouteUnavailable as err:
@@ -255,3 +259,114 @@ def _fingerprints(rows: np.ndarray, halves: np.ndarray, groups: int, m: int) -> 
 
 def _sq(x: np.ndarray) -> np.ndarray:
     return x.real**2 + x.imag**2 if np.iscomplexobj(x) else x * x
+
+
+def support_floor(matrix: np.ndarray) -> float | None:
+    """The magnitude below which an entry is noise, or None when the entries show no gap (dense).
+
+    Binary exponents of ``|T_ij| / max |T|`` are histogrammed (one pass, no sort). A run of empty
+    exponents at least ``_MIN_GAP_BITS`` wide separates exact, rounding or small noise zeros from
+    the support: the highest such run (nearest the largest entry) is taken. Larger noise leaves
+    a narrower run just above its own population, which is then at least ``_ZERO_SHARE`` of the
+    entries: the lowest such run is taken (runs inside the noise's thin lower tail have few
+    entries below them). The floor is the run's geometric middle.
+    """
+    mag = np.abs(matrix).ravel()
+    top = float(mag.max(initial=0.0))
+    if top == 0.0:
+        return None
+    exps = 1 - np.frexp(mag / top)[1]  # 0 for the largest entry
+    exps[mag == 0] = 1100  # exact zeros below every subnormal
+    counts = np.bincount(exps, minlength=1101)
+    used = np.nonzero(counts)[0]
+    if used.size < 2:
+        return None
+    width = np.diff(used)
+    below = mag.size - np.cumsum(counts[used])[:-1]  # entries below each run
+    wide = np.nonzero(width >= _MIN_GAP_BITS)[0]
+    populated = np.nonzero((width >= 2) & (below >= _ZERO_SHARE * mag.size))[0]
+    if wide.size:
+        run = wide[0]
+    elif populated.size:
+        run = populated[-1]
+    else:
+        return None
+    return top * 2.0 ** (-(used[run] + used[run + 1]) / 2)
+
+
+def is_butterfly(ordered: np.ndarray) -> bool:
+    """Every block of every split rank one (two fixed random probes per block; the 2x2 Gram
+    determinant of their images vanishes up to ``NEAR_EXACT**2`` of its scale, summed)."""
+    n = ordered.shape[0]
+    rng = np.random.default_rng(_SEED)
+    for lev in range(1, n.bit_length() - 1):
+        hi, lo = n >> lev, 1 << lev
+        blocks = ordered.reshape(hi, lo, hi, lo).transpose(1, 2, 0, 3)
+        images = blocks @ rng.standard_normal((lo, 2))
+        gram = np.einsum("bacp,bacq->bapq", images.conj(), images)
+        det = np.abs(gram[..., 0, 0] * gram[..., 1, 1] - np.abs(gram[..., 0, 1]) ** 2)
+        if np.sum(det) > NEAR_EXACT**2 * np.sum(np.abs(gram[..., 0, 0] * gram[..., 1, 1])):
+            return False
+    return True
+
+
+class _ParityForest:
+    """Union-find over columns with the parity (same half 0, other half 1) to each root; used by
+    :mod:`.sparse_pairing` to keep the accepted pairs' column relations consistent."""
+
+    def __init__(self, m: int) -> None:
+        self.parent = list(range(m))
+        self.par = [0] * m
+
+    def find(self, j: int) -> tuple[int, int]:
+        """Root of j and j's parity relative to it (with path compression)."""
+        path = []
+        while self.parent[j] != j:
+            path.append(j)
+            j = self.parent[j]
+        acc = 0
+        for node in reversed(path):
+            acc ^= self.par[node]
+            self.par[node], self.parent[node] = acc, j
+        return j, (self.par[path[0]] if path else 0)
+
+    def agrees(self, rel: np.ndarray) -> bool:
+        """No relation ``(a, c, p)`` contradicts the forest (checked on a scratch copy)."""
+        seen: dict[int, tuple[int, int]] = {}
+        for a, c, p in rel.tolist():
+            ra, pa = self._find_scratch(a, seen)
+            rc, pc = self._find_scratch(c, seen)
+            if ra == rc:
+                if pa ^ pc != p:
+                    return False
+            else:
+                seen[rc] = (ra, pa ^ pc ^ p)
+        return True
+
+    def _find_scratch(self, j: int, seen: dict[int, tuple[int, int]]) -> tuple[int, int]:
+        root, par = self.find(j)
+        while root in seen:
+            root, step = seen[root]
+            par ^= step
+        return root, par
+
+    def balanced_with(self, rel: np.ndarray) -> bool:
+        """Whether, with ``rel`` joined, the classes still allow two halves of m/2 columns (a false
+        pair of rows on one half splits that half's columns and usually unbalances the split)."""
+        trial = _ParityForest(0)
+        trial.parent, trial.par = self.parent.copy(), self.par.copy()
+        trial.join(rel)
+        root, side = trial.classes()
+        return _balanced_halves(root[None], side[None], 1, root.size) is not None
+
+    def classes(self) -> tuple[np.ndarray, np.ndarray]:
+        """Per column: its class (root) and side (parity to the root)."""
+        found = [self.find(j) for j in range(len(self.parent))]
+        return np.array([r for r, _ in found]), np.array([p for _, p in found], dtype=bool)
+
+    def join(self, rel: np.ndarray) -> None:
+        for a, c, p in rel.tolist():
+            ra, pa = self.find(a)
+            rc, pc = self.find(c)
+            if ra != rc:
+                self.parent[rc], self.par[rc] = ra, pa ^ pc ^ p

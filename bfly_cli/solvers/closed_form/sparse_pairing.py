@@ -1,35 +1,27 @@
 """Two-sided B.P for sparse butterflies: rows that vanish on whole half-blocks.
 
-:mod:`.row_pairing` finds a row's partner as the row parallel to it on both column halves. When a
-2x2 block of the last stage is diagonal, its rows are ``(x, 0)`` and ``(0, y)``: ``(x, 0)`` is then
-"parallel" to every row that vanishes on the first half, so the partner is not determined at its
-own level (the Haar wavelet matrix, permutation matrices, block-diagonal butterflies, zeroed
-twiddles). It is determined by the levels below: pairing ``(x, 0)`` with ``(0, y')`` makes ``x``
-and ``y'`` one row of the next level, so the pairing must be an isomorphism between the row trees
-of the two half problems. This module therefore defers it:
+When a 2x2 block of the last stage is diagonal its rows are ``(x, 0)`` and ``(0, y)``, and
+``(x, 0)`` is "parallel" to every row vanishing on the first half: the partner is not determined
+at its own level (Haar, permutations, block-diagonal butterflies, zeroed twiddles) but by the
+levels below, since ``x`` and the chosen ``y'`` become one row there. So the pairing is deferred:
 
-* **Support.** Entries above the noise floor (the widest gap in the entries' binary exponents,
-  relative to the largest entry; exact zeros fall below any floor) form the support.
-* **Determined pairs.** A pair whose block has at least three nonzeros shows it on the support:
-  both rows have the same support and their 2-vectors lie on two lines (one per half), or one
-  row's support is nested in the other's and the two are parallel on it. Such a pair also says
-  which columns lie on the same half and which on opposite halves; a row with no such partner
-  lies on one half only. Those parity relations (connected components of the double cover, as
-  :func:`.bp_order._sides`) and a balanced choice of flips (:func:`.bp_order._balanced_halves`)
-  give the column halves.
-* **Deferral.** The two half problems (the determined pairs projected onto each half, plus the
-  one-sided rows) are solved independently, recursively. Each result is a row order up to the
-  automorphisms of the row tree (swapping the two children of a node: flip one index bit for the
-  rows with given lower bits), which keep a butterfly a butterfly. The automorphism that puts
-  every determined pair at the same position in both halves is read off bit by bit
-  (:func:`_aligning_automorphism`); the one-sided rows then meet their partners position by
-  position.
-* A disconnected support whose components are square with power-of-two sizes is a block-diagonal
-  butterfly: components are solved alone and stacked, largest first. Dense sub-problems go to
-  the dense discovery of :mod:`.row_pairing`.
+* **Support**: entries above the noise floor (:func:`.row_pairing.support_floor`).
+* **Determined pairs**: equal supports whose 2-vectors lie on two lines, or nested supports
+  parallel on the smaller one. Each says which columns share a half; rows on one half pair only
+  at the next level yet look alike, so candidates are accepted greedily, widest support first,
+  while their parity relations stay consistent and balanced. Rows left over lie on one half.
+  The relations (a parity union-find) and a balanced choice of flips give the column halves.
+* **Deferral**: the two half problems (pairs projected onto each half, plus the one-sided rows)
+  are solved recursively, the more rigid first; the other is asked (``want``) to put the shared
+  pairs at the same positions, and a row-tree automorphism (flip an index bit for the rows with
+  given lower bits: it keeps a butterfly a butterfly) aligns the rest. One-sided rows then meet
+  their partners position by position.
+* **Blocks**: a support with square power-of-two components is block diagonal; components are
+  solved alone and interleaved on an index bit (a stage that is the identity) chosen by ``want``.
+  Dense sub-problems go to the dense discovery passed in.
 
-Nothing here compares with ``== 0``: every decision is relative to the floor. Whether the result is
-a butterfly is decided afterwards by a rank-one certificate (:func:`is_butterfly`).
+Nothing compares with ``== 0``: every decision is relative to the floor; the caller certifies the
+result (rank one at every level).
 """
 
 from __future__ import annotations
@@ -38,52 +30,16 @@ from typing import Callable
 
 import numpy as np
 
-from ...metrics import NEAR_EXACT
 from .. import RouteUnavailable
 from .bp_order import _balanced_halves, _direction_from_gram
+from .row_pairing import _bloch, _ParityForest, _sq
 
 Solver = Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]]
 
-_MIN_GAP_BITS = 10  # a gap of 2^10 in the entries' magnitudes separates zeros from the support
-_ZERO_SHARE = 0.125  # a narrow gap counts when at least this share of the entries lies below it
 _POINT_TOL = 1e-12  # squared Bloch distance two clean parallel 2-vectors may differ by (rounding)
 _NOISE_TOL = 8.0  # times (floor / magnitude)^2: how far noise at the floor moves a 2-vector's direction
 _FOREST_RELATIONS = 2048  # up to this many lone-row relations the union-find beats a graph pass
 _CHUNK = 1 << 22  # elements per gathered block of row pairs
-_PROBE_SEED = 20261202
-
-
-def support_floor(matrix: np.ndarray) -> float | None:
-    """The magnitude below which an entry is noise, or None when the entries show no gap (dense).
-
-    Binary exponents of ``|T_ij| / max |T|`` are histogrammed (one pass, no sort). A run of empty
-    exponents at least ``_MIN_GAP_BITS`` wide separates exact, rounding or small noise zeros from
-    the support: the highest such run (nearest the largest entry) is taken. Larger noise leaves
-    a narrower run just above its own population, which is then at least ``_ZERO_SHARE`` of the
-    entries: the lowest such run is taken (runs inside the noise's thin lower tail have few
-    entries below them). The floor is the run's geometric middle.
-    """
-    mag = np.abs(matrix).ravel()
-    top = float(mag.max(initial=0.0))
-    if top == 0.0:
-        return None
-    exps = 1 - np.frexp(mag / top)[1]  # 0 for the largest entry
-    exps[mag == 0] = 1100  # exact zeros below every subnormal
-    counts = np.bincount(exps, minlength=1101)
-    used = np.nonzero(counts)[0]
-    if used.size < 2:
-        return None
-    width = np.diff(used)
-    below = mag.size - np.cumsum(counts[used])[:-1]  # entries below each run
-    wide = np.nonzero(width >= _MIN_GAP_BITS)[0]
-    populated = np.nonzero((width >= 2) & (below >= _ZERO_SHARE * mag.size))[0]
-    if wide.size:
-        run = wide[0]
-    elif populated.size:
-        run = populated[-1]
-    else:
-        return None
-    return top * 2.0 ** (-(used[run] + used[run + 1]) / 2)
 
 
 def discover_sparse(matrix: np.ndarray, floor: float, dense: Solver) -> tuple[np.ndarray, np.ndarray]:
@@ -142,9 +98,6 @@ def _honour(rows: np.ndarray, want: np.ndarray) -> np.ndarray:
     out[sigma] = rows
     return out
 
-
-def _sq(x: np.ndarray) -> np.ndarray:
-    return x.real**2 + x.imag**2 if np.iscomplexobj(x) else x * x
 
 
 def _square_components(mask: np.ndarray) -> list[tuple[np.ndarray, np.ndarray]] | None:
@@ -339,67 +292,6 @@ def _cover_classes(rel: np.ndarray, m: int) -> tuple[np.ndarray, np.ndarray]:
     return np.minimum(on0, on1), on0 > on1
 
 
-class _ParityForest:
-    """Union-find over columns with the parity (same half 0, other half 1) to each root."""
-
-    def __init__(self, m: int) -> None:
-        self.parent = list(range(m))
-        self.par = [0] * m
-
-    def find(self, j: int) -> tuple[int, int]:
-        """Root of j and j's parity relative to it (with path compression)."""
-        path = []
-        while self.parent[j] != j:
-            path.append(j)
-            j = self.parent[j]
-        acc = 0
-        for node in reversed(path):
-            acc ^= self.par[node]
-            self.par[node], self.parent[node] = acc, j
-        return j, (self.par[path[0]] if path else 0)
-
-    def agrees(self, rel: np.ndarray) -> bool:
-        """No relation ``(a, c, p)`` contradicts the forest (checked on a scratch copy)."""
-        seen: dict[int, tuple[int, int]] = {}
-        for a, c, p in rel.tolist():
-            ra, pa = self._find_scratch(a, seen)
-            rc, pc = self._find_scratch(c, seen)
-            if ra == rc:
-                if pa ^ pc != p:
-                    return False
-            else:
-                seen[rc] = (ra, pa ^ pc ^ p)
-        return True
-
-    def _find_scratch(self, j: int, seen: dict[int, tuple[int, int]]) -> tuple[int, int]:
-        root, par = self.find(j)
-        while root in seen:
-            root, step = seen[root]
-            par ^= step
-        return root, par
-
-    def balanced_with(self, rel: np.ndarray) -> bool:
-        """Whether, with ``rel`` joined, the classes still allow two halves of m/2 columns (a false
-        pair of rows on one half splits that half's columns and usually unbalances the split)."""
-        trial = _ParityForest(0)
-        trial.parent, trial.par = self.parent.copy(), self.par.copy()
-        trial.join(rel)
-        root, side = trial.classes()
-        return _balanced_halves(root[None], side[None], 1, root.size) is not None
-
-    def classes(self) -> tuple[np.ndarray, np.ndarray]:
-        """Per column: its class (root) and side (parity to the root)."""
-        found = [self.find(j) for j in range(len(self.parent))]
-        return np.array([r for r, _ in found]), np.array([p for _, p in found], dtype=bool)
-
-    def join(self, rel: np.ndarray) -> None:
-        for a, c, p in rel.tolist():
-            ra, pa = self.find(a)
-            rc, pc = self.find(c)
-            if ra != rc:
-                self.parent[rc], self.par[rc] = ra, pa ^ pc ^ p
-
-
 
 def _candidate_edges(t: np.ndarray, mask: np.ndarray, floor: float) -> list[tuple[int, int, np.ndarray]]:
     """Candidate partners ``(a, b, relations)``, a < b, in acceptance order.
@@ -470,14 +362,6 @@ def _two_line_pairs(t: np.ndarray, mask: np.ndarray, u: np.ndarray, v: np.ndarra
         for i in np.nonzero(ok)[0]:
             yield int(a[i]), int(b[i]), _two_sides(np.nonzero(on0[i])[0], np.nonzero(rest[i])[0])
 
-
-def _bloch(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Direction of each 2-vector ``(a, b)`` as a unit point ``(..., 3)`` (scale and phase blind),
-    and its squared length."""
-    weight = _sq(a) + _sq(b)
-    cross = a * np.conj(b)
-    point = np.stack([_sq(a) - _sq(b), 2 * cross.real, 2 * np.imag(cross)], axis=-1)
-    return point / np.where(weight > 0, weight, 1.0)[..., None], weight
 
 
 def _nested_parallel_pairs(t: np.ndarray, mask: np.ndarray, u: np.ndarray, v: np.ndarray, floor: float):
@@ -596,19 +480,3 @@ def _aligning_automorphism(a: np.ndarray, b: np.ndarray, h: int) -> np.ndarray |
             return None
         sigma ^= table[idx & low] << bit
     return sigma
-
-
-def is_butterfly(ordered: np.ndarray) -> bool:
-    """Every block of every split rank one (two fixed random probes per block; the 2x2 Gram
-    determinant of their images vanishes up to ``NEAR_EXACT**2`` of its scale, summed)."""
-    n = ordered.shape[0]
-    rng = np.random.default_rng(_PROBE_SEED)
-    for lev in range(1, n.bit_length() - 1):
-        hi, lo = n >> lev, 1 << lev
-        blocks = ordered.reshape(hi, lo, hi, lo).transpose(1, 2, 0, 3)
-        images = blocks @ rng.standard_normal((lo, 2))
-        gram = np.einsum("bacp,bacq->bapq", images.conj(), images)
-        det = np.abs(gram[..., 0, 0] * gram[..., 1, 1] - np.abs(gram[..., 0, 1]) ** 2)
-        if np.sum(det) > NEAR_EXACT**2 * np.sum(np.abs(gram[..., 0, 0] * gram[..., 1, 1])):
-            return False
-    return True
