@@ -89,11 +89,16 @@ CLASSES = {
 }
 SUPPORTED = {
     "butterfly": ("columns", "rows", "both", "scaled"),
-    "rank2": ("columns", "scaled"),
+    "rank2": ("columns", "rows", "both", "scaled"),
     "circulant-dense": ("columns",),
 }
+# Largest N at which a combination is claimed. Random Re(B) with its rows permuted has log-normal
+# row energies, and the two-sided rank-2 seed search misses about one draw in six at N = 256
+# (measured; the named transforms DCT-II and DST-II are recovered at every N tried, up to 1024).
+MAX_N = {("rank2", "rows"): 64, ("rank2", "both"): 64}
 CASES = [pytest.param(cls, how, eps, n, id=f"{cls}-{how}-{eps:g}-{n}", marks=[pytest.mark.slow] if n >= 256 else [])
-         for cls, hows in SUPPORTED.items() for how in hows for eps in EPS for n in SIZES]
+         for cls, hows in SUPPORTED.items() for how in hows for eps in EPS for n in SIZES
+         if n <= MAX_N.get((cls, how), n)]
 
 
 @pytest.mark.parametrize("cls, how, eps, n", CASES)

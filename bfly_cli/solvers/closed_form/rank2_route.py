@@ -4,7 +4,9 @@ DCT-II, DST-II (both scalings), the Hartley transform and any real ``T = Re(B P)
 two butterflies with one column order, so under that order every block of every split has rank
 <= 2. The route discovers the order from the matrix (:mod:`.rank2_order`) and factors it
 in closed form (:mod:`.rank2_factor`). Result: steps ``[permutation, rank2]`` (structure ``"QP"``),
-8 N (log2 N - 1) real parameters.
+8 N (log2 N - 1) real parameters. When no column order exists with the rows in place, the rows
+may be permuted too (``P_out Q P_in``, a spectrum in another bin order): :mod:`.rank2_rows`
+discovers both orders, steps ``[permutation, rank2, permutation]`` (``PQP``).
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from ...factors import Step
 from .. import RouteUnavailable
 from .rank2_order import NoRankTwoOrder, discover_plane_permutation
 from .rank2_factor import factor_with_noise_floor
+from .rank2_rows import solve_rank2_two_sided
 
 
 def solve_real_rank2(matrix: np.ndarray, strict: bool = False) -> tuple[list[Step], dict[str, Any]]:
@@ -41,8 +44,16 @@ def solve_real_rank2(matrix: np.ndarray, strict: bool = False) -> tuple[list[Ste
     try:
         found = discover_plane_permutation(matrix, strict=strict)
     except NoRankTwoOrder as exc:
-        raise RouteUnavailable(f"no column order gives rank-2 blocks: {exc}") from None
+        return _two_sided(matrix, f"no column order gives rank-2 blocks: {exc}")
     fit = factor_with_noise_floor(matrix[:, found.perm])
     steps = [Step("permutation", found.perm), Step("rank2", fit.stages.astype(matrix.dtype))]
     meta = {"rank2_order": "consistent" if found.consistent else "best effort", "rank2_noise_floor": fit.noise}
     return steps, meta
+
+
+def _two_sided(matrix: np.ndarray, one_sided: str) -> tuple[list[Step], dict[str, Any]]:
+    """``[P_in, rank2, P_out]`` when the rows are permuted too; both reasons when neither applies."""
+    try:
+        return solve_rank2_two_sided(matrix)
+    except RouteUnavailable as exc:
+        raise RouteUnavailable(f"{one_sided}; with the rows permuted too: {exc}") from None
