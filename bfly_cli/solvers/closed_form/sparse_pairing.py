@@ -292,7 +292,6 @@ def _cover_classes(rel: np.ndarray, m: int) -> tuple[np.ndarray, np.ndarray]:
     return np.minimum(on0, on1), on0 > on1
 
 
-
 def _candidate_edges(t: np.ndarray, mask: np.ndarray, floor: float) -> list[tuple[int, int, np.ndarray]]:
     """Candidate partners ``(a, b, relations)``, a < b, in acceptance order.
 
