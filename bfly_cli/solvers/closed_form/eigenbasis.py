@@ -32,7 +32,7 @@ forest into components; :mod:`.eigen_components` gives each its frame (from its 
 from the ranges and kernels of its rank-one joining blocks) and aligns them. All sub-problems of
 one level are processed as one batch; noise thresholds come from the levels above or from the
 gap between structured and noise-only blocks (:func:`_gap_floor`). See
-``docs/two-butterfly-robust.md``.
+``docs/algorithms.md`` (Two butterflies).
 """
 
 from __future__ import annotations
