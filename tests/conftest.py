@@ -1,6 +1,8 @@
-"""Shared fixtures: a CLI runner with separate streams and small oracles."""
+"""Shared fixtures: a CLI runner with separate streams and small oracles; the measured slow list."""
 
 from __future__ import annotations
+
+import pathlib
 
 import numpy as np
 import pytest
@@ -49,3 +51,17 @@ def gradient_restart(matrix: np.ndarray, model: str = "BP", seed: int = 0, **opt
                            dtype=torch.float32, generator=torch.Generator().manual_seed(seed))
     opts = GradientOptions(model=model, seed=seed, **options)
     return Restart(chain, target, opts, seed, lambda phase, step, loss: None)
+
+
+def _measured_slow() -> set[str]:
+    """Node ids listed in tests/slow_tests.txt (measured over 0.2 s each; see that file)."""
+    listing = pathlib.Path(__file__).with_name("slow_tests.txt")
+    return {line.strip() for line in listing.read_text().splitlines() if line.strip() and not line.startswith("#")}
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Mark the measured-slow tests ``slow`` (besides those marked in their own files)."""
+    slow = _measured_slow()
+    for item in items:
+        if item.nodeid in slow:
+            item.add_marker(pytest.mark.slow)
