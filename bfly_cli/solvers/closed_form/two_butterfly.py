@@ -39,7 +39,7 @@ import numpy as np
 
 from ... import kernel
 from ...factors import Factors, Step, pair_positions
-from .. import RouteUnavailable, checked_square
+from .. import RouteUnavailable, checked_square, numerics
 from .bp_order import discover_permutation
 from .butterfly_inverse import apply_inverse, bit_reversal, inverse_twiddles
 from .eigenbasis import _pair_blocks, butterfly_eigenbasis
@@ -253,14 +253,10 @@ def _info(t: np.ndarray, steps: list[Step], residual: float, conditioning: float
 
 def _probe_error(t: np.ndarray, steps: list[Step]) -> float:
     """``||M X - T X|| / ||T X||`` on a few fixed random vectors: O(N^2), unlike forming ``M``."""
-    x = np.random.default_rng(0).standard_normal((_PROBES, t.shape[0]))
-    want = x @ t.T
-    got = kernel.apply(Factors(t.shape[0], steps), x)
-    return float(np.linalg.norm(got - want) / max(float(np.linalg.norm(want)), np.finfo(np.float64).tiny))
+    chain = Factors(t.shape[0], steps)
+    return numerics.probe_error(lambda x: kernel.apply(chain, x), t, _PROBES, 0)
 
 
 def _finish(steps: list[Step], matrix: np.ndarray) -> list[Step]:
     """Cast to the input's precision and add a final ``real`` step for a real target."""
-    single = np.asarray(matrix).dtype in (np.float32, np.complex64)
-    cast = [Step(s.kind, s.data.astype(np.complex64)) if single and s.kind == "butterfly" else s for s in steps]
-    return cast + [Step("real")] if not np.iscomplexobj(matrix) else cast
+    return numerics.finish_steps(steps, matrix)
