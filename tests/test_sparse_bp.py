@@ -201,3 +201,18 @@ def test_zeroed_twiddles_exact_or_unavailable(n: int, p: float) -> None:
         recovered += 1
     if n == 8:
         assert recovered >= 3
+
+
+def test_a_dense_matrix_with_a_few_rounding_zeros_skips_the_sparse_search() -> None:
+    """A naive Hartley matrix has rounding-level entries where cos + sin = 0 (~2 % of them): it is
+    no butterfly, and the (super-linear) sparse search must not be tried on it."""
+    from bfly_cli.solvers import RouteUnavailable
+    from bfly_cli.solvers.closed_form.bp_route import solve_bp
+
+    n = 256
+    k = np.arange(n)
+    angle = 2 * np.pi * np.outer(k, k) / n
+    hartley = (np.cos(angle) + np.sin(angle)) / np.sqrt(n)
+    with pytest.raises(RouteUnavailable) as info:
+        solve_bp(hartley)
+    assert "sparse" not in str(info.value)

@@ -46,6 +46,12 @@ _CONFIRM = 4  # best-scored candidates confirmed on all columns
 _BLOCKS = 8  # half-blocks whose projections make a row's fingerprint
 _MIN_GAP_BITS = 10  # a gap of 2^10 in the entries' magnitudes separates zeros from the support
 _ZERO_SHARE = 0.125  # a narrow gap counts when at least this share of the entries lies below it
+# Share of (sampled) entries at or below the support floor from which the sparse discovery runs.
+# Rows vanishing on whole half-blocks zero a large share (Haar: 1 - (log2 N + 1) / N; a
+# permutation: 1 - 1/N; four dense blocks: 3/4); a dense matrix with a few rounding-level entries
+# (a naive Hartley, cos + sin = 0 at a few angles: ~2 %) must not pay for the sparse search
+# (super-linear: 20 s at N = 1024, 170 s at 2048).
+_SPARSE_SHARE = 0.25
 _LINES_OFF = 1e-4  # squared Bloch distance (~ squared sine) off two lines at which a partner is no partner
 
 
@@ -67,7 +73,7 @@ def discover_two_sided(matrix: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         dense_error = err
     sample = matrix[:: max(1, matrix.shape[0] // 64)]  # zeros of a sparse butterfly reach most rows
     floor = None if support_floor(sample) is None else support_floor(matrix)
-    if floor is None:
+    if floor is None or np.mean(np.abs(sample) <= floor) < _SPARSE_SHARE:
         raise dense_error
     from .sparse_pairing import discover_sparse  # it imports this module's helpers
 
