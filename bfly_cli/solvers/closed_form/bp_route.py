@@ -34,11 +34,15 @@ def solve_bp(matrix: np.ndarray) -> tuple[list[Step], dict[str, Any]]:
     ambiguous (more than half of the columns parallel) does the general discovery run, guarded by
     the per-level certificate. A matrix rejected that way may still be a butterfly with its rows
     permuted: :mod:`.row_pairing` then discovers both orders (steps ``[P_in, B, P_out]``, structure
-    ``PBP``; ``bp_rows`` in the metadata says which).
+    ``PBP``; ``bp_rows`` in the metadata says which). That is tried only when the very first split
+    failed (or the certificate did): rows in another order break the first split, so a matrix
+    whose first split holds with its rows in place (Hartley) is not searched again.
     """
     try:
         rows, cols = None, _one_sided_order(matrix)
     except RouteUnavailable as one_sided:
+        if isinstance(one_sided, NotBP) and one_sided.split_size < matrix.shape[0]:
+            raise  # the first split holds with the rows in place: a row permutation would break it
         try:
             rows, cols = discover_two_sided(matrix)
             _certify_rank1(matrix[rows][:, cols])
@@ -57,15 +61,43 @@ def solve_bp(matrix: np.ndarray) -> tuple[list[Step], dict[str, Any]]:
 
 
 def _one_sided_order(matrix: np.ndarray) -> np.ndarray:
-    """The column order of a B.P with its rows in place, certified rank one at every level."""
-    perm = _exact_bp_order(matrix)
+    """The column order of a B.P with its rows in place, certified rank one at every level.
+
+    The level-by-level test runs at rounding level first (decisive and fast for exact inputs: a
+    Hartley matrix, whose top split is rank one, fails at its second level), then, only when that
+    fails, with the noise tolerance. A matrix that is ambiguous only under the noise tolerance
+    (more than half of the columns within 1e-3 of parallel) but no B.P at rounding level is
+    rejected with the rounding-level reason rather than sent to the general discovery.
+    """
+    try:
+        perm = _exact_bp_order(matrix, _rounding_tol(matrix))
+    except NotBP as tight:
+        perm = _exact_bp_order(matrix, _STRUCTURED)  # raises NotBP when noise does not explain it either
+        if perm is None:
+            raise tight from None
     if perm is None:
         perm = discover_permutation(matrix)
         _certify_rank1(matrix[:, perm])
     return perm
 
 
-def _exact_bp_order(matrix: np.ndarray) -> np.ndarray | None:
+def _rounding_tol(matrix: np.ndarray) -> float:
+    """The squared-ratio tolerance of a matrix exact to its working precision (1e-12 in float64)."""
+    from ...metrics import exact_threshold
+
+    return exact_threshold(str(np.real(np.empty(0, matrix.dtype)).dtype))
+
+
+class NotBP(RouteUnavailable):
+    """Not B.P with the rows in place; ``split_size`` is the size of the split that failed
+    (N: the very first one, which is where a row permutation shows)."""
+
+    def __init__(self, message: str, split_size: int) -> None:
+        super().__init__(message)
+        self.split_size = split_size
+
+
+def _exact_bp_order(matrix: np.ndarray, tol: float = _STRUCTURED) -> np.ndarray | None:
     """The B.P column order when every level splits cleanly; None when a level is ambiguous.
 
     In ``B P`` the last stage mixes rows ``b`` and ``b + N/2`` and the rest is block diagonal,
@@ -78,7 +110,6 @@ def _exact_bp_order(matrix: np.ndarray) -> np.ndarray | None:
     matrices far from any B.P.
     """
     n = matrix.shape[0]
-    tol = _STRUCTURED
     mats, cols = np.ascontiguousarray(matrix)[None], np.arange(n)[None]
     weights = _pair_weights(n // 2, np.iscomplexobj(matrix))
     while mats.shape[-1] > 2:
@@ -87,8 +118,8 @@ def _exact_bp_order(matrix: np.ndarray) -> np.ndarray | None:
         parallel = _parallel_to_strongest(vec, weights[: m // 2], tol)
         count = parallel.sum(axis=1)
         if np.any(count < m // 2):
-            raise RouteUnavailable(f"not B.P: at split size {m}, only {int(count.min())} of {m} columns "
-                                   f"share a direction (a B.P needs {m // 2})")
+            raise NotBP(f"not B.P: at split size {m}, only {int(count.min())} of {m} columns "
+                        f"share a direction (a B.P needs {m // 2})", m)
         if np.any(count > m // 2):
             return None
         halves = []
@@ -96,7 +127,7 @@ def _exact_bp_order(matrix: np.ndarray) -> np.ndarray | None:
             members = members.reshape(groups, m // 2)
             coords, spread = _project_pairs(np.take_along_axis(vec, members[:, None, None, :], axis=3))
             if spread > tol:
-                raise RouteUnavailable(f"not B.P: at split size {m}, a half is not parallel")
+                raise NotBP(f"not B.P: at split size {m}, a half is not parallel", m)
             halves.append((coords, np.take_along_axis(cols, members, axis=1)))
         mats = np.stack([halves[0][0], halves[1][0]], axis=1).reshape(2 * groups, m // 2, m // 2)
         cols = np.stack([halves[0][1], halves[1][1]], axis=1).reshape(2 * groups, m // 2)
