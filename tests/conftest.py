@@ -9,7 +9,7 @@ import pytest
 from typer.testing import CliRunner
 
 from bfly_cli.cli import app
-from bfly_cli.factors import butterfly_multiply
+from bfly_cli.factors import Factors, butterfly_multiply
 
 
 class Bfly:
@@ -35,6 +35,51 @@ def random_butterfly(n: int, rng: np.random.Generator, complex_: bool = True) ->
         tw = tw + 1j * rng.standard_normal((levels, n // 2, 2, 2))
     return butterfly_multiply(tw, np.eye(n)).T
 
+
+
+def dense_butterfly(n: int, rng: np.random.Generator, real: bool = False) -> np.ndarray:
+    """A dense random butterfly multiplied out stage by stage from explicit 2x2 blocks, with no
+    code under test (``random_butterfly`` above goes through the reference multiply)."""
+    out = np.eye(n, dtype=float if real else complex)
+    for lev in range(n.bit_length() - 1):
+        stride = 1 << lev
+        stage = np.zeros_like(out)
+        for i in range(n // 2):
+            low = i % stride
+            pos = 2 * (i - low) + low
+            block = rng.standard_normal((2, 2))
+            if not real:
+                block = block + 1j * rng.standard_normal((2, 2))
+            stage[np.ix_([pos, pos + stride], [pos, pos + stride])] = block
+        out = stage @ out
+    return out
+
+
+def haar(n: int) -> np.ndarray:
+    """The orthonormal Haar matrix in pywt's coefficient order: the mean, then details coarsest first."""
+    rows = [np.ones(n) / np.sqrt(n)]
+    for lev in range(n.bit_length() - 1, 0, -1):
+        w = 1 << lev
+        for k in range(n // w):
+            row = np.zeros(n)
+            row[k * w:k * w + w // 2] = 1.0
+            row[k * w + w // 2:(k + 1) * w] = -1.0
+            rows.append(row / np.sqrt(w))
+    return np.array(rows)
+
+
+def add_noise(a: np.ndarray, eps: float, rng: np.random.Generator) -> np.ndarray:
+    """``a + E`` with ``||E||_F = eps ||a||_F``, Gaussian (complex for a complex ``a``)."""
+    noise = rng.standard_normal(a.shape)
+    if np.iscomplexobj(a):
+        noise = noise + 1j * rng.standard_normal(a.shape)
+    return a + eps * np.linalg.norm(a) * noise / np.linalg.norm(noise)
+
+
+def dense_error(steps, a: np.ndarray) -> float:
+    """Relative Frobenius error of the steps' dense product against ``a``."""
+    dense = Factors(a.shape[0], steps).apply(np.eye(a.shape[0])).T
+    return float(np.linalg.norm(dense - a) / np.linalg.norm(a))
 
 def gradient_restart(matrix: np.ndarray, model: str = "BP", seed: int = 0, **options):
     """A :class:`~bfly_cli.solvers.gradient.restart.Restart` on ``matrix`` with an *untrained*

@@ -24,27 +24,12 @@ import pytest
 import scipy.fft
 import scipy.linalg
 
-from bfly_cli.factors import Factors
 from bfly_cli.solvers import RouteUnavailable
 from bfly_cli.solvers.closed_form.rank2_rows import discover_rank2_two_sided, solve_rank2_two_sided
+from conftest import dense_butterfly, dense_error
 
 SIZES = (8, 16, 64, 256)
 EPS = (0.0, 1e-12, 1e-6)
-
-
-def random_complex_butterfly(n: int, rng: np.random.Generator) -> np.ndarray:
-    """A dense random complex butterfly (increasing stride), from explicit 2x2 blocks."""
-    out = np.eye(n, dtype=complex)
-    for lev in range(n.bit_length() - 1):
-        stride = 1 << lev
-        stage = np.zeros((n, n), dtype=complex)
-        for i in range(n // 2):
-            low = i % stride
-            pos = 2 * (i - low) + low
-            stage[np.ix_([pos, pos + stride], [pos, pos + stride])] = (rng.standard_normal((2, 2))
-                                                                      + 1j * rng.standard_normal((2, 2)))
-        out = stage @ out
-    return out
 
 
 def target(kind: str, n: int) -> np.ndarray:
@@ -60,7 +45,7 @@ def _target(kind: str, n: int) -> np.ndarray:
     if kind == "hartley":
         a = 2 * np.pi * np.outer(np.arange(n), np.arange(n)) / n
         return (np.cos(a) + np.sin(a)) / np.sqrt(n)
-    return random_complex_butterfly(n, np.random.default_rng(n)).real
+    return dense_butterfly(n, np.random.default_rng(n)).real
 
 
 def perturbed(s: np.ndarray, how: str, eps: float, seed: int) -> np.ndarray:
@@ -71,11 +56,6 @@ def perturbed(s: np.ndarray, how: str, eps: float, seed: int) -> np.ndarray:
         a = a[:, rng.permutation(n)]
     noise = rng.standard_normal(a.shape)
     return a + eps * np.linalg.norm(a) * noise / np.linalg.norm(noise)
-
-
-def dense_error(steps, a: np.ndarray) -> float:
-    dense = Factors(a.shape[0], steps).apply(np.eye(a.shape[0])).T
-    return float(np.linalg.norm(dense - a) / np.linalg.norm(a))
 
 
 @pytest.mark.parametrize("n", SIZES)

@@ -18,33 +18,16 @@ import numpy as np
 import pytest
 import scipy.linalg
 
-from bfly_cli.factors import Factors
 from bfly_cli.solvers.auto import solve_auto
+from conftest import add_noise, dense_butterfly, dense_error
 
 EPS = (0.0, 1e-15, 1e-12, 1e-9, 1e-6)
 SIZES = (8, 64, 256)
 
 
-def random_butterfly(n: int, rng: np.random.Generator, real: bool = False) -> np.ndarray:
-    """A dense random butterfly, multiplied out stage by stage from explicit 2x2 blocks."""
-    out = np.eye(n, dtype=float if real else complex)
-    for lev in range(n.bit_length() - 1):
-        stride = 1 << lev
-        stage = np.zeros_like(out)
-        for i in range(n // 2):
-            low = i % stride
-            pos = 2 * (i - low) + low
-            block = rng.standard_normal((2, 2))
-            if not real:
-                block = block + 1j * rng.standard_normal((2, 2))
-            stage[np.ix_([pos, pos + stride], [pos, pos + stride])] = block
-        out = stage @ out
-    return out
-
-
 def rank2_chain(n: int, rng: np.random.Generator) -> np.ndarray:
     """``Re(B)`` of a random complex butterfly: every block of every split has real rank <= 2."""
-    return random_butterfly(n, rng).real
+    return dense_butterfly(n, rng).real
 
 
 def circulant(n: int, rng: np.random.Generator, kind: str) -> np.ndarray:
@@ -71,19 +54,11 @@ def perturb(s: np.ndarray, how: str, eps: float, rng: np.random.Generator) -> np
         a = a[:, rng.permutation(n)]
     if how == "scaled":
         a = rng.uniform(0.5, 2.0, n)[:, None] * a * rng.uniform(0.5, 2.0, n)[None, :]
-    noise = rng.standard_normal(a.shape)
-    if np.iscomplexobj(a):
-        noise = noise + 1j * rng.standard_normal(a.shape)
-    return a + eps * np.linalg.norm(a) * noise / np.linalg.norm(noise)
-
-
-def dense_error(steps, a: np.ndarray) -> float:
-    dense = Factors(a.shape[0], steps).apply(np.eye(a.shape[0])).T
-    return float(np.linalg.norm(dense - a) / np.linalg.norm(a))
+    return add_noise(a, eps, rng)
 
 
 CLASSES = {
-    "butterfly": lambda n, rng: random_butterfly(n, rng),
+    "butterfly": lambda n, rng: dense_butterfly(n, rng),
     "rank2": rank2_chain,
     "circulant-dense": lambda n, rng: circulant(n, rng, "dense"),
 }

@@ -17,38 +17,18 @@ from bfly_cli.solvers import RouteUnavailable
 from bfly_cli.solvers.auto import solve_auto
 from bfly_cli.solvers.closed_form.bp_route import solve_bp
 from bfly_cli.solvers.closed_form.row_pairing import _compose, discover_two_sided
-
-
-def _random_butterfly(n: int, rng: np.random.Generator) -> np.ndarray:
-    """A dense random complex butterfly, built stage by stage with explicit 2x2 blocks."""
-    out = np.eye(n, dtype=complex)
-    levels = n.bit_length() - 1
-    for lev in range(levels):
-        stride = 1 << lev
-        stage = np.zeros((n, n), dtype=complex)
-        for i in range(n // 2):
-            low = i % stride
-            pos = 2 * (i - low) + low
-            block = rng.standard_normal((2, 2)) + 1j * rng.standard_normal((2, 2))
-            stage[np.ix_([pos, pos + stride], [pos, pos + stride])] = block
-        out = stage @ out
-    return out
+from conftest import dense_butterfly, dense_error, haar
 
 
 def _targets(n: int, rng: np.random.Generator) -> dict[str, np.ndarray]:
     return {"dft": scipy.fft.fft(np.eye(n), axis=0, norm="ortho"),
             "hadamard": scipy.linalg.hadamard(n) / np.sqrt(n),
-            "random": _random_butterfly(n, rng)}
+            "random": dense_butterfly(n, rng)}
 
 
 def _perturb(a: np.ndarray, eps: float, rng: np.random.Generator) -> np.ndarray:
     noise = rng.standard_normal(a.shape)
     return a + eps * np.linalg.norm(a) * noise / np.linalg.norm(noise)
-
-
-def _dense_error(steps, a: np.ndarray) -> float:
-    dense = Factors(a.shape[0], steps).apply(np.eye(a.shape[0])).T
-    return float(np.linalg.norm(dense - a) / np.linalg.norm(a))
 
 
 @pytest.mark.parametrize("n", [8, 64, pytest.param(256, marks=pytest.mark.slow)])
@@ -64,7 +44,7 @@ def test_two_sided_bp_recovered_within_noise(n: int, shuffle: str, eps: float) -
         steps, meta = solve_bp(a)
         assert [st.kind for st in steps] == ["permutation", "butterfly", "permutation"], name
         assert meta["bp_rows"] == "permuted"
-        assert _dense_error(steps, a) <= 10 * eps + 1e-14, name
+        assert dense_error(steps, a) <= 10 * eps + 1e-14, name
 
 
 def test_auto_reports_pbp_for_shuffled_rows() -> None:
@@ -72,7 +52,7 @@ def test_auto_reports_pbp_for_shuffled_rows() -> None:
     a = scipy.fft.fft(np.eye(128), axis=0, norm="ortho")[rng.permutation(128)]
     steps, meta = solve_auto(a)
     assert meta["auto_route"] == "bp" and Factors(128, steps).structure == "PBP"
-    assert _dense_error(steps, a) < 1e-14
+    assert dense_error(steps, a) < 1e-14
 
 
 def test_natural_rows_keep_the_one_sided_form() -> None:
@@ -108,7 +88,7 @@ def test_compose_places_pairs_at_b_and_b_plus_half() -> None:
 
 def test_discovered_orders_make_a_butterfly() -> None:
     rng = np.random.default_rng(7)
-    s = _random_butterfly(32, rng)
+    s = dense_butterfly(32, rng)
     a = s[rng.permutation(32)][:, rng.permutation(32)]
     rows, cols = discover_two_sided(a)
     ordered = a[rows][:, cols]
@@ -120,22 +100,10 @@ def test_discovered_orders_make_a_butterfly() -> None:
         assert np.max(sing[..., 1] / sing[..., 0]) < 1e-12
 
 
-def _haar(n: int) -> np.ndarray:
-    """Orthonormal Haar matrix in pywt's coefficient order (mean, then details coarsest first)."""
-    rows = [np.ones(n) / np.sqrt(n)]
-    for lev in range(n.bit_length() - 1, 0, -1):
-        w = 1 << lev
-        for k in range(n // w):
-            row = np.zeros(n)
-            row[k * w:k * w + w // 2], row[k * w + w // 2:(k + 1) * w] = 1.0, -1.0
-            rows.append(row / np.sqrt(w))
-    return np.array(rows)
-
-
 def test_sparse_rows_discovered_as_a_butterfly() -> None:
     # Haar rows vanish on whole half-blocks: the dense pairing cannot decide, the sparse one can.
     rng = np.random.default_rng(11)
-    a = _haar(32)[:, rng.permutation(32)]
+    a = haar(32)[:, rng.permutation(32)]
     rows, cols = discover_two_sided(a)
     ordered = a[rows][:, cols]
     for lev in range(1, 5):
@@ -150,12 +118,12 @@ def test_dense_inputs_skip_the_sparse_certificate() -> None:
 
     assert not _has_small_entries(scipy.fft.fft(np.eye(256), axis=0))
     assert not _has_small_entries(scipy.linalg.hadamard(256) / 16.0)
-    assert _has_small_entries(_haar(256))
+    assert _has_small_entries(haar(256))
 
 
 @pytest.mark.parametrize("n", [64, 256])
 def test_haar_in_pywt_order_is_pbp(n: int) -> None:
-    a = _haar(n)
+    a = haar(n)
     steps, meta = solve_bp(a)
     assert meta["bp_rows"] == "permuted"
-    assert _dense_error(steps, a) < 1e-14
+    assert dense_error(steps, a) < 1e-14

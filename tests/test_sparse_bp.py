@@ -26,33 +26,7 @@ from bfly_cli.solvers.auto import solve_auto
 from bfly_cli.solvers.closed_form.bp_route import solve_bp
 from bfly_cli.solvers.closed_form.row_pairing import support_floor
 from bfly_cli.solvers.closed_form.sparse_pairing import _aligning_automorphism
-
-
-def haar(n: int) -> np.ndarray:
-    """The orthonormal Haar matrix in pywt's coefficient order: the mean, then details coarsest first."""
-    rows = [np.ones(n) / np.sqrt(n)]
-    for lev in range(n.bit_length() - 1, 0, -1):
-        w = 1 << lev
-        for k in range(n // w):
-            row = np.zeros(n)
-            row[k * w:k * w + w // 2] = 1.0
-            row[k * w + w // 2:(k + 1) * w] = -1.0
-            rows.append(row / np.sqrt(w))
-    return np.array(rows)
-
-
-def random_butterfly(n: int, rng: np.random.Generator) -> np.ndarray:
-    """A dense random complex butterfly, multiplied out stage by stage from explicit 2x2 blocks."""
-    out = np.eye(n, dtype=complex)
-    for lev in range(n.bit_length() - 1):
-        stride = 1 << lev
-        stage = np.zeros((n, n), dtype=complex)
-        for i in range(n // 2):
-            low = i % stride
-            pos = 2 * (i - low) + low
-            stage[np.ix_([pos, pos + stride], [pos, pos + stride])] = rng.standard_normal((2, 2)) + 1j * rng.standard_normal((2, 2))
-        out = stage @ out
-    return out
+from conftest import add_noise, dense_butterfly, dense_error, haar
 
 
 def zeroed_butterfly(n: int, rng: np.random.Generator, p: float) -> np.ndarray:
@@ -80,7 +54,7 @@ def zeroed_butterfly(n: int, rng: np.random.Generator, p: float) -> np.ndarray:
 
 def block_diagonal(n: int, blocks: int, rng: np.random.Generator) -> np.ndarray:
     size = n // blocks
-    return scipy.linalg.block_diag(*[random_butterfly(size, rng) for _ in range(blocks)])
+    return scipy.linalg.block_diag(*[dense_butterfly(size, rng) for _ in range(blocks)])
 
 
 def target(kind: str, n: int, rng: np.random.Generator) -> np.ndarray:
@@ -105,18 +79,6 @@ def target(kind: str, n: int, rng: np.random.Generator) -> np.ndarray:
     raise ValueError(kind)
 
 
-def perturb(a: np.ndarray, eps: float, rng: np.random.Generator) -> np.ndarray:
-    noise = rng.standard_normal(a.shape)
-    if np.iscomplexobj(a):
-        noise = noise + 1j * rng.standard_normal(a.shape)
-    return a + eps * np.linalg.norm(a) * noise / np.linalg.norm(noise)
-
-
-def dense_error(steps, a: np.ndarray) -> float:
-    dense = Factors(a.shape[0], steps).apply(np.eye(a.shape[0])).T
-    return float(np.linalg.norm(dense - a) / np.linalg.norm(a))
-
-
 KINDS = ("haar", "haar-columns", "haar-transposed", "haar-scaled", "permutation", "scaled-permutation",
          "block-diagonal-2", "block-diagonal-4")
 CASES = [(k, n, e) for k in KINDS for n in (8, 64, 256) for e in (0.0, 1e-12, 1e-6) if n != 256 or e != 1e-12]
@@ -132,7 +94,7 @@ def test_haar_is_orthogonal_and_not_one_sided() -> None:
 @pytest.mark.parametrize("kind, n, eps", CASES, ids=[f"{k}-{n}-{e:g}" for k, n, e in CASES])
 def test_sparse_two_sided_bp_recovered(kind: str, n: int, eps: float) -> None:
     rng = np.random.default_rng([n, len(kind), int(-np.log10(eps)) if eps else 0])
-    a = perturb(target(kind, n, rng), eps, rng)
+    a = add_noise(target(kind, n, rng), eps, rng)
     steps, _ = solve_bp(a)
     assert dense_error(steps, a) <= 10 * eps + 1e-14
 
@@ -155,9 +117,9 @@ def test_same_input_same_bytes() -> None:
 def test_support_floor_separates_zeros_from_noise() -> None:
     rng = np.random.default_rng(0)
     assert support_floor(scipy.fft.fft(np.eye(64), axis=0)) is None  # equal magnitudes: dense
-    assert support_floor(random_butterfly(64, rng)) is None  # a continuous spread: dense
+    assert support_floor(dense_butterfly(64, rng)) is None  # a continuous spread: dense
     h = haar(256)
-    noisy = perturb(h, 1e-6, rng)
+    noisy = add_noise(h, 1e-6, rng)
     floor = support_floor(noisy)
     assert floor is not None
     assert np.all(np.abs(noisy[h != 0]) > floor) and np.all(np.abs(noisy[h == 0]) < floor)
