@@ -16,7 +16,6 @@ seed does not do); for it the tests only require that the discovery never return
 
 from __future__ import annotations
 
-import time
 from functools import lru_cache
 
 import numpy as np
@@ -75,9 +74,7 @@ def test_hartley_small(how: str, eps: float, n: int) -> None:
 
 def check_recovery(kind: str, how: str, eps: float, n: int) -> None:
     a = perturbed(target(kind, n), how, eps, seed=n + 7 * len(how))
-    start = time.perf_counter()
     steps, meta = solve_rank2_two_sided(a)
-    assert time.perf_counter() - start < 2.0
     assert [s.kind for s in steps] == ["permutation", "rank2", "permutation"]
     assert meta["rank2_rows"] == "permuted"
     assert dense_error(steps, a) <= 10 * eps + 1e-14
@@ -114,10 +111,8 @@ def test_rejects_matrices_outside_the_class(kind: str, n: int) -> None:
         a = rng.standard_normal((n, n)) / np.sqrt(n)
     else:
         a = scipy.linalg.circulant(rng.standard_normal(n)) / np.sqrt(n)
-    start = time.perf_counter()
     with pytest.raises(RouteUnavailable):
         discover_rank2_two_sided(a)
-    assert time.perf_counter() - start < 1.0
 
 
 def test_rejects_complex() -> None:
