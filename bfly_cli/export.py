@@ -6,7 +6,7 @@ Every format holds the same steps in the same canonical layout (``bfly_cli.facto
 file's metadata, and has a loader here so that each one is round-trip tested. The layouts are
 specified in ``docs/file-format.md`` ("Export formats").
 
-Writes go through :func:`bfly_cli.h5format.atomic_write`: a temporary file in the target
+Writes go through :func:`bfly_cli.safe_write.atomic_write`: a temporary file in the target
 directory renamed into place, never replacing an existing file without ``force``.
 """
 
@@ -22,7 +22,7 @@ import numpy as np
 from . import metadata
 from .errors import BflyError, FormatError
 from .factors import Factors, Step
-from .h5format import atomic_write
+from .safe_write import atomic_write
 from .step_kinds import KINDS, STEP_KINDS, kind_of, placeholder
 
 FORMATS = {"npz": ".npz", "pt": ".pt", "mat": ".mat", "json": ".json"}

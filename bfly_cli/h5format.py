@@ -12,8 +12,6 @@ any problem into one :class:`~bfly_cli.errors.FormatError` line.
 
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -21,45 +19,13 @@ import numpy as np
 
 from . import metadata
 from .errors import BflyError, FormatError
+from .safe_write import atomic_write, check_writable  # noqa: F401  (re-exported: the historical home)
 from .factors import Factors, Step
 from .step_kinds import KINDS
 
 FORMAT_NAME = "bfly.factors"
 FORMAT_VERSION = 1
 REQUIRED_ATTRS = metadata.REQUIRED  # the keys registered as required, in the documented order
-
-
-def check_writable(path: str | Path, force: bool) -> Path:
-    """Fail early (before any work) when ``path`` cannot or must not be written."""
-    path = Path(path)
-    parent = path.parent if str(path.parent) else Path(".")
-    if not parent.is_dir():
-        raise BflyError(f"cannot write {str(path)!r}: directory {str(parent)!r} does not exist; create it first or choose another -o")
-    if not os.access(parent, os.W_OK):
-        raise BflyError(f"cannot write {str(path)!r}: no write permission in {str(parent)!r}; choose another -o")
-    if path.is_dir():
-        raise BflyError(f"cannot write {str(path)!r}: it is a directory; give a file name with -o")
-    if path.exists() and not force:
-        raise BflyError(f"{str(path)!r} already exists; pass --force to overwrite it or choose another -o")
-    return path
-
-
-def atomic_write(path: str | Path, writer, force: bool = False) -> Path:
-    """Call ``writer(tmp_path)`` then rename onto ``path``; a crash or Ctrl-C leaves no partial file."""
-    path = check_writable(path, force)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        writer(tmp)
-        with open(tmp, "rb+") as handle:
-            os.fsync(handle.fileno())
-        if path.exists() and not force:  # appeared while we worked
-            raise BflyError(f"{str(path)!r} already exists; pass --force to overwrite it or choose another -o")
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-    return path
 
 
 def save(factors: Factors, path: str | Path, force: bool = False) -> Path:

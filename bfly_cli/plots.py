@@ -67,7 +67,7 @@ def _save(figure, path: Path) -> Path:
     """Save atomically (temp name, then rename) so a reader never sees half a PNG."""
     import matplotlib.pyplot as plt
 
-    from .h5format import atomic_write
+    from .safe_write import atomic_write
 
     atomic_write(path, lambda tmp: figure.savefig(tmp, dpi=130, bbox_inches="tight", format="png"), force=True)
     plt.close(figure)

@@ -215,7 +215,7 @@ def record_path(out_dir: Path, cell: Cell) -> Path:
 
 def write_record(out_dir: Path, record: dict[str, Any]) -> Path:
     """Write one cell's record atomically (temp file + rename), replacing an older one."""
-    from .h5format import atomic_write
+    from .safe_write import atomic_write
 
     cells_dir(out_dir).mkdir(parents=True, exist_ok=True)
     path = cells_dir(out_dir) / f"{record['transform']}-{record['n']}.json"

@@ -100,7 +100,7 @@ def write_csv(path: Path, records: list[dict[str, Any]]) -> Path:
 
 
 def _write_text(path: Path, text: str) -> Path:
-    from .h5format import atomic_write
+    from .safe_write import atomic_write
 
     return atomic_write(path, lambda tmp: Path(tmp).write_text(text), force=True)
 

@@ -47,14 +47,14 @@ def apply(
 
 def _output_target(output: Optional[str], force: bool) -> Optional[Path]:
     """The output file (checked before any work), or None for stdout."""
-    from .. import h5format
+    from .. import safe_write
     from ..errors import BflyError
 
     if output is None or output == "-":
         if output is None and sys.stdout.isatty():
             raise BflyError("refusing to write binary .npy to a terminal; give -o FILE, or pipe/redirect stdout")
         return None
-    return h5format.check_writable(output, force)
+    return safe_write.check_writable(output, force)
 
 
 def _read_input(source: str):
@@ -108,7 +108,7 @@ def _write_output(y, out_path: Optional[Path], force: bool) -> None:
     """Write atomically to a file (nothing left behind on failure), or stream to stdout."""
     import numpy as np
 
-    from .. import h5format
+    from .. import safe_write
 
     if out_path is None:
         np.lib.format.write_array(sys.stdout.buffer, y, allow_pickle=False)
@@ -119,7 +119,7 @@ def _write_output(y, out_path: Optional[Path], force: bool) -> None:
         with open(tmp, "wb") as handle:
             np.lib.format.write_array(handle, y, allow_pickle=False)
 
-    h5format.atomic_write(out_path, writer, force=force)
+    safe_write.atomic_write(out_path, writer, force=force)
 
 
 def register(app: typer.Typer) -> None:

@@ -20,7 +20,7 @@ def export(
     as_json: bool = typer.Option(False, "--json", help="Print one JSON document on stdout."),
 ) -> None:
     """Export learned factors for numpy, torch, MATLAB/Octave or a text editor."""
-    from .. import h5format
+    from .. import h5format, safe_write
     from ..errors import BflyError
     from ..export import check_format, default_output, export as export_factors
 
@@ -28,7 +28,7 @@ def export(
     out = output or default_output(path, fmt)
     if out.resolve() == path.resolve():
         raise BflyError(f"output {str(out)!r} is the factor file itself; choose another -o")
-    h5format.check_writable(out, force)  # before reading: refuse early, touch nothing
+    safe_write.check_writable(out, force)  # before reading: refuse early, touch nothing
     factors = h5format.load(path)
     written = export_factors(factors, out, fmt, force=force, force_large=force_large)
     size = written.stat().st_size

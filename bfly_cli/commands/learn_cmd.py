@@ -37,7 +37,7 @@ def learn(
     force: bool = typer.Option(False, "--force", help="Overwrite an existing output file."),
 ) -> None:
     """Learn a butterfly factorization B.P of a transform and save it (exit 1 if --tol is missed)."""
-    from .. import h5format
+    from .. import h5format, safe_write
     from ..errors import CheckFailed
     from ..learn import learn as learn_factors
     from ..targets import resolve
@@ -47,7 +47,7 @@ def learn(
     with progress_status("building target", quiet or as_json):
         tgt = resolve(target, n, **options)
     out = output or Path(f"{tgt.name}-{tgt.n}.h5")
-    h5format.check_writable(out, force)
+    safe_write.check_writable(out, force)
     meta = {"transform": tgt.name, "transform_options": tgt.options, "seed": seed if seed is not None else 0,
             "command": _command_line()}
     if tgt.source:
