@@ -34,9 +34,15 @@ def save(factors: Factors, path: str | Path, force: bool = False) -> Path:
 
 
 def _write(factors: Factors, tmp: str) -> None:
+    """Build the file in memory, then write its bytes with plain Python I/O: HDF5's own writes to a
+    full disk crash the process (SIGSEGV) instead of raising, while Python's raise an OSError that
+    ``atomic_write`` turns into one line, removing the temp. A factor file is O(N log N) numbers."""
+    import io
+
     import h5py
 
-    with h5py.File(tmp, "w") as handle:
+    buffer = io.BytesIO()
+    with h5py.File(buffer, "w") as handle:
         for key, value in _root_attrs(factors).items():
             handle.attrs[key] = value
         steps = handle.create_group("steps")
@@ -45,6 +51,8 @@ def _write(factors: Factors, tmp: str) -> None:
             group.attrs["kind"] = step.kind
             if step.data is not None:
                 group.create_dataset("data", data=step.data)
+    with open(tmp, "wb") as out:
+        out.write(buffer.getbuffer())
 
 
 def _root_attrs(factors: Factors) -> dict[str, Any]:
