@@ -15,6 +15,7 @@ from ...factors import Step
 from ...metrics import NEAR_EXACT
 from .. import RouteUnavailable
 from .bp_order import discover_permutation
+from .chain_transpose import transpose_steps
 from .hierarchical import factor_butterfly
 from .row_pairing import discover_two_sided
 
@@ -33,7 +34,7 @@ def solve_bp(matrix: np.ndarray) -> tuple[list[Step], dict[str, Any]]:
     blocks that are not rank one) is only paid by real B.P candidates. Only when a level is
     ambiguous (more than half of the columns parallel) does the general discovery run, guarded by
     the per-level certificate. A matrix rejected that way may still be a butterfly with its rows
-    permuted: :mod:`.row_pairing` then discovers both orders (steps ``[P_in, B, P_out]``, structure
+    permuted: the transpose is tried first (:func:`_solve_transposed`), then :mod:`.row_pairing` discovers both orders (steps ``[P_in, B, P_out]``, structure
     ``PBP``; ``bp_rows`` in the metadata says which). That is tried only when the very first split
     failed (or the certificate did): rows in another order break the first split, so a matrix
     whose first split holds with its rows in place (Hartley) is not searched again.
@@ -43,6 +44,9 @@ def solve_bp(matrix: np.ndarray) -> tuple[list[Step], dict[str, Any]]:
     except RouteUnavailable as one_sided:
         if isinstance(one_sided, NotBP) and one_sided.split_size < matrix.shape[0]:
             raise  # the first split holds with the rows in place: a row permutation would break it
+        transposed = _solve_transposed(matrix)
+        if transposed is not None:
+            return transposed
         try:
             rows, cols = discover_two_sided(matrix)
             _certify_rank1(matrix[rows][:, cols])
@@ -58,6 +62,23 @@ def solve_bp(matrix: np.ndarray) -> tuple[list[Step], dict[str, Any]]:
     if rows is None:
         return steps, {"bp_rows": "natural"}
     return steps + [Step("permutation", np.argsort(rows).astype(np.int64))], {"bp_rows": "permuted"}
+
+
+def _solve_transposed(matrix: np.ndarray) -> tuple[list[Step], dict[str, Any]] | None:
+    """``T = P_out B P_in`` from a one-sided B.P of ``T^T``, or None when ``T^T`` has none.
+
+    Rows shuffled in a symmetric transform (DFT, Hadamard) are columns shuffled in its transpose,
+    which the one-sided discovery orders at the clean solve's cost; the chain is transposed back
+    exactly (:mod:`.chain_transpose`). Only a matrix whose transpose is no B.P either pays for
+    the two-sided search of :mod:`.row_pairing`.
+    """
+    try:
+        cols = _one_sided_order(matrix.T)
+    except RouteUnavailable:
+        return None
+    twiddle = factor_butterfly(matrix.T[:, cols], max_iter=_EXACT_SWEEPS)
+    steps = transpose_steps([Step("permutation", cols), Step("butterfly", twiddle)])
+    return steps, {"bp_rows": "permuted"}
 
 
 def _one_sided_order(matrix: np.ndarray) -> np.ndarray:

@@ -16,7 +16,9 @@ from typing import Any
 import numpy as np
 
 from ...factors import Step
+from ...metrics import NEAR_EXACT
 from .. import RouteUnavailable
+from .chain_transpose import transpose_steps
 from .rank2_order import NoRankTwoOrder, discover_plane_permutation
 from .rank2_factor import factor_with_noise_floor
 from .rank2_rows import solve_rank2_two_sided
@@ -52,8 +54,36 @@ def solve_real_rank2(matrix: np.ndarray, strict: bool = False) -> tuple[list[Ste
 
 
 def _two_sided(matrix: np.ndarray, one_sided: str) -> tuple[list[Step], dict[str, Any]]:
-    """``[P_in, rank2, P_out]`` when the rows are permuted too; both reasons when neither applies."""
+    """``[P_in, rank2, P_out]`` when the rows are permuted too; both reasons when neither applies.
+
+    The transpose comes first: a symmetric transform (Hartley) with its rows shuffled is one
+    with its columns shuffled in ``T^T``, ordered at the clean solve's cost; the two-sided search
+    (:mod:`.rank2_rows`), which cannot seed on a Hartley matrix, runs only when that fails.
+    """
+    transposed = _solve_transposed(matrix)
+    if transposed is not None:
+        return transposed
     try:
         return solve_rank2_two_sided(matrix)
     except RouteUnavailable as exc:
         raise RouteUnavailable(f"{one_sided}; with the rows permuted too: {exc}") from None
+
+
+def _solve_transposed(matrix: np.ndarray) -> tuple[list[Step], dict[str, Any]] | None:
+    """``T = P_out Q P_in`` from a consistent one-sided rank-2 order of ``T^T``, else None.
+
+    Accepted only when the order is consistent and the fit's own noise estimate says the
+    structure explains ``T^T`` (relative noise <= NEAR_EXACT); the chain is then transposed back
+    exactly (:mod:`.chain_transpose`): steps ``[R, Q'', R P^-1]``, structure ``PQP``.
+    """
+    try:
+        found = discover_plane_permutation(matrix.T, strict=True)
+    except NoRankTwoOrder:
+        return None
+    if not found.consistent:
+        return None
+    fit = factor_with_noise_floor(matrix.T[:, found.perm])
+    if not fit.noise <= NEAR_EXACT:
+        return None
+    steps = transpose_steps([Step("permutation", found.perm), Step("rank2", fit.stages.astype(matrix.dtype))])
+    return steps, {"rank2_order": "consistent", "rank2_rows": "permuted", "rank2_noise_floor": fit.noise}

@@ -1,14 +1,18 @@
 """The transpose of a chain of steps, in the project's step kinds.
 
-Shuffled *rows* ``T = Q C`` are shuffled columns of ``T^T = C^T Q^T`` (``C^T`` is in the same
-class: a circulant's transpose is a circulant), so the two-butterfly route factors ``T^T`` and
-transposes the chain. ``M = S_m ... S_1`` has ``M^T = S_1^T ... S_m^T``: the steps in reverse
+Shuffled *rows* ``T = Q C`` are shuffled columns of ``T^T = C^T Q^T``. When ``C^T`` is in the same
+class as ``C`` (a circulant's transpose is a circulant; the DFT, Hadamard and Hartley matrices are
+symmetric), the one-sided column-order discovery solves ``T^T`` and the chain is transposed back:
+the two-butterfly, B.P and rank-2 routes all try this before (or instead of) a two-sided search. ``M = S_m ... S_1`` has ``M^T = S_1^T ... S_m^T``: the steps in reverse
 order, each transposed:
 
 - a permutation ``x <- x[perm]`` becomes its inverse ``x <- x[argsort(perm)]``;
 - a butterfly ``B`` becomes ``R B'' R``: a stage of stride ``2^l`` transposes into one of the same
   stride with transposed blocks, applied in decreasing stride, which bit reversal ``R`` turns
   into an increasing-stride butterfly (:func:`~.butterfly_inverse.reverse_stages`, exact);
+- a ``rank2`` step likewise: each stage's 4x4 blocks (2 positions x 2 slots) transposed, the
+  stages reversed by the same relabelling (the slot-0 input and output ends swap roles, which
+  leaves them at slot 0);
 - a diagonal is its own transpose.
 
 Consecutive permutations are then merged (``x[a][b] = x[a[b]]``) and identities dropped, so
@@ -24,7 +28,7 @@ from .butterfly_inverse import reverse_stages
 
 
 def transpose_steps(steps: list[Step]) -> list[Step]:
-    """Steps of ``M^T`` for the chain ``steps`` (permutations, butterflies, diagonals; no ``real``)."""
+    """Steps of ``M^T`` for the chain ``steps`` (permutations, butterflies, rank2, diagonals; no ``real``)."""
     out: list[Step] = []
     for step in reversed(steps):
         out.extend(_transpose_one(step))
@@ -40,6 +44,13 @@ def _transpose_one(step: Step) -> list[Step]:
         rev = bit_reversal(n)
         blocks = reverse_stages(np.swapaxes(step.data, -1, -2))
         return [Step("permutation", rev), Step("butterfly", blocks), Step("permutation", rev)]
+    if step.kind == "rank2":
+        n = 2 * step.data.shape[1]
+        levels = step.data.shape[0]
+        rev = bit_reversal(n)
+        blocks = np.transpose(step.data, (0, 1, 4, 5, 2, 3)).reshape(levels, n // 2, 4, 4)
+        blocks = reverse_stages(blocks).reshape(step.data.shape)
+        return [Step("permutation", rev), Step("rank2", np.ascontiguousarray(blocks)), Step("permutation", rev)]
     if step.kind == "diagonal":
         return [step]
     raise ValueError(f"cannot transpose a {step.kind!r} step")
