@@ -111,7 +111,9 @@ class Plan:
     working precision: the factor data are cast to it (float64 factors run in float32 for a float32
     plan: that is the point of asking for float32). ``out_dtype`` is what
     :meth:`Factors.apply` would return for such input with the cast factors (complex for complex
-    factors, real after a final ``real`` step). Without the extension the plan applies the cast
+    factors, real after a final ``real`` step; complex for complex input through a chain with a
+    ``real`` step, whose real and imaginary parts run as two real inputs: see
+    :attr:`Factors.real_linear`). Without the extension the plan applies the cast
     factors with the numpy reference (``compiled`` is False).
     """
 
@@ -120,6 +122,12 @@ class Plan:
         if self.in_dtype not in _KERNEL_DTYPES:
             raise ValueError(f"a plan takes float32, float64, complex64 or complex128 input, not {self.in_dtype}")
         self.n = factors.n
+        self._parts: Plan | None = None
+        if self.in_dtype.kind == "c" and factors.real_linear:  # see Factors.real_linear
+            self._parts = Plan(factors, _with_precision(np.dtype(np.float64), self.in_dtype))
+            self.factors, self.is_complex, self._core = self._parts.factors, True, self._parts._core
+            self.out_dtype = result_dtype(self.factors, self.in_dtype)
+            return
         self.factors = cast_factors(factors, self.in_dtype)
         self.out_dtype = result_dtype(self.factors, self.in_dtype)
         self.is_complex = self.in_dtype.kind == "c" or any(
@@ -146,6 +154,8 @@ class Plan:
         x = np.ascontiguousarray(x, dtype=self.in_dtype)
         if x.ndim == 0 or x.shape[-1] != self.n:
             raise ValueError(f"x has shape {x.shape}, expected a last axis of length {self.n}")
+        if self._parts is not None:
+            return self._apply_parts(x, out, threads)
         if self._core is None:
             _warn_once(self._fallback_note)
             result = self.factors.apply(x)
@@ -160,6 +170,29 @@ class Plan:
         batch = x.size // self.n
         self._core.run(x, out, _thread_count(threads, batch, self.n))
         return out
+
+
+    def _apply_parts(self, x: np.ndarray, out: np.ndarray | None, threads: int | None) -> np.ndarray:
+        """Complex input through a real-linear chain: real and imaginary parts as two real inputs."""
+        result = combine_parts(self._parts.apply(x.real, threads=threads), self._parts.apply(x.imag, threads=threads))
+        if out is None:
+            return result
+        if out.shape != x.shape or out.dtype != self.out_dtype:
+            raise ValueError(f"out must be a {self.out_dtype} array of shape {x.shape}")
+        out[...] = result
+        return out
+
+
+def combine_parts(re: np.ndarray, im: np.ndarray) -> np.ndarray:
+    """``re + i im`` in the complex dtype of their precision, without complex arithmetic when both
+    are real (``1j * im`` would turn an infinite part into NaN)."""
+    ctype = np.result_type(re.dtype, im.dtype, np.complex64)
+    if re.dtype.kind == "c" or im.dtype.kind == "c":
+        return (re + 1j * im).astype(ctype, copy=False)
+    out = np.empty(re.shape, ctype)
+    out.real, out.imag = re, im
+    return out
+
 
 
 def _thread_count(threads: int | None, batch: int, n: int) -> int:
@@ -178,9 +211,12 @@ def result_dtype(factors: Factors, x_dtype: Any) -> np.dtype:
     """The dtype :meth:`Factors.apply` returns for input of ``x_dtype``, found without computing:
     each step promotes as its registered kind says (:mod:`bfly_cli.step_kinds`)."""
     dt = np.dtype(x_dtype)
+    complex_in = dt.kind == "c" and factors.real_linear  # real and imaginary parts run apart
+    if complex_in:
+        dt = np.real(np.empty(0, dt)).dtype
     for step in factors.steps:
         dt = kind_of(step.kind).result_dtype(dt, None if step.data is None else step.data.dtype)
-    return dt
+    return np.result_type(dt, np.complex64) if complex_in else dt
 
 
 def _with_precision(dtype: np.dtype, like: np.dtype) -> np.dtype:

@@ -99,7 +99,12 @@ TORCH_MULTIPLIES: dict[str, Callable[[torch.Tensor | None, torch.Tensor], torch.
 
 
 def apply_steps_torch(steps: list[tuple[str, torch.Tensor | None]], x: torch.Tensor) -> torch.Tensor:
-    """``y = M x`` along the last axis, for steps from :func:`factors_to_torch`."""
+    """``y = M x`` along the last axis, for steps from :func:`factors_to_torch`. Complex input
+    through a chain with a ``real`` step runs as its real and imaginary parts, as
+    :meth:`bfly_cli.factors.Factors.apply` does (``Re(C x)`` is not ``Re(C) x``)."""
+    if x.is_complex() and any(kind == "real" for kind, _ in steps):
+        re, im = (apply_steps_torch(steps, part.contiguous()) for part in (x.real, x.imag))
+        return torch.complex(re, im) if not re.is_complex() else re + 1j * im
     for kind, data in steps:
         multiply = TORCH_MULTIPLIES.get(kind_of(kind).name)
         if multiply is None:
