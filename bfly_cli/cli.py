@@ -3,11 +3,17 @@
 Only typer is imported at start-up so ``bfly --help`` answers at once; each command module imports
 numpy, h5py or torch inside the command. Commands live one per module in
 :mod:`bfly_cli.commands`; errors are turned into exit codes in one place
-(:func:`bfly_cli.commands._common.guarded`): 0 success, 1 a check failed, 2 bad usage or input,
-130 interrupted.
+(:func:`bfly_cli.commands._common.guarded`) and here (:func:`main`: the parser's usage errors,
+signals, stdout): 0 success, 1 a check failed, 2 bad usage or input, 128 + N killed by signal N
+(130 Ctrl-C, 143 SIGTERM, 129 SIGHUP), 141 stdout's reader went away (``| head``).
 """
 
 from __future__ import annotations
+
+import os
+import signal
+import sys
+from typing import Any
 
 import typer
 
@@ -40,15 +46,163 @@ def _root(
 register_all(app)
 
 
+class Interrupted(KeyboardInterrupt):
+    """SIGTERM or SIGHUP (or SIGINT), raised like Ctrl-C so every ``finally`` (temp-file cleanup)
+    runs and the same code paths that handle Ctrl-C handle it."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signum)
+        self.signum = signum
+
+
+_received: list[int] = []
+_HANDLED = tuple(getattr(signal, n) for n in ("SIGINT", "SIGTERM", "SIGHUP") if hasattr(signal, n))
+
+
+def _raise_interrupted(signum: int, _frame: Any) -> None:
+    _received.append(signum)
+    raise Interrupted(signum)
+
+
+def _install_signal_handlers() -> None:
+    """Stop on SIGTERM/SIGHUP the way Ctrl-C stops; a signal already ignored (``nohup``) stays so."""
+    for signum in _HANDLED:
+        if signal.getsignal(signum) is not signal.SIG_IGN:
+            signal.signal(signum, _raise_interrupted)
+
+
+class _ClosedStdout:
+    """Stands in for a stdout that was closed before the start (``bfly list >&-``): Python would
+    otherwise drop every print silently and exit 0 with the output lost."""
+
+    def write(self, _text: str) -> int:
+        raise OSError(9, "stdout is closed")
+
+    def flush(self) -> None:
+        """Nothing was ever written, so there is nothing to lose."""
+
+    @property
+    def buffer(self) -> "_ClosedStdout":
+        return self
+
+    def isatty(self) -> bool:
+        return False
+
+    def fileno(self) -> int:
+        raise OSError(9, "stdout is closed")
+
+
+def _guard_standard_streams() -> None:
+    """Keep descriptors 0-2 occupied (a file bfly opens must never become "stdout") and make writes
+    to a closed stdout fail loudly."""
+    for fd in (0, 1, 2):
+        try:
+            os.fstat(fd)
+        except OSError:
+            os.open(os.devnull, os.O_RDWR)  # the lowest free descriptor: this one
+            if fd == 1:
+                sys.stdout = _ClosedStdout()  # type: ignore[assignment]
+
+
+def _parser_exceptions() -> Any:
+    """The parser's exception classes: typer vendors click from 0.2x on, older typer uses click."""
+    try:
+        from typer._click import exceptions
+    except ImportError:  # pragma: no cover - older typer
+        from click import exceptions
+    return exceptions
+
+
+def _usage_error(exc: Any) -> int:
+    """The parser's complaint as one line (the README's promise), with where to find the usage."""
+    no_args = getattr(_parser_exceptions(), "NoArgsIsHelpError", ())
+    if isinstance(exc, no_args):
+        print(exc.ctx.get_help(), file=sys.stderr)
+        return 2
+    text = " ".join(exc.format_message().split()).rstrip(".")
+    if text[:1].isupper() and text[1:2].islower():
+        text = text[0].lower() + text[1:]
+    command = exc.ctx.command_path if getattr(exc, "ctx", None) is not None else "bfly"
+    print(f"error: {text}; see '{command} --help'", file=sys.stderr)
+    return exc.exit_code
+
+
+def _interrupted(signum: int | None) -> int:
+    """One line and 128 + the signal's number, as a shell reports a process that signal stopped."""
+    signum = signum or signal.SIGINT
+    name = signal.Signals(signum).name
+    try:
+        print("interrupted" if signum == signal.SIGINT else f"terminated by {name}", file=sys.stderr)
+    except OSError:  # SIGHUP: the terminal may be gone
+        pass
+    return 128 + signum
+
+
+def _silence_stdout() -> None:
+    """Point descriptor 1 at /dev/null so the interpreter's last flush cannot fail a second time."""
+    try:
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    except (OSError, ValueError, AttributeError):
+        pass
+
+
+def _pipe_closed() -> int:
+    _silence_stdout()
+    return 128 + signal.SIGPIPE if hasattr(signal, "SIGPIPE") else 141
+
+
+def _run_app() -> int:
+    """Run the command; every way it can end becomes an exit code here, never a traceback."""
+    from .commands._common import StdoutPipeClosed, stdout_reader_gone
+
+    parser = _parser_exceptions()
+    try:
+        result = app(standalone_mode=False)
+    except parser.UsageError as exc:
+        return _usage_error(exc)
+    except parser.ClickException as exc:
+        print(f"error: {' '.join(exc.format_message().split())}", file=sys.stderr)
+        return exc.exit_code
+    except typer.Abort:
+        return _interrupted(_received[-1] if _received else None)
+    except Interrupted as exc:
+        return _interrupted(exc.signum)
+    except KeyboardInterrupt:
+        return _interrupted(None)
+    except (StdoutPipeClosed, BrokenPipeError):
+        return _pipe_closed()
+    except SystemExit as exc:  # the parser's own exit 1 on EPIPE (help text into a closed pipe)
+        if exc.code == 1 and stdout_reader_gone():
+            return _pipe_closed()
+        raise
+    code = result if isinstance(result, int) else 0
+    return _interrupted(_received[-1] if _received else None) if code == 130 else code
+
+
+def _flush_stdout(code: int) -> int:
+    """Output still buffered must reach stdout: a failure there is exit 2 (141 for ``| head``),
+    never exit 0 with the output lost."""
+    from .commands._common import os_error_line
+
+    try:
+        sys.stdout.flush()
+    except BrokenPipeError:
+        return _pipe_closed()
+    except OSError as exc:
+        _silence_stdout()
+        print(f"error: {os_error_line(exc)}", file=sys.stderr)
+        return 2
+    return code
+
+
 def main() -> None:
     """Console-script entry point."""
-    try:
-        app()
-    except KeyboardInterrupt:
-        import sys
-
-        print("interrupted", file=sys.stderr)
-        raise SystemExit(130) from None
+    _install_signal_handlers()
+    _guard_standard_streams()
+    code = _run_app()
+    if code != 141:
+        code = _flush_stdout(code)
+    raise SystemExit(code)
 
 
 if __name__ == "__main__":

@@ -7,6 +7,7 @@ one JSON document and nothing else. Progress appears only when stderr is a termi
 from __future__ import annotations
 
 import contextlib
+import errno
 import functools
 import json
 import sys
@@ -15,6 +16,12 @@ from typing import Any, Callable, Iterator
 import typer
 
 from ..report import jsonable
+
+
+class StdoutPipeClosed(Exception):
+    """The reader of stdout went away (``bfly ... | head``): not a failure of the run, so
+    :func:`bfly_cli.cli.main` exits quietly with 141 (128 + SIGPIPE), as a shell tool would. Not an
+    OSError, so click does not turn it into exit 1 on the way out."""
 
 
 def guarded(fn: Callable) -> Callable:
@@ -32,8 +39,34 @@ def guarded(fn: Callable) -> Callable:
         except MemoryError:
             print("error: out of memory; try a smaller N or close other programs", file=sys.stderr)
             raise typer.Exit(code=2) from None
+        except OSError as exc:  # a full disk, a closed stdout, a vanished directory: never a traceback
+            if exc.errno in (None, errno.EPIPE) and stdout_reader_gone():  # numpy's short write has no errno
+                raise StdoutPipeClosed() from None
+            print(f"error: {os_error_line(exc)}", file=sys.stderr)
+            raise typer.Exit(code=2) from None
 
     return wrapper
+
+
+def os_error_line(exc: OSError) -> str:
+    """One line for an input/output failure the library did not name itself."""
+    reason = exc.strerror or str(exc) or type(exc).__name__
+    if exc.filename:
+        return f"cannot use {str(exc.filename)!r}: {reason}; check the path, its permissions and the free space"
+    return f"input/output failed: {reason}; check where stdout goes and the free space"
+
+
+def stdout_reader_gone() -> bool:
+    """Whether stdout is a pipe whose reading end is closed (the poll reports an error on it),
+    to tell ``| head`` apart from a broken pipe to a worker process."""
+    import select
+
+    try:
+        poller = select.poll()
+        poller.register(1, select.POLLOUT)
+        return any(revents & select.POLLERR for _, revents in poller.poll(0))
+    except (OSError, AttributeError, ValueError):
+        return False
 
 
 def emit_json(document: dict[str, Any]) -> None:
