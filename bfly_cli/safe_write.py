@@ -125,8 +125,8 @@ def _check_not_input(path: Path, inputs: Iterable[Optional[str | Path]]) -> None
         except OSError:  # one of them does not exist: they cannot be the same file
             same = False
         if same:
-            raise BflyError(f"output {str(path)!r} is the input {str(source)!r}: writing it would destroy the input; "
-                            f"choose another -o")
+            raise BflyError(f"output {str(path)!r} is the input {str(source)!r} itself (the same file): writing it "
+                            f"would destroy the input; choose another -o")
 
 
 def _check_parent(path: Path, parent: Path) -> None:

@@ -34,7 +34,7 @@ def apply(
 
     if threads is not None and threads < 1:
         raise BflyError(f"--threads must be at least 1, not {threads}")
-    out_path = _output_target(output, force)
+    out_path = _output_target(output, force, inputs=(factors_path, input_path))
     factors = h5format.load(factors_path)
     x = _read_input(input_path)
     in_dtype = _input_dtype(x, dtype)
@@ -45,8 +45,8 @@ def apply(
     _write_output(y, out_path, force)
 
 
-def _output_target(output: Optional[str], force: bool) -> Optional[Path]:
-    """The output file (checked before any work), or None for stdout."""
+def _output_target(output: Optional[str], force: bool, inputs: tuple = ()) -> Optional[Path]:
+    """The output file (checked before any work, never one of the inputs), or None for stdout."""
     from .. import safe_write
     from ..errors import BflyError
 
@@ -54,7 +54,7 @@ def _output_target(output: Optional[str], force: bool) -> Optional[Path]:
         if output is None and sys.stdout.isatty():
             raise BflyError("refusing to write binary .npy to a terminal; give -o FILE, or pipe/redirect stdout")
         return None
-    return safe_write.check_writable(output, force)
+    return safe_write.check_writable(output, force, inputs=inputs)
 
 
 def _read_input(source: str):

@@ -21,14 +21,11 @@ def export(
 ) -> None:
     """Export learned factors for numpy, torch, MATLAB/Octave or a text editor."""
     from .. import h5format, safe_write
-    from ..errors import BflyError
     from ..export import check_format, default_output, export as export_factors
 
     check_format(fmt)
     out = output or default_output(path, fmt)
-    if out.resolve() == path.resolve():
-        raise BflyError(f"output {str(out)!r} is the factor file itself; choose another -o")
-    safe_write.check_writable(out, force)  # before reading: refuse early, touch nothing
+    safe_write.check_writable(out, force, inputs=(path,))  # before reading: refuse early, touch nothing
     factors = h5format.load(path)
     written = export_factors(factors, out, fmt, force=force, force_large=force_large)
     size = written.stat().st_size

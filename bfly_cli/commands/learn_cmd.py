@@ -47,7 +47,7 @@ def learn(
     with progress_status("building target", quiet or as_json):
         tgt = resolve(target, n, **options)
     out = output or Path(f"{tgt.name}-{tgt.n}.h5")
-    safe_write.check_writable(out, force)
+    safe_write.check_writable(out, force, inputs=(tgt.source, filter_path))  # never over the matrix or filter
     meta = {"transform": tgt.name, "transform_options": tgt.options, "seed": seed if seed is not None else 0,
             "command": _command_line()}
     if tgt.source:
