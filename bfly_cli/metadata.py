@@ -11,6 +11,11 @@ on which keys they are. This module says it once:
 * :func:`encode_document` / :func:`decode`: to one JSON document and back (the export formats,
   ``bfly show --json``).
 
+Files are untrusted, so :func:`decode` also checks every registered key's type (and, for counts
+and sizes, its smallest allowed value): a ``rel_error`` of ``"abc"``, an ``n`` of ``16.5`` or
+``"16"``, a ``transform_options`` that is a list would otherwise crash ``show`` or ``verify``
+later, far from the cause. A wrong type raises :class:`BadMetadata` naming the key.
+
 Unknown keys still round-trip: a dict or list is JSON-encoded on write, and on read a string that
 starts with ``{`` or ``[`` and parses as JSON is decoded (a plain string that happens to look like
 JSON would be decoded too: register the key as ``str`` to keep it a string).
@@ -25,19 +30,25 @@ from typing import Any
 from .report import jsonable
 
 
+class BadMetadata(ValueError):
+    """A registered key whose value has the wrong type or is out of range (the file is damaged)."""
+
+
 @dataclass(frozen=True)
 class MetaKey:
-    """One metadata key: its Python ``type``, stored as a JSON string (``encoded``), ``required``."""
+    """One metadata key: its Python ``type``, stored as a JSON string (``encoded``), ``required``,
+    and for an int key the smallest value that makes sense (``minimum``: n >= 2, counts >= 0)."""
 
     name: str
     type: type
     encoded: bool = False
     required: bool = False
+    minimum: int | None = None
 
 
-def _key(name: str, type_: type, *, required: bool = False) -> MetaKey:
+def _key(name: str, type_: type, *, required: bool = False, minimum: int | None = None) -> MetaKey:
     """A registry entry; dicts and lists are the JSON-encoded ones (HDF5 has no such attributes)."""
-    return MetaKey(name, type_, encoded=type_ in (dict, list), required=required)
+    return MetaKey(name, type_, encoded=type_ in (dict, list), required=required, minimum=minimum)
 
 
 KEYS: dict[str, MetaKey] = {key.name: key for key in (
@@ -45,7 +56,7 @@ KEYS: dict[str, MetaKey] = {key.name: key for key in (
     _key("format", str, required=True),
     _key("format_version", int, required=True),
     _key("transform", str, required=True),
-    _key("n", int, required=True),
+    _key("n", int, required=True, minimum=2),
     _key("dtype", str, required=True),
     _key("structure", str, required=True),
     _key("solver", str, required=True),
@@ -65,9 +76,9 @@ KEYS: dict[str, MetaKey] = {key.name: key for key in (
     _key("exactness", str),
     _key("input_precision", str),
     _key("noise_floor", float),
-    _key("params", int),
-    _key("real_params", int),
-    _key("dense_real_params", int),
+    _key("params", int, minimum=0),
+    _key("real_params", int, minimum=0),
+    _key("dense_real_params", int, minimum=1),
     # --solver auto
     _key("auto_route", str),
     _key("auto_reason", str),
@@ -83,7 +94,7 @@ KEYS: dict[str, MetaKey] = {key.name: key for key in (
     _key("probe_rel_error", float),
     _key("rejected", list),
     # the approximation route
-    _key("budget", int),
+    _key("budget", int, minimum=0),
     _key("closed_form_rel_error", float),
     _key("init", str),
     _key("init_rel_errors", dict),
@@ -91,7 +102,7 @@ KEYS: dict[str, MetaKey] = {key.name: key for key in (
     _key("near_exact_finish", dict),
     # the gradient learner
     _key("model", str),
-    _key("restarts_used", int),
+    _key("restarts_used", int, minimum=0),
     _key("solver_seed", int),
     _key("solver_device", str),
     _key("solver_log", list),
@@ -130,10 +141,35 @@ def decode_value(name: str, value: Any) -> Any:
     if key is None:
         return _maybe_json(value)
     if key.encoded and isinstance(value, str):
-        return json.loads(value)
-    if key.type is float and isinstance(value, int) and not isinstance(value, bool):
+        value = json.loads(value)
+    return checked(key, value)
+
+
+_TYPE_WORDS = {str: "a string", int: "an integer", float: "a number", bool: "a boolean (true/false)",
+               dict: "a JSON object", list: "a JSON list"}
+
+
+def checked(key: MetaKey, value: Any) -> Any:
+    """``value`` as ``key.type`` (an int accepted for a float), or :class:`BadMetadata`.
+
+    None passes: it is how a JSON document records a non-finite float or an unknown value.
+    bool is refused where a number is expected (Python counts it as an int; a file never should).
+    """
+    if value is None:
+        return None
+    if key.type is float and isinstance(value, (int, float)) and not isinstance(value, bool):
         return float(value)  # a float written as a whole number (JSON "0") is still a float
+    if not isinstance(value, key.type) or (key.type is int and isinstance(value, bool)):
+        raise BadMetadata(f"attribute {key.name} must be {_TYPE_WORDS[key.type]}, not {type(value).__name__} ({short_repr(value)})")
+    if key.minimum is not None and value < key.minimum:
+        raise BadMetadata(f"attribute {key.name} = {value} is out of range (at least {key.minimum})")
     return value
+
+
+def short_repr(value: Any) -> str:
+    """A value for an error message: its repr, cut to one short line."""
+    text = " ".join(repr(value).split())
+    return text if len(text) <= 40 else text[:37] + "..."
 
 
 def _maybe_json(value: Any) -> Any:

@@ -6,16 +6,26 @@ import math
 from typing import Any
 
 def jsonable(value: Any) -> Any:
-    """numpy scalars to Python, non-finite floats to None, recursively: output must be strict JSON."""
+    """numpy scalars to Python, non-finite floats to None, recursively: output must be strict JSON.
+
+    A file's unknown attributes pass through load unchanged, so anything may arrive here: arrays
+    become lists, bytes text, and any other value (complex, extended precision) its ``str``.
+    """
     if isinstance(value, dict):
         return {str(k): jsonable(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
         return [jsonable(v) for v in value]
+    if hasattr(value, "tolist") and callable(value.tolist) and getattr(value, "ndim", 0) > 0:
+        return jsonable(value.tolist())
     if hasattr(value, "item") and callable(value.item) and getattr(value, "ndim", 1) == 0:
         value = value.item()
+    if isinstance(value, bytes):
+        return value.decode("utf-8", "replace")
     if isinstance(value, float) and not math.isfinite(value):
         return None
-    return value
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return value
+    return str(value)
 
 
 LEARN_JSON_KEYS = (
