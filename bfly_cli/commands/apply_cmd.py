@@ -36,7 +36,7 @@ def apply(
         raise BflyError(f"--threads must be at least 1, not {threads}")
     out_path = _output_target(output, force, inputs=(factors_path, input_path))
     factors = h5format.load(factors_path)
-    x = _read_input(input_path)
+    x = _read_input(input_path, factors.n)
     in_dtype = _input_dtype(x, dtype)
     if x.ndim == 0 or x.shape[-1] != factors.n:
         shape = "a scalar" if x.ndim == 0 else f"shape {x.shape} (last axis {x.shape[-1]})"
@@ -57,34 +57,11 @@ def _output_target(output: Optional[str], force: bool, inputs: tuple = ()) -> Op
     return safe_write.check_writable(output, force, inputs=inputs)
 
 
-def _read_input(source: str):
-    """Load a plain .npy array (never pickles) from a file or from stdin."""
-    import io
+def _read_input(source: str, n: int):
+    """The input array, header checked against the factors' N before its data are read (never pickles)."""
+    from ..input_files import read_vectors
 
-    import numpy as np
-
-    from ..errors import BflyError
-
-    name = "stdin" if source == "-" else repr(source)
-    if source == "-":
-        if sys.stdin.isatty():
-            raise BflyError("INPUT is - but stdin is a terminal; pipe a .npy array in")
-        handle = io.BytesIO(sys.stdin.buffer.read())
-    else:
-        if not Path(source).is_file():
-            raise BflyError(f"input file {name} does not exist")
-        handle = open(source, "rb")
-    try:
-        with handle:
-            array = np.lib.format.read_array(handle, allow_pickle=False)
-    except (ValueError, OSError, EOFError) as exc:
-        raise BflyError(f"input {name} is not a readable .npy array ({_first_line(exc)}); save it with numpy.save") from None
-    return array
-
-
-def _first_line(exc: Exception) -> str:
-    text = str(exc).strip().splitlines()
-    return text[0] if text else type(exc).__name__
+    return read_vectors(source, n)
 
 
 def _input_dtype(x, dtype: Optional[str]):
