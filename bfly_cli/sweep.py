@@ -35,13 +35,14 @@ from typing import Any, Callable, Iterable
 
 from .errors import BflyError
 from .report import jsonable
-from .sizes import check_size
+from .sizes import MAX_N, check_size
 from .sweep_pool import Worker
+from .sweep_records import CELLS_DIR, cell_file, cell_key, cells_dir, load_records, write_record
 from .sweep_report import PAPER_TRANSFORMS, machine_description
 
 DEFAULT_SIZES = "8..1024"
 DEFAULT_TIMEOUT = 600.0
-CELLS_DIR = "cells"
+MAX_SHARDS = 100_000  # more slices than any scheduler runs; keeps I/K a plain machine integer
 STATUS_OK, STATUS_FAILED, STATUS_TIMEOUT = "ok", "failed", "timeout"
 
 
@@ -83,7 +84,7 @@ def parse_sizes(text: str) -> tuple[int, ...]:
         low, high = _int(low_text, text), _int(high_text, text)
         if low > high:
             raise BflyError(f"--sizes {text}: the range is empty ({low} > {high}); write LOW..HIGH, e.g. 8..1024")
-        check_size(low, "--sizes"), check_size(high, "--sizes")
+        _check_sweep_size(low), _check_sweep_size(high)
         sizes, n = [], low
         while n <= high:
             sizes.append(n)
@@ -93,8 +94,15 @@ def parse_sizes(text: str) -> tuple[int, ...]:
     if not sizes:
         raise BflyError("--sizes is empty; give a range like 8..1024 or a list like 8,16,64")
     for n in sizes:
-        check_size(n, "--sizes")
+        _check_sweep_size(n)
     return tuple(sizes)
+
+
+def _check_sweep_size(n: int) -> None:
+    """A power of two from 2 to MAX_N (a larger cell could only fail, after a worker started for it)."""
+    check_size(n, "--sizes")
+    if n > MAX_N:
+        raise BflyError(f"--sizes: N = {n} is above the largest size bfly learns ({MAX_N}); use sizes up to {MAX_N}")
 
 
 def _int(part: str, whole: str) -> int:
@@ -131,6 +139,8 @@ def parse_shard(text: str | None) -> tuple[int, int]:
         raise BflyError(f"--shard {text!r}: write I/K, e.g. --shard 1/4 for the first of four slices") from None
     if count < 1 or not 1 <= index <= count:
         raise BflyError(f"--shard {text}: need 1 <= I <= K (the first slice is 1/{max(count, 1)})")
+    if count > MAX_SHARDS:
+        raise BflyError(f"--shard {text}: K is above {MAX_SHARDS:,}; use at most {MAX_SHARDS:,} slices")
     return (index, count)
 
 
@@ -153,10 +163,11 @@ def check_solver(solver: str) -> str:
 def make_options(out_dir: Path, transforms: str | None, sizes: str, solver: str | None, bench: bool,
                  jobs: int | None, shard: str | None, timeout: float) -> SweepOptions:
     """Validate the command-line values into :class:`SweepOptions` (all errors exit 2, before work)."""
-    if jobs is not None and jobs < 1:
-        raise BflyError(f"--jobs {jobs}: need at least 1")
-    if timeout < 0:
-        raise BflyError(f"--timeout {timeout:g}: need seconds >= 0")
+    from .limits import check
+
+    if jobs is not None:
+        check("--jobs", jobs)
+    check("--timeout", timeout)
     options = SweepOptions(
         out_dir=Path(out_dir),
         transforms=parse_transforms(transforms),
@@ -201,42 +212,12 @@ def shard_cells(cells: list[Cell], shard: tuple[int, int]) -> list[Cell]:
 
 
 # ----------------------------------------------------------------------------- records on disk
-
-
-def cells_dir(out_dir: Path) -> Path:
-    """Where the per-cell records and factor files live."""
-    return Path(out_dir) / CELLS_DIR
+# (writing and checked reading: bfly_cli.sweep_records)
 
 
 def record_path(out_dir: Path, cell: Cell) -> Path:
     """The JSON record of ``cell``; its presence means the cell finished (ok, failed or timeout)."""
     return cells_dir(out_dir) / f"{cell.key}.json"
-
-
-def write_record(out_dir: Path, record: dict[str, Any]) -> Path:
-    """Write one cell's record atomically (temp file + rename), replacing an older one."""
-    from .safe_write import atomic_write
-
-    cells_dir(out_dir).mkdir(parents=True, exist_ok=True)
-    path = cells_dir(out_dir) / f"{record['transform']}-{record['n']}.json"
-    text = json.dumps(jsonable(record), indent=1, sort_keys=True)
-
-    def writer(tmp: str) -> None:
-        Path(tmp).write_text(text + "\n")
-
-    return atomic_write(path, writer, force=True)
-
-
-def load_records(out_dir: Path) -> dict[str, dict[str, Any]]:
-    """Every readable cell record under ``out_dir``, by cell key (unreadable files are skipped)."""
-    records = {}
-    for path in sorted(cells_dir(out_dir).glob("*.json")):
-        try:
-            record = json.loads(path.read_text())
-            records[f"{record['transform']}-{int(record['n'])}"] = record
-        except (OSError, ValueError, KeyError, TypeError):
-            continue
-    return records
 
 
 def is_done(record: dict[str, Any] | None, options: SweepOptions) -> bool:
@@ -426,19 +407,21 @@ def merge(sources: list[Path], out_dir: Path) -> list[dict[str, Any]]:
 
     When two sources hold the same cell, an ``ok`` record wins over a failed one; between equals
     the later source on the command line wins, so re-running one shard and merging again updates
-    it. Returns every record now in ``out_dir``.
+    it. The sources may come from other machines, so every record is checked before anything is
+    written (:func:`bfly_cli.sweep_records.read_record`: one bad record stops the merge with exit
+    2) and every copy lands inside ``out_dir/cells``. Returns every record now in ``out_dir``.
     """
     for source in sources:
         if not cells_dir(source).is_dir():
             raise BflyError(f"--merge: {str(source)!r} has no {CELLS_DIR}/ directory; is it a 'bfly sweep -o' output?")
     if any(Path(s).resolve() == Path(out_dir).resolve() for s in sources):
         raise BflyError("--merge: -o must be a new directory, not one of the inputs")
-    check_output_dir(Path(out_dir))
     chosen: dict[str, tuple[Path, dict]] = {}
     for source in sources:
-        for key, record in load_records(source).items():
+        for key, record in load_records(source, strict=True).items():
             if key not in chosen or _rank(record) >= _rank(chosen[key][1]):
                 chosen[key] = (Path(source), record)
+    check_output_dir(Path(out_dir))  # after every record passed: a refused merge creates nothing
     for key, (source, record) in chosen.items():
         _copy_cell(source, out_dir, key, record)
     return list(load_records(out_dir).values())
@@ -449,12 +432,13 @@ def _rank(record: dict[str, Any]) -> int:
 
 
 def _copy_cell(source: Path, out_dir: Path, key: str, record: dict[str, Any]) -> None:
-    h5 = cells_dir(source) / f"{key}.h5"
-    if record.get("status") == STATUS_OK and h5.is_file():
-        target = cells_dir(out_dir) / h5.name
-        tmp = target.with_name(f".{h5.name}.tmp")
-        shutil.copyfile(h5, tmp)
-        os.replace(tmp, target)
+    """Copy one checked record, and its factor file when it is a plain file (a link is not followed:
+    it could point at any file the user can read), into ``out_dir/cells``."""
+    from .safe_write import atomic_write
+
+    h5 = cells_dir(source) / f"{cell_key(record['transform'], record['n'])}.h5"
+    if record.get("status") == STATUS_OK and h5.is_file() and not h5.is_symlink():
+        atomic_write(cell_file(out_dir, key, ".h5"), lambda tmp: shutil.copyfile(h5, tmp), force=True)
     write_record(out_dir, record)
 
 

@@ -8,13 +8,14 @@ from typing import Optional
 import typer
 
 from ._common import emit_json, guarded, progress_status, stdout_console
+from ._options import in_range, range_help
 
 
 @guarded
 def analyze(
     target: str = typer.Argument(..., help="Transform name (see 'bfly list') or a .npy/.npz/.h5 matrix file."),
-    n: Optional[int] = typer.Option(None, "--n", "-n", help="Size N, a power of two (inferred for a matrix file)."),
-    seed: Optional[int] = typer.Option(None, "--seed", help="Seed for random targets (convolution, randn) [default: 0]."),
+    n: Optional[int] = typer.Option(None, "--n", "-n", callback=in_range("--n"), help=range_help("--n", "Size N, a power of two (inferred for a matrix file).")),
+    seed: Optional[int] = typer.Option(None, "--seed", callback=in_range("--seed"), help=range_help("--seed", "Seed for random targets (convolution, randn) [default: 0].")),
     norm: Optional[str] = typer.Option(None, "--norm", help="dct/dst only: 'ortho' for the orthonormal variant."),
     filter_path: Optional[Path] = typer.Option(None, "--filter", help="convolution only: the filter as a 1-D .npy file."),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON document on stdout."),

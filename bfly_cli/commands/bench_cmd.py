@@ -8,6 +8,7 @@ from typing import Any, Optional
 import typer
 
 from ._common import emit_json, guarded, progress_status, stdout_console
+from ._options import in_range, range_help
 
 _COLUMNS = (("butterfly", "bfly µs"), ("torch", "torch µs"), ("dense", "dense µs"), ("fast", "fast µs"))
 
@@ -16,9 +17,9 @@ _COLUMNS = (("butterfly", "bfly µs"), ("torch", "torch µs"), ("dense", "dense 
 def bench(
     path: Path = typer.Argument(..., help="A factor file written by 'bfly learn'."),
     batch: str = typer.Option("1,16,256", "--batch", help="Comma-separated batch sizes (vectors per call)."),
-    threads: Optional[int] = typer.Option(None, "--threads", help="Threads for every method [default: all cores]."),
+    threads: Optional[int] = typer.Option(None, "--threads", callback=in_range("--threads"), help=range_help("--threads", "Threads for every method [default: all cores].")),
     device: str = typer.Option("cpu", "--device", help="cpu, or cuda (cuda:N) to time the torch path on the GPU."),
-    repeat: int = typer.Option(15, "--repeat", help="Timed measurements per method and batch (median reported)."),
+    repeat: int = typer.Option(15, "--repeat", callback=in_range("--repeat"), help=range_help("--repeat", "Timed measurements per method and batch (median reported).")),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON document on stdout."),
 ) -> None:
     """Time the factors (compiled kernel, torch) against dense GEMV/GEMM and a fast library."""

@@ -10,6 +10,7 @@ import typer
 
 from ..solvers.registry import SOLVERS
 from ._common import emit_json, guarded, progress_status, stdout_console
+from ._options import in_range, range_help
 
 _SOLVER_HELP = "Solver: " + "; ".join(f"{s.name} ({s.help})" for s in SOLVERS) + "."
 
@@ -17,21 +18,21 @@ _SOLVER_HELP = "Solver: " + "; ".join(f"{s.name} ({s.help})" for s in SOLVERS) +
 @guarded
 def learn(
     target: str = typer.Argument(..., help="Transform name (see 'bfly list') or a .npy/.npz/.h5 matrix file."),
-    n: Optional[int] = typer.Option(None, "--n", "-n", help="Size N, a power of two (inferred for a matrix file)."),
+    n: Optional[int] = typer.Option(None, "--n", "-n", callback=in_range("--n"), help=range_help("--n", "Size N, a power of two (inferred for a matrix file).")),
     output: Optional[Path] = typer.Option(None, "-o", "--output", help="Output file [default: NAME-N.h5 here]."),
     solver: str = typer.Option("auto", "--solver", help=_SOLVER_HELP),
-    budget: Optional[int] = typer.Option(None, "--budget", help="auto only: butterfly blocks for the approximation, 1..8 [default: 1]."),
+    budget: Optional[int] = typer.Option(None, "--budget", callback=in_range("--budget"), help="auto only: butterfly blocks for the approximation, 1..8 [default: 1]."),
     strict_budget: bool = typer.Option(False, "--strict-budget", help="auto only: the budget caps exact structures too (skip an exact one that stores more real numbers than BUDGET complex B.P's)."),
     model: Optional[str] = typer.Option(None, "--model", help="gradient only: BP, BPP or BPBP [default: BP]."),
-    restarts: Optional[int] = typer.Option(None, "--restarts", help="gradient only: at most R random restarts [default: 8]."),
-    steps: Optional[int] = typer.Option(None, "--steps", help="gradient only: Adam steps per restart [default: 300]."),
-    lr: Optional[float] = typer.Option(None, "--lr", help="gradient only: fixed learning rate [default: log-uniform per restart]."),
+    restarts: Optional[int] = typer.Option(None, "--restarts", callback=in_range("--restarts"), help=range_help("--restarts", "gradient only: at most R random restarts [default: 8].")),
+    steps: Optional[int] = typer.Option(None, "--steps", callback=in_range("--steps"), help=range_help("--steps", "gradient only: Adam steps per restart [default: 300].")),
+    lr: Optional[float] = typer.Option(None, "--lr", callback=in_range("--lr"), help=range_help("--lr", "gradient only: fixed learning rate [default: log-uniform per restart].")),
     device: Optional[str] = typer.Option(None, "--device", help="gradient only: cpu or cuda [default: cpu]."),
     dtype: str = typer.Option("float64", "--dtype", help="Working precision: float64 or float32."),
-    seed: Optional[int] = typer.Option(None, "--seed", help="Seed for random targets (convolution, randn) and for --solver gradient's restarts [default: 0]."),
+    seed: Optional[int] = typer.Option(None, "--seed", callback=in_range("--seed"), help=range_help("--seed", "Seed for random targets (convolution, randn) and for --solver gradient's restarts [default: 0].")),
     norm: Optional[str] = typer.Option(None, "--norm", help="dct/dst only: 'ortho' for the orthonormal variant."),
     filter_path: Optional[Path] = typer.Option(None, "--filter", help="convolution only: the filter as a 1-D .npy file."),
-    tol: Optional[float] = typer.Option(None, "--tol", help="Fail (exit 1) when rel_error is above this."),
+    tol: Optional[float] = typer.Option(None, "--tol", callback=in_range("--tol"), help=range_help("--tol", "Fail (exit 1) when rel_error is above this.")),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON document on stdout."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="Print nothing on success."),
     force: bool = typer.Option(False, "--force", help="Overwrite an existing output file."),

@@ -9,6 +9,7 @@ from typing import Any, List, Optional
 import typer
 
 from ._common import emit_json, guarded, stdout_console
+from ._options import in_range, range_help
 
 
 @guarded
@@ -19,9 +20,9 @@ def sweep(
     sizes: str = typer.Option("8..1024", "--sizes", help="LOW..HIGH (powers of two in range) or a list 8,16,64."),
     solver: Optional[str] = typer.Option(None, "--solver", help="Solver for every cell [default: auto if available, else hierarchical]."),
     bench: bool = typer.Option(False, "--bench", help="Also time each cell (butterfly, dense GEMV, fast library)."),
-    jobs: Optional[int] = typer.Option(None, "--jobs", "-j", help="Cells run at once, one process each [default: number of cores]."),
+    jobs: Optional[int] = typer.Option(None, "--jobs", "-j", callback=in_range("--jobs"), help=range_help("--jobs", "Cells run at once, one process each [default: number of cores].")),
     shard: Optional[str] = typer.Option(None, "--shard", help="Run only slice I of K (1-based), e.g. 2/4."),
-    timeout: float = typer.Option(600.0, "--timeout", help="Seconds per cell before it is killed and recorded as timeout."),
+    timeout: float = typer.Option(600.0, "--timeout", callback=in_range("--timeout"), help=range_help("--timeout", "Seconds per cell before it is killed and recorded as timeout.")),
     merge: bool = typer.Option(False, "--merge", help="Join the cells of shard directories DIRS into -o, then report."),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON document on stdout."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress and no summary on success."),

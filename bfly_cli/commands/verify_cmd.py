@@ -8,12 +8,13 @@ from typing import Any, Optional
 import typer
 
 from ._common import emit_json, guarded, progress_status, stdout_console
+from ._options import in_range, range_help
 
 
 @guarded
 def verify(
     path: Path = typer.Argument(..., help="A factor file written by 'bfly learn'."),
-    tol: Optional[float] = typer.Option(None, "--tol", help="Also fail (exit 1) when rel_error is above this."),
+    tol: Optional[float] = typer.Option(None, "--tol", callback=in_range("--tol"), help=range_help("--tol", "Also fail (exit 1) when rel_error is above this.")),
     source: Optional[Path] = typer.Option(None, "--source", help="The source matrix file, if it moved since learning."),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON document on stdout."),
 ) -> None:
