@@ -15,6 +15,7 @@ from typing import Optional
 import typer
 
 from ._common import guarded
+from ._options import in_range, range_help
 
 _DTYPES = ("float32", "float64", "complex64", "complex128")
 
@@ -25,7 +26,7 @@ def apply(
     input_path: str = typer.Argument(..., metavar="INPUT", help="A .npy array whose last axis has length N, or - for stdin."),
     output: Optional[str] = typer.Option(None, "-o", "--output", help="Output .npy file, or - for stdout [default: stdout, when it is not a terminal]."),
     dtype: Optional[str] = typer.Option(None, "--dtype", help="Compute in this dtype: float32, float64, complex64, complex128 [default: the input's]."),
-    threads: Optional[int] = typer.Option(None, "--threads", help="Threads over the batch [default: all cores]."),
+    threads: Optional[int] = typer.Option(None, "--threads", callback=in_range("--threads"), help=range_help("--threads", "Threads over the batch [default: all cores].")),
     force: bool = typer.Option(False, "--force", help="Overwrite an existing output file."),
 ) -> None:
     """Apply the factors to every vector along the last axis of INPUT and write the result as .npy."""
