@@ -42,6 +42,7 @@ MEASURE_SECONDS = 0.004  # one measurement groups calls until about this long
 WARMUP_SECONDS = 0.02
 MAX_CALLS_PER_MEASURE = 100_000
 MAX_INPUT_BYTES = 1 << 30
+MAX_BATCHES = 64  # each batch size is a full round of measurements; more is a typo
 MAX_DENSE_BYTES = 2 << 30
 METHOD_KEYS = ("butterfly", "torch", "dense", "fast")
 
@@ -78,6 +79,8 @@ def parse_batches(text: str) -> list[int]:
         raise BflyError(f"--batch {text!r}: give comma-separated positive integers, e.g. --batch 1,16,256") from None
     if not batches or min(batches) < 1:
         raise BflyError(f"--batch {text!r}: give comma-separated positive integers, e.g. --batch 1,16,256")
+    if len(batches) > MAX_BATCHES:
+        raise BflyError(f"--batch: {len(batches)} batch sizes; give at most {MAX_BATCHES}, e.g. --batch 1,16,256")
     return batches
 
 
@@ -399,12 +402,12 @@ def run_bench(
 
 
 def _check_args(factors: Factors, batches, threads: int, repeat: int) -> None:
-    if threads < 1:
-        raise BflyError(f"--threads {threads}: give a positive number of threads")
-    if repeat < 1:
-        raise BflyError(f"--repeat {repeat}: give a positive number of repeats")
-    if not batches or min(batches) < 1:
-        raise BflyError("--batch: give positive batch sizes, e.g. --batch 1,16,256")
+    from .limits import check  # the CLI's ranges, for library callers too (torch overflows past a C int)
+
+    check("--threads", threads)
+    check("--repeat", repeat)
+    if not batches or min(batches) < 1 or len(batches) > MAX_BATCHES:
+        raise BflyError(f"--batch: give 1 to {MAX_BATCHES} positive batch sizes, e.g. --batch 1,16,256")
     need = max(batches) * factors.n * 16
     if need > MAX_INPUT_BYTES:
         raise BflyError(f"--batch {max(batches)} at N = {factors.n} needs {need / 2**30:.1f} GiB per input; use a smaller batch")
