@@ -175,6 +175,8 @@ def _run_app() -> int:
         if exc.code == 1 and stdout_reader_gone():
             return _pipe_closed()
         raise
+    except OSError as exc:  # help or --version text into a closed or full stdout
+        return _stdout_failed(exc)
     code = result if isinstance(result, int) else 0
     return _interrupted(_received[-1] if _received else None) if code == 130 else code
 
@@ -182,17 +184,22 @@ def _run_app() -> int:
 def _flush_stdout(code: int) -> int:
     """Output still buffered must reach stdout: a failure there is exit 2 (141 for ``| head``),
     never exit 0 with the output lost."""
-    from .commands._common import os_error_line
-
     try:
         sys.stdout.flush()
-    except BrokenPipeError:
-        return _pipe_closed()
     except OSError as exc:
-        _silence_stdout()
-        print(f"error: {os_error_line(exc)}", file=sys.stderr)
-        return 2
+        return _stdout_failed(exc)
     return code
+
+
+def _stdout_failed(exc: OSError) -> int:
+    """141 quietly when stdout's reader went away, else one line and exit 2 (output was lost)."""
+    from .commands._common import os_error_line, stdout_reader_gone
+
+    if isinstance(exc, BrokenPipeError) or stdout_reader_gone():
+        return _pipe_closed()
+    _silence_stdout()
+    print(f"error: {os_error_line(exc)}", file=sys.stderr)
+    return 2
 
 
 def main() -> None:
