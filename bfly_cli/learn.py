@@ -18,7 +18,8 @@ import numpy as np
 from ._version import __version__
 from .errors import BflyError, CheckFailed
 from .factors import Factors, Step, dense_real_params
-from .metrics import error_report, exactness, input_precision, is_exact
+from .metrics import (error_report, exactness, input_precision, is_exact, magnitude_exponent, scale_by_power_of_two,
+                      working_precision)
 from .solvers.registry import SOLVER_NAMES, solver as registered_solver
 
 DTYPES = ("float64", "float32")
@@ -42,21 +43,77 @@ def learn(
         raise BflyError(f"unknown solver {solver!r}; choose one of: {', '.join(SOLVER_NAMES)}")
     if dtype not in DTYPES:
         raise BflyError(f"unknown dtype {dtype!r}; choose float64 or float32")
+    if tol is not None and not tol >= 0:  # NaN-safe: a NaN tolerance must not disable the check
+        raise BflyError(f"tol {tol}: give a non-negative tolerance")
     matrix = np.asarray(matrix)
-    work = matrix.astype(_work_dtype(matrix, dtype))
+    exponent = _check_values(matrix)
+    work = scale_by_power_of_two(matrix, -exponent).astype(_work_dtype(matrix, dtype))
     start = time.perf_counter()
     steps, extra = _run_solver(solver, work, solver_options or {})
     seconds = time.perf_counter() - start
-    factors = Factors(matrix.shape[0], steps)
+    factors = Factors(matrix.shape[0], fold_scale(steps, exponent, dtype))
     errors = error_report(factors.to_dense_fast(), matrix)  # kernel when built: several x faster at large N
     dense = {"dense_real_params": dense_real_params(matrix)}
     quality = _quality(errors["rel_error"], matrix, factors)
     factors.meta = _metadata(factors, solver, seconds, errors, meta or {}, {**dense, **quality, **extra})
-    if tol is not None and errors["rel_error"] > tol:
+    if tol is not None and not errors["rel_error"] <= tol:  # NaN-safe: a NaN error fails
         failure = CheckFailed(f"rel_error {errors['rel_error']:.3g} is above --tol {tol:g}")
         failure.factors = factors
         raise failure
     return factors
+
+
+def _check_values(matrix: np.ndarray) -> int:
+    """Refuse what no factorization can describe; return the exponent of its magnitude.
+
+    The solvers see the matrix divided by ``2**exponent`` (largest entry in [0.5, 1), an exact
+    rescaling), so neither entries of 1e-200 (whose squares underflow: such a matrix used to be
+    "learned" as all-zero factors, rel_error 0) nor of 1e300 (whose squares overflow the SVDs)
+    reach them; :func:`fold_scale` puts the scale back into the factors.
+    """
+    if matrix.ndim != 2 or matrix.dtype.kind not in "biufc":
+        raise BflyError(f"expected a 2-D array of numbers, got shape {matrix.shape} and dtype {matrix.dtype}")
+    if not np.all(np.isfinite(matrix)):
+        raise BflyError("the matrix holds NaN or Inf entries; replace them with finite values")
+    if not np.any(matrix):
+        raise BflyError("the matrix is all zeros: there is nothing to factor; check the input")
+    return magnitude_exponent(matrix)
+
+
+def fold_scale(steps: list[Step], exponent: int, dtype: str = "float64") -> list[Step]:
+    """Steps whose product is ``2**exponent`` times that of ``steps``, without rounding.
+
+    The power of two is spread as evenly as possible over every scalable unit (each stage of a
+    butterfly or rank2 step, each diagonal), so each unit's data stays far from the ends of the
+    float range (an exponent of -1070 on one stage of twiddles would make them subnormal and round
+    them). A scale the data cannot take exactly (a 1e-200 matrix in float32) is refused.
+    """
+    if exponent == 0:
+        return steps
+    units = [(k, level) for k, step in enumerate(steps) for level in _scalable_units(step)]
+    if not units:
+        steps, units = steps + [Step("diagonal", np.ones(len(steps[0].data), np.dtype(dtype)))], [(len(steps), None)]
+    share, extra = divmod(exponent, len(units))
+    out = [Step(step.kind, None if step.data is None else step.data.copy()) for step in steps]
+    for i, (k, level) in enumerate(units):
+        part = share + (1 if i < extra else 0)
+        where = slice(None) if level is None else level
+        original = out[k].data[where]
+        scaled = scale_by_power_of_two(original, part)
+        with np.errstate(over="ignore", under="ignore"):
+            if not np.array_equal(scale_by_power_of_two(scaled, -part), original) or not np.all(np.isfinite(scaled)):
+                raise BflyError(f"the matrix's magnitude (about 2^{exponent}) cannot be held by {dtype} factors; "
+                                f"use --dtype float64 or rescale the matrix")
+        out[k].data[where] = scaled
+    return out
+
+
+def _scalable_units(step: Step) -> list[int | None]:
+    """Parts of a step that scale the product linearly: stages of a butterfly or rank2 step
+    (their index), a whole diagonal (None); permutations and ``real`` have none."""
+    if step.kind in ("butterfly", "rank2"):
+        return list(range(step.data.shape[0]))
+    return [None] if step.kind == "diagonal" else []
 
 
 def _run_solver(solver: str, work: np.ndarray, options: dict[str, Any]) -> tuple[list[Step], dict[str, Any]]:
@@ -89,8 +146,7 @@ def _quality(rel_error: float, matrix: np.ndarray, factors: Factors) -> dict[str
     when a structure was found (exact or near-exact): an upper bound of the noise the matrix
     carries if the structure is the right one. An approximation has no noise floor to report.
     """
-    dtype = str(factors.dtype)
-    working = "float32" if dtype in ("float32", "complex64") else "float64"
+    working = working_precision(str(factors.dtype))
     precision = input_precision(matrix)
     wording = exactness(rel_error, precision, working)
     noise = float(rel_error) if wording != "approximate" else None

@@ -15,17 +15,62 @@ EXACT_REL_ERROR = {"float64": 1e-12, "complex128": 1e-12, "float32": 1e-5, "comp
 
 
 def error_report(approx: np.ndarray, target: np.ndarray) -> dict[str, float]:
-    """``rmse`` (paper's definition), ``rel_error`` and ``max_abs_error`` of ``approx`` vs ``target``."""
-    diff = np.asarray(approx, dtype=np.complex128 if np.iscomplexobj(approx) or np.iscomplexobj(target) else np.float64) - target
+    """``rmse`` (paper's definition), ``rel_error`` and ``max_abs_error`` of ``approx`` vs ``target``.
+
+    Measured on the pair divided by one power of two (exact) that brings the larger of the two to
+    about 1: squaring entries of 1e-200 would underflow to 0 (an all-zero ``approx`` would then
+    measure rel_error 0) and entries of 1e160 overflow. ``rel_error`` is thereby scale-invariant;
+    the absolute measures are scaled back. Non-finite entries give non-finite measures, never 0.
+    """
+    wide = np.complex128 if np.iscomplexobj(approx) or np.iscomplexobj(target) else np.float64
+    exponent = magnitude_exponent(approx, target)
+    diff = scale_by_power_of_two(np.asarray(approx, dtype=wide), -exponent) - scale_by_power_of_two(target, -exponent)
     fro = float(np.linalg.norm(diff))
     n = target.shape[0]
     scalars = math.sqrt(2) * n if np.iscomplexobj(target) else n
-    tnorm = float(np.linalg.norm(target))
+    tnorm = float(np.linalg.norm(scale_by_power_of_two(target, -exponent)))
+    peak = float(np.max(np.abs(diff))) if diff.size else 0.0
     return {
-        "rmse": fro / scalars,
-        "rel_error": fro / tnorm if tnorm > 0 else fro,
-        "max_abs_error": float(np.max(np.abs(diff))) if diff.size else 0.0,
+        "rmse": _ldexp(fro / scalars, exponent),
+        "rel_error": fro / tnorm if tnorm > 0 else _ldexp(fro, exponent),
+        "max_abs_error": _ldexp(peak, exponent),
     }
+
+
+def magnitude_exponent(*arrays: np.ndarray) -> int:
+    """``e`` with the largest real or imaginary part of any entry in ``[2**(e-1), 2**e)``: dividing by
+    ``2**e`` brings it to ``[0.5, 1)`` exactly. 0 when every entry is zero or a value is not finite
+    (nothing to normalize: the measures of non-finite values are non-finite anyway)."""
+    peak = 0.0
+    for array in arrays:
+        a = np.asarray(array)
+        if a.size:
+            parts = (a.real, a.imag) if np.iscomplexobj(a) else (a,)
+            peak = max(peak, *(float(np.max(np.abs(p))) for p in parts))
+    if peak == 0.0 or not math.isfinite(peak):
+        return 0
+    return math.frexp(peak)[1]
+
+
+def scale_by_power_of_two(array: np.ndarray, exponent: int) -> np.ndarray:
+    """``array * 2**exponent`` without rounding (``ldexp``: no intermediate ``2**exponent`` that
+    could itself overflow), real and imaginary parts apart; integers become float64."""
+    a = np.asarray(array)
+    if a.dtype.kind not in "fc":
+        a = a.astype(np.float64)
+    if exponent == 0:
+        return a
+    if a.dtype.kind == "c":
+        out = np.empty_like(a)
+        out.real, out.imag = np.ldexp(a.real, exponent), np.ldexp(a.imag, exponent)
+        return out
+    return np.ldexp(a, exponent)
+
+
+def _ldexp(value: float, exponent: int) -> float:
+    """``value * 2**exponent`` as a float: inf past the float64 range, not OverflowError."""
+    with np.errstate(over="ignore"):
+        return float(np.ldexp(value, exponent))
 
 
 def exact_threshold(dtype: str) -> float:
@@ -43,14 +88,17 @@ def input_precision(matrix: np.ndarray) -> str:
 
     A float32 (or complex64) array is float32 by its dtype; a float64 array read back from a
     float32 file is float32 by its values (its rounding is the float32 rounding, a ~3e-8 relative
-    perturbation that no float64 structure can fit below). Values beyond float32's range count as
-    float64.
+    perturbation that no float64 structure can fit below). The test runs on the matrix scaled by a
+    power of two to a largest entry near 1 (exact), so it judges the values' precision, not their
+    scale: a float32 matrix times 2**-700 is still float32. Entries that float32 cannot hold even
+    then (a range of magnitudes wider than float32's) count as float64.
     """
     m = np.asarray(matrix)
     if m.dtype in (np.float32, np.complex64):
         return "float32"
     if m.dtype not in (np.float64, np.complex128) or m.size == 0:
         return "float64"
+    m = scale_by_power_of_two(m, -magnitude_exponent(m))  # exact: the values' precision, not their scale
     with np.errstate(over="ignore", invalid="ignore"):
         narrow = m.astype(np.complex64 if np.iscomplexobj(m) else np.float32)
         same = np.array_equal(narrow.astype(m.dtype), m)
@@ -74,6 +122,12 @@ def exactness(rel_error: float, precision: str = "float64", working: str = "floa
     if rel_error <= NEAR_EXACT:
         return "near-exact"
     return "approximate"
+
+
+def working_precision(dtype: str) -> str:
+    """The real precision factors of ``dtype`` compute in (``float32`` for complex64 too): whose
+    exact threshold :func:`exactness` applies."""
+    return "float32" if str(dtype) in ("float32", "complex64") else "float64"
 
 
 def is_exact(wording: str) -> bool:
