@@ -152,6 +152,89 @@ class Factors:
         return _dense_by_chunks(plan.apply, self.n, plan.in_dtype, plan.out_dtype, chunk)
 
 
+    # ---- the linear-operator view: matrix semantics, the cached kernel plan, derived chains ----
+
+    __array_ufunc__ = None  # ``x @ f`` with an ndarray on the left reaches __rmatmul__, not numpy
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        """``(N, N)``: the factors are a square matrix."""
+        return (self.n, self.n)
+
+    @property
+    def ndim(self) -> int:
+        return 2
+
+    def __matmul__(self, x: Any) -> np.ndarray:
+        """``M @ x`` for ``x`` of shape ``(N,)`` or ``(N, k)`` (columns are vectors, as for a matrix),
+        through the compiled kernel with a cached plan (:mod:`bfly_cli.plan_cache`).
+
+        :meth:`apply` acts on the *last* axis instead (rows are vectors); both give ``M``'s product.
+        """
+        if isinstance(x, Factors):
+            return NotImplemented
+        x = np.asarray(x)
+        if x.ndim not in (1, 2) or x.shape[0] != self.n:
+            raise ValueError(f"f @ x needs x of shape ({self.n},) or ({self.n}, k); got {x.shape}")
+        return kernel.apply(self, x) if x.ndim == 1 else kernel.apply(self, x.T).T
+
+    def __rmatmul__(self, x: Any) -> np.ndarray:
+        """``x @ M`` for ``x`` of shape ``(N,)`` or ``(k, N)``: ``(M^T x^T)^T``."""
+        x = np.asarray(x)
+        if x.ndim not in (1, 2) or x.shape[-1] != self.n:
+            raise ValueError(f"x @ f needs x of shape ({self.n},) or (k, {self.n}); got {x.shape}")
+        return kernel.apply(self.transpose(), x)
+
+    @property
+    def T(self) -> "Factors":
+        """The transpose, as a chain of steps (see :meth:`transpose`)."""
+        return self.transpose()
+
+    @property
+    def H(self) -> "Factors":
+        """The adjoint (conjugate transpose), as a chain of steps (see :meth:`adjoint`)."""
+        return self.adjoint()
+
+    def transpose(self) -> "Factors":
+        """``M^T`` as steps (:mod:`bfly_cli.chain_algebra`): exact, savable, runs on the kernel."""
+        from .chain_algebra import transpose_steps
+
+        return Factors(self.n, transpose_steps(self.steps), _derived_meta(self.meta, "transpose"))
+
+    def adjoint(self) -> "Factors":
+        """``M^H`` as steps: for a learned unitary transform (DFT, Hadamard, orthonormal DCT as
+        ``QP``) this is its exact inverse, at the same cost."""
+        from .chain_algebra import adjoint_steps
+
+        return Factors(self.n, adjoint_steps(self.steps), _derived_meta(self.meta, "adjoint"))
+
+    def inverse(self) -> "Factors":
+        """``M^-1`` as steps when every step is invertible (permutations, diagonals without zeros,
+        butterflies without singular 2x2 blocks); else :class:`~bfly_cli.chain_algebra.NotInvertible`
+        naming the step (``rank2`` and ``real`` steps have no inverse as steps: use
+        :meth:`adjoint` for an orthogonal one, or :meth:`as_linear_operator` with an iterative solver)."""
+        from .chain_algebra import inverse_steps
+
+        return Factors(self.n, inverse_steps(self.steps), _derived_meta(self.meta, "inverse"))
+
+    def as_linear_operator(self) -> Any:
+        """A :class:`scipy.sparse.linalg.LinearOperator` (matvec, matmat, rmatvec, rmatmat) for
+        scipy's iterative solvers (``lsqr``, ``gmres``, ``cg``, ...)."""
+        from scipy.sparse.linalg import LinearOperator
+
+        adjoint = self.adjoint()
+        dtype = kernel.result_dtype(self, np.dtype(np.float64))
+        return LinearOperator(self.shape, matvec=self.__matmul__, rmatvec=adjoint.__matmul__,
+                              matmat=self.__matmul__, rmatmat=adjoint.__matmul__, dtype=dtype)
+
+
+def _derived_meta(meta: dict[str, Any], operation: str) -> dict[str, Any]:
+    """Metadata of a derived chain: what it was derived from, not the original's claims (its
+    errors, target and transform name describe the original matrix, not this one)."""
+    source = meta.get("transform", "factors")
+    return {"derived_from": source, "derivation": operation}
+
+
 def _dense_by_chunks(apply, n: int, in_dtype, out_dtype, chunk: int) -> np.ndarray:
     """Columns of a linear map from ``apply`` on identity rows, ``chunk`` rows per call."""
     dense = np.empty((n, n), dtype=out_dtype)

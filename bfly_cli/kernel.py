@@ -91,7 +91,8 @@ def apply(factors: Factors, x: Any, *, threads: int | None = None) -> np.ndarray
 
     The whole chain runs in the precision of the result (float64 when the input or any factor is
     float64), so a float32 vector through float64 factors is computed in float64, as numpy would.
-    Inputs the kernel does not cover (integer-only chains) go to the reference.
+    Inputs the kernel does not cover (integer-only chains) go to the reference. The plan is
+    cached (:mod:`bfly_cli.plan_cache`), so repeated calls cost what :meth:`Plan.apply` costs.
     """
     x = np.asarray(x)
     if x.ndim == 0 or x.shape[-1] != factors.n:
@@ -101,7 +102,9 @@ def apply(factors: Factors, x: Any, *, threads: int | None = None) -> np.ndarray
     if out_dtype not in _KERNEL_DTYPES:
         return factors.apply(x)
     in_dtype = _with_precision(x.dtype if x.dtype.kind in "fc" else np.dtype(np.float64), out_dtype)
-    return Plan(factors, in_dtype).apply(x, threads=threads)
+    from .plan_cache import cached_plan  # built once per factors object and dtype
+
+    return cached_plan(factors, in_dtype).apply(x, threads=threads)
 
 
 class Plan:

@@ -1,4 +1,4 @@
-"""Rows shuffled in a symmetric transform = columns shuffled in its transpose (closed_form/chain_transpose.py).
+"""Rows shuffled in a symmetric transform = columns shuffled in its transpose (bfly_cli/chain_algebra.py).
 
 The B.P and rank-2 routes try ``T^T`` with the one-sided column discovery before their two-sided
 searches, and transpose the chain back. Targets are built by another road (a naive Hartley
@@ -18,7 +18,7 @@ import scipy.linalg
 import bfly_cli
 from bfly_cli.factors import Factors, Step
 from bfly_cli.solvers.closed_form.bp_route import solve_bp
-from bfly_cli.solvers.closed_form.chain_transpose import transpose_steps
+from bfly_cli.chain_algebra import transpose_steps
 from bfly_cli.solvers.closed_form.rank2_route import solve_real_rank2
 from conftest import add_noise, dense_error
 

@@ -12,6 +12,6 @@ numpy and scipy only (a test imports this package with torch unavailable). Each 
 ``two_butterfly``  matrices diagonalized by a butterfly basis (circulants): :mod:`.eigenbasis`
                    reads the basis (with :mod:`.eigen_components` and :mod:`.block_algebra`),
                    :mod:`.two_sided` reads row and column bases (scalings),
-                   :mod:`.chain_transpose` transposes a chain (shuffled rows),
+                   :mod:`bfly_cli.chain_algebra` transposes a chain (shuffled rows),
                    :mod:`.butterfly_inverse` inverts a butterfly exactly.
 """

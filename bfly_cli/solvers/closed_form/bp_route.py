@@ -15,7 +15,7 @@ from ...factors import Step
 from ...metrics import NEAR_EXACT
 from .. import RouteUnavailable
 from .bp_order import discover_permutation
-from .chain_transpose import transpose_steps
+from ...chain_algebra import transpose_steps
 from .hierarchical import factor_butterfly
 from .row_pairing import discover_two_sided
 
@@ -69,7 +69,7 @@ def _solve_transposed(matrix: np.ndarray) -> tuple[list[Step], dict[str, Any]] |
 
     Rows shuffled in a symmetric transform (DFT, Hadamard) are columns shuffled in its transpose,
     which the one-sided discovery orders at the clean solve's cost; the chain is transposed back
-    exactly (:mod:`.chain_transpose`). Only a matrix whose transpose is no B.P either pays for
+    exactly (:mod:`bfly_cli.chain_algebra`). Only a matrix whose transpose is no B.P either pays for
     the two-sided search of :mod:`.row_pairing`.
     """
     try:

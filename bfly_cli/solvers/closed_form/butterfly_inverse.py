@@ -19,23 +19,9 @@ from __future__ import annotations
 
 import numpy as np
 
+from ...chain_algebra import invert_blocks
 from ...layout import bit_reversal, reverse_stages
 from ...reference import butterfly_multiply
-
-
-def invert_blocks(twiddle: np.ndarray) -> tuple[np.ndarray, float]:
-    """Inverse of every 2x2 block, and the smallest ``|det| / (norm^2)`` seen (conditioning).
-
-    A tiny ratio means the butterfly is (numerically) singular and its inverse is meaningless.
-    """
-    a, b = twiddle[..., 0, 0], twiddle[..., 0, 1]
-    c, d = twiddle[..., 1, 0], twiddle[..., 1, 1]
-    det = a * d - b * c
-    scale = np.sum(np.abs(twiddle) ** 2, axis=(-2, -1))
-    ratio = float(np.min(np.abs(det) / np.maximum(scale, np.finfo(np.float64).tiny)))
-    safe = np.where(det == 0, 1, det)
-    inv = np.stack([np.stack([d, -b], -1), np.stack([-c, a], -1)], -2) / safe[..., None, None]
-    return inv, ratio
 
 
 def inverse_twiddles(twiddle: np.ndarray) -> tuple[np.ndarray, float]:

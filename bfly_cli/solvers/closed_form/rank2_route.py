@@ -18,7 +18,7 @@ import numpy as np
 from ...factors import Step
 from ...metrics import NEAR_EXACT
 from .. import RouteUnavailable
-from .chain_transpose import transpose_steps
+from ...chain_algebra import transpose_steps
 from .rank2_order import NoRankTwoOrder, discover_plane_permutation
 from .rank2_factor import factor_with_noise_floor
 from .rank2_rows import solve_rank2_two_sided
@@ -74,7 +74,7 @@ def _solve_transposed(matrix: np.ndarray) -> tuple[list[Step], dict[str, Any]] |
 
     Accepted only when the order is consistent and the fit's own noise estimate says the
     structure explains ``T^T`` (relative noise <= NEAR_EXACT); the chain is then transposed back
-    exactly (:mod:`.chain_transpose`): steps ``[R, Q'', R P^-1]``, structure ``PQP``.
+    exactly (:mod:`bfly_cli.chain_algebra`): steps ``[R, Q'', R P^-1]``, structure ``PQP``.
     """
     try:
         found = discover_plane_permutation(matrix.T, strict=True)

@@ -13,7 +13,7 @@ permutation, with ``W`` a butterfly.
    ``A = T T^H + alpha T f(T)^H`` with ``f(x) = x^2 - mean`` shares ``W`` (the second term splits
    the pairs ``|lam_k| = |lam_-k|`` that ``T T^H`` alone leaves degenerate). ``row-shuffled``
    (``T = Q C``): ``T^T = C^T Q^T`` is column-shuffled, and the factorization of ``T^T`` is
-   transposed back (:mod:`.chain_transpose`). ``scaled`` (``T = D1 C D2``, or more
+   transposed back (:mod:`bfly_cli.chain_algebra`). ``scaled`` (``T = D1 C D2``, or more
    generally ``T = W1 diag(lam) W2^-1``): a row basis and a column basis read off ``T`` together
    (:mod:`.two_sided`), blind to the scalings, which fold into the outer butterflies.
 3. **The rest.** ``K = W^-1 T``. ``W^-1 = R B' R`` (:mod:`.butterfly_inverse`), so for ``direct``
@@ -45,7 +45,7 @@ from .butterfly_inverse import apply_inverse, bit_reversal, inverse_twiddles
 from .eigenbasis import _pair_blocks, butterfly_eigenbasis
 from .eigenbasis import _split_level as _eigen_level
 from .hierarchical import factor_butterfly
-from .chain_transpose import transpose_steps
+from ...chain_algebra import transpose_steps
 from .two_sided import _split_level as _two_sided_level
 from .two_sided import two_sided_basis
 
