@@ -90,7 +90,7 @@ def test_inverse_refuses_what_has_none(learned) -> None:
         learned["dct"][0].inverse()
     f = random_chain(np.random.default_rng(3))
     f.steps[2].data[4] = 0
-    with pytest.raises(NotInvertible, match="zero entry"):
+    with pytest.raises(NotInvertible, match="zero"):
         f.inverse()
     g = random_chain(np.random.default_rng(4))
     g.steps[1].data[0, 0] = [[1, 2], [2, 4]]
