@@ -229,10 +229,10 @@ def verify(path: str | Path, tol: float | None = None, source: str | Path | None
         recomputed = error_report(dense, target.matrix)
     recorded = {key: factors.meta.get(key) for key in MEASURES}
     allowed, reasons = compare(recorded, recomputed, str(factors.dtype), tol, measure_exponents(target.matrix))
-    if not np.all(np.isfinite(dense)):
-        reasons.insert(0, "the factors' output holds NaN or Inf (their products overflow): they describe no matrix")
     checked, claim_reasons = check_claims(factors.meta, factors, target.matrix, recomputed, allowed)
     reasons += claim_reasons
+    if not np.all(np.isfinite(dense)):  # one reason: every other failure follows from it
+        reasons = ["the factors' output holds NaN or Inf (their products overflow): they describe no matrix"]
     return {
         "file": str(path), "transform": factors.meta.get("transform"),
         "transform_options": factors.meta.get("transform_options") or {},

@@ -46,7 +46,9 @@ def _print_report(doc: dict[str, Any]) -> None:
         table.add_row(key, _sci(recorded), _sci(value), _sci(allowed))
     console = stdout_console()
     console.print(table)
-    console.print("verified: the recorded errors reproduce" if doc["passed"] else "FAILED: " + "; ".join(doc["reasons"]))
+    claims = [key for key in doc["checked"] if key not in doc["recomputed"]]
+    console.print(f"also checked: {', '.join(claims)}" if claims else "no other claims recorded to check")
+    console.print("verified: the recorded errors and claims reproduce" if doc["passed"] else "FAILED: " + "; ".join(doc["reasons"]))
 
 
 def _sci(value: Any) -> str:
