@@ -186,7 +186,12 @@ def write_pt(factors: Factors, tmp: str) -> None:
         "dtypes": [None if s.data is None else str(s.data.dtype) for s in factors.steps],
         "meta": json.dumps(export_meta(factors)),
     }
-    torch.save(state, tmp)
+    import io
+
+    buffer = io.BytesIO()  # torch's own file writer reports a full disk as a RuntimeError, Python's as OSError
+    torch.save(state, buffer)
+    with open(tmp, "wb") as handle:
+        handle.write(buffer.getbuffer())
 
 
 def load_pt(path: str | Path) -> Factors:

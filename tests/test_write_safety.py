@@ -393,3 +393,14 @@ def test_no_arguments_show_the_help(monkeypatch, capsys) -> None:
 def test_command_errors_keep_their_exit_codes(monkeypatch, capsys, tmp_path) -> None:
     code, _, err = run_main(monkeypatch, capsys, "show", str(tmp_path / "missing.h5"))
     assert code == 2 and one_line(err)
+
+
+@pytest.mark.slow  # imports torch
+def test_pt_export_on_a_full_disk_is_an_os_error() -> None:
+    """torch's own writer turns ENOSPC into a RuntimeError (a traceback); the export must raise the
+    OSError that ``atomic_write`` turns into one line."""
+    from bfly_cli import export
+
+    with pytest.raises(OSError) as info:
+        export.write_pt(factors(), "/dev/full")
+    assert info.value.errno == errno.ENOSPC
