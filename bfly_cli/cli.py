@@ -100,8 +100,12 @@ def _guard_standard_streams() -> None:
             os.fstat(fd)
         except OSError:
             os.open(os.devnull, os.O_RDWR)  # the lowest free descriptor: this one
-            if fd == 1:
+            if fd == 0:
+                sys.stdin = open(0, closefd=False)  # reads as empty, like </dev/null
+            elif fd == 1:
                 sys.stdout = _ClosedStdout()  # type: ignore[assignment]
+            else:  # print(file=None) would write to stdout: messages must never land there
+                sys.stderr = open(2, "w", closefd=False)
 
 
 def _parser_exceptions() -> Any:
