@@ -368,3 +368,12 @@ def test_npz_members_that_are_not_numeric_npy(bfly, tmp_path, member, content, w
     for command in ("learn", "analyze"):
         extra = ("-o", tmp_path / "l.h5") if command == "learn" else ()
         assert words in _one_line_error(bfly, command, tmp_path / "m.npz", *extra)
+
+
+def test_a_convolution_filter_file_is_read_like_any_npy(bfly, tmp_path):
+    """``--filter FILE.npy`` is an input file too: a text file gets no unpickling advice."""
+    (tmp_path / "f.npy").write_text("0.5 0.25\n")
+    message = _one_line_error(bfly, "learn", "convolution", "--n", N, "--filter", tmp_path / "f.npy", "-o", tmp_path / "c.h5")
+    assert "pickle" not in message and "not a readable .npy array" in message
+    (tmp_path / "d.npy").mkdir()
+    assert "is a directory" in _one_line_error(bfly, "learn", "convolution", "--n", N, "--filter", tmp_path / "d.npy", "-o", tmp_path / "c.h5")

@@ -15,19 +15,33 @@ from . import TransformOptionError, register
 
 
 def load_filter(path: str | Path, n: int) -> np.ndarray:
-    """Read a 1-D filter of length ``n`` from a ``.npy`` file, with clear errors."""
-    path = Path(path)
-    if not path.is_file():
-        raise TransformOptionError(f"filter file {str(path)!r} does not exist")
+    """Read a 1-D filter of length ``n`` from a ``.npy`` file, with clear errors.
+
+    The file is untrusted: it must be a regular file, and its header (shape, dtype) is checked
+    before the data are read (bfly_cli.input_files; numpy's advice to unpickle never shows).
+    """
+    from bfly_cli.errors import BflyError
+    from bfly_cli.input_files import check_input_file, read_npy
+
     try:
-        c = np.load(path, allow_pickle=False)
-    except Exception as exc:  # numpy raises many types for a bad file
-        raise TransformOptionError(f"cannot read filter {str(path)!r} as .npy: {exc}") from None
-    if c.ndim != 1 or c.shape[0] != n:
-        raise TransformOptionError(f"filter {str(path)!r} has shape {c.shape}; expected a 1-D array of length {n}")
-    if c.dtype.kind not in "biufc" or not np.all(np.isfinite(c)):
+        path = check_input_file(path, "filter file", "give a 1-D .npy array of length N")
+        with open(path, "rb") as handle:
+            c = read_npy(handle, f"filter {str(path)!r}", lambda shape, dtype: _check_filter(shape, dtype, n, path))
+    except BflyError as exc:
+        raise TransformOptionError(str(exc)) from None
+    except OSError as exc:
+        raise TransformOptionError(f"cannot read filter {str(path)!r}: {exc.strerror or exc}") from None
+    if not np.all(np.isfinite(c)):
         raise TransformOptionError(f"filter {str(path)!r} must hold finite numbers")
     return c.astype(np.complex128 if c.dtype.kind == "c" else np.float64)
+
+
+def _check_filter(shape: tuple, dtype: np.dtype, n: int, path: Path) -> None:
+    """A filter's declared shape and dtype, before its data are read."""
+    if len(shape) != 1 or shape[0] != n:
+        raise TransformOptionError(f"filter {str(path)!r} has shape {shape}; expected a 1-D array of length {n}")
+    if dtype.kind not in "biufc":
+        raise TransformOptionError(f"filter {str(path)!r} must hold finite numbers, not {dtype}")
 
 
 @register("convolution", "circulant of a random filter (--seed, default 0) or --filter FILE.npy", options=("seed", "filter"))
