@@ -55,5 +55,7 @@ def __getattr__(name: str) -> Any:
         import importlib
 
         module, attr = _LAZY[name]
-        return getattr(importlib.import_module(f"{__name__}.{module}"), attr)
+        value = getattr(importlib.import_module(f"{__name__}.{module}"), attr)
+        globals()[name] = value  # resolved once: later lookups (bfly_cli.apply in a loop) are plain
+        return value
     raise AttributeError(f"module 'bfly_cli' has no attribute {name!r}")

@@ -33,6 +33,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from . import plan_cache
 from .step_kinds import kind_of
 
 if TYPE_CHECKING:  # annotations only: factors imports this module (to_dense_fast), not the reverse
@@ -98,13 +99,18 @@ def apply(factors: Factors, x: Any, *, threads: int | None = None) -> np.ndarray
     if x.ndim == 0 or x.shape[-1] != factors.n:
         got = "a scalar" if x.ndim == 0 else f"last axis of length {x.shape[-1]}"
         raise ValueError(f"x has {got}, expected a last axis of length {factors.n}")
-    out_dtype = result_dtype(factors, x.dtype)
-    if out_dtype not in _KERNEL_DTYPES:
-        return factors.apply(x)
-    in_dtype = _with_precision(x.dtype if x.dtype.kind in "fc" else np.dtype(np.float64), out_dtype)
-    from .plan_cache import cached_plan  # built once per factors object and dtype
+    plan = plan_cache.plan_for_input(factors, x.dtype)  # built once per factors object and input dtype
+    return factors.apply(x) if plan is None else plan.apply(x, threads=threads)
 
-    return cached_plan(factors, in_dtype).apply(x, threads=threads)
+
+def plan_for_dtype(factors: Factors, x_dtype: np.dtype) -> "Plan | None":
+    """The plan :func:`apply` runs for input of ``x_dtype``, or None when the result dtype is
+    outside the kernel (integer-only chains): the reference runs then."""
+    out_dtype = result_dtype(factors, x_dtype)
+    if out_dtype not in _KERNEL_DTYPES:
+        return None
+    in_dtype = _with_precision(x_dtype if x_dtype.kind in "fc" else np.dtype(np.float64), out_dtype)
+    return Plan(factors, in_dtype)
 
 
 class Plan:
@@ -203,11 +209,14 @@ def _thread_count(threads: int | None, batch: int, n: int) -> int:
     (about 40 us at N = 1024 in single precision). The kernel's workers persist between calls, so
     back-to-back calls gain from far less, but a worker that has gone to sleep takes tens of
     microseconds to wake, and below this a lone call would lose that much."""
-    wanted = default_threads() if threads is None else int(threads)
-    if wanted < 1:
-        raise ValueError(f"threads must be >= 1, not {wanted}")
+    if threads is not None and int(threads) < 1:
+        raise ValueError(f"threads must be >= 1, not {threads}")
     work = batch * n * max(1, n.bit_length() - 1)
-    return max(1, min(wanted, batch, 1 + work // (1 << 16)))
+    limit = min(batch, 1 + work // (1 << 16))
+    if limit <= 1:  # a small call: no need to ask the OS how many cores there are (a syscall)
+        return 1
+    wanted = default_threads() if threads is None else int(threads)
+    return max(1, min(wanted, limit))
 
 
 def result_dtype(factors: Factors, x_dtype: Any) -> np.dtype:

@@ -8,7 +8,8 @@ the numbers of a step's array *in place* after it has been applied is not detect
 :func:`clear` (or build a new :class:`~bfly_cli.factors.Factors`) after doing that.
 
 An entry dies with its factors object (a weak reference evicts it), and at most :data:`CAPACITY`
-plans are kept (least recently used first out).
+plans are kept (oldest first out). A hit is one dictionary lookup, without the lock (a dict read
+is atomic in CPython): the whole point is that a batch-1 call costs what the kernel costs.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from __future__ import annotations
 import threading
 import weakref
 from collections import OrderedDict
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 
@@ -25,27 +26,42 @@ CAPACITY = 32
 _lock = threading.Lock()
 _plans: "OrderedDict[tuple, Any]" = OrderedDict()
 _finalizers: dict[int, weakref.finalize] = {}
+_MISSING = object()
 
 
 def cached_plan(factors: Any, in_dtype: Any) -> Any:
     """The :class:`~bfly_cli.kernel.Plan` of ``factors`` for ``in_dtype`` input, built once."""
     from .kernel import Plan
 
-    key = _key(factors, np.dtype(in_dtype))
-    with _lock:
-        plan = _plans.get(key)
-        if plan is not None:
-            _plans.move_to_end(key)
-            return plan
-    plan = Plan(factors, in_dtype)  # outside the lock: building may take a while
+    dtype = np.dtype(in_dtype)
+    return _lookup(factors, ("plan", dtype.str), lambda: Plan(factors, dtype))
+
+
+def plan_for_input(factors: Any, x_dtype: np.dtype) -> Any:
+    """The plan that :func:`bfly_cli.kernel.apply` uses for input of ``x_dtype`` (None when the
+    kernel does not cover the result dtype and the numpy reference must run), built once."""
+    return _lookup(factors, ("input", x_dtype.str), lambda: _kernel().plan_for_dtype(factors, x_dtype))
+
+
+def _lookup(factors: Any, kind: tuple, build: Callable[[], Any]) -> Any:
+    key = (id(factors), kind, tuple([id(step.data) for step in factors.steps]))
+    found = _plans.get(key, _MISSING)
+    if found is not _MISSING:
+        return found
+    plan = build()  # outside the lock: building may take a while
     with _lock:
         _plans[key] = plan
-        _plans.move_to_end(key)
         while len(_plans) > CAPACITY:
             _plans.popitem(last=False)
         if id(factors) not in _finalizers:
             _finalizers[id(factors)] = weakref.finalize(factors, _evict, id(factors))
     return plan
+
+
+def _kernel() -> Any:
+    from . import kernel  # imported on a miss only: kernel imports this module
+
+    return kernel
 
 
 def clear() -> None:
@@ -58,11 +74,6 @@ def size() -> int:
     """How many plans are cached now."""
     with _lock:
         return len(_plans)
-
-
-def _key(factors: Any, dtype: np.dtype) -> tuple:
-    steps = tuple((step.kind, id(step.data)) for step in factors.steps)
-    return id(factors), dtype.str, steps
 
 
 def _evict(owner: int) -> None:
