@@ -33,7 +33,11 @@ def analyze(matrix: np.ndarray) -> dict[str, Any]:
     from .solvers.auto import _attempt
     from .solvers.registry import ROUTES
 
+    from .learn import check_values
+    from .metrics import scale_by_power_of_two
+
     matrix = np.asarray(matrix)
+    matrix = scale_by_power_of_two(matrix, -check_values(matrix))  # exact; as learn() does (#13 item 5)
     precision = input_precision(matrix)
     working = str(np.real(np.empty(0, matrix.dtype)).dtype)
     levels = _level_table(matrix)

@@ -46,7 +46,7 @@ def learn(
     if tol is not None and not tol >= 0:  # NaN-safe: a NaN tolerance must not disable the check
         raise BflyError(f"tol {tol}: give a non-negative tolerance")
     matrix = np.asarray(matrix)
-    exponent = _check_values(matrix)
+    exponent = check_values(matrix)
     work = scale_by_power_of_two(matrix, -exponent).astype(_work_dtype(matrix, dtype))
     start = time.perf_counter()
     steps, extra = _run_solver(solver, work, solver_options or {})
@@ -63,7 +63,7 @@ def learn(
     return factors
 
 
-def _check_values(matrix: np.ndarray) -> int:
+def check_values(matrix: np.ndarray) -> int:
     """Refuse what no factorization can describe; return the exponent of its magnitude.
 
     The solvers see the matrix divided by ``2**exponent`` (largest entry in [0.5, 1), an exact

@@ -278,3 +278,12 @@ def test_exact_file_edited_to_approximate_fails(tmp_path):
     _edit(path, exact=False, exactness="approximate")
     result, _ = _verify(path)
     assert "exactness is recorded as 'approximate'" in _one_line_error(result, 1)
+
+
+@pytest.mark.parametrize("scale", [1e-200, 1e300], ids=str)
+def test_analyze_gives_the_unscaled_verdict_at_extreme_magnitudes(tmp_path, scale):
+    from bfly_cli.analysis import analyze
+
+    base = analyze(_dct())
+    scaled = analyze(_dct() * scale)
+    assert scaled["route"] == base["route"] and scaled["verdict"] == base["verdict"]
