@@ -21,7 +21,7 @@ def learn(
     n: Optional[int] = typer.Option(None, "--n", "-n", callback=in_range("--n"), help=range_help("--n", "Size N, a power of two (inferred for a matrix file).")),
     output: Optional[Path] = typer.Option(None, "-o", "--output", help="Output file [default: NAME-N.h5 here]."),
     solver: str = typer.Option("auto", "--solver", help=_SOLVER_HELP),
-    budget: Optional[int] = typer.Option(None, "--budget", callback=in_range("--budget"), help="auto only: butterfly blocks for the approximation, 1..8 [default: 1]."),
+    budget: Optional[int] = typer.Option(None, "--budget", callback=in_range("--budget"), help=range_help("--budget", "auto only: butterfly blocks for the approximation [default: 1].")),
     strict_budget: bool = typer.Option(False, "--strict-budget", help="auto only: the budget caps exact structures too (skip an exact one that stores more real numbers than BUDGET complex B.P's)."),
     model: Optional[str] = typer.Option(None, "--model", help="gradient only: BP, BPP or BPBP [default: BP]."),
     restarts: Optional[int] = typer.Option(None, "--restarts", callback=in_range("--restarts"), help=range_help("--restarts", "gradient only: at most R random restarts [default: 8].")),
