@@ -30,6 +30,7 @@ N = 8
 PERM = np.arange(N)[::-1].copy()
 DIAG = np.arange(1, N + 1).astype(np.complex128)
 BFLY = str(Path(sys.executable).with_name("bfly"))
+SLOW = pytest.mark.slow  # each starts a process (about 1 s on two cores) or imports the solvers
 META = dict(transform="permutation", solver="hand", rmse=0.0, rel_error=0.0, max_abs_error=0.0, seconds=0.0,
             seed=0, bfly_version="0", created="2024-01-01T00:00:00Z", command="tests")
 
@@ -148,6 +149,7 @@ def test_apply_refuses_a_hard_link_or_symlink_to_its_input(bfly, files, tmp_path
     assert x_path.read_bytes() == before
 
 
+@SLOW
 def test_learn_refuses_to_write_over_its_matrix(bfly, tmp_path) -> None:
     source = tmp_path / "m.npy"
     np.save(source, np.fft.fft(np.eye(N), norm="ortho"))
@@ -206,6 +208,7 @@ except BflyError as exc:
 """
 
 
+@SLOW
 def test_hdf5_write_past_the_file_size_limit_is_an_error_not_a_crash(tmp_path) -> None:
     """A file-size limit makes every write past 2 KiB fail, as a full disk does; HDF5's own I/O
     used to crash there (SIGSEGV) and leave the temp."""
@@ -227,28 +230,33 @@ def _closed_reader(args: list[str]) -> tuple[int, str]:
     return process.wait(timeout=60), stderr
 
 
+@SLOW
 def test_list_into_a_closed_pipe_exits_141_quietly() -> None:
     assert _closed_reader([BFLY, "list", "--json"]) == (141, "")
 
 
+@SLOW
 def test_apply_into_a_closed_pipe_exits_141_quietly(files) -> None:
     factor_file, x_path, _ = files
     np.save(x_path, np.zeros((4096, N)))  # more than a pipe buffer
     assert _closed_reader([BFLY, "apply", str(factor_file), str(x_path)]) == (141, "")
 
 
+@SLOW
 def test_list_piped_into_head_has_no_traceback() -> None:
     run = subprocess.run(["bash", "-c", f"'{BFLY}' list --json | head -c 1 >/dev/null; exit ${{PIPESTATUS[0]}}"],
                          capture_output=True, text=True, timeout=60)
     assert run.returncode in (0, 141) and run.stderr == ""
 
 
+@SLOW
 @pytest.mark.parametrize("command", ["list >&-", "--version >/dev/full", "--help >&-"])
 def test_lost_stdout_is_exit_2(command) -> None:
     run = subprocess.run(["bash", "-c", f"'{BFLY}' {command}"], capture_output=True, text=True, timeout=60)
     assert run.returncode == 2 and one_line(run.stderr), run.stderr
 
 
+@SLOW
 def test_closed_stdout_is_fine_when_nothing_goes_there(files, tmp_path) -> None:
     factor_file, x_path, x = files
     out = tmp_path / "y.npy"
@@ -275,6 +283,7 @@ cli.main()
 """
 
 
+@SLOW
 @pytest.mark.parametrize("signum, code, words", [(signal.SIGTERM, 143, "SIGTERM"), (signal.SIGHUP, 129, "SIGHUP"),
                                                  (signal.SIGINT, 130, "interrupted")])
 def test_signal_during_a_write_removes_the_temp(files, tmp_path, signum, code, words) -> None:
