@@ -86,7 +86,7 @@ def fold_scale(steps: list[Step], exponent: int, dtype: str = "float64") -> list
     The power of two is spread as evenly as possible over every scalable unit (each stage of a
     butterfly or rank2 step, each diagonal), so each unit's data stays far from the ends of the
     float range (an exponent of -1070 on one stage of twiddles would make them subnormal and round
-    them). A scale the data cannot take exactly (a 1e-200 matrix in float32) is refused.
+    them). A scale the data cannot hold (a 1e-200 matrix in float32 factors) is refused.
     """
     if exponent == 0:
         return steps
@@ -98,14 +98,24 @@ def fold_scale(steps: list[Step], exponent: int, dtype: str = "float64") -> list
     for i, (k, level) in enumerate(units):
         part = share + (1 if i < extra else 0)
         where = slice(None) if level is None else level
-        original = out[k].data[where]
-        scaled = scale_by_power_of_two(original, part)
-        with np.errstate(over="ignore", under="ignore"):
-            if not np.array_equal(scale_by_power_of_two(scaled, -part), original) or not np.all(np.isfinite(scaled)):
-                raise BflyError(f"the matrix's magnitude (about 2^{exponent}) cannot be held by {dtype} factors; "
-                                f"use --dtype float64 or rescale the matrix")
-        out[k].data[where] = scaled
+        out[k].data[where] = _scaled_unit(out[k].data[where], part, exponent)
     return out
+
+
+def _scaled_unit(original: np.ndarray, part: int, exponent: int) -> np.ndarray:
+    """``original * 2**part``, refused when that overflows or loses more than rounding: a power of
+    two only rounds entries that turn subnormal, which is harmless for a few tiny entries (a
+    cancellation's leftover) but not for the whole unit (the factors would no longer hold the
+    matrix)."""
+    with np.errstate(over="ignore", under="ignore", invalid="ignore"):
+        scaled = scale_by_power_of_two(original, part)
+        lost = np.max(np.abs(scale_by_power_of_two(scaled, -part) - original)) if original.size else 0.0
+        peak = np.max(np.abs(original)) if original.size else 0.0
+    eps = np.finfo(original.dtype).eps
+    if not np.all(np.isfinite(scaled)) or not lost <= eps * peak:
+        raise BflyError(f"the matrix's magnitude (about 2^{exponent}) cannot be held by {original.dtype} factors; "
+                        f"use --dtype float64 or rescale the matrix")
+    return scaled
 
 
 def _scalable_units(step: Step) -> list[int | None]:

@@ -287,3 +287,19 @@ def test_analyze_gives_the_unscaled_verdict_at_extreme_magnitudes(tmp_path, scal
     base = analyze(_dct())
     scaled = analyze(_dct() * scale)
     assert scaled["route"] == base["route"] and scaled["verdict"] == base["verdict"]
+
+
+@pytest.mark.parametrize("exponent", [-1000, -3, 5, 1000])
+def test_fold_scale_multiplies_the_product_by_exactly_a_power_of_two(exponent):
+    from bfly_cli.learn import fold_scale
+
+    rng = np.random.default_rng(8)
+    twiddle = rng.standard_normal((3, 4, 2, 2))
+    twiddle[0, 0, 0, 0] = 5e-324  # a leftover subnormal entry: rounding it away is harmless
+    steps = [Step("permutation", rng.permutation(8)), Step("butterfly", twiddle), Step("diagonal", rng.standard_normal(8))]
+    folded = fold_scale(steps, exponent)
+    assert np.array_equal(steps[1].data, twiddle)  # the input steps are not modified
+    dense = _dense_butterfly(twiddle) @ np.eye(8)[steps[0].data]
+    expected = steps[2].data[:, None] * dense
+    got = np.ldexp(Factors(8, folded).to_dense(), -exponent)  # compared at unit scale: no overflow
+    assert np.linalg.norm(got - expected) <= 1e-15 * np.linalg.norm(expected)
