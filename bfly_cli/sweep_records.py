@@ -107,6 +107,7 @@ def _bench(value: Any) -> dict[str, Any] | None:
 
 
 REQUIRED = ("transform", "n", "status")
+MEASURED = ("rmse", "rel_error")  # what the report reads from every ok cell
 FIELDS: dict[str, Callable[[Any], Any]] = {
     "transform": _name, "n": _size, "status": _status, "solver": _text, "structure": _text, "route": _text,
     "dtype": _text, "file": _text, "error": _text, "traceback": _text, "machine": _text, "bench_status": _text,
@@ -130,7 +131,11 @@ def check_record(record: Any) -> dict[str, Any]:
     missing = [key for key in REQUIRED if key not in record]
     if missing:
         raise BadField(f"has no field {missing[0]!r}")
-    return {key: _checked(kind, record[key], key) for key, kind in FIELDS.items() if key in record}
+    checked = {key: _checked(kind, record[key], key) for key, kind in FIELDS.items() if key in record}
+    for key in MEASURED if checked["status"] == "ok" else ():
+        if checked.get(key) is None:
+            raise BadField(f"field {key!r} must be a number in an ok record (the report compares it)")
+    return checked
 
 
 def cell_key(transform: Any, n: Any) -> str:

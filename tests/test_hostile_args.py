@@ -89,6 +89,7 @@ def test_merge_refuses_wrongly_typed_fields(bfly, tmp_path: Path, field: str, va
     '{"transform": "dft", "n": 8, "status": "ok", "params": ' + "9" * 5000 + "}",
     '{"transform": "dft", "n": 8, "status": "ok", "bench": ' + "[" * 100_000 + "]" * 100_000 + "}",
     '["dft", 8]', "{not json", '{"transform": "dft", "status": "ok"}', "\xff\xfe",
+    '{"transform": "dft", "n": 8, "status": "ok"}', '{"transform": "dft", "n": 8, "status": "ok", "rmse": 0, "rel_error": null}',
 ])
 def test_merge_refuses_nan_huge_and_malformed_records(bfly, tmp_path: Path, text: str) -> None:
     shard = _shard(tmp_path / "shard", {f"dft-{N}.json": text})
@@ -145,7 +146,7 @@ def test_own_output_skips_a_bad_record_so_the_cell_runs_again(tmp_path: Path) ->
     cells = tmp_path / "cells"
     cells.mkdir()
     (cells / f"dft-{N}.json").write_text(json.dumps({"transform": "dft", "n": N, "status": "ok", "rel_error": "abc"}))
-    (cells / f"dft-{2 * N}.json").write_text(json.dumps({"transform": "dft", "n": 2 * N, "status": "ok"}))
+    (cells / f"dft-{2 * N}.json").write_text(json.dumps({"transform": "dft", "n": 2 * N, "status": "ok", "rmse": 0, "rel_error": 0}))
     assert list(sweep_records.load_records(tmp_path)) == [f"dft-{2 * N}"]
     with pytest.raises(bfly_cli.BflyError, match="rel_error"):
         sweep_records.load_records(tmp_path, strict=True)
