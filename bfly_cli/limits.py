@@ -68,13 +68,14 @@ RANGES: dict[str, Range] = {
 def check(flag: str, value: int | float) -> int | float:
     """``value`` if it lies in ``RANGES[flag]``, else a one-line :class:`BflyError` with the range."""
     spec = RANGES[flag]
-    if flag == "--n" and isinstance(value, int):
+    number = isinstance(value, (int, float)) and not isinstance(value, bool)
+    if flag == "--n" and number and isinstance(value, int):
         _check_n(value)
     if spec.kind is int:
-        ok = isinstance(value, int) and not isinstance(value, bool) and spec.low <= value <= spec.high
+        ok = number and isinstance(value, int) and spec.low <= value <= spec.high
     else:
-        value = float(value)
-        ok = math.isfinite(value) and (value > spec.low if spec.low_open else value >= spec.low) and value <= spec.high
+        value = float(value) if number else value
+        ok = number and math.isfinite(value) and (value > spec.low if spec.low_open else value >= spec.low) and value <= spec.high
     if not ok:
         what = "a whole number" if spec.kind is int else "a finite number"
         shown = f"{value:g}" if isinstance(value, float) else str(value)

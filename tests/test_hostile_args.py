@@ -262,7 +262,8 @@ def test_sweep_shard_count_is_bounded(bfly, tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("flag, value", [("--tol", math.nan), ("--tol", math.inf), ("--lr", 0.0), ("--seed", 2**63),
-                                         ("--seed", True), ("--threads", 1.0), ("--timeout", 1e7), ("--jobs", 0)])
+                                         ("--seed", True), ("--threads", 1.0), ("--timeout", 1e7), ("--timeout", "600"),
+                                         ("--jobs", 0)])
 def test_library_check_refuses_what_the_options_refuse(flag: str, value: object) -> None:
     with pytest.raises(bfly_cli.BflyError, match=flag):
         limits.check(flag, value)
