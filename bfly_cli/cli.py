@@ -24,7 +24,8 @@ app = typer.Typer(
     name="bfly",
     help="Learn fast butterfly factorizations of linear transforms, save them, verify and run them.",
     no_args_is_help=True,
-    add_completion=False,
+    add_completion=True,  # --install-completion / --show-completion (bash, zsh, fish, PowerShell)
+    context_settings={"help_option_names": ["-h", "--help"]},
     pretty_exceptions_enable=False,
     rich_markup_mode=None,
 )
@@ -127,7 +128,12 @@ def _usage_error(exc: Any) -> int:
     if text[:1].isupper() and text[1:2].islower():
         text = text[0].lower() + text[1:]
     command = exc.ctx.command_path if getattr(exc, "ctx", None) is not None else "bfly"
-    print(f"error: {text}; see '{command} --help'", file=sys.stderr)
+    message = f"{text}; see '{command} --help'"
+    print(f"error: {message}", file=sys.stderr)
+    if "--json" in sys.argv[1:]:
+        from .commands._common import emit_json_error
+
+        emit_json_error(message, exc.exit_code)
     return exc.exit_code
 
 
@@ -161,7 +167,7 @@ def _run_app() -> int:
 
     parser = _parser_exceptions()
     try:
-        result = app(standalone_mode=False)
+        result = app(standalone_mode=False, prog_name="bfly")
     except parser.UsageError as exc:
         return _usage_error(exc)
     except parser.ClickException as exc:

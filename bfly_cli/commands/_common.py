@@ -31,21 +31,42 @@ def guarded(fn: Callable) -> Callable:
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         from ..errors import BflyError
 
+        as_json = bool(kwargs.get("as_json"))
         try:
             return fn(*args, **kwargs)
         except BflyError as exc:
-            print(f"error: {exc}", file=sys.stderr)
-            raise typer.Exit(code=exc.exit_code) from None
+            _fail(str(exc), exc.exit_code, as_json)
         except MemoryError:
-            print("error: out of memory; try a smaller N or close other programs", file=sys.stderr)
-            raise typer.Exit(code=2) from None
+            _fail("out of memory; try a smaller N or close other programs", 2, as_json)
         except OSError as exc:  # a full disk, a closed stdout, a vanished directory: never a traceback
             if exc.errno in (None, errno.EPIPE) and stdout_reader_gone():  # numpy's short write has no errno
                 raise StdoutPipeClosed() from None
-            print(f"error: {os_error_line(exc)}", file=sys.stderr)
-            raise typer.Exit(code=2) from None
+            _fail(os_error_line(exc), 2, as_json)
 
     return wrapper
+
+
+def _fail(message: str, code: int, as_json: bool) -> None:
+    """The one-line error on stderr (and, under ``--json``, as a JSON document on stdout), then
+    the exit code."""
+    print(f"error: {message}", file=sys.stderr)
+    if as_json:
+        emit_json_error(message, code)
+    raise typer.Exit(code=code) from None
+
+
+_json_emitted = False  # a command that already printed its document (verify: a failed check) adds none
+
+
+def emit_json_error(message: str, code: int) -> None:
+    """Under ``--json``, a failure is a document too: ``{"error": ..., "exit_code": N}`` on one
+    line, so a pipeline reading stdout never gets an empty string to parse. Skipped when the
+    command already printed its own document (stdout holds exactly one)."""
+    if not _json_emitted:
+        try:
+            print(json.dumps({"error": message, "exit_code": code}))
+        except OSError:
+            pass  # stdout is gone too: the stderr line has said it
 
 
 def os_error_line(exc: OSError) -> str:
@@ -71,7 +92,9 @@ def stdout_reader_gone() -> bool:
 
 def emit_json(document: dict[str, Any]) -> None:
     """Print one JSON document on stdout (non-finite floats become null, numpy types plain)."""
+    global _json_emitted
     print(json.dumps(jsonable(document), indent=2))
+    _json_emitted = True
 
 
 def stdout_console():
