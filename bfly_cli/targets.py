@@ -47,8 +47,8 @@ def resolve(name_or_path: str, n: int | None = None, **options: Any) -> Target:
         raise BflyError(f"transform {name_or_path!r} needs a size: add --n N (a power of two, e.g. --n 512)")
     check_size(n)
     check_memory(n, complex_=True)
-    given = {k: v for k, v in options.items() if v is not None}
     try:
+        given = transform.check(**options)  # canonical values, recorded so verify rebuilds the same matrix
         matrix = transform.build(n, **given)
     except (transforms.TransformOptionError, ValueError) as exc:
         raise BflyError(str(exc)) from None

@@ -66,7 +66,7 @@ def test_unknown_name_suggests_closest() -> None:
 
 
 def test_option_not_taken() -> None:
-    with pytest.raises(transforms.TransformOptionError, match="does not take norm"):
-        transforms.build("dft", N, norm="ortho")
-    with pytest.raises(transforms.TransformOptionError, match="unknown norm"):
-        transforms.build("dct", N, norm="forward")
+    with pytest.raises(transforms.TransformOptionError, match="does not take --norm"):
+        transforms.build("hadamard", N, norm="ortho")
+    with pytest.raises(transforms.TransformOptionError, match="use one of backward, ortho, forward, paper"):
+        transforms.build("dct", N, norm="unitary")

@@ -1,11 +1,16 @@
 """The target zoo: named N x N matrices exactly as the seed paper defines them.
 
-Each family lives in its own module and registers a :class:`Transform` here. Builders return a
+Each family lives in its own module and registers a :class:`Transform` here. An option with a
+fixed set of values declares it as a :class:`Choice` (values, default, why that default): the
+registry checks it, so every builder gets a canonical value and ``bfly list`` shows the same facts.
+``--norm`` follows ``scipy.fft``'s ``norm=`` (``backward``, ``ortho``, ``forward``); ``paper`` is the
+seed paper's scaling (scipy's unnormalized transform / sqrt(N)). Builders return a
 float64 or complex128 array; they import numpy and scipy only. Use :func:`build` to make a matrix
 and :func:`names` / :func:`get` to look transforms up (an unknown name suggests the closest one).
 
-``dft``, ``idft``  unitary (inverse) DFT                       (fourier.py)
-``dct``, ``dst``   DCT-II / DST-II, paper scaling or ortho     (cosine.py)
+``dft``, ``idft``  (inverse) DFT; --norm ortho (unitary, default), backward, forward, paper  (fourier.py)
+``dct``, ``dst``   DCT / DST, --type 2 (default), 3, 4; --norm paper (default), backward,
+                   ortho, forward                                                         (cosine.py)
 ``hadamard``       Sylvester Hadamard / sqrt(N)                (hadamard.py)
 ``hartley``        discrete Hartley transform / sqrt(N)        (hartley.py)
 ``convolution``    circulant of a random (or given) filter     (convolution.py)
@@ -16,8 +21,8 @@ and :func:`names` / :func:`get` to look transforms up (an unknown name suggests 
 from __future__ import annotations
 
 import difflib
-from dataclasses import dataclass
-from typing import Any, Callable
+from dataclasses import dataclass, field
+from typing import Any, Callable, Mapping
 
 import numpy as np
 
@@ -31,6 +36,29 @@ class TransformOptionError(ValueError):
 
 
 @dataclass(frozen=True)
+class Choice:
+    """The values an option accepts, its default and why that default.
+
+    Declared once so the error for a bad value, ``bfly list`` and the value recorded in a factor
+    file (which ``bfly verify`` rebuilds from) cannot disagree.
+    """
+
+    values: tuple[Any, ...]
+    default: Any
+    why: str
+
+    def pick(self, transform: str, option: str, value: Any) -> Any:
+        """The declared value ``value`` stands for: ``3``, ``"3"`` and ``np.int64(3)`` all give ``3``
+        (a value read back from JSON or typed in Python then rebuilds the same matrix)."""
+        for accepted in self.values:
+            if str(accepted) == str(value):
+                return accepted
+        listed = ", ".join(str(v) for v in self.values)
+        raise TransformOptionError(
+            f"{transform} does not take --{option} {value!r}; use one of {listed} (default {self.default})")
+
+
+@dataclass(frozen=True)
 class Transform:
     """A registered target: ``build(n, **options)`` returns the dense matrix."""
 
@@ -38,25 +66,38 @@ class Transform:
     description: str
     build_fn: Callable[..., np.ndarray]
     options: tuple[str, ...] = ()
+    choices: Mapping[str, Choice] = field(default_factory=dict)
 
-    def build(self, n: int, **options: Any) -> np.ndarray:
-        """Build the n x n matrix, passing only the options that were set (not None)."""
+    def check(self, **options: Any) -> dict[str, Any]:
+        """The options that were set (not None), checked, with each choice's canonical value."""
         given = {k: v for k, v in options.items() if v is not None}
         extra = sorted(set(given) - set(self.options))
         if extra:
-            takes = ", ".join(self.options) or "no options"
-            raise TransformOptionError(f"transform {self.name!r} does not take {', '.join(extra)} (it takes {takes})")
-        return self.build_fn(n, **given)
+            takes = ", ".join("--" + o for o in self.options) or "no options"
+            flags = ", ".join("--" + o for o in extra)
+            raise TransformOptionError(f"transform {self.name!r} does not take {flags}; it takes {takes}")
+        return {k: self.choices[k].pick(self.name, k, v) if k in self.choices else v for k, v in given.items()}
 
+    def build(self, n: int, **options: Any) -> np.ndarray:
+        """Build the n x n matrix from the options that were set; a choice left out gets its default."""
+        defaults = {k: c.default for k, c in self.choices.items()}
+        return self.build_fn(n, **{**defaults, **self.check(**options)})
+
+
+# scipy.fft's norm= values, then the seed paper's scaling by name (fourier.py and cosine.py).
+NORMS = ("backward", "ortho", "forward", "paper")
 
 _REGISTRY: dict[str, Transform] = {}
 
 
-def register(name: str, description: str, options: tuple[str, ...] = ()) -> Callable:
-    """Decorator adding a builder to the registry under ``name``."""
+def register(name: str, description: str, options: tuple[str, ...] = (),
+             choices: Mapping[str, Choice] | None = None) -> Callable:
+    """Decorator adding a builder to the registry under ``name``; ``choices`` name options too."""
+    choices = dict(choices or {})
+    options = tuple(options) + tuple(k for k in choices if k not in options)
 
     def wrap(fn: Callable[..., np.ndarray]) -> Callable[..., np.ndarray]:
-        _REGISTRY[name] = Transform(name, description, fn, options)
+        _REGISTRY[name] = Transform(name, description, fn, options, choices)
         return fn
 
     return wrap
@@ -87,4 +128,4 @@ def build(name: str, n: int, **options: Any) -> np.ndarray:
 # Registration happens on import of each family module.
 from . import fourier, cosine, hadamard, hartley, convolution, legendre, random  # noqa: E402,F401
 
-__all__ = ["Transform", "UnknownTransform", "TransformOptionError", "build", "get", "names", "register"]
+__all__ = ["NORMS", "Choice", "Transform", "UnknownTransform", "TransformOptionError", "build", "get", "names", "register"]

@@ -30,7 +30,8 @@ def learn(
     device: Optional[str] = typer.Option(None, "--device", help="gradient only: cpu or cuda [default: cpu]."),
     dtype: str = typer.Option("float64", "--dtype", help="Working precision: float64 or float32."),
     seed: Optional[int] = typer.Option(None, "--seed", callback=in_range("--seed"), help=range_help("--seed", "Seed for random targets (convolution, randn) and for --solver gradient's restarts [default: 0].")),
-    norm: Optional[str] = typer.Option(None, "--norm", help="dct/dst only: 'ortho' for the orthonormal variant."),
+    norm: Optional[str] = typer.Option(None, "--norm", help="dft/idft/dct/dst: backward, ortho or forward (scipy.fft's meanings) or paper (the seed paper's scaling) [default: ortho for dft/idft, paper for dct/dst; see 'bfly list']."),
+    kind: Optional[int] = typer.Option(None, "--type", help="dct/dst only: type 2, 3 or 4 (scipy.fft's definitions) [default: 2]."),
     filter_path: Optional[Path] = typer.Option(None, "--filter", help="convolution only: the filter as a 1-D .npy file."),
     tol: Optional[float] = typer.Option(None, "--tol", callback=in_range("--tol"), help=range_help("--tol", "Fail (exit 1) when rel_error is above this.")),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON document on stdout."),
@@ -43,7 +44,7 @@ def learn(
     from ..learn import learn as learn_factors
     from ..targets import resolve
 
-    options = {"seed": _target_seed(target, solver, seed), "norm": norm,
+    options = {"seed": _target_seed(target, solver, seed), "norm": norm, "type": kind,
                "filter": str(filter_path) if filter_path else None}
     with progress_status("building target", quiet or as_json):
         tgt = resolve(target, n, **options)
