@@ -54,6 +54,7 @@ RANGES: dict[str, Range] = {
     "--n": Range(int, 2, MAX_N, "a power of two; larger matrices do not fit in memory"),
     "--seed": Range(int, 0, MAX_SEED, "the factor file stores the seed as int64"),
     "--budget": Range(int, 1, 8, "butterfly blocks for the approximation"),
+    "--type": Range(int, 2, 4, "the DCT/DST types scipy.fft defines that bfly offers"),
     "--restarts": Range(int, 1, 1000, "random restarts of the gradient solver"),
     "--steps": Range(int, 0, 1_000_000, "Adam steps per restart"),
     "--lr": Range(float, 0.0, math.inf, "a learning rate of 0 never moves", low_open=True),

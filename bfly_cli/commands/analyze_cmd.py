@@ -17,7 +17,7 @@ def analyze(
     n: Optional[int] = typer.Option(None, "--n", "-n", callback=in_range("--n"), help=range_help("--n", "Size N, a power of two (inferred for a matrix file).")),
     seed: Optional[int] = typer.Option(None, "--seed", callback=in_range("--seed"), help=range_help("--seed", "Seed for random targets (convolution, randn) [default: 0].")),
     norm: Optional[str] = typer.Option(None, "--norm", help="dft/idft/dct/dst: backward, ortho or forward (scipy.fft's meanings) or paper (the seed paper's scaling) [default: ortho for dft/idft, paper for dct/dst; see 'bfly list']."),
-    kind: Optional[int] = typer.Option(None, "--type", help="dct/dst only: type 2, 3 or 4 (scipy.fft's definitions) [default: 2]."),
+    kind: Optional[int] = typer.Option(None, "--type", callback=in_range("--type"), help=range_help("--type", "dct/dst only: type 2, 3 or 4 (scipy.fft's definitions) [default: 2].")),
     filter_path: Optional[Path] = typer.Option(None, "--filter", help="convolution only: the filter as a 1-D .npy file."),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON document on stdout."),
 ) -> None:

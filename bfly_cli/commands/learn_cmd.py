@@ -31,7 +31,7 @@ def learn(
     dtype: str = typer.Option("float64", "--dtype", help="Working precision: float64 or float32."),
     seed: Optional[int] = typer.Option(None, "--seed", callback=in_range("--seed"), help=range_help("--seed", "Seed for random targets (convolution, randn) and for --solver gradient's restarts [default: 0].")),
     norm: Optional[str] = typer.Option(None, "--norm", help="dft/idft/dct/dst: backward, ortho or forward (scipy.fft's meanings) or paper (the seed paper's scaling) [default: ortho for dft/idft, paper for dct/dst; see 'bfly list']."),
-    kind: Optional[int] = typer.Option(None, "--type", help="dct/dst only: type 2, 3 or 4 (scipy.fft's definitions) [default: 2]."),
+    kind: Optional[int] = typer.Option(None, "--type", callback=in_range("--type"), help=range_help("--type", "dct/dst only: type 2, 3 or 4 (scipy.fft's definitions) [default: 2].")),
     filter_path: Optional[Path] = typer.Option(None, "--filter", help="convolution only: the filter as a 1-D .npy file."),
     tol: Optional[float] = typer.Option(None, "--tol", callback=in_range("--tol"), help=range_help("--tol", "Fail (exit 1) when rel_error is above this.")),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON document on stdout."),
