@@ -71,13 +71,13 @@ def read_npy_header(stream: BinaryIO, name: str) -> tuple[tuple, bool, np.dtype]
     fmt = np.lib.format
     try:
         version = fmt.read_magic(stream)
-        if version == (1, 0):
-            shape, fortran, dtype = fmt.read_array_header_1_0(stream, max_header_size=_MAX_HEADER)
-        elif version == (2, 0):
-            shape, fortran, dtype = fmt.read_array_header_2_0(stream, max_header_size=_MAX_HEADER)
-        else:
-            raise BflyError(f"{name} uses .npy format version {version[0]}.{version[1]}, which numeric arrays never need; save it with numpy.save")
-    except (ValueError, OSError, EOFError, SyntaxError, TypeError) as exc:
+        if version not in ((1, 0), (2, 0)):
+            raise BflyError(f"cannot read {name}: .npy format version {version[0]}.{version[1]} is not one numeric arrays use; save it with numpy.save")
+        read_header = fmt.read_array_header_1_0 if version == (1, 0) else fmt.read_array_header_2_0
+        shape, fortran, dtype = read_header(stream, max_header_size=_MAX_HEADER)
+    except BflyError:
+        raise
+    except Exception as exc:  # the header is untrusted text: numpy's parser raises ValueError, SyntaxError, TokenError ...
         raise BflyError(f"cannot read {name}: not a readable .npy array ({_reason(exc)}); save it with numpy.save") from None
     if dtype.hasobject or dtype.kind == "V":
         raise BflyError(f"cannot read {name}: not a readable .npy array (it holds {_dtype_words(dtype)}); "

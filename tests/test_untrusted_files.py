@@ -377,3 +377,13 @@ def test_a_convolution_filter_file_is_read_like_any_npy(bfly, tmp_path):
     assert "pickle" not in message and "not a readable .npy array" in message
     (tmp_path / "d.npy").mkdir()
     assert "is a directory" in _one_line_error(bfly, "learn", "convolution", "--n", N, "--filter", tmp_path / "d.npy", "-o", tmp_path / "c.h5")
+
+
+def test_a_garbled_npy_header_is_one_line(bfly, base, tmp_path):
+    """Zeroed bytes inside the header text made numpy's tokenizer raise TokenError (found by the fuzzer)."""
+    data = bytearray(_header((N, N)) + np.zeros(N * N).tobytes())
+    data[45:70] = bytes(25)
+    (tmp_path / "g.npy").write_bytes(bytes(data))
+    for args in (("apply", base, tmp_path / "g.npy", "-o", tmp_path / "y.npy"), ("learn", tmp_path / "g.npy", "-o", tmp_path / "l.h5")):
+        assert "not a readable .npy array" in _one_line_error(bfly, *args)
+    assert "not a readable .npy array" in _one_line_error(bfly, "apply", base, "-", "-o", tmp_path / "y.npy", input=bytes(data))
