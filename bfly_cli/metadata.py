@@ -110,6 +110,27 @@ KEYS: dict[str, MetaKey] = {key.name: key for key in (
 
 REQUIRED: tuple[str, ...] = tuple(name for name, key in KEYS.items() if key.required)
 
+# What a required key records when whoever saves the factors cannot know it (factors trained with
+# torch, built by hand): a word saying so, NaN for a measure (JSON: null), the default seed. Never
+# a guess: ``bfly verify`` then says there is no target to rebuild instead of passing.
+UNKNOWN: dict[str, Any] = {"transform": "custom", "solver": "custom", "rmse": float("nan"),
+                           "rel_error": float("nan"), "max_abs_error": float("nan"), "seconds": float("nan"),
+                           "seed": 0, "command": "unknown"}
+
+
+def completed(meta: dict[str, Any]) -> dict[str, Any]:
+    """``meta`` with every required key it lacks (or holds as None) recorded as unknown
+    (:data:`UNKNOWN`), and the writer's own facts (``bfly_version``, ``created``) filled in, so the
+    file ``save`` writes is one ``load`` accepts. ``format``, ``n``, ``dtype`` and ``structure``
+    come from the steps when the file is written."""
+    import datetime
+
+    from ._version import __version__
+
+    now = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
+    given = {name: value for name, value in meta.items() if value is not None}
+    return {**UNKNOWN, "bfly_version": __version__, "created": now, **given}
+
 
 def encode_attrs(meta: dict[str, Any]) -> dict[str, Any]:
     """Values as HDF5 attributes: None dropped (absent means unknown), dicts and lists as JSON."""
