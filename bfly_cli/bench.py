@@ -159,14 +159,16 @@ def fast_baseline(meta: dict[str, Any], n: int, real_input: bool, threads: int) 
     options = dict(meta.get("transform_options") or {})
     scale = 1.0 / math.sqrt(n)
     w = {"workers": threads}
+    norm = _scipy_norm(options)
     if name in ("dft", "idft"):
         fn = scipy.fft.fft if name == "dft" else scipy.fft.ifft
-        return Method("fast", f"scipy.fft.{fn.__name__}", lambda x: lambda: fn(x, norm="ortho", **w))
+        return Method("fast", f"scipy.fft.{fn.__name__} ({norm})", lambda x: lambda: fn(x, norm=norm, **w))
     if name in ("dct", "dst"):
         fn = scipy.fft.dct if name == "dct" else scipy.fft.dst
-        if options.get("norm") == "ortho":
-            return Method("fast", f"scipy.fft.{name} (ortho)", lambda x: lambda: fn(x, type=2, norm="ortho", **w))
-        return Method("fast", f"scipy.fft.{name} / sqrt(N)", lambda x: lambda: _scaled(fn(x, type=2, **w), scale))
+        kind = int(options.get("type", 2))
+        if options.get("norm", "paper") != "paper":
+            return Method("fast", f"scipy.fft.{name} type {kind} ({norm})", lambda x: lambda: fn(x, type=kind, norm=norm, **w))
+        return Method("fast", f"scipy.fft.{name} type {kind} / sqrt(N)", lambda x: lambda: _scaled(fn(x, type=kind, **w), scale))
     if name == "hadamard":
         return Method("fast", "numpy FWHT (1 thread)", lambda x: lambda: fwht(x, scale))
     if name == "hartley":
@@ -176,6 +178,13 @@ def fast_baseline(meta: dict[str, Any], n: int, real_input: bool, threads: int) 
     if name == "convolution":
         return _convolution_baseline(n, options, real_input, threads)
     return Method("fast", "-", None, f"no fast library for transform {name!r}")
+
+
+def _scipy_norm(options: dict[str, Any]) -> str:
+    """scipy.fft's ``norm=`` for the recorded ``--norm`` (the DFT's default and ``paper`` are ortho;
+    the DCT/DST's ``paper`` is handled by its caller)."""
+    norm = str(options.get("norm", "ortho"))
+    return "ortho" if norm == "paper" else norm
 
 
 def _scaled(y: np.ndarray, scale: float) -> np.ndarray:
@@ -336,10 +345,11 @@ def cuda_fast_baseline(meta: dict[str, Any], device: str = "cuda") -> Method:
     if name not in ("dft", "idft"):
         return Method("fast", "-", None, f"no GPU fast library wired up for transform {name!r}")
     fn = torch.fft.fft if name == "dft" else torch.fft.ifft
+    norm = _scipy_norm(dict(meta.get("transform_options") or {}))
 
     def prepare(x: np.ndarray) -> Timed:
         xt = torch.as_tensor(x, device=device)
-        return lambda: fn(xt, norm="ortho")
+        return lambda: fn(xt, norm=norm)
 
     return Method("fast", f"torch.fft.{fn.__name__} ({device})", prepare, to_numpy=lambda y: y.cpu().numpy())
 

@@ -29,13 +29,13 @@ def _phase_table(n: int, sign: int, scale: float) -> np.ndarray:
     return np.exp(sign * 2j * np.pi * kn / n) * scale
 
 
-@register("dft", "DFT, exp(-2 pi i k n / N), unitary (/ sqrt(N)) by default", choices={"norm": _NORM})
+@register("dft", "DFT, exp(-2 pi i k n / N) / sqrt(N) by default", choices={"norm": _NORM})
 def dft(n: int, *, norm: str) -> np.ndarray:
     """The DFT matrix with scipy.fft.fft's scaling ``norm`` (the paper's target: ``ortho``)."""
     return _phase_table(n, -1, _scale(n, norm, inverse=False))
 
 
-@register("idft", "inverse DFT, exp(+2 pi i k n / N), unitary (/ sqrt(N)) by default", choices={"norm": _NORM})
+@register("idft", "inverse DFT, exp(+2 pi i k n / N) / sqrt(N) by default", choices={"norm": _NORM})
 def idft(n: int, *, norm: str) -> np.ndarray:
     """The inverse DFT matrix with scipy.fft.ifft's scaling ``norm``."""
     return _phase_table(n, +1, _scale(n, norm, inverse=True))
