@@ -274,3 +274,12 @@ def test_docs_state_every_range() -> None:
     section = text[text.index("### Arguments and sweep records"):]
     for flag, spec in limits.RANGES.items():
         assert f"`{flag}`" in section and spec.text() in section, flag
+
+
+@pytest.mark.parametrize("args", [("learn", "nosuch", "--tol", "nan", "--json"), ("verify", "nosuch.h5", "--json", "--tol", "inf"),
+                                  ("bench", "nosuch.h5", "--threads", "0", "--json")])
+def test_range_error_under_json_is_also_a_json_document(bfly, args: tuple[str, ...]) -> None:
+    result = bfly(*args)
+    _refused(result, "out of range")
+    document = json.loads(result.stdout)
+    assert document["exit_code"] == 2 and "out of range" in document["error"]

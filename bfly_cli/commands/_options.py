@@ -11,20 +11,29 @@ from __future__ import annotations
 
 from typing import Any, Callable
 
+import typer
+
 from ..limits import RANGES, check
 from ._common import guarded
 
 
-def in_range(flag: str) -> Callable[[Any], Any]:
+def in_range(flag: str) -> Callable[..., Any]:
     """A typer callback: ``None`` (option not given) passes; a value outside ``RANGES[flag]`` ends
-    the command with the one-line error and exit 2, through the same :func:`guarded` as the rest."""
+    the command with the one-line error and exit 2, through the same :func:`guarded` as the rest
+    (so under ``--json``, declared eager to be parsed first, the error is a JSON document too)."""
 
-    def callback(value: Any) -> Any:
+    def callback(ctx: typer.Context, value: Any) -> Any:
         if value is None:
             return None
-        return guarded(check)(flag, value)
+        return guarded(_check)(flag, value, as_json=bool(ctx.params.get("as_json")))
 
     return callback
+
+
+def _check(flag: str, value: Any, as_json: bool = False) -> Any:
+    """:func:`bfly_cli.limits.check`; ``as_json`` is read by :func:`guarded` only."""
+    return check(flag, value)
+
 
 
 def range_help(flag: str, text: str) -> str:

@@ -20,7 +20,7 @@ def bench(
     threads: Optional[int] = typer.Option(None, "--threads", callback=in_range("--threads"), help=range_help("--threads", "Threads for every method [default: all cores].")),
     device: str = typer.Option("cpu", "--device", help="cpu, or cuda (cuda:N) to time the torch path on the GPU."),
     repeat: int = typer.Option(15, "--repeat", callback=in_range("--repeat"), help=range_help("--repeat", "Timed measurements per method and batch (median reported).")),
-    as_json: bool = typer.Option(False, "--json", help="Print one JSON document on stdout."),
+    as_json: bool = typer.Option(False, "--json", is_eager=True, help="Print one JSON document on stdout."),  # eager: range errors see it
 ) -> None:
     """Time the factors (compiled kernel, torch) against dense GEMV/GEMM and a fast library."""
     from .. import h5format

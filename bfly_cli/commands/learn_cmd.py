@@ -34,7 +34,7 @@ def learn(
     kind: Optional[int] = typer.Option(None, "--type", callback=in_range("--type"), help=range_help("--type", "dct/dst only: type 2, 3 or 4 (scipy.fft's definitions) [default: 2].")),
     filter_path: Optional[Path] = typer.Option(None, "--filter", help="convolution only: the filter as a 1-D .npy file."),
     tol: Optional[float] = typer.Option(None, "--tol", callback=in_range("--tol"), help=range_help("--tol", "Fail (exit 1) when rel_error is above this.")),
-    as_json: bool = typer.Option(False, "--json", help="Print one JSON document on stdout."),
+    as_json: bool = typer.Option(False, "--json", is_eager=True, help="Print one JSON document on stdout."),  # eager: range errors see it
     quiet: bool = typer.Option(False, "--quiet", "-q", help="Print nothing on success."),
     force: bool = typer.Option(False, "--force", help="Overwrite an existing output file."),
 ) -> None:

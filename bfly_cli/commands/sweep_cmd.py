@@ -24,7 +24,7 @@ def sweep(
     shard: Optional[str] = typer.Option(None, "--shard", help="Run only slice I of K (1-based), e.g. 2/4."),
     timeout: float = typer.Option(600.0, "--timeout", callback=in_range("--timeout"), help=range_help("--timeout", "Seconds per cell before it is killed and recorded as timeout.")),
     merge: bool = typer.Option(False, "--merge", help="Join the cells of shard directories DIRS into -o, then report."),
-    as_json: bool = typer.Option(False, "--json", help="Print one JSON document on stdout."),
+    as_json: bool = typer.Option(False, "--json", is_eager=True, help="Print one JSON document on stdout."),  # eager: range errors see it
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress and no summary on success."),
 ) -> None:
     """Learn (and with --bench time) a grid of transforms x sizes; write results.csv, report.md, PNGs (exit 1 if a cell failed)."""

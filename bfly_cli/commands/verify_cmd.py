@@ -16,7 +16,7 @@ def verify(
     path: Path = typer.Argument(..., help="A factor file written by 'bfly learn'."),
     tol: Optional[float] = typer.Option(None, "--tol", callback=in_range("--tol"), help=range_help("--tol", "Also fail (exit 1) when rel_error is above this.")),
     source: Optional[Path] = typer.Option(None, "--source", help="The source matrix file, if it moved since learning."),
-    as_json: bool = typer.Option(False, "--json", help="Print one JSON document on stdout."),
+    as_json: bool = typer.Option(False, "--json", is_eager=True, help="Print one JSON document on stdout."),  # eager: range errors see it
 ) -> None:
     """Recompute the errors against the rebuilt target (exit 1 when they do not reproduce)."""
     from ..errors import CheckFailed
