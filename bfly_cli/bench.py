@@ -155,8 +155,15 @@ def fast_baseline(meta: dict[str, Any], n: int, real_input: bool, threads: int) 
     """The best fast library for the file's recorded transform, or an unavailable Method saying why."""
     import scipy.fft
 
+    import transforms
+
     name = str(meta.get("transform"))
     options = dict(meta.get("transform_options") or {})
+    if name in transforms.names():
+        try:  # the file's recorded options are untrusted: checked like --options before scipy sees them
+            options = transforms.get(name).check(**options)
+        except ValueError as exc:
+            return Method("fast", "-", None, f"the file's transform_options are invalid ({exc})")
     scale = 1.0 / math.sqrt(n)
     w = {"workers": threads}
     norm = _scipy_norm(options)

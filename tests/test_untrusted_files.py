@@ -387,3 +387,30 @@ def test_a_garbled_npy_header_is_one_line(bfly, base, tmp_path):
     for args in (("apply", base, tmp_path / "g.npy", "-o", tmp_path / "y.npy"), ("learn", tmp_path / "g.npy", "-o", tmp_path / "l.h5")):
         assert "not a readable .npy array" in _one_line_error(bfly, *args)
     assert "not a readable .npy array" in _one_line_error(bfly, "apply", base, "-", "-o", tmp_path / "y.npy", input=bytes(data))
+
+
+@pytest.mark.parametrize("options,words", [
+    ({"seed": "x"}, "--seed must be an integer"),
+    ({"seed": 1e300}, "--seed must be an integer"),
+    ({"filter": 3}, "--filter must be a file path"),
+    ({"filter": "/dev/zero"}, "not a regular file"),
+    ({"seed": True}, "--seed must be an integer"),
+])
+def test_recorded_transform_options_are_checked_before_use(bfly, tmp_path, options, words):
+    """A file's transform_options are untrusted input to the transform (verify rebuilds from them)."""
+    path = tmp_path / "conv.h5"
+    bfly_cli.save(bfly_cli.factorize(transforms.build("convolution", N), meta={"transform": "convolution", "seed": 0}), path)
+    import json
+
+    with h5py.File(path, "r+") as handle:
+        handle.attrs["transform_options"] = json.dumps(options)
+    assert words in _one_line_error(bfly, "verify", path)
+
+
+def test_bench_refuses_a_recorded_norm_scipy_does_not_know():
+    """bench's fast baseline passed the recorded --norm straight to scipy (ValueError traceback)."""
+    from bfly_cli.bench import fast_baseline
+
+    method = fast_baseline({"transform": "dft", "transform_options": {"norm": 3}}, N, real_input=False, threads=1)
+    assert method.prepare is None and "transform_options are invalid" in method.reason
+    assert fast_baseline({"transform": "dft", "transform_options": {"norm": "ortho"}}, N, False, 1).prepare is not None

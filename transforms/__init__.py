@@ -21,6 +21,8 @@ and :func:`names` / :func:`get` to look transforms up (an unknown name suggests 
 from __future__ import annotations
 
 import difflib
+import numbers
+import os
 from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping
 
@@ -76,6 +78,9 @@ class Transform:
             takes = ", ".join("--" + o for o in self.options) or "no options"
             flags = ", ".join("--" + o for o in extra)
             raise TransformOptionError(f"transform {self.name!r} does not take {flags}; it takes {takes}")
+        for k, v in given.items():
+            if k not in self.choices and not isinstance(v, OPTION_TYPES.get(k, object)) or isinstance(v, bool):
+                raise TransformOptionError(f"{self.name} option --{k} must be {OPTION_WORDS.get(k, 'a value')}, not {v!r}")
         return {k: self.choices[k].pick(self.name, k, v) if k in self.choices else v for k, v in given.items()}
 
     def build(self, n: int, **options: Any) -> np.ndarray:
@@ -83,6 +88,10 @@ class Transform:
         defaults = {k: c.default for k, c in self.choices.items()}
         return self.build_fn(n, **{**defaults, **self.check(**options)})
 
+
+# Free-valued options' types (a factor file's recorded options are untrusted input to build).
+OPTION_TYPES: dict[str, Any] = {"seed": numbers.Integral, "filter": (str, os.PathLike)}
+OPTION_WORDS = {"seed": "an integer", "filter": "a file path"}
 
 # scipy.fft's norm= values, then the seed paper's scaling by name (fourier.py and cosine.py).
 NORMS = ("backward", "ortho", "forward", "paper")
