@@ -217,6 +217,13 @@ class Factors:
 
         return Factors(self.n, inverse_steps(self.steps), _derived_meta(self.meta, "inverse"))
 
+    def to_torch(self, *, bias: bool = False, device: Any = None, dtype: Any = None) -> Any:
+        """A trainable ``nn.Linear``-shaped torch layer equal to these factors
+        (:class:`bfly_cli.torch_linear.ButterflyLinear`; torch is imported only here)."""
+        from .torch_linear import ButterflyLinear
+
+        return ButterflyLinear.from_factors(self, bias=bias, device=device, dtype=dtype)
+
     def as_linear_operator(self) -> Any:
         """A :class:`scipy.sparse.linalg.LinearOperator` (matvec, matmat, rmatvec, rmatmat) for
         scipy's iterative solvers (``lsqr``, ``gmres``, ``cg``, ...)."""
