@@ -134,7 +134,7 @@ def test_verify_fails_factors_whose_output_overflows(tmp_path):
 
 
 def test_nan_measures_never_pass_the_comparison():
-    from bfly_cli.verify import compare
+    from bfly_cli.verification import compare
 
     recorded = {"rel_error": 0.5, "rmse": 0.1, "max_abs_error": 0.2}
     nan = {key: float("nan") for key in recorded}

@@ -12,7 +12,7 @@ import pytest
 from typer.testing import CliRunner
 
 import transforms
-from bfly_cli import verify as vf
+from bfly_cli import verification as vf
 from bfly_cli.cli import app
 from bfly_cli.factors import Factors, Step
 from bfly_cli.h5format import load, save

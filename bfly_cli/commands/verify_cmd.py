@@ -20,7 +20,7 @@ def verify(
 ) -> None:
     """Recompute the errors against the rebuilt target (exit 1 when they do not reproduce)."""
     from ..errors import CheckFailed
-    from ..verify import verify as verify_file
+    from ..verification import verify as verify_file
 
     with progress_status(f"verifying {path}", as_json):
         doc = verify_file(path, tol=tol, source=source)
