@@ -16,7 +16,7 @@ import scipy.fft
 
 import transforms
 from bfly_cli import bench, h5format
-from bfly_cli.learn import learn
+from bfly_cli.learning import learn
 
 NORMS = ("backward", "ortho", "forward", "paper")
 SCIPY = {"dft": scipy.fft.fft, "idft": scipy.fft.ifft, "dct": scipy.fft.dct, "dst": scipy.fft.dst}
@@ -82,13 +82,13 @@ def test_option_values_are_canonical() -> None:
     np.testing.assert_array_equal(transforms.build("dct", 8, type="3", norm="ortho"), target.matrix)
 
 
-@pytest.mark.parametrize(("name", "flags", "recorded"), [
-    ("dct", ("--type", "3", "--norm", "ortho"), {"type": 3, "norm": "ortho"}),
-    ("dst", ("--type", "4"), {"type": 4}),
-    ("dft", ("--norm", "forward"), {"norm": "forward"}),
-    ("idft", ("--norm", "backward"), {"norm": "backward"}),
+@pytest.mark.parametrize(("name", "flags", "recorded", "norm", "kind"), [
+    ("dct", ("--type", "3", "--norm", "ortho"), {"type": 3, "norm": "ortho"}, "ortho", 3),
+    ("dst", ("--type", "4"), {"type": 4}, "paper", 4),
+    ("dft", ("--norm", "forward"), {"norm": "forward"}, "forward", None),
+    ("idft", ("--norm", "backward"), {"norm": "backward"}, "backward", None),
 ])
-def test_learn_then_verify(bfly, tmp_path, name: str, flags: tuple, recorded: dict) -> None:
+def test_learn_then_verify(bfly, tmp_path, name: str, flags: tuple, recorded: dict, norm: str, kind: int | None) -> None:
     """The file records the options, its factors are scipy's matrix, and verify rebuilds it."""
     out = tmp_path / "f.h5"
     result = bfly("learn", name, "--n", "16", *flags, "-o", out, "--json")
@@ -96,8 +96,7 @@ def test_learn_then_verify(bfly, tmp_path, name: str, flags: tuple, recorded: di
     assert json.loads(result.stdout)["exact"] is True
     with h5py.File(out, "r") as handle:
         assert json.loads(handle.attrs["transform_options"]) == recorded
-    expected = scipy_matrix(name, 16, recorded.get("norm", "ortho" if name.endswith("dft") else "paper"), recorded.get("type", 2 if name in ("dct", "dst") else None))
-    np.testing.assert_allclose(h5format.load(out).to_dense(), expected, atol=1e-13)
+    np.testing.assert_allclose(h5format.load(out).to_dense(), scipy_matrix(name, 16, norm, kind), atol=1e-13)
     verified = bfly("verify", out)
     assert verified.exit_code == 0, verified.stderr
 
