@@ -7,8 +7,8 @@ every step kind but rank2 (``RDBP``), and matrix files (.npy real and complex, .
 
 * bytes: bit flips (1 to 8), truncation, a zeroed block;
 * crafted with h5py: registered or unknown attributes set to values of the wrong type (strings
-  for numbers, arrays, NaN, huge ints, bools, bytes, extended precision, complex), attributes
-  deleted, step kinds changed, step data replaced (huge declared shapes in a few KB, wrong shapes,
+  for numbers, arrays, NaN, huge ints, bools, bytes, extended precision, complex),
+  ``transform_options`` no transform accepts, attributes deleted, step kinds changed, step data replaced (huge declared shapes in a few KB, wrong shapes,
   wrong or non-native dtypes, scalars, empty dataspaces, NaN, external storage, strings, groups),
   links (soft-link loops, external links, hard-link cycles, /steps missing or a dataset);
 * crafted matrix files: .npy headers with hostile shapes and dtypes and short or long payloads,
@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import argparse
 import io
+import json
 import os
 import resource
 import shutil
@@ -171,6 +172,16 @@ def set_attribute(path: Path, rng: np.random.Generator) -> str:
     return f"attribute {key} = {_short(value)}"
 
 
+def set_options(path: Path, rng: np.random.Generator) -> str:
+    """transform_options that parse as a JSON object but hold values no transform accepts."""
+    keys = ["seed", "filter", "norm", "type", "foo"]
+    values = ["x", 3, -1, 1.5, True, None, [1], {"a": 1}, "/dev/zero", "/", "ortho", "paper", 1 << 70, "3"]
+    options = {keys[int(rng.integers(len(keys)))]: values[int(rng.integers(len(values)))] for _ in range(int(rng.integers(1, 3)))}
+    with h5py.File(path, "r+") as handle:
+        handle.attrs["transform_options"] = json.dumps(options)
+    return f"transform_options {json.dumps(options)}"
+
+
 def delete_attribute(path: Path, rng: np.random.Generator) -> str:
     with h5py.File(path, "r+") as handle:
         names = list(handle.attrs)
@@ -267,7 +278,7 @@ def relink(path: Path, rng: np.random.Generator) -> str:
 
 
 FACTOR_MUTATIONS = [flip_bits, flip_bits, truncate, zero_block, set_attribute, set_attribute, set_attribute,
-                    delete_attribute, replace_data, replace_data, relink]
+                    set_options, delete_attribute, replace_data, replace_data, relink]
 
 
 # ---- crafted matrix files ---------------------------------------------------------------------
