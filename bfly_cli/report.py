@@ -72,7 +72,8 @@ def summary_table(meta: dict[str, Any], title: str):
     table = Table(title=title, show_header=False)
     table.add_column("", style="bold")
     table.add_column("")
-    verdict = str(meta.get("exactness") or ("exact" if meta.get("exact") else "approximate"))
+    unmeasured = "approximate" if "exact" in meta else "not measured"  # trained or hand-built factors
+    verdict = str(meta.get("exactness") or ("exact" if meta.get("exact") else unmeasured))
     table.add_row("transform", f"{meta.get('transform')} (N = {n})")
     table.add_row("structure", f"{meta.get('structure')}, {verdict}" if "(" in verdict else f"{meta.get('structure')} ({verdict})")
     table.add_row("solver / dtype", f"{meta.get('solver')} / {meta.get('dtype')}")

@@ -55,7 +55,7 @@ from .torch_ops import rank2_multiply_torch, stage_multiply_torch
 
 __all__ = [
     "Butterfly", "LearnablePermutation", "ButterflyChain", "FixedPermutation", "RealPart", "Rank2", "MODELS",
-    "steps_to_modules", "modules_to_steps", "merge_permutations", "soft_permute", "butterfly_apply",
+    "from_file", "steps_to_modules", "modules_to_steps", "merge_permutations", "soft_permute", "butterfly_apply",
     "stage_multiply", "tied_to_untied",
     # numpy index helpers, defined in bfly_cli.layout and re-exported where callers found them
     "bit_reversal", "decreasing_to_increasing", "increasing_to_decreasing", "permutation_blocks",
@@ -378,12 +378,19 @@ class Rank2(nn.Module):
         return f"n={2 * self.stages.shape[1]}, levels={self.stages.shape[0]}"
 
 
-def modules_to_steps(module: nn.Sequential) -> list[Step]:
+def modules_to_steps(module: nn.Module) -> list[Step]:
     """Inverse of :func:`steps_to_modules` (current parameter values, on the CPU).
 
-    Every child must be one of the step modules: anything else raises rather than being read as
-    some step kind it is not.
+    Takes the ``nn.Sequential`` of step modules, or a module that knows its steps (``to_steps``:
+    :class:`~bfly_cli.torch_linear.ButterflyLinear`, :class:`ButterflyChain` with its permutations
+    rounded, :class:`Butterfly`). Every child of a sequence must be one of the step modules:
+    anything else raises rather than being read as some step kind it is not.
     """
+    sequence = isinstance(module, (nn.Sequential, nn.ModuleList))
+    if not sequence and callable(getattr(module, "to_steps", None)):
+        return module.to_steps()
+    if not sequence:
+        raise ValueError(f"module {type(module).__name__} is not a bfly step module or a sequence of them")
     steps: list[Step] = []
     for mod in module:
         if isinstance(mod, Butterfly):
@@ -393,6 +400,17 @@ def modules_to_steps(module: nn.Sequential) -> list[Step]:
         else:
             raise ValueError(f"module {type(mod).__name__} is not a bfly step module")
     return steps
+
+
+def from_file(path: str, *, bias: bool = False, device: str | torch.device | None = None,
+              dtype: torch.dtype | None = None) -> nn.Module:
+    """A factor file as one trainable ``nn.Linear``-shaped layer
+    (:class:`~bfly_cli.torch_linear.ButterflyLinear`) equal to the file's matrix: ``layer(x)`` is
+    ``x @ M.T`` for ``x`` of shape ``(..., N)``. The file is read and checked by ``bfly_cli.load``."""
+    from .h5format import load
+    from .torch_linear import ButterflyLinear
+
+    return ButterflyLinear.from_factors(load(path), bias=bias, device=device, dtype=dtype)
 
 
 def _butterfly_module(data: np.ndarray, device: str | torch.device) -> nn.Module:

@@ -116,3 +116,13 @@ def apply_steps_torch(steps: list[tuple[str, torch.Tensor | None]], x: torch.Ten
 def torch_dtype(dtype: np.dtype) -> torch.dtype:
     """The torch dtype matching a numpy float/complex dtype."""
     return _TORCH_DTYPES[np.dtype(dtype)]
+
+
+def numpy_dtype(dtype: torch.dtype) -> np.dtype:
+    """The numpy dtype matching a torch float/complex dtype (float32/64, complex64/128);
+    ``ValueError`` naming the four for any other (factors compute in these only)."""
+    for np_dtype, t_dtype in _TORCH_DTYPES.items():
+        if t_dtype == dtype:
+            return np_dtype
+    raise ValueError(f"dtype {dtype} is not one bfly factors compute in; use torch.float32, torch.float64, "
+                     f"torch.complex64 or torch.complex128")
