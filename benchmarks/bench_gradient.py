@@ -24,7 +24,7 @@ import numpy as np
 import torch
 
 import transforms
-from bfly_cli.learn import learn
+from bfly_cli.learning import learn
 from bfly_cli.sweep_report import paper_rmse
 
 CELLS = {"dft": "BP", "hadamard": "BP", "hartley": "BP", "dct": "BPP", "dst": "BPP", "convolution": "BPBP"}

@@ -21,7 +21,7 @@ import time
 import numpy as np
 
 import transforms
-from bfly_cli.learn import learn
+from bfly_cli.learning import learn
 
 EXACT_NAMES = ("dft", "dct", "dst", "convolution", "hadamard", "hartley")
 

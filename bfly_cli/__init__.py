@@ -2,9 +2,15 @@
 
 Library API (the ``bfly`` command is a thin layer over these):
 
+One call per CLI verb (same results and metadata as the command)
+    learn(target, n=None, **options)                "dct" (with n), "m.npy" or an array -> Factors;
+                                                    save() gives the file 'bfly learn' writes
+    analyze(target, n=None, **options)              the dict 'bfly analyze --json' prints
+    verify(path, tol=None, source=None)             the dict 'bfly verify --json' prints
+
 Learning
     factorize(matrix, solver=..., dtype=..., tol=...)  factor a dense matrix -> Factors
-                                                    (bfly_cli.learn.learn; the name differs from
+                                                    (bfly_cli.learning.learn; the name differs from
                                                     the module so the two never shadow each other)
     resolve(name_or_path, n, **options)             build a named transform or load a matrix file
 
@@ -35,7 +41,9 @@ from ._version import __version__
 from .errors import BflyError, CheckFailed, FormatError
 
 _LAZY = {
-    "factorize": ("learn", "learn"),
+    "learn": ("verbs", "learn"),
+    "analyze": ("verbs", "analyze"),
+    "factorize": ("learning", "learn"),
     "resolve": ("targets", "resolve"),
     "Factors": ("factors", "Factors"),
     "Step": ("factors", "Step"),

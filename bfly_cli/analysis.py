@@ -33,7 +33,7 @@ def analyze(matrix: np.ndarray) -> dict[str, Any]:
     from .solvers.auto import _attempt
     from .solvers.registry import ROUTES
 
-    from .learn import check_values
+    from .learning import check_values
     from .metrics import scale_by_power_of_two
 
     matrix = np.asarray(matrix)

@@ -255,7 +255,7 @@ def run_cell(cell: Cell, solver: str, bench: bool, out_dir: Path) -> dict[str, A
 
 def _learn_cell(cell: Cell, solver: str, out_dir: Path):
     from .h5format import save
-    from .learn import learn
+    from .learning import learn
     from .targets import resolve
 
     target = resolve(cell.transform, cell.n)

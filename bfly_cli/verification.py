@@ -75,6 +75,9 @@ def resolve_source(meta: dict[str, Any], factor_path: Path, override: str | Path
         return None
     if override is not None:
         candidates = [Path(override)]
+    elif meta.get("source") is None:  # bfly_cli.learn(matrix): only the values' hash was recorded
+        raise BflyError(f"{str(factor_path)!r} was learned from an in-memory matrix (sha256 "
+                        f"{str(meta.get('source_sha256'))[:12]}...); pass --source FILE (.npy/.npz/.h5 holding it)")
     else:
         recorded = Path(str(meta.get("source")))
         candidates = [recorded] + ([factor_path.parent / recorded] if not recorded.is_absolute() else [])

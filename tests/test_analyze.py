@@ -11,7 +11,7 @@ import pytest
 
 import transforms
 from bfly_cli.analysis import analyze
-from bfly_cli.learn import learn
+from bfly_cli.learning import learn
 
 
 @pytest.mark.parametrize("name", ["dft", "hadamard", "dct", "dst", "hartley", "legendre", "randn"])

@@ -12,7 +12,7 @@ import pytest
 import transforms
 from bfly_cli.errors import BflyError
 from bfly_cli.factors import Factors, Step
-from bfly_cli.learn import learn
+from bfly_cli.learning import learn
 from bfly_cli.solvers import RouteUnavailable
 from bfly_cli.solvers.auto import probe_error
 from bfly_cli.solvers.closed_form.bp_route import _exact_bp_order, solve_bp

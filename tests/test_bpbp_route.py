@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 import transforms
-from bfly_cli.learn import learn
+from bfly_cli.learning import learn
 from bfly_cli.solvers.gradient.bpbp_route import fit_bpbp
 
 from conftest import gradient_restart

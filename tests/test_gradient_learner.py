@@ -10,7 +10,7 @@ import transforms
 from bfly_cli import h5format
 from bfly_cli.errors import BflyError
 from bfly_cli.factors import Factors, Step
-from bfly_cli.learn import learn
+from bfly_cli.learning import learn
 from bfly_cli.metrics import error_report
 from bfly_cli.solvers.gradient.learner import solve_gradient
 

@@ -144,7 +144,7 @@ def test_nan_measures_never_pass_the_comparison():
 
 def test_learn_refuses_a_nan_tolerance():
     from bfly_cli.errors import BflyError
-    from bfly_cli.learn import learn
+    from bfly_cli.learning import learn
 
     with pytest.raises(BflyError, match="non-negative tolerance"):
         learn(_dct(8), tol=float("nan"))
@@ -209,7 +209,7 @@ def test_error_report_is_scale_invariant():
 @pytest.mark.parametrize("bad", ["zeros", "nan"])
 def test_learn_refuses_all_zero_and_non_finite_matrices(tmp_path, bad):
     from bfly_cli.errors import BflyError
-    from bfly_cli.learn import learn
+    from bfly_cli.learning import learn
 
     matrix = np.zeros((8, 8))
     if bad == "nan":
@@ -224,7 +224,7 @@ def test_learn_refuses_all_zero_and_non_finite_matrices(tmp_path, bad):
 
 def test_float32_factors_refuse_a_magnitude_float32_cannot_hold():
     from bfly_cli.errors import BflyError
-    from bfly_cli.learn import learn
+    from bfly_cli.learning import learn
 
     with pytest.raises(BflyError, match="cannot be held by float32"):
         learn(_dct(8) * 1e-200, dtype="float32")
@@ -291,7 +291,7 @@ def test_analyze_gives_the_unscaled_verdict_at_extreme_magnitudes(tmp_path, scal
 
 @pytest.mark.parametrize("exponent", [-1000, -3, 5, 1000])
 def test_fold_scale_multiplies_the_product_by_exactly_a_power_of_two(exponent):
-    from bfly_cli.learn import fold_scale
+    from bfly_cli.learning import fold_scale
 
     rng = np.random.default_rng(8)
     twiddle = rng.standard_normal((3, 4, 2, 2))

@@ -7,7 +7,7 @@ import pytest
 
 import transforms
 from bfly_cli.factors import Factors, Step, rank2_multiply
-from bfly_cli.learn import learn
+from bfly_cli.learning import learn
 from bfly_cli.errors import BflyError
 from bfly_cli.solvers import RouteUnavailable
 from bfly_cli.solvers.closed_form.rank2_factor import factor_rank2

@@ -8,7 +8,7 @@ import torch
 
 import transforms
 from bfly_cli.factors import Factors, Step
-from bfly_cli.learn import learn
+from bfly_cli.learning import learn
 from bfly_cli.metrics import error_report
 from bfly_cli.solvers.closed_form.hierarchical import factor_butterfly
 from bfly_cli.solvers.gradient.refine import polish, refine_steps

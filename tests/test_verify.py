@@ -157,7 +157,7 @@ def test_unreadable_files_exit_2(bfly, files, tmp_path, damage):
 
 def test_library_file_without_recipe_exits_2(bfly, tmp_path):
     """Factors from bfly_cli.learn() without meta record transform 'matrix': nothing to rebuild."""
-    from bfly_cli.learn import learn
+    from bfly_cli.learning import learn
 
     path = save(learn(np.random.default_rng(1).standard_normal((8, 8))), tmp_path / "lib.h5")
     result = bfly("verify", path)

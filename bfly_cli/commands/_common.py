@@ -31,7 +31,9 @@ def guarded(fn: Callable) -> Callable:
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         from ..errors import BflyError
 
+        global _json_emitted
         as_json = bool(kwargs.get("as_json"))
+        _json_emitted = False  # per command run (tests run many in one process)
         try:
             return fn(*args, **kwargs)
         except BflyError as exc:

@@ -22,15 +22,11 @@ def analyze(
     as_json: bool = typer.Option(False, "--json", is_eager=True, help="Print one JSON document on stdout."),  # eager: range errors see it
 ) -> None:
     """Report how far the matrix is from B.P and rank-2 structure, and which structure 'learn' will pick."""
-    from ..analysis import analyze as run_analysis
-    from ..targets import resolve
+    from ..verbs import analyze as run_analysis
 
-    options = {"seed": seed, "norm": norm, "type": kind, "filter": str(filter_path) if filter_path else None}
-    with progress_status("building target", as_json):
-        tgt = resolve(target, n, **options)
-    with progress_status(f"analyzing {tgt.name} N={tgt.n}", as_json):
-        report = run_analysis(tgt.matrix)
-    report = {"transform": tgt.name, **report}
+    options = {"seed": seed, "norm": norm, "type": kind, "filter": filter_path}
+    with progress_status(f"analyzing {target}" + (f" N={n}" if n else ""), as_json):
+        report = run_analysis(target, n, **options)
     if as_json:
         emit_json(report)
     else:

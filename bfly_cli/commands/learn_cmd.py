@@ -41,77 +41,25 @@ def learn(
     """Learn a butterfly factorization B.P of a transform and save it (exit 1 if --tol is missed)."""
     from .. import h5format, safe_write
     from ..errors import CheckFailed
-    from ..learn import learn as learn_factors
-    from ..targets import resolve
+    from ..verbs import learn as learn_target
+    from ..verbs import resolve_target
 
-    options = {"seed": _target_seed(target, solver, seed), "norm": norm, "type": kind,
-               "filter": str(filter_path) if filter_path else None}
     with progress_status("building target", quiet or as_json):
-        tgt = resolve(target, n, **options)
+        tgt = resolve_target(target, n, solver=solver, seed=seed, norm=norm, type=kind, filter=filter_path)
     out = output or Path(f"{tgt.name}-{tgt.n}.h5")
     safe_write.check_writable(out, force, inputs=(tgt.source, filter_path))  # never over the matrix or filter
-    meta = {"transform": tgt.name, "transform_options": tgt.options, "seed": seed if seed is not None else 0,
-            "command": _command_line()}
-    if tgt.source:
-        meta.update(transform="file", source=tgt.source, source_sha256=tgt.sha256)
     failure = None
-    solver_options = {**_solver_options(solver, budget, strict_budget), **_gradient_options(
-        solver, seed, model=model, restarts=restarts, steps=steps, lr=lr, device=device)}
     with _learn_progress(solver, f"learning {tgt.name} N={tgt.n}", quiet or as_json) as on_progress:
-        if on_progress is not None:
-            solver_options["on_progress"] = on_progress
         try:
-            factors = learn_factors(tgt.matrix, solver=solver, dtype=dtype, tol=tol, meta=meta,
-                                    solver_options=solver_options)
+            factors = learn_target(tgt, solver=solver, dtype=dtype, tol=tol, seed=seed, budget=budget,
+                                   strict_budget=strict_budget, model=model, restarts=restarts, steps=steps, lr=lr,
+                                   device=device, on_progress=on_progress)
         except CheckFailed as exc:
             factors, failure = exc.factors, exc
     saved = None if failure else str(h5format.save(factors, out, force=force))
     _report(factors.meta, saved, as_json, quiet)
     if failure:
         raise failure
-
-
-def _target_seed(target: str, solver: str, seed: int | None) -> int | None:
-    """The ``--seed`` a target gets: with ``--solver gradient`` it seeds the restarts, so a
-    transform that draws nothing at random (dft, dct, ...) does not also reject it."""
-    import transforms
-
-    if solver == "gradient" and target in transforms.names() and "seed" not in transforms.get(target).options:
-        return None
-    return seed
-
-
-def _solver_options(solver: str, budget: int | None, strict_budget: bool = False) -> dict:
-    """``--budget``/``--strict-budget`` go to the auto solver; elsewhere they are a usage error (exit 2)."""
-    from ..errors import BflyError
-    from ..solvers.auto import check_budget
-
-    options: dict = {}
-    if budget is not None:
-        check_budget(budget)
-        options["budget"] = budget
-    if strict_budget:
-        options["strict_budget"] = True
-    if options and solver != "auto":
-        flags = " and ".join(f"--{k.replace('_', '-')}" for k in options)
-        raise BflyError(f"{flags} apply to --solver auto, not {solver!r}")
-    return options
-
-
-def _gradient_options(solver: str, seed: int | None, **given: object) -> dict:
-    """``--model/--restarts/--steps/--lr/--device`` (and ``--seed``) for ``--solver gradient``."""
-    from ..errors import BflyError
-
-    set_ = {k: v for k, v in given.items() if v is not None}
-    if solver != "gradient":
-        if set_:
-            flags = ", ".join(f"--{k}" for k in sorted(set_))
-            raise BflyError(f"{flags} apply to --solver gradient, not {solver!r}")
-        return {}
-    from ..devices import check_device
-
-    check_device(str(set_.get("device", "cpu")))
-    return {**set_, "seed": seed if seed is not None else 0}
 
 
 @contextlib.contextmanager
@@ -147,13 +95,6 @@ def _report(meta: dict, saved: str | None, as_json: bool, quiet: bool) -> None:
         console = stdout_console()
         console.print(summary_table(meta, "bfly learn"))
         console.print(f"saved to {saved}" if saved else "not saved: the --tol check failed")
-
-
-def _command_line() -> str:
-    import shlex
-    import sys
-
-    return "bfly " + " ".join(shlex.quote(a) for a in sys.argv[1:])
 
 
 def register(app: typer.Typer) -> None:
