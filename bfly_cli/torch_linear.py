@@ -56,7 +56,8 @@ class ButterflyLinear(nn.Module):
     """
 
     def __init__(self, in_features: int, out_features: int | None = None, bias: bool = True, *,
-                 structure: str = "BP", device: str | torch.device | None = None, dtype: torch.dtype | None = None,
+                 structure: str | None = "BP", device: str | torch.device | None = None,
+                 dtype: torch.dtype | None = None,
                  generator: torch.Generator | None = None, layers: nn.Sequential | None = None) -> None:
         super().__init__()
         n = _checked_features(in_features, out_features)
@@ -91,7 +92,8 @@ class ButterflyLinear(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """``x @ M.T + b`` for ``x`` of shape ``(..., N)``, like ``nn.Linear``."""
         if x.shape[-1] != self.in_features:
-            raise LayerError(f"input's last axis has length {x.shape[-1]}; this layer takes {self.in_features} features")
+            raise LayerError(f"input's last axis has length {x.shape[-1]}; "
+                             f"this layer takes {self.in_features} features")
         y = self._matrix_part(x)
         return y if self.bias is None else y + self.bias
 
@@ -166,7 +168,8 @@ class ButterflyLinear(nn.Module):
         if name != "source":
             raise LayerError(f"target {name!r}: give 'source', a matrix, or a bfly_cli.resolve(...) target")
         if not self.source_meta:
-            raise LayerError("this layer was not loaded from factors; give target=MATRIX or a bfly_cli.resolve(...) target")
+            raise LayerError("this layer was not loaded from factors; "
+                             "give target=MATRIX or a bfly_cli.resolve(...) target")
         try:
             return target_from_meta(self.source_meta, self.source_meta.get("source"))
         except BflyError as exc:
@@ -250,7 +253,8 @@ def _checked_features(in_features: int, out_features: int | None) -> int:
     if out_features is not None and out_features != in_features:
         raise LayerError(f"out_features {out_features} != in_features {in_features}: butterfly factors are square; "
                          f"use equal sizes (pad or slice around the layer)")
-    if isinstance(in_features, bool) or not isinstance(in_features, (int, np.integer)) or log2_exact(int(in_features)) < 1:
+    integer = isinstance(in_features, (int, np.integer)) and not isinstance(in_features, bool)
+    if not integer or log2_exact(int(in_features)) < 1:
         raise LayerError(f"in_features {in_features!r} must be a power of two >= 2 (e.g. 256)")
     return int(in_features)
 
