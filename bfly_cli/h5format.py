@@ -59,9 +59,11 @@ def _write(factors: Factors, tmp: str) -> None:
 
 def _root_attrs(factors: Factors) -> dict[str, Any]:
     """The metadata encoded by :func:`bfly_cli.metadata.encode_attrs`, with the format's own keys
-    first and the facts the steps determine (n, structure, dtype) taken from the steps."""
+    first and the facts the steps determine (n, structure, dtype) taken from the steps. Required
+    keys the factors' ``meta`` lacks (hand-built, trained, derived factors) are recorded as unknown
+    (:func:`bfly_cli.metadata.completed`), so every valid ``Factors`` saves to a file ``load`` accepts."""
     attrs: dict[str, Any] = {"format": FORMAT_NAME, "format_version": FORMAT_VERSION}
-    attrs.update(metadata.encode_attrs(factors.meta))
+    attrs.update(metadata.encode_attrs(metadata.completed(factors.meta)))
     attrs["n"] = factors.n
     attrs["structure"] = factors.structure
     attrs["dtype"] = str(factors.dtype)

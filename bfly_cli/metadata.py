@@ -68,6 +68,9 @@ KEYS: dict[str, MetaKey] = {key.name: key for key in (
     _key("bfly_version", str, required=True),
     _key("created", str, required=True),
     _key("command", str, required=True),
+    # Factors.transpose() / adjoint() / inverse(): what the chain was derived from, and how
+    _key("derived_from", str),
+    _key("derivation", str),
     # learn(): provenance, sizes and the verdict
     _key("transform_options", dict),
     _key("source", str),

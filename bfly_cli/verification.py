@@ -98,7 +98,8 @@ def rebuild_target(factors: Factors, factor_path: Path, source: str | Path | Non
     path = resolve_source(meta, factor_path, source)
     if path is None and str(meta.get("transform")) not in transforms.names():
         raise BflyError(f"{str(factor_path)!r} records transform {meta.get('transform')!r} and no source matrix file, "
-                        f"so there is no target to rebuild (files from bfly_cli.factorize() need meta with transform or source)")
+                        f"so there is no target to rebuild (hand-built, trained or derived factors record none; "
+                        f"bfly_cli.learn() records its transform or matrix)")
     try:
         return target_from_meta(meta, path)
     except BflyError as exc:

@@ -141,3 +141,17 @@ def test_plan_cache_is_thread_safe() -> None:
     for t in threads:
         t.join()
     assert len(errors) == 160 and max(errors) < 1e-12
+
+
+def test_derived_and_hand_built_factors_save_to_files_load_accepts(learned, tmp_path, bfly) -> None:
+    f, _ = learned["dft"]
+    hand = Factors(4, [Step("permutation", np.array([1, 0, 3, 2]))])
+    for name, g in (("adjoint", f.H), ("inverse", f.inverse()), ("hand", hand)):
+        path = bfly_cli.save(g, tmp_path / f"{name}.h5")
+        back = bfly_cli.load(path)
+        np.testing.assert_array_equal(back.to_dense(), g.to_dense())
+        assert back.meta["transform"] == "custom" and np.isnan(back.meta["rel_error"])  # unknown, not guessed
+        assert back.meta.get("derivation") == (None if name == "hand" else name)
+        assert bfly("show", str(path)).exit_code == 0
+        refused = bfly("verify", str(path))
+        assert refused.exit_code == 2 and "no target to rebuild" in refused.output
