@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-import transforms
+from bfly_cli import transforms
 from bfly_cli.learning import learn
 from bfly_cli.sweep_report import paper_rmse
 

@@ -24,7 +24,7 @@ import h5py
 import numpy as np
 
 import bfly_cli
-import transforms
+from bfly_cli import transforms
 from bfly_cli.factors import butterfly_multiply
 from bfly_cli.targets import resolve
 

@@ -20,7 +20,7 @@ import time
 
 import numpy as np
 
-import transforms
+from bfly_cli import transforms
 from bfly_cli.learning import learn
 
 EXACT_NAMES = ("dft", "dct", "dst", "convolution", "hadamard", "hartley")

@@ -20,7 +20,7 @@ import argparse
 
 import numpy as np
 
-import transforms
+from bfly_cli import transforms
 from bfly_cli.learning import learn
 from bfly_cli.solvers.auto import budget_real_params
 from bfly_cli.sweep_report import paper_rmse

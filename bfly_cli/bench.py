@@ -155,7 +155,7 @@ def fast_baseline(meta: dict[str, Any], n: int, real_input: bool, threads: int) 
     """The best fast library for the file's recorded transform, or an unavailable Method saying why."""
     import scipy.fft
 
-    import transforms
+    from bfly_cli import transforms
 
     name = str(meta.get("transform"))
     options = dict(meta.get("transform_options") or {})
@@ -210,7 +210,7 @@ def _hartley(x: np.ndarray, workers: int) -> np.ndarray:
 def _convolution_baseline(n: int, options: dict[str, Any], real_input: bool, threads: int) -> Method:
     """Circular convolution via FFT with the filter rebuilt as ``transforms/convolution.py`` does."""
     try:
-        from transforms.convolution import load_filter
+        from bfly_cli.transforms.convolution import load_filter
 
         c = load_filter(options["filter"], n) if options.get("filter") else \
             np.random.default_rng(int(options.get("seed", 0))).standard_normal(n)

@@ -114,7 +114,7 @@ def _int(part: str, whole: str) -> int:
 
 def parse_transforms(text: str | None) -> tuple[str, ...]:
     """Comma-separated transform names (default: the paper's eight), each checked against the zoo."""
-    import transforms
+    from bfly_cli import transforms
 
     if not text:
         return PAPER_TRANSFORMS

@@ -21,7 +21,7 @@ def main() -> None:
     answers = os.fdopen(os.dup(1), "w", buffering=1)
     os.dup2(2, 1)
     sys.stdout = sys.stderr
-    import transforms  # noqa: F401  (these imports come before the first cell, so its time is its own)
+    from bfly_cli import transforms  # noqa: F401  (these imports come before the first cell, so its time is its own)
 
     from . import h5format, learn, targets  # noqa: F401
     from .report import jsonable

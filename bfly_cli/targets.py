@@ -35,7 +35,7 @@ class Target:
 
 def resolve(name_or_path: str, n: int | None = None, **options: Any) -> Target:
     """Build the target named ``name_or_path`` at size ``n``, or load it from a matrix file."""
-    import transforms
+    from bfly_cli import transforms
 
     if looks_like_path(name_or_path) or (Path(name_or_path).exists() and name_or_path not in transforms.names()):
         return _from_file(name_or_path, n, options)

@@ -165,7 +165,7 @@ def _square(matrix: np.ndarray, n: int | None) -> np.ndarray:
 def target_seed(target: str, solver: str, seed: int | None) -> int | None:
     """The seed a target gets: with the gradient solver it seeds the restarts, so a transform that
     draws nothing at random (dft, dct, ...) does not also reject it."""
-    import transforms
+    from bfly_cli import transforms
 
     if solver == "gradient" and target in transforms.names() and "seed" not in transforms.get(target).options:
         return None

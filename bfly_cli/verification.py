@@ -90,7 +90,7 @@ def resolve_source(meta: dict[str, Any], factor_path: Path, override: str | Path
 
 def rebuild_target(factors: Factors, factor_path: Path, source: str | Path | None = None):
     """The :class:`~bfly_cli.targets.Target` the file was learned from (errors exit 2)."""
-    import transforms
+    from bfly_cli import transforms
 
     from .targets import target_from_meta
 

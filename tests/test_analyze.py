@@ -9,7 +9,7 @@ import sys
 import numpy as np
 import pytest
 
-import transforms
+from bfly_cli import transforms
 from bfly_cli.analysis import analyze
 from bfly_cli.learning import learn
 

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 import bfly_cli
-import transforms
+from bfly_cli import transforms
 
 N = 64
 

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-import transforms
+from bfly_cli import transforms
 from bfly_cli.errors import BflyError
 from bfly_cli.factors import Factors, Step, butterfly_multiply
 from bfly_cli.metrics import error_report

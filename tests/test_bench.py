@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 import scipy.linalg
 
-import transforms
+from bfly_cli import transforms
 from typer.testing import CliRunner
 
 from bfly_cli import bench

@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-import transforms
+from bfly_cli import transforms
 from bfly_cli.solvers.closed_form.bp_order import discover_permutation
 
 

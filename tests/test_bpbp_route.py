@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-import transforms
+from bfly_cli import transforms
 from bfly_cli.learning import learn
 from bfly_cli.solvers.gradient.bpbp_route import fit_bpbp
 

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-import transforms
+from bfly_cli import transforms
 from bfly_cli.factors import Factors
 from bfly_cli.solvers.gradient.bpbp_split import fit_mirror, pair_form_fit
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-import transforms
+from bfly_cli import transforms
 from bfly_cli.factors import Factors, Step
 from bfly_cli.solvers.closed_form.hierarchical import factor_butterfly
 from bfly_cli.solvers.gradient.choice_repair import EXACT, level_scores, order_key, score, search_pair, search_single

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-import transforms
+from bfly_cli import transforms
 from bfly_cli.factors import Step
 from bfly_cli.solvers.gradient.flip_search import round_and_search, single_flips, with_permutations
 

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-import transforms
+from bfly_cli import transforms
 from bfly_cli import h5format
 from bfly_cli.errors import BflyError
 from bfly_cli.factors import Factors, Step

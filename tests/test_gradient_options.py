@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-import transforms
+from bfly_cli import transforms
 from bfly_cli.errors import BflyError
 from bfly_cli.solvers.gradient.options import GradientOptions, check_options
 

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 import bfly_cli
-import transforms
+from bfly_cli import transforms
 from bfly_cli.solvers.closed_form.hierarchical import factor_butterfly
 from bfly_cli.solvers.closed_form.bp_order import discover_permutation
 from bfly_cli.solvers.closed_form.rank_one import rank1

@@ -20,7 +20,7 @@ import pytest
 import typer
 
 import bfly_cli
-import transforms
+from bfly_cli import transforms
 from bfly_cli import limits, sweep_records
 from bfly_cli.cli import app
 

@@ -12,7 +12,7 @@ import h5py
 import numpy as np
 import pytest
 
-import transforms
+from bfly_cli import transforms
 from conftest import random_butterfly
 
 

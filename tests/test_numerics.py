@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-import transforms
+from bfly_cli import transforms
 from bfly_cli.factors import Factors, Step
 from bfly_cli.solvers.numerics import (
     cast_steps,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-import transforms
+from bfly_cli import transforms
 from bfly_cli.factors import Step
 from bfly_cli.solvers.gradient.choice_repair import EXACT, score
 from bfly_cli.solvers.gradient.options import GradientOptions

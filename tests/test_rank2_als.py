@@ -7,7 +7,7 @@ import pytest
 import torch
 from torch.func import jacfwd
 
-import transforms
+from bfly_cli import transforms
 from bfly_cli.factors import Factors, Step
 from bfly_cli.solvers.gradient.rank2_als import (
     _solve_level,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-import transforms
+from bfly_cli import transforms
 from bfly_cli.factors import Factors
 from bfly_cli.solvers.closed_form.rank2_order import discover_plane_permutation
 from bfly_cli.solvers.gradient.rank2_fit import fit_rank2

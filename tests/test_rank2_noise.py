@@ -15,7 +15,7 @@ import pytest
 import scipy.fft
 import scipy.linalg
 
-import transforms
+from bfly_cli import transforms
 from bfly_cli.factors import Factors, Step, rank2_multiply
 from bfly_cli.solvers import RouteUnavailable
 from bfly_cli.solvers.closed_form.rank2_factor import factor_rank2

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-import transforms
+from bfly_cli import transforms
 from bfly_cli.factors import Factors, Step, rank2_multiply
 from bfly_cli.learning import learn
 from bfly_cli.errors import BflyError

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-import transforms
+from bfly_cli import transforms
 from bfly_cli.factors import Factors, Step
 from bfly_cli.learning import learn
 from bfly_cli.metrics import error_report

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-import transforms
+from bfly_cli import transforms
 from bfly_cli.solvers.gradient.options import GradientOptions
 from bfly_cli.solvers.gradient.relaxed import adam
 from bfly_cli.solvers.gradient.refine import relative_sq_error, squared_norm

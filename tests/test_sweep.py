@@ -142,7 +142,7 @@ def test_merged_results_are_exact(sharded: dict[str, Path]) -> None:
 
 def test_factor_files_of_a_sweep_load(sharded: dict[str, Path]) -> None:
     import numpy as np
-    import transforms
+    from bfly_cli import transforms
 
     from bfly_cli.h5format import load
 

@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 import scipy.fft
 
-import transforms
+from bfly_cli import transforms
 from bfly_cli import bench, h5format
 from bfly_cli.learning import learn
 

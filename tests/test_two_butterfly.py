@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import scipy.linalg
 
-import transforms
+from bfly_cli import transforms
 from bfly_cli.factors import Factors, butterfly_multiply
 from bfly_cli.metrics import error_report
 from bfly_cli.solvers import RouteUnavailable

@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 
 import bfly_cli
-import transforms
+from bfly_cli import transforms
 from bfly_cli import h5format, input_files, matrix_io, sizes
 from bfly_cli.errors import BflyError, FormatError
 

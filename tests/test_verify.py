@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-import transforms
+from bfly_cli import transforms
 from bfly_cli import verification as vf
 from bfly_cli.cli import app
 from bfly_cli.factors import Factors, Step

@@ -1,5 +1,7 @@
 """The target zoo: named N x N matrices exactly as the seed paper defines them.
 
+Imported as ``bfly_cli.transforms`` (this folder is installed inside the package).
+
 Each family lives in its own module and registers a :class:`Transform` here. An option with a
 fixed set of values declares it as a :class:`Choice` (values, default, why that default): the
 registry checks it, so every builder gets a canonical value and ``bfly list`` shows the same facts.

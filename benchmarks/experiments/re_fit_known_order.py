@@ -22,7 +22,7 @@ import time
 import numpy as np
 import torch
 
-import transforms
+from bfly_cli import transforms
 from bfly_cli.factors import Step
 from bfly_cli.solvers.gradient import rank2_als
 from bfly_cli.solvers.gradient.refine import refine_steps

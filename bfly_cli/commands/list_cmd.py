@@ -10,7 +10,7 @@ from ._common import emit_json, guarded, stdout_console
 @guarded
 def list_transforms(as_json: bool = typer.Option(False, "--json", help="Print one JSON document.")) -> None:
     """List the named transforms that 'bfly learn' accepts."""
-    import transforms
+    from bfly_cli import transforms
 
     rows = [(name, transforms.get(name)) for name in transforms.names()]
     if as_json:
