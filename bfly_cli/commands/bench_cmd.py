@@ -7,6 +7,7 @@ from typing import Any, Optional
 
 import typer
 
+from ._choices import complete_device
 from ._common import emit_json, guarded, progress_status, stdout_console
 from ._options import in_range, range_help
 
@@ -15,11 +16,11 @@ _COLUMNS = (("butterfly", "bfly µs"), ("torch", "torch µs"), ("dense", "dense 
 
 @guarded
 def bench(
-    path: Path = typer.Argument(..., help="A factor file written by 'bfly learn'."),
-    batch: str = typer.Option("1,16,256", "--batch", help="Comma-separated batch sizes (vectors per call)."),
-    threads: Optional[int] = typer.Option(None, "--threads", callback=in_range("--threads"), help=range_help("--threads", "Threads for every method [default: all cores].")),
-    device: str = typer.Option("cpu", "--device", help="cpu, or cuda (cuda:N) to time the torch path on the GPU."),
-    repeat: int = typer.Option(15, "--repeat", callback=in_range("--repeat"), help=range_help("--repeat", "Timed measurements per method and batch (median reported).")),
+    path: Path = typer.Argument(..., metavar="FILE", help="A factor file written by 'bfly learn'."),
+    batch: str = typer.Option("1,16,256", "--batch", metavar="SIZES", help="Comma-separated batch sizes (vectors per call)."),
+    threads: Optional[int] = typer.Option(None, "--threads", metavar="THREADS", callback=in_range("--threads"), help=range_help("--threads", "Threads for every method [default: all cores].")),
+    device: str = typer.Option("cpu", "--device", metavar="cpu|cuda[:N]", autocompletion=complete_device, help="cpu, or cuda (cuda:N) to time the torch path on the GPU."),
+    repeat: int = typer.Option(15, "--repeat", metavar="R", callback=in_range("--repeat"), help=range_help("--repeat", "Timed measurements per method and batch (median reported).")),
     as_json: bool = typer.Option(False, "--json", is_eager=True, help="Print one JSON document on stdout."),  # eager: range errors see it
 ) -> None:
     """Time the factors (compiled kernel, torch) against dense GEMV/GEMM and a fast library."""
