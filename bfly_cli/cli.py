@@ -31,6 +31,43 @@ app = typer.Typer(
 )
 
 
+def _plain_argument_help() -> None:
+    """Show an argument by its metavar alone (``DIR``), not with typer's Python type beside it
+    (``DIR <list[Path]>``): every argument here has a metavar that says what it takes. Cosmetic, so
+    a typer without this hook is left as it is."""
+    try:
+        from typer.core import TyperArgument
+    except ImportError:  # pragma: no cover - older typer
+        return
+    shown = getattr(TyperArgument, "display_type", None)
+    if shown is None or getattr(shown, "_bfly_plain", False):
+        return
+
+    def display_type(self: "TyperArgument", ctx: Any) -> Any:
+        return None if self.metavar else shown(self, ctx)
+
+    display_type._bfly_plain = True  # type: ignore[attr-defined]
+    TyperArgument.display_type = display_type  # type: ignore[method-assign]
+
+
+_plain_argument_help()
+
+
+def _one_line_usage_errors() -> None:
+    """Make the parser's own report of a usage error the one line :func:`_usage_error` prints, also
+    where the parser reports it itself (an embedding caller, ``typer.testing.CliRunner``), not only
+    through :func:`main`."""
+    usage_error = _parser_exceptions().UsageError
+    if getattr(usage_error.show, "_bfly_one_line", False):
+        return
+
+    def show(self: Any, file: Any = None) -> None:
+        _usage_error(self)
+
+    show._bfly_one_line = True  # type: ignore[attr-defined]
+    usage_error.show = show
+
+
 def _version(value: bool) -> None:
     if value:
         typer.echo(f"bfly {__version__}")
@@ -124,7 +161,7 @@ def _usage_error(exc: Any) -> int:
     if isinstance(exc, no_args):
         print(exc.ctx.get_help(), file=sys.stderr)
         return 2
-    text = " ".join(exc.format_message().split()).rstrip(".")
+    text = " ".join(exc.format_message().split()).rstrip(".").replace("Value error, ", "")
     if text[:1].isupper() and text[1:2].islower():
         text = text[0].lower() + text[1:]
     command = exc.ctx.command_path if getattr(exc, "ctx", None) is not None else "bfly"
@@ -210,6 +247,9 @@ def _stdout_failed(exc: OSError) -> int:
     _silence_stdout()
     print(f"error: {os_error_line(exc)}", file=sys.stderr)
     return 2
+
+
+_one_line_usage_errors()
 
 
 def main() -> None:

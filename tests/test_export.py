@@ -186,7 +186,7 @@ def test_existing_output_needs_force(bfly, files, tmp_path):
 
 def test_unknown_format_exit_2_writes_nothing(bfly, files, tmp_path):
     result = bfly("export", files["dft"], "--format", "csv", "-o", tmp_path / "x.csv")
-    assert result.exit_code == 2 and "npz, pt, mat, json" in result.stderr and result.stderr.count("\n") == 1
+    assert result.exit_code == 2 and "'npz', 'pt', 'mat', 'json'" in result.stderr and result.stderr.count("\n") == 1
     assert list(tmp_path.iterdir()) == []
 
 

@@ -102,8 +102,8 @@ def test_learn_then_verify(bfly, tmp_path, name: str, flags: tuple, recorded: di
 
 
 @pytest.mark.parametrize(("args", "names"), [
-    (("dct", "--norm", "fwd"), "backward, ortho, forward, paper"),
-    (("dft", "--norm", "unitary"), "backward, ortho, forward, paper"),
+    (("dct", "--norm", "fwd"), "'backward', 'ortho', 'forward', 'paper'"),  # refused while parsing (a choice)
+    (("dft", "--norm", "unitary"), "'backward', 'ortho', 'forward', 'paper'"),
     (("dct", "--type", "5"), "2..4"),  # refused while parsing (limits.py), before any work
     (("dst", "--type", "1"), "2..4"),
     (("dft", "--type", "3"), "--norm"),

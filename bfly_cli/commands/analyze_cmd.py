@@ -7,18 +7,19 @@ from typing import Optional
 
 import typer
 
+from ._choices import Norm
 from ._common import emit_json, guarded, progress_status, stdout_console
 from ._options import in_range, range_help
 
 
 @guarded
 def analyze(
-    target: str = typer.Argument(..., help="Transform name (see 'bfly list') or a .npy/.npz/.h5 matrix file."),
-    n: Optional[int] = typer.Option(None, "--n", "-n", callback=in_range("--n"), help=range_help("--n", "Size N, a power of two (inferred for a matrix file).")),
-    seed: Optional[int] = typer.Option(None, "--seed", callback=in_range("--seed"), help=range_help("--seed", "Seed for random targets (convolution, randn) [default: 0].")),
-    norm: Optional[str] = typer.Option(None, "--norm", help="dft/idft/dct/dst: backward, ortho or forward (scipy.fft's meanings) or paper (the seed paper's scaling) [default: ortho for dft/idft, paper for dct/dst; see 'bfly list']."),
-    kind: Optional[int] = typer.Option(None, "--type", callback=in_range("--type"), help=range_help("--type", "dct/dst only: type 2, 3 or 4 (scipy.fft's definitions) [default: 2].")),
-    filter_path: Optional[Path] = typer.Option(None, "--filter", help="convolution only: the filter as a 1-D .npy file."),
+    target: str = typer.Argument(..., metavar="TARGET", help="Transform name (see 'bfly list') or a .npy/.npz/.h5 matrix file."),
+    n: Optional[int] = typer.Option(None, "--n", "-n", metavar="N", callback=in_range("--n"), help=range_help("--n", "Size N, a power of two (inferred for a matrix file).")),
+    seed: Optional[int] = typer.Option(None, "--seed", metavar="SEED", callback=in_range("--seed"), help=range_help("--seed", "Seed for random targets (convolution, randn) [default: 0].")),
+    norm: Optional[Norm] = typer.Option(None, "--norm", help="dft/idft/dct/dst: backward, ortho or forward (scipy.fft's meanings) or paper (the seed paper's scaling) [default: ortho for dft/idft, paper for dct/dst; see 'bfly list']."),
+    kind: Optional[int] = typer.Option(None, "--type", metavar="2|3|4", callback=in_range("--type"), help=range_help("--type", "dct/dst only: type 2, 3 or 4 (scipy.fft's definitions) [default: 2].")),
+    filter_path: Optional[Path] = typer.Option(None, "--filter", metavar="FILE.npy", help="convolution only: the filter as a 1-D .npy file."),
     as_json: bool = typer.Option(False, "--json", is_eager=True, help="Print one JSON document on stdout."),  # eager: range errors see it
 ) -> None:
     """Report how far the matrix is from B.P and rank-2 structure, and which structure 'learn' will pick."""

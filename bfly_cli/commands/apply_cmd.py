@@ -14,7 +14,8 @@ from typing import Optional
 
 import typer
 
-from ._common import guarded
+from ._choices import ApplyDtype
+from ._common import emit_json, guarded
 from ._options import in_range, range_help
 
 _DTYPES = ("float32", "float64", "complex64", "complex128")
@@ -24,17 +25,20 @@ _DTYPES = ("float32", "float64", "complex64", "complex128")
 def apply(
     factors_path: Path = typer.Argument(..., metavar="FILE", help="A factor file written by 'bfly learn'."),
     input_path: str = typer.Argument(..., metavar="INPUT", help="A .npy array whose last axis has length N, or - for stdin."),
-    output: Optional[str] = typer.Option(None, "-o", "--output", help="Output .npy file, or - for stdout [default: stdout, when it is not a terminal]."),
-    dtype: Optional[str] = typer.Option(None, "--dtype", help="Compute in this dtype: float32, float64, complex64, complex128 [default: the input's]."),
-    threads: Optional[int] = typer.Option(None, "--threads", callback=in_range("--threads"), help=range_help("--threads", "Threads over the batch [default: all cores].")),
+    output: Optional[str] = typer.Option(None, "-o", "--output", metavar="FILE", help="Output .npy file, or - for stdout [default: stdout, when it is not a terminal]."),
+    dtype: Optional[ApplyDtype] = typer.Option(None, "--dtype", help="Compute in this dtype [default: the input's]."),
+    threads: Optional[int] = typer.Option(None, "--threads", metavar="THREADS", callback=in_range("--threads"), help=range_help("--threads", "Threads over the batch [default: all cores].")),
     force: bool = typer.Option(False, "--force", help="Overwrite an existing output file."),
+    as_json: bool = typer.Option(False, "--json", is_eager=True, help="With -o FILE: print one JSON document (what was written) on stdout."),
 ) -> None:
     """Apply the factors to every vector along the last axis of INPUT and write the result as .npy."""
+    import time
+
     from .. import h5format, kernel
     from ..errors import BflyError
 
-    if threads is not None and threads < 1:
-        raise BflyError(f"--threads must be at least 1, not {threads}")
+    if as_json and (output is None or output == "-"):
+        raise BflyError("--json needs -o FILE: without it stdout carries the .npy result")
     out_path = _output_target(output, force, inputs=(factors_path, input_path))
     factors = h5format.load(factors_path)
     x = _read_input(input_path, factors.n)
@@ -42,8 +46,15 @@ def apply(
     if x.ndim == 0 or x.shape[-1] != factors.n:
         shape = "a scalar" if x.ndim == 0 else f"shape {x.shape} (last axis {x.shape[-1]})"
         raise BflyError(f"input has {shape}, but the factors need vectors of length {factors.n} along the last axis")
-    y = kernel.Plan(factors, in_dtype).apply(x, threads=threads)
+    start = time.perf_counter()
+    plan = kernel.Plan(factors, in_dtype)
+    y = plan.apply(x, threads=threads)
+    seconds = time.perf_counter() - start
     _write_output(y, out_path, force)
+    if as_json:
+        emit_json({"file": str(factors_path), "input": input_path, "output": str(out_path), "n": factors.n,
+                   "structure": factors.structure, "shape": list(y.shape), "dtype": str(y.dtype),
+                   "vectors": int(y.size // factors.n), "compiled": plan.compiled, "seconds": seconds})
 
 
 def _output_target(output: Optional[str], force: bool, inputs: tuple = ()) -> Optional[Path]:

@@ -7,14 +7,15 @@ from typing import Optional
 
 import typer
 
+from ._choices import ExportFormat
 from ._common import emit_json, guarded, stdout_console
 
 
 @guarded
 def export(
-    path: Path = typer.Argument(..., help="A factor file written by 'bfly learn'."),
-    fmt: str = typer.Option(..., "--format", "-f", help="npz, pt, mat or json (layouts: docs/file-format.md)."),
-    output: Optional[Path] = typer.Option(None, "-o", "--output", help="Output file [default: FILE with the format's extension]."),
+    path: Path = typer.Argument(..., metavar="FILE", help="A factor file written by 'bfly learn'."),
+    fmt: ExportFormat = typer.Option(..., "--format", "-f", help="The export format (layouts: docs/file-format.md)."),
+    output: Optional[Path] = typer.Option(None, "-o", "--output", metavar="OUT", help="Output file [default: FILE with the format's extension]."),
     force: bool = typer.Option(False, "--force", help="Overwrite an existing output file."),
     force_large: bool = typer.Option(False, "--force-large", help="json only: allow N above 4096."),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON document on stdout."),

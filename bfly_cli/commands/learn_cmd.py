@@ -9,6 +9,7 @@ from typing import Optional
 import typer
 
 from ..solvers.registry import SOLVERS
+from ._choices import LearnDtype, Model, Norm, Solver, complete_device
 from ._common import emit_json, guarded, progress_status, stdout_console
 from ._options import in_range, range_help
 
@@ -17,23 +18,23 @@ _SOLVER_HELP = "Solver: " + "; ".join(f"{s.name} ({s.help})" for s in SOLVERS) +
 
 @guarded
 def learn(
-    target: str = typer.Argument(..., help="Transform name (see 'bfly list') or a .npy/.npz/.h5 matrix file."),
-    n: Optional[int] = typer.Option(None, "--n", "-n", callback=in_range("--n"), help=range_help("--n", "Size N, a power of two (inferred for a matrix file).")),
-    output: Optional[Path] = typer.Option(None, "-o", "--output", help="Output file [default: NAME-N.h5 here]."),
-    solver: str = typer.Option("auto", "--solver", help=_SOLVER_HELP),
-    budget: Optional[int] = typer.Option(None, "--budget", callback=in_range("--budget"), help=range_help("--budget", "auto only: butterfly blocks for the approximation [default: 1].")),
+    target: str = typer.Argument(..., metavar="TARGET", help="Transform name (see 'bfly list') or a .npy/.npz/.h5 matrix file."),
+    n: Optional[int] = typer.Option(None, "--n", "-n", metavar="N", callback=in_range("--n"), help=range_help("--n", "Size N, a power of two (inferred for a matrix file).")),
+    output: Optional[Path] = typer.Option(None, "-o", "--output", metavar="FILE", help="Output file [default: NAME-N.h5 here]."),
+    solver: Solver = typer.Option("auto", "--solver", help=_SOLVER_HELP),
+    budget: Optional[int] = typer.Option(None, "--budget", metavar="B", callback=in_range("--budget"), help=range_help("--budget", "auto only: butterfly blocks for the approximation [default: 1].")),
     strict_budget: bool = typer.Option(False, "--strict-budget", help="auto only: the budget caps exact structures too (skip an exact one that stores more real numbers than BUDGET complex B.P's)."),
-    model: Optional[str] = typer.Option(None, "--model", help="gradient only: BP, BPP or BPBP [default: BP]."),
-    restarts: Optional[int] = typer.Option(None, "--restarts", callback=in_range("--restarts"), help=range_help("--restarts", "gradient only: at most R random restarts [default: 8].")),
-    steps: Optional[int] = typer.Option(None, "--steps", callback=in_range("--steps"), help=range_help("--steps", "gradient only: Adam steps per restart [default: 300].")),
-    lr: Optional[float] = typer.Option(None, "--lr", callback=in_range("--lr"), help=range_help("--lr", "gradient only: fixed learning rate [default: log-uniform per restart].")),
-    device: Optional[str] = typer.Option(None, "--device", help="gradient only: cpu or cuda [default: cpu]."),
-    dtype: str = typer.Option("float64", "--dtype", help="Working precision: float64 or float32."),
-    seed: Optional[int] = typer.Option(None, "--seed", callback=in_range("--seed"), help=range_help("--seed", "Seed for random targets (convolution, randn) and for --solver gradient's restarts [default: 0].")),
-    norm: Optional[str] = typer.Option(None, "--norm", help="dft/idft/dct/dst: backward, ortho or forward (scipy.fft's meanings) or paper (the seed paper's scaling) [default: ortho for dft/idft, paper for dct/dst; see 'bfly list']."),
-    kind: Optional[int] = typer.Option(None, "--type", callback=in_range("--type"), help=range_help("--type", "dct/dst only: type 2, 3 or 4 (scipy.fft's definitions) [default: 2].")),
-    filter_path: Optional[Path] = typer.Option(None, "--filter", help="convolution only: the filter as a 1-D .npy file."),
-    tol: Optional[float] = typer.Option(None, "--tol", callback=in_range("--tol"), help=range_help("--tol", "Fail (exit 1) when rel_error is above this.")),
+    model: Optional[Model] = typer.Option(None, "--model", help="gradient only: the product to fit [default: BP]."),
+    restarts: Optional[int] = typer.Option(None, "--restarts", metavar="R", callback=in_range("--restarts"), help=range_help("--restarts", "gradient only: at most R random restarts [default: 8].")),
+    steps: Optional[int] = typer.Option(None, "--steps", metavar="STEPS", callback=in_range("--steps"), help=range_help("--steps", "gradient only: Adam steps per restart [default: 300].")),
+    lr: Optional[float] = typer.Option(None, "--lr", metavar="LR", callback=in_range("--lr"), help=range_help("--lr", "gradient only: fixed learning rate [default: log-uniform per restart].")),
+    device: Optional[str] = typer.Option(None, "--device", metavar="cpu|cuda[:N]", autocompletion=complete_device, help="gradient only: cpu or cuda [default: cpu]."),
+    dtype: LearnDtype = typer.Option("float64", "--dtype", help="Working precision."),
+    seed: Optional[int] = typer.Option(None, "--seed", metavar="SEED", callback=in_range("--seed"), help=range_help("--seed", "Seed for random targets (convolution, randn) and for --solver gradient's restarts [default: 0].")),
+    norm: Optional[Norm] = typer.Option(None, "--norm", help="dft/idft/dct/dst: backward, ortho or forward (scipy.fft's meanings) or paper (the seed paper's scaling) [default: ortho for dft/idft, paper for dct/dst; see 'bfly list']."),
+    kind: Optional[int] = typer.Option(None, "--type", metavar="2|3|4", callback=in_range("--type"), help=range_help("--type", "dct/dst only: type 2, 3 or 4 (scipy.fft's definitions) [default: 2].")),
+    filter_path: Optional[Path] = typer.Option(None, "--filter", metavar="FILE.npy", help="convolution only: the filter as a 1-D .npy file."),
+    tol: Optional[float] = typer.Option(None, "--tol", metavar="TOL", callback=in_range("--tol"), help=range_help("--tol", "Fail (exit 1) when rel_error is above this.")),
     as_json: bool = typer.Option(False, "--json", is_eager=True, help="Print one JSON document on stdout."),  # eager: range errors see it
     quiet: bool = typer.Option(False, "--quiet", "-q", help="Print nothing on success."),
     force: bool = typer.Option(False, "--force", help="Overwrite an existing output file."),

@@ -11,7 +11,7 @@ from ._common import emit_json, guarded, stdout_console
 
 @guarded
 def show(
-    path: Path = typer.Argument(..., help="A factor file written by 'bfly learn'."),
+    path: Path = typer.Argument(..., metavar="FILE", help="A factor file written by 'bfly learn'."),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON document on stdout."),
 ) -> None:
     """Show what a factor file holds."""

@@ -8,6 +8,7 @@ from typing import Any, List, Optional
 
 import typer
 
+from ._choices import Solver
 from ._common import emit_json, guarded, stdout_console
 from ._options import in_range, range_help
 
@@ -15,14 +16,14 @@ from ._options import in_range, range_help
 @guarded
 def sweep(
     dirs: Optional[List[Path]] = typer.Argument(None, metavar="DIR", help="With --merge: the shard directories to join."),
-    output: Path = typer.Option(..., "-o", "--output", help="Output directory (created; re-using it resumes)."),
-    transforms: Optional[str] = typer.Option(None, "--transforms", help="Comma-separated names [default: the paper's eight]."),
-    sizes: str = typer.Option("8..1024", "--sizes", help="LOW..HIGH (powers of two in range) or a list 8,16,64."),
-    solver: Optional[str] = typer.Option(None, "--solver", help="Solver for every cell [default: auto if available, else hierarchical]."),
+    output: Path = typer.Option(..., "-o", "--output", metavar="DIR", help="Output directory (created; re-using it resumes)."),
+    transforms: Optional[str] = typer.Option(None, "--transforms", metavar="NAMES", help="Comma-separated names [default: the paper's eight]."),
+    sizes: str = typer.Option("8..1024", "--sizes", metavar="SIZES", help="LOW..HIGH (powers of two in range) or a list 8,16,64."),
+    solver: Optional[Solver] = typer.Option(None, "--solver", help="Solver for every cell [default: auto if available, else hierarchical]."),
     bench: bool = typer.Option(False, "--bench", help="Also time each cell (butterfly, dense GEMV, fast library)."),
-    jobs: Optional[int] = typer.Option(None, "--jobs", "-j", callback=in_range("--jobs"), help=range_help("--jobs", "Cells run at once, one process each [default: number of cores].")),
-    shard: Optional[str] = typer.Option(None, "--shard", help="Run only slice I of K (1-based), e.g. 2/4."),
-    timeout: float = typer.Option(600.0, "--timeout", callback=in_range("--timeout"), help=range_help("--timeout", "Seconds per cell before it is killed and recorded as timeout.")),
+    jobs: Optional[int] = typer.Option(None, "--jobs", "-j", metavar="J", callback=in_range("--jobs"), help=range_help("--jobs", "Cells run at once, one process each [default: number of cores].")),
+    shard: Optional[str] = typer.Option(None, "--shard", metavar="I/K", help="Run only slice I of K (1-based), e.g. 2/4."),
+    timeout: float = typer.Option(600.0, "--timeout", metavar="SECONDS", callback=in_range("--timeout"), help=range_help("--timeout", "Seconds per cell before it is killed and recorded as timeout.")),
     merge: bool = typer.Option(False, "--merge", help="Join the cells of shard directories DIRS into -o, then report."),
     as_json: bool = typer.Option(False, "--json", is_eager=True, help="Print one JSON document on stdout."),  # eager: range errors see it
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress and no summary on success."),

@@ -13,9 +13,9 @@ from ._options import in_range, range_help
 
 @guarded
 def verify(
-    path: Path = typer.Argument(..., help="A factor file written by 'bfly learn'."),
-    tol: Optional[float] = typer.Option(None, "--tol", callback=in_range("--tol"), help=range_help("--tol", "Also fail (exit 1) when rel_error is above this.")),
-    source: Optional[Path] = typer.Option(None, "--source", help="The source matrix file, if it moved since learning."),
+    path: Path = typer.Argument(..., metavar="FILE", help="A factor file written by 'bfly learn'."),
+    tol: Optional[float] = typer.Option(None, "--tol", metavar="TOL", callback=in_range("--tol"), help=range_help("--tol", "Also fail (exit 1) when rel_error is above this.")),
+    source: Optional[Path] = typer.Option(None, "--source", metavar="MATRIX", help="The source matrix file, if it moved since learning."),
     as_json: bool = typer.Option(False, "--json", is_eager=True, help="Print one JSON document on stdout."),  # eager: range errors see it
 ) -> None:
     """Recompute the errors against the rebuilt target (exit 1 when they do not reproduce)."""
