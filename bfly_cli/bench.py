@@ -9,7 +9,7 @@ scheduler noise of a shared machine).
 Methods (keys of the result document):
 
 ``butterfly``  the compiled kernel (:mod:`bfly_cli.kernel`) or, when it is not built, the numpy
-               reference ``Factors.apply`` (the label says which); on ``cuda`` the torch path.
+               reference ``Factors.apply_reference`` (the label says which); on ``cuda`` the torch path.
 ``torch``      :mod:`bfly_cli.torch_ops` (the autograd/CUDA path), CPU only.
 ``dense``      ``torch`` GEMV (batch 1) / GEMM with the reconstructed matrix ``to_dense()``;
                torch is used because ``torch.set_num_threads`` reliably pins its BLAS threads.
@@ -267,7 +267,7 @@ def kernel_method(factors: Factors, threads: int, dtype: np.dtype) -> tuple[Meth
 
 
 def _reference_method(factors: Factors, why: str) -> tuple[Method, bool]:
-    return Method("butterfly", f"numpy reference ({why})", lambda x: lambda: factors.apply(x)), False
+    return Method("butterfly", f"numpy reference ({why})", lambda x: lambda: factors.apply_reference(x)), False
 
 
 def torch_method(factors: Factors, device: str, key: str = "torch") -> Method:
@@ -367,7 +367,7 @@ def agreement(methods: list[Method], factors: Factors, x: np.ndarray) -> dict[st
     For the butterfly, torch and dense rows this is rounding noise; for the fast library it is the
     factorization's own error on this input, so a wrongly picked baseline cannot go unnoticed.
     """
-    ref = factors.apply(x.astype(np.result_type(x.dtype, np.float64)))
+    ref = factors.apply_reference(x.astype(np.result_type(x.dtype, np.float64)))
     norm = float(np.linalg.norm(ref)) or 1.0
     out: dict[str, float | None] = {}
     for method in methods:

@@ -21,7 +21,8 @@ The matrix is therefore the product of the steps' matrices in *reverse* order, a
 What each kind is (letter, data shape, parameter count, reference multiply, dtype promotion) is
 registered once, in :mod:`bfly_cli.step_kinds`; this module is the container and its checks. The
 multiply here is the plain numpy reference (:mod:`bfly_cli.reference`): every fast path
-(compiled kernel, torch layer) is tested against it.
+(compiled kernel, torch layer) is tested against it: :meth:`Factors.apply_reference`, while
+:meth:`Factors.apply` and ``f @ x`` run the kernel.
 """
 
 from __future__ import annotations
@@ -109,8 +110,15 @@ class Factors:
         """Free parameters in real numbers (complex counted twice); see :meth:`Step.n_real_params`."""
         return sum(s.n_real_params() for s in self.steps)
 
-    def apply(self, x: np.ndarray) -> np.ndarray:
-        """Reference multiply ``y = M x`` for every vector along the last axis of ``x``."""
+    def apply(self, x: np.ndarray, *, threads: int | None = None) -> np.ndarray:
+        """``y = M x`` for every vector along the last axis of ``x``, through the compiled kernel
+        with a cached plan (:func:`bfly_cli.kernel.apply`); the numpy reference where the kernel does
+        not run. Same result dtype and semantics as :meth:`apply_reference`, to rounding."""
+        return kernel.apply(self, x, threads=threads)
+
+    def apply_reference(self, x: np.ndarray) -> np.ndarray:
+        """The numpy reference multiply ``y = M x`` along the last axis: plain, step by step, and the
+        oracle every fast path (kernel, torch) is tested against."""
         x = np.asarray(x)
         if x.shape[-1] != self.n:
             raise ValueError(f"last axis has length {x.shape[-1]}, expected {self.n}")
@@ -126,13 +134,13 @@ class Factors:
         return x
 
     def to_dense(self, chunk: int = 256) -> np.ndarray:
-        """The N x N matrix, built by applying the steps to the identity ``chunk`` rows at a time.
+        """The N x N matrix, built by the reference multiply on the identity ``chunk`` rows at a time.
 
         Chunking keeps every temporary of the reference multiply small enough to stay in cache;
         applying to the whole identity at once is several times slower at N >= 4096.
         """
         out_dtype = np.finfo(self.dtype).dtype if self.steps[-1].kind == "real" else self.dtype
-        return _dense_by_chunks(self.apply, self.n, self._identity_dtype(), out_dtype, chunk)
+        return _dense_by_chunks(self.apply_reference, self.n, self._identity_dtype(), out_dtype, chunk)
 
     def _identity_dtype(self) -> np.dtype:
         """The dtype of the identity rows that build the dense matrix: real for a

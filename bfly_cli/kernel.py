@@ -1,7 +1,7 @@
 """Fast CPU application of factors: the public face of the compiled kernel ``bfly_cli._kernel``.
 
 Use :func:`apply` for one-off products (same semantics and result dtype as
-:meth:`bfly_cli.factors.Factors.apply`, the numpy reference) and :class:`Plan` when the same
+:meth:`bfly_cli.factors.Factors.apply_reference`, the numpy reference) and :class:`Plan` when the same
 factors are applied many times (benchmarks, pipelines): a plan converts the twiddles once, so each
 call only moves the vectors.
 
@@ -87,7 +87,7 @@ def unsupported_kinds(factors: Factors) -> list[str]:
 
 
 def apply(factors: Factors, x: Any, *, threads: int | None = None) -> np.ndarray:
-    """``y = M x`` for every vector along the last axis of ``x``: exactly :meth:`Factors.apply`'s
+    """``y = M x`` for every vector along the last axis of ``x``: exactly :meth:`Factors.apply_reference`'s
     semantics and result dtype, computed by the compiled kernel when it is built.
 
     The whole chain runs in the precision of the result (float64 when the input or any factor is
@@ -100,7 +100,7 @@ def apply(factors: Factors, x: Any, *, threads: int | None = None) -> np.ndarray
         got = "a scalar" if x.ndim == 0 else f"last axis of length {x.shape[-1]}"
         raise ValueError(f"x has {got}, expected a last axis of length {factors.n}")
     plan = plan_cache.plan_for_input(factors, x.dtype)  # built once per factors object and input dtype
-    return factors.apply(x) if plan is None else plan.apply(x, threads=threads)
+    return factors.apply_reference(x) if plan is None else plan.apply(x, threads=threads)
 
 
 def plan_for_dtype(factors: Factors, x_dtype: np.dtype) -> "Plan | None":
@@ -119,7 +119,7 @@ class Plan:
     ``dtype`` is the input dtype (float32, float64, complex64 or complex128). Its precision is the
     working precision: the factor data are cast to it (float64 factors run in float32 for a float32
     plan: that is the point of asking for float32). ``out_dtype`` is what
-    :meth:`Factors.apply` would return for such input with the cast factors (complex for complex
+    :meth:`Factors.apply_reference` would return for such input with the cast factors (complex for complex
     factors, real after a final ``real`` step; complex for complex input through a chain with a
     ``real`` step, whose real and imaginary parts run as two real inputs: see
     :attr:`Factors.real_linear`). Without the extension the plan applies the cast
@@ -167,7 +167,7 @@ class Plan:
             return self._apply_parts(x, out, threads)
         if self._core is None:
             _warn_once(self._fallback_note)
-            result = self.factors.apply(x)
+            result = self.factors.apply_reference(x)
             if out is None:
                 return result
             out[...] = result
@@ -220,7 +220,7 @@ def _thread_count(threads: int | None, batch: int, n: int) -> int:
 
 
 def result_dtype(factors: Factors, x_dtype: Any) -> np.dtype:
-    """The dtype :meth:`Factors.apply` returns for input of ``x_dtype``, found without computing:
+    """The dtype :meth:`Factors.apply_reference` returns for input of ``x_dtype``, found without computing:
     each step promotes as its registered kind says (:mod:`bfly_cli.step_kinds`)."""
     dt = np.dtype(x_dtype)
     complex_in = dt.kind == "c" and factors.real_linear  # real and imaginary parts run apart

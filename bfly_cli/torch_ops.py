@@ -1,4 +1,4 @@
-"""Applying factors with torch: the autograd- and CUDA-capable path (twin of ``factors.apply``).
+"""Applying factors with torch: the autograd- and CUDA-capable path (twin of ``Factors.apply_reference``).
 
 Same twiddle layout and stage loop as :func:`bfly_cli.reference.butterfly_multiply`, written with
 torch ops so it runs on any device and differentiates through the twiddles. This is the one torch

@@ -78,7 +78,7 @@ def add_noise(a: np.ndarray, eps: float, rng: np.random.Generator) -> np.ndarray
 
 def dense_error(steps, a: np.ndarray) -> float:
     """Relative Frobenius error of the steps' dense product against ``a``."""
-    dense = Factors(a.shape[0], steps).apply(np.eye(a.shape[0])).T
+    dense = Factors(a.shape[0], steps).apply_reference(np.eye(a.shape[0])).T
     return float(np.linalg.norm(dense - a) / np.linalg.norm(a))
 
 def gradient_restart(matrix: np.ndarray, model: str = "BP", seed: int = 0, **options):

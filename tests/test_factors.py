@@ -46,7 +46,7 @@ def test_steps_apply_in_order_and_structure_reads_as_product() -> None:
     np.testing.assert_allclose(f.to_dense(), expected, atol=1e-13)
     assert f.n_params() == tw.size + d.size
     x = rng.standard_normal((5, n))
-    np.testing.assert_allclose(f.apply(x), x @ expected.T, atol=1e-12)
+    np.testing.assert_allclose(f.apply_reference(x), x @ expected.T, atol=1e-12)
 
 
 @pytest.mark.parametrize(
@@ -69,4 +69,4 @@ def test_validation_rejects_bad_steps(steps, message: str) -> None:
 def test_wrong_vector_length() -> None:
     f = Factors(4, [Step("diagonal", np.ones(4))])
     with pytest.raises(ValueError, match="expected 4"):
-        f.apply(np.ones(5))
+        f.apply_reference(np.ones(5))

@@ -116,9 +116,9 @@ def test_reference_and_promotion(name, dtype):
         if factors.real_linear and np.iscomplexobj(x):
             x = x.real  # complex input runs as its two real parts (tests/test_honest_answers.py)
         before = factors.steps[0:2]
-        mid = Factors(N, before).apply(x)
+        mid = Factors(N, before).apply_reference(x)
         out = kind.multiply(factors.steps[2].data, mid)
-        np.testing.assert_array_equal(out, factors.apply(x))
+        np.testing.assert_array_equal(out, factors.apply_reference(x))
         step_dtype = None if factors.steps[2].data is None else factors.steps[2].data.dtype
         assert out.dtype == kind.result_dtype(mid.dtype, step_dtype) == kernel.result_dtype(factors, x.dtype)
 
@@ -159,7 +159,7 @@ def test_kernel_agrees_or_falls_back_as_declared(name, dtype):
     if not declared:
         assert name in kernel.unsupported_kinds(factors)
     for x in _inputs(np.random.default_rng(2)):
-        ref = factors.apply(x)
+        ref = factors.apply_reference(x)
         got = kernel.apply(factors, x)
         assert got.dtype == ref.dtype
         tol = 1e-4 if np.finfo(ref.dtype).bits <= 32 else 1e-12
@@ -182,7 +182,7 @@ def test_torch_multiply_agrees(name, dtype, device):
     steps = torch_ops.factors_to_torch(factors, device)
     for x in _inputs(np.random.default_rng(3)):
         got = torch_ops.apply_steps_torch(steps, torch.as_tensor(x, device=device)).cpu().numpy()
-        np.testing.assert_allclose(got, factors.apply(x), rtol=1e-5, atol=1e-5 if x.dtype == np.float32 else 1e-12)
+        np.testing.assert_allclose(got, factors.apply_reference(x), rtol=1e-5, atol=1e-5 if x.dtype == np.float32 else 1e-12)
 
 
 @pytest.mark.parametrize("device", DEVICES)
@@ -197,7 +197,7 @@ def test_torch_modules_agree_and_convert_back(name, dtype, device):
     x = np.random.default_rng(4).standard_normal((3, N)) + 0j
     with torch.no_grad():
         got = module(torch.as_tensor(x, device=device)).cpu().numpy()
-    np.testing.assert_allclose(got, factors.apply(x), atol=1e-12)
+    np.testing.assert_allclose(got, factors.apply_reference(x), atol=1e-12)
     _same_steps(factors, Factors(N, torch_butterfly.modules_to_steps(module)))
 
 
@@ -218,7 +218,7 @@ def test_doc_reader_agrees(tmp_path, name, dtype):
     factors = _factors(name, dtype)
     path = h5format.save(factors, tmp_path / "f.h5")
     for x in _inputs(np.random.default_rng(5)):
-        np.testing.assert_allclose(_doc_reader()(str(path), x), factors.apply(x), rtol=1e-6, atol=1e-12)
+        np.testing.assert_allclose(_doc_reader()(str(path), x), factors.apply_reference(x), rtol=1e-6, atol=1e-12)
 
 
 # ---- unknown kinds are refused everywhere, never guessed ------------------------------------
