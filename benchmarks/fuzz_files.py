@@ -15,7 +15,8 @@ every step kind but rank2 (``RDBP``), and matrix files (.npy real and complex, .
   .npz archives with several, non-.npy, pickled or huge members, .h5 files with huge compressed,
   string, linked, external or several datasets.
 
-Every reading command then runs on each mutant, in-process through typer's CliRunner: ``show``,
+Every reading command then runs on each mutant, in-process through typer's CliRunner (in a child
+forked per mutant, killed at the deadline: a damaged HDF5 file can hang the HDF5 library in C): ``show``,
 ``show --json``, ``verify``, ``export`` (a random format), ``bench --repeat 1 --batch 1`` and
 ``apply`` on factor files; ``learn``, ``analyze`` and ``apply`` (file and stdin) on matrix
 files. A sample also runs as real subprocesses of the ``bfly`` console script, whose peak memory
@@ -39,7 +40,9 @@ import argparse
 import io
 import json
 import os
+import pickle
 import resource
+import select
 import shutil
 import signal
 import subprocess
@@ -413,10 +416,67 @@ def run_in_process(runner, app, args: list[str], stdin: bytes | None, label: str
         signal.setitimer(signal.ITIMER_REAL, 0)
     seconds = time.monotonic() - start
     grown = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 - before
-    _judge(args, label, result.exit_code, result.stderr + result.stdout, result.exception, seconds, grown, tally)
+    _judge(args, label, result.exit_code, result.stderr + result.stdout, result.exception, seconds, grown, tally, result.stderr)
 
 
-def _judge(args, label, code, output, exception, seconds, grown, tally: Tally) -> None:
+def run_isolated(work: Callable[[Tally], Any], label: str, count: int, tally: Tally) -> None:
+    """``work`` in a forked child with a deadline, its counts merged into ``tally``.
+
+    A damaged HDF5 file can send the HDF5 library into an endless loop inside one C call, where
+    no signal handler runs: only a separate process can be stopped. The fork shares the parent's
+    imports, so a mutant still costs milliseconds.
+    """
+    read_end, write_end = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: run, report, leave without any cleanup of the parent's state
+        part = Tally()
+        try:
+            os.close(read_end)
+            work(part)
+        except BaseException as exc:  # whatever happens, the child must never return into the loop
+            part.violations.append(("crash", label, f"{type(exc).__name__}: {str(exc)[:200]}"))
+        finally:
+            with os.fdopen(write_end, "wb") as out:
+                pickle.dump(part, out)
+            os._exit(0)
+    os.close(write_end)
+    part = _collect(read_end, pid, count * LIMIT_S + 5)
+    if part is None:
+        tally.runs += 1
+        tally.violations.append(("timeout", label, f"a run did not end within {LIMIT_S:.0f} s (killed)"))
+        return
+    _merge(tally, part)
+
+
+def _collect(fd: int, pid: int, deadline_s: float) -> "Tally | None":
+    """The child's Tally, or None when it had to be killed at the deadline."""
+    chunks, end = [], time.monotonic() + deadline_s
+    with os.fdopen(fd, "rb") as pipe:
+        while True:
+            ready, _, _ = select.select([pipe], [], [], max(0.0, end - time.monotonic()))
+            if not ready:
+                os.kill(pid, signal.SIGKILL)
+                os.waitpid(pid, 0)
+                return None
+            chunk = os.read(fd, 1 << 16)
+            if not chunk:
+                break
+            chunks.append(chunk)
+    os.waitpid(pid, 0)
+    return pickle.loads(b"".join(chunks)) if chunks else Tally(violations=[("crash", "child", "no report")])
+
+
+def _merge(tally: Tally, part: Tally) -> None:
+    tally.exits.update(part.exits)
+    tally.runs += part.runs
+    tally.subprocess_runs += part.subprocess_runs
+    tally.multi_line_errors += part.multi_line_errors
+    tally.slowest = max(tally.slowest, part.slowest)
+    tally.peak_subprocess_rss = max(tally.peak_subprocess_rss, part.peak_subprocess_rss)
+    tally.violations += part.violations
+
+
+def _judge(args, label, code, output, exception, seconds, grown, tally: Tally, stderr: str = "") -> None:
     command = " ".join(a if len(a) < 60 else "..." + a[-40:] for a in args)
     tally.runs += 1
     tally.exits[code if code in (0, 1, 2) else "other"] += 1
@@ -431,28 +491,30 @@ def _judge(args, label, code, output, exception, seconds, grown, tally: Tally) -
         tally.violations.append(("timeout", label, f"{command}: {seconds:.1f} s"))
     if grown > LIMIT_BYTES or "out of memory" in output:
         tally.violations.append(("memory", label, f"{command}: peak grew {grown / 2**20:.0f} MiB"))
-    if code == 2 and output.strip().count("\n") > 0:
+    if code == 2 and stderr.strip().count("\n") > 0:
         tally.multi_line_errors += 1
 
 
 def run_subprocess(args: list[str], stdin: bytes | None, label: str, tally: Tally) -> None:
     """One command as a real process; its peak RSS read from wait4, killed past the time limit."""
-    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as inp:
+    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err, tempfile.TemporaryFile() as inp:
         inp.write(stdin or b"")
         inp.seek(0)
         start = time.monotonic()
-        proc = subprocess.Popen([str(BFLY), *args], stdin=inp, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+        proc = subprocess.Popen([str(BFLY), *args], stdin=inp, stdout=out, stderr=err, start_new_session=True)
         timed_out, (status, usage) = _wait(proc)
         proc.returncode = os.waitstatus_to_exitcode(status)
         out.seek(0)
-        output = out.read().decode("utf-8", "replace")
+        err.seek(0)
+        errors = err.read().decode("utf-8", "replace")
+        output = errors + out.read().decode("utf-8", "replace")
     rss = usage.ru_maxrss * 1024
     tally.subprocess_runs += 1
     tally.peak_subprocess_rss = max(tally.peak_subprocess_rss, rss)
     if timed_out:
         tally.violations.append(("timeout", label, "subprocess " + " ".join(args)))
         return
-    _judge(["(subprocess)", *args], label, proc.returncode, output, None, time.monotonic() - start, rss, tally)
+    _judge(["(subprocess)", *args], label, proc.returncode, output, None, time.monotonic() - start, rss, tally, errors)
 
 
 def _wait(proc: subprocess.Popen) -> tuple[bool, tuple[int, Any]]:
@@ -492,8 +554,7 @@ def fuzz(mutants: int, seed: int, sample: int, keep: Path | None, rlimit_headroo
             tally.mutants[kind] += 1
             before = len(tally.violations)
             runs = commands_for(kind, path, bases, root, rng)
-            for args, stdin in runs:
-                run_in_process(runner, app, args, stdin, label, tally)
+            run_isolated(lambda part: [run_in_process(runner, app, a, i, label, part) for a, i in runs], label, len(runs), tally)
             if index in chosen_for_subprocess:
                 args, stdin = runs[int(rng.integers(len(runs)))]
                 if args[0] != "bench":  # bench imports torch: seconds of start-up, not of reading
@@ -555,6 +616,7 @@ def report(tally: Tally, mutants: int, seed: int) -> str:
         f"bad exit codes: {tally.count('exit code')}",
         f"timeouts (> {LIMIT_S:.0f} s): {tally.count('timeout')}",
         f"memory (> {LIMIT_BYTES >> 30} GiB or out of memory): {tally.count('memory')}",
+        f"crashes (a child ended without its report): {tally.count('crash')}",
         f"slowest run: {tally.slowest[0]:.2f} s ({tally.slowest[1][:100]})",
         f"exit-2 errors longer than one line: {tally.multi_line_errors}",
     ]
