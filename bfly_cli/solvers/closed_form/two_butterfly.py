@@ -42,6 +42,7 @@ from ...factors import Factors, Step, pair_positions
 from .. import RouteUnavailable, checked_square, numerics
 from .bp_order import discover_permutation
 from .butterfly_inverse import apply_inverse, bit_reversal, inverse_twiddles
+from .cyclic_order import cyclic_row_order, sorted_row_spread
 from .eigenbasis import _pair_blocks, butterfly_eigenbasis
 from .eigenbasis import _split_level as _eigen_level
 from .hierarchical import factor_butterfly
@@ -55,6 +56,9 @@ _STOP = 5 * GRACEFUL  # basis residual at which a candidate is abandoned (it can
 _SETTLED = 10.0  # probe error / basis residual below which a candidate explains all but the noise
 _ROUNDING = 1e-13  # probe error that is float64 rounding whatever the residual says
 _PROBES = 4
+# Relative spread of the sorted rows of T T^H above which T is no circulant shuffled on both sides:
+# the structure leaves its noise (eps <= 1e-3 gives ~1e-3), a random matrix 1e-2 (N = 16384) to 0.1.
+_BOTH_SPREAD = 3e-3
 
 
 def solve_two_butterfly(matrix: np.ndarray) -> tuple[list[Step], dict[str, Any]]:
@@ -129,11 +133,25 @@ def _row_shuffled(t: np.ndarray) -> tuple[list[Step], dict[str, Any]]:
     return steps, _info(t, steps, info["eigen_residual"], info["basis_conditioning"])
 
 
+def _both_shuffled(t: np.ndarray) -> tuple[list[Step], dict[str, Any]]:
+    """``T = Q1 C Q2``: the rows put in a cyclic order read off ``T T^H`` (:mod:`.cyclic_order`),
+    then the column-shuffled factorization of ``T[pi]``, the rows' order restored last."""
+    spread = sorted_row_spread(t)
+    if not spread <= _BOTH_SPREAD:  # NaN included
+        raise RouteUnavailable(f"screened out: the sorted rows of T T^H differ by {spread:.1e} (a shuffled "
+                               "circulant's are one vector)")
+    order = cyclic_row_order(t @ _adjoint(t), spread)
+    steps, info = _column_shuffled(np.ascontiguousarray(t[order]))
+    steps = steps + [Step("permutation", np.argsort(order).astype(np.int64))]
+    return steps, _info(t, steps, info["eigen_residual"], info["basis_conditioning"])
+
+
 _CANDIDATES: tuple[tuple[str, Callable[[np.ndarray], tuple[list[Step], dict[str, Any]]]], ...] = (
     ("direct", _direct),
     ("scaled", _scaled),
     ("column-shuffled", _column_shuffled),
     ("row-shuffled", _row_shuffled),
+    ("both-shuffled", _both_shuffled),
 )
 
 
@@ -168,6 +186,8 @@ def _screen_off(name: str, t: np.ndarray, idx: np.ndarray) -> tuple[float, float
     """Off-diagonal mass of the first split of candidate ``name``'s matrix on rows/columns ``idx``,
     and that sub-matrix's norm."""
     try:
+        if name == "both-shuffled":  # screened by the candidate itself (sorted rows of T T^H)
+            return 0.0, 1.0
         if name == "scaled":
             sub = np.asarray(t[np.ix_(idx, idx)], dtype=np.complex128)
             return float(_two_sided_level(_pair_blocks(sub[None]), 0.0, np.inf)[3]), float(np.linalg.norm(sub))
