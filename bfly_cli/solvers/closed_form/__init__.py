@@ -12,6 +12,7 @@ numpy and scipy only (a test imports this package with torch unavailable). Each 
 ``two_butterfly``  matrices diagonalized by a butterfly basis (circulants): :mod:`.eigenbasis`
                    reads the basis (with :mod:`.eigen_components` and :mod:`.block_algebra`),
                    :mod:`.two_sided` reads row and column bases (scalings),
+                   :mod:`.cyclic_order` a cyclic row order (both sides shuffled),
                    :mod:`bfly_cli.chain_algebra` transposes a chain (shuffled rows),
                    :mod:`.butterfly_inverse` inverts a butterfly exactly.
 """
