@@ -2,9 +2,12 @@
 
 Everything is timed in one process, on the same input batch, in the same dtype and with the same
 thread count, because the only numbers worth reporting are *ratios* measured under identical
-conditions. Per (method, batch) we warm up, group enough calls into one measurement that timer
-overhead vanishes, repeat, and report the median in microseconds per vector (medians resist the
-scheduler noise of a shared machine).
+conditions. The thread count defaults to 1: on a busy 2-core machine, torch's all-cores GEMM at
+batch 16 took ~2,000 µs per vector against 0.35 µs with one thread, which turned the comparison
+table into 6,000x ratios. Per batch, the methods are sampled in interleaved rounds
+(:mod:`bfly_cli.bench_timing`), and every figure carries its median, minimum and interquartile
+range in µs per vector; a figure whose spread is wide, or whose per-vector cost grows more than
+3x from one batch size to the next, is flagged unstable, and so is every ratio it enters.
 
 Methods (keys of the result document):
 
@@ -13,7 +16,8 @@ Methods (keys of the result document):
 ``torch``      :mod:`bfly_cli.torch_ops` (the autograd/CUDA path), CPU only.
 ``dense``      ``torch`` GEMV (batch 1) / GEMM with the reconstructed matrix ``to_dense()``;
                torch is used because ``torch.set_num_threads`` reliably pins its BLAS threads.
-``fast``       the best fast library for the file's recorded transform, if there is one.
+``fast``       the fastest library for the file's recorded transform (:mod:`bfly_cli.bench_baselines`:
+               FFTW through pyfftw when installed, else scipy.fft), if there is one.
 
 The target's identity comes from the file's metadata (``transform``, ``transform_options``). That
 is used only to *pick a baseline*; every baseline is checked against the factors' own output and
@@ -23,52 +27,25 @@ the difference is reported (``rel_diff``), so a baseline that does not match sho
 from __future__ import annotations
 
 import contextlib
-import math
-import statistics
-import time
-from dataclasses import dataclass
 from typing import Any, Callable, Iterator
 
 import numpy as np
 
 from . import kernel
+from .bench_baselines import fast_baseline, fast_library, fwht, scipy_norm  # noqa: F401  (re-exported)
+from .bench_timing import GROWTH_LIMIT, SPREAD_LIMIT, Method, Timed, growth_reason, interleaved_samples, spread_reason, summarize
 from .devices import check_device, is_cuda
 from .errors import BflyError
 from .factors import Factors
 
 DEFAULT_BATCHES = (1, 16, 256)
 DEFAULT_REPEAT = 15
-MEASURE_SECONDS = 0.004  # one measurement groups calls until about this long
-WARMUP_SECONDS = 0.02
-MAX_CALLS_PER_MEASURE = 100_000
+DEFAULT_THREADS = 1  # a comparison table needs every method on the same, uncontended cores
 MAX_INPUT_BYTES = 1 << 30
 MAX_BATCHES = 64  # each batch size is a full round of measurements; more is a typo
 MAX_DENSE_BYTES = 2 << 30
 METHOD_KEYS = ("butterfly", "torch", "dense", "fast")
-
-Timed = Callable[[], Any]
-
-
-@dataclass
-class Method:
-    """A way of computing ``y = M x``: ``prepare(x)`` returns a zero-argument call to time.
-
-    Splitting preparation from the timed call keeps conversions (numpy -> torch, host -> GPU)
-    out of the measurement; ``result(x)`` gives the output as numpy for the agreement check.
-    """
-
-    key: str
-    label: str
-    prepare: Callable[[np.ndarray], Timed] | None
-    reason: str | None = None  # why the method is unavailable (prepare is None)
-    to_numpy: Callable[[Any], np.ndarray] = np.asarray
-
-    @property
-    def available(self) -> bool:
-        return self.prepare is not None
-
-    def result(self, x: np.ndarray) -> np.ndarray:
-        return self.to_numpy(self.prepare(x)())
+RATIOS = {"dense_over_butterfly": ("dense", "butterfly"), "butterfly_over_fast": ("butterfly", "fast")}
 
 
 def parse_batches(text: str) -> list[int]:
@@ -106,138 +83,6 @@ def _blas_limit(threads: int):
     return threadpool_limits(limits=threads)
 
 
-def median_seconds(call: Timed, repeat: int, sync: Callable[[], None] = lambda: None) -> float:
-    """Median wall time of one ``call()`` over ``repeat`` measurements, after a warm-up.
-
-    ``sync`` runs at the end of each measurement (``torch.cuda.synchronize`` on a GPU) so that
-    asynchronous work is counted without adding a synchronisation to every call.
-    """
-    calls, start = 0, time.perf_counter()
-    while calls < 2 or (time.perf_counter() - start < WARMUP_SECONDS and calls < 1000):
-        call()
-        calls += 1
-    sync()
-    per_call = max((time.perf_counter() - start) / calls, 1e-9)
-    number = int(min(MAX_CALLS_PER_MEASURE, max(1, MEASURE_SECONDS / per_call)))
-    samples = []
-    for _ in range(repeat):
-        t0 = time.perf_counter()
-        for _ in range(number):
-            call()
-        sync()
-        samples.append((time.perf_counter() - t0) / number)
-    return statistics.median(samples)
-
-
-def fwht(x: np.ndarray, scale: float = 1.0) -> np.ndarray:
-    """Fast Walsh-Hadamard transform along the last axis (Sylvester order), times ``scale``.
-
-    ``y = scale * H x`` with ``H[i, j] = (-1)^popcount(i & j)``: log2 N passes of sums and
-    differences over pairs at stride ``h``, all vectorised over the batch; numpy has no FWHT.
-    """
-    n = x.shape[-1]
-    batch = x.shape[:-1]
-    y = np.array(x, dtype=np.result_type(x.dtype, np.float32), order="C", copy=True)
-    h = 1
-    while h < n:  # in place on views: one temporary per pass instead of three
-        v = y.reshape(*batch, n // (2 * h), 2, h)
-        a, b = v[..., 0, :], v[..., 1, :]
-        diff = a - b
-        a += b
-        b[...] = diff
-        h *= 2
-    if scale != 1.0:
-        y *= np.asarray(scale, dtype=y.real.dtype)
-    return y
-
-
-def fast_baseline(meta: dict[str, Any], n: int, real_input: bool, threads: int) -> Method:
-    """The best fast library for the file's recorded transform, or an unavailable Method saying why."""
-    import scipy.fft
-
-    from bfly_cli import transforms
-
-    name = str(meta.get("transform"))
-    options = dict(meta.get("transform_options") or {})
-    if name in transforms.names():
-        try:  # the file's recorded options are untrusted: checked like --options before scipy sees them
-            options = transforms.get(name).check(**options)
-        except ValueError as exc:
-            return Method("fast", "-", None, f"the file's transform_options are invalid ({exc})")
-    scale = 1.0 / math.sqrt(n)
-    w = {"workers": threads}
-    norm = _scipy_norm(options)
-    if name in ("dft", "idft"):
-        fn = scipy.fft.fft if name == "dft" else scipy.fft.ifft
-        return Method("fast", f"scipy.fft.{fn.__name__} ({norm})", lambda x: lambda: fn(x, norm=norm, **w))
-    if name in ("dct", "dst"):
-        fn = scipy.fft.dct if name == "dct" else scipy.fft.dst
-        kind = int(options.get("type", 2))
-        if options.get("norm", "paper") != "paper":
-            return Method("fast", f"scipy.fft.{name} type {kind} ({norm})", lambda x: lambda: fn(x, type=kind, norm=norm, **w))
-        return Method("fast", f"scipy.fft.{name} type {kind} / sqrt(N)", lambda x: lambda: _scaled(fn(x, type=kind, **w), scale))
-    if name == "hadamard":
-        return Method("fast", "numpy FWHT (1 thread)", lambda x: lambda: fwht(x, scale))
-    if name == "hartley":
-        if not real_input:
-            return Method("fast", "-", None, "the FFT formula for the Hartley transform needs real input")
-        return Method("fast", "scipy.fft.rfft (Hartley)", lambda x: lambda: _hartley(x, **w))
-    if name == "convolution":
-        return _convolution_baseline(n, options, real_input, threads)
-    return Method("fast", "-", None, f"no fast library for transform {name!r}")
-
-
-def _scipy_norm(options: dict[str, Any]) -> str:
-    """scipy.fft's ``norm=`` for the recorded ``--norm`` (the DFT's default and ``paper`` are ortho;
-    the DCT/DST's ``paper`` is handled by its caller)."""
-    norm = str(options.get("norm", "ortho"))
-    return "ortho" if norm == "paper" else norm
-
-
-def _scaled(y: np.ndarray, scale: float) -> np.ndarray:
-    y *= np.asarray(scale, dtype=y.real.dtype)
-    return y
-
-
-def _hartley(x: np.ndarray, workers: int) -> np.ndarray:
-    """``cas`` transform / sqrt(N) of real ``x``: Re(F x) - Im(F x) with the unitary DFT F."""
-    import scipy.fft
-
-    f = scipy.fft.fft(x, norm="ortho", workers=workers)
-    return f.real - f.imag
-
-
-def _convolution_baseline(n: int, options: dict[str, Any], real_input: bool, threads: int) -> Method:
-    """Circular convolution via FFT with the filter rebuilt as ``transforms/convolution.py`` does."""
-    try:
-        from bfly_cli.transforms.convolution import load_filter
-
-        c = load_filter(options["filter"], n) if options.get("filter") else \
-            np.random.default_rng(int(options.get("seed", 0))).standard_normal(n)
-    except Exception as exc:  # a moved filter file only costs the baseline, not the benchmark
-        return Method("fast", "-", None, f"cannot rebuild the convolution filter: {exc}")
-    col = c / math.sqrt(n)
-    if real_input and not np.iscomplexobj(col):
-        return Method("fast", "scipy.fft.rfft/irfft convolution", lambda x: _rfft_convolve(col, x, threads))
-    return Method("fast", "scipy.fft.fft/ifft convolution", lambda x: _fft_convolve(col, x, threads))
-
-
-def _rfft_convolve(col: np.ndarray, x: np.ndarray, workers: int) -> Timed:
-    """Real circular convolution; the filter spectrum is computed once, in the input's precision."""
-    import scipy.fft
-
-    n = x.shape[-1]
-    spec = scipy.fft.rfft(col.astype(x.dtype))
-    return lambda: scipy.fft.irfft(scipy.fft.rfft(x, workers=workers) * spec, n=n, workers=workers)
-
-
-def _fft_convolve(col: np.ndarray, x: np.ndarray, workers: int) -> Timed:
-    import scipy.fft
-
-    spec = scipy.fft.fft(col.astype(np.result_type(x.dtype, np.complex64)))
-    return lambda: scipy.fft.ifft(scipy.fft.fft(x, workers=workers) * spec, workers=workers)
-
-
 def kernel_method(factors: Factors, threads: int, dtype: np.dtype) -> tuple[Method, bool]:
     """The compiled kernel when built and able to run these factors, else the numpy reference
     (the label says why); and whether the kernel is the one timed.
@@ -263,11 +108,12 @@ def kernel_method(factors: Factors, threads: int, dtype: np.dtype) -> tuple[Meth
         plan = kernel.Plan(factors, x.dtype)
         return lambda: plan.apply(x, threads=threads)
 
-    return Method("butterfly", "compiled kernel", prepare), True
+    return Method("butterfly", "compiled kernel", prepare, library="bfly kernel", threads=threads), True
 
 
 def _reference_method(factors: Factors, why: str) -> tuple[Method, bool]:
-    return Method("butterfly", f"numpy reference ({why})", lambda x: lambda: factors.apply_reference(x)), False
+    return Method("butterfly", f"numpy reference ({why})", lambda x: lambda: factors.apply_reference(x),
+                  library="numpy (not compiled)", threads=1), False
 
 
 def torch_method(factors: Factors, device: str, key: str = "torch") -> Method:
@@ -282,7 +128,8 @@ def torch_method(factors: Factors, device: str, key: str = "torch") -> Method:
         xt = torch.as_tensor(x, device=device)
         return lambda: apply_steps_torch(steps, xt)
 
-    return Method(key, f"torch ({device})", prepare, to_numpy=lambda y: y.cpu().numpy())
+    return Method(key, f"torch ({device})", prepare, to_numpy=lambda y: y.cpu().numpy(), library="torch",
+                  threads=_torch_threads(device))
 
 
 def dense_method(factors: Factors, device: str) -> Method:
@@ -305,7 +152,15 @@ def dense_method(factors: Factors, device: str) -> Method:
         return lambda: torch.matmul(xt, mt)
 
     label = "torch.mv / torch.matmul" + (f" ({device})" if device != "cpu" else "")
-    return Method("dense", label, prepare, to_numpy=lambda y: y.cpu().numpy().reshape(-1, n))
+    return Method("dense", label, prepare, to_numpy=lambda y: y.cpu().numpy().reshape(-1, n), library="torch",
+                  threads=_torch_threads(device))
+
+
+def _torch_threads(device: str) -> int | None:
+    """The CPU threads torch uses now (inside ``thread_limit``); None on a GPU."""
+    import torch
+
+    return None if is_cuda(device) else torch.get_num_threads()
 
 
 def _torch_dtype(dtype: np.dtype):
@@ -331,7 +186,7 @@ def make_input(batch: int, n: int, dtype: np.dtype, seed: int = 0) -> np.ndarray
     return np.ascontiguousarray(x.astype(dtype))
 
 
-def build_methods(factors: Factors, device: str, threads: int) -> tuple[list[Method], bool]:
+def build_methods(factors: Factors, device: str, threads: int, library: str = "auto") -> tuple[list[Method], bool]:
     """The four methods for ``device``; and whether the compiled kernel is the butterfly row."""
     real_input = input_dtype(factors).kind == "f"
     if is_cuda(device):
@@ -340,7 +195,7 @@ def build_methods(factors: Factors, device: str, threads: int) -> tuple[list[Met
         return [butterfly, torch_row, dense_method(factors, device), cuda_fast_baseline(factors.meta, device)], False
     butterfly, used_kernel = kernel_method(factors, threads, input_dtype(factors))
     methods = [butterfly, torch_method(factors, "cpu"), dense_method(factors, "cpu"),
-               fast_baseline(factors.meta, factors.n, real_input, threads)]
+               fast_baseline(factors.meta, factors.n, real_input, threads, library)]
     return methods, used_kernel
 
 
@@ -352,13 +207,14 @@ def cuda_fast_baseline(meta: dict[str, Any], device: str = "cuda") -> Method:
     if name not in ("dft", "idft"):
         return Method("fast", "-", None, f"no GPU fast library wired up for transform {name!r}")
     fn = torch.fft.fft if name == "dft" else torch.fft.ifft
-    norm = _scipy_norm(dict(meta.get("transform_options") or {}))
+    norm = scipy_norm(dict(meta.get("transform_options") or {}))
 
     def prepare(x: np.ndarray) -> Timed:
         xt = torch.as_tensor(x, device=device)
         return lambda: fn(xt, norm=norm)
 
-    return Method("fast", f"torch.fft.{fn.__name__} ({device})", prepare, to_numpy=lambda y: y.cpu().numpy())
+    return Method("fast", f"torch.fft.{fn.__name__} ({device})", prepare, to_numpy=lambda y: y.cpu().numpy(),
+                  library="cuFFT (torch.fft)")
 
 
 def agreement(methods: list[Method], factors: Factors, x: np.ndarray) -> dict[str, float | None]:
@@ -379,15 +235,66 @@ def agreement(methods: list[Method], factors: Factors, x: np.ndarray) -> dict[st
     return out
 
 
-def bench_batch(methods: list[Method], x: np.ndarray, repeat: int, sync: Callable[[], None]) -> dict[str, Any]:
-    """One row of the result: microseconds per vector of every method, and the two headline ratios."""
+def bench_batch(methods: list[Method], x: np.ndarray, repeat: int,
+                sync: Callable[[], None] | None = None) -> dict[str, Any]:
+    """One row of the result before the batch-to-batch check: every method's spread in µs per
+    vector (sampled in interleaved rounds) and whether that spread is too wide to quote."""
     batch = x.shape[0]
-    us: dict[str, float | None] = {}
+    calls = {m.key: m.prepare(x) for m in methods if m.available}
+    samples = interleaved_samples(calls, repeat, *([sync] if sync else []))
+    spread: dict[str, dict | None] = {}
+    stability: dict[str, dict | None] = {}
     for method in methods:
-        us[method.key] = median_seconds(method.prepare(x), repeat, sync) / batch * 1e6 if method.available else None
-    return {"batch": batch, "us_per_vector": us,
-            "ratios": {"dense_over_butterfly": _ratio(us["dense"], us["butterfly"]),
-                       "butterfly_over_fast": _ratio(us["butterfly"], us["fast"])}}
+        if method.key not in samples:
+            spread[method.key] = stability[method.key] = None
+            continue
+        summary = summarize(samples[method.key], 1e6 / batch)
+        spread[method.key] = summary.as_dict()
+        reason = spread_reason(summary)
+        stability[method.key] = {"unstable": reason is not None, "reasons": [reason] if reason else [],
+                                 "flags": ["wide spread"] if reason else []}
+    return {"batch": batch, "us_per_vector": {k: v and v["median"] for k, v in spread.items()},
+            "spread": spread, "stability": stability}
+
+
+def measure(methods: list[Method], inputs: list[np.ndarray], repeat: int,
+            sync: Callable[[], None] | None = None) -> list[dict[str, Any]]:
+    """The ``results`` of the document: one row per input batch, each method's spread, the
+    unstable flags (wide spread, or per-vector cost growing past the limit between consecutive
+    batch sizes) and the headline ratios, each flagged when a figure it divides is unstable.
+
+    Library callers can time methods of their own here (any :class:`Method` keys; the ratios
+    need ``butterfly``, ``dense`` and ``fast``)."""
+    rows = [bench_batch(methods, x, repeat, sync) for x in inputs]
+    _flag_growth(rows)
+    for row in rows:
+        _add_ratios(row)
+    return rows
+
+
+def _flag_growth(rows: list[dict[str, Any]]) -> None:
+    """Flag a method at a batch size whose per-vector cost exceeds the limit times the cost at the
+    next smaller batch size measured (batching should amortize cost, never multiply it)."""
+    ordered = sorted(rows, key=lambda row: row["batch"])
+    for smaller, larger in zip(ordered, ordered[1:]):
+        for key, current in larger["us_per_vector"].items():
+            previous = smaller["us_per_vector"].get(key)
+            if current is None or previous is None or smaller["batch"] == larger["batch"]:
+                continue
+            reason = growth_reason(smaller["batch"], previous, larger["batch"], current)
+            if reason:
+                larger["stability"][key]["unstable"] = True
+                larger["stability"][key]["reasons"].append(reason)
+                larger["stability"][key]["flags"].append("grows with batch")
+
+
+def _add_ratios(row: dict[str, Any]) -> None:
+    us, stability = row["us_per_vector"], row["stability"]
+    unstable = {key: bool(v and v["unstable"]) for key, v in stability.items()}
+    row["unstable"] = any(unstable.values())
+    row["ratios"] = {name: _ratio(us.get(num), us.get(den)) for name, (num, den) in RATIOS.items()}
+    row["ratio_unstable"] = {name: unstable.get(num, False) or unstable.get(den, False)
+                             for name, (num, den) in RATIOS.items()}
 
 
 def _ratio(num: float | None, den: float | None) -> float | None:
@@ -399,22 +306,25 @@ def run_bench(
     *,
     file: str | None = None,
     batches: list[int] | tuple[int, ...] = DEFAULT_BATCHES,
-    threads: int | None = None,
+    threads: int = DEFAULT_THREADS,
     device: str = "cpu",
     repeat: int = DEFAULT_REPEAT,
+    library: str = "auto",
 ) -> dict[str, Any]:
-    """Time every method at every batch size; return the ``bfly bench --json`` document."""
+    """Time every method at every batch size; return the ``bfly bench --json`` document.
+
+    ``library`` picks the fast baseline: ``auto`` (FFTW when pyfftw is installed, else
+    scipy.fft), ``fftw`` or ``scipy``."""
     import torch
 
-    threads = kernel.default_threads() if threads is None else threads
     _check_args(factors, batches, threads, repeat)
     check_device(device)
     dtype = input_dtype(factors)
-    sync = (lambda: torch.cuda.synchronize(device)) if is_cuda(device) else (lambda: None)
+    sync = (lambda: torch.cuda.synchronize(device)) if is_cuda(device) else None
     with thread_limit(threads), torch.inference_mode():
-        methods, used_kernel = build_methods(factors, device, threads)
+        methods, used_kernel = build_methods(factors, device, threads, library)
         rel_diff = agreement(methods, factors, make_input(min(batches), factors.n, dtype))
-        rows = [bench_batch(methods, make_input(b, factors.n, dtype, seed=b), repeat, sync) for b in batches]
+        rows = measure(methods, [make_input(b, factors.n, dtype, seed=b) for b in batches], repeat, sync)
     return _document(factors, file, device, threads, repeat, dtype, methods, used_kernel, rel_diff, rows)
 
 
@@ -445,7 +355,11 @@ def _document(factors: Factors, file, device, threads, repeat, dtype, methods, u
         "repeat": repeat,
         "kernel_available": used_kernel,
         "accuracy": {key: meta.get(key) for key in ("rel_error", "rmse", "max_abs_error", "exact")},
-        "methods": {m.key: {"label": m.label, "available": m.available, "reason": m.reason} for m in methods},
+        "fast_library": next((m.library for m in methods if m.key == "fast" and m.available), None),
+        "unstable_limits": {"relative_iqr": SPREAD_LIMIT, "batch_growth": GROWTH_LIMIT},
+        "unstable": any(row["unstable"] for row in rows),
+        "methods": {m.key: {"label": m.label, "available": m.available, "reason": m.reason,
+                            "library": m.library, "threads": m.threads} for m in methods},
         "rel_diff": rel_diff,
         "results": rows,
     }

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 
 import typer
 
@@ -11,14 +11,15 @@ from ._choices import complete_device
 from ._common import emit_json, guarded, progress_status, stdout_console
 from ._options import in_range, range_help
 
-_COLUMNS = (("butterfly", "bfly µs"), ("torch", "torch µs"), ("dense", "dense µs"), ("fast", "fast µs"))
+_NAMES = {"butterfly": "bfly", "torch": "torch", "dense": "dense", "fast": "fast"}
+_RATIO_OF = {"dense": ("dense_over_butterfly", "dense/bfly"), "fast": ("butterfly_over_fast", "bfly/fast")}
 
 
 @guarded
 def bench(
     path: Path = typer.Argument(..., metavar="FILE", help="A factor file written by 'bfly learn'."),
     batch: str = typer.Option("1,16,256", "--batch", metavar="SIZES", help="Comma-separated batch sizes (vectors per call)."),
-    threads: Optional[int] = typer.Option(None, "--threads", metavar="THREADS", callback=in_range("--threads"), help=range_help("--threads", "Threads for every method [default: all cores].")),
+    threads: int = typer.Option(1, "--threads", metavar="THREADS", callback=in_range("--threads"), help=range_help("--threads", "Threads for every method (1 by default: all cores on a busy machine made absurd ratios).")),
     device: str = typer.Option("cpu", "--device", metavar="cpu|cuda[:N]", autocompletion=complete_device, help="cpu, or cuda (cuda:N) to time the torch path on the GPU."),
     repeat: int = typer.Option(15, "--repeat", metavar="R", callback=in_range("--repeat"), help=range_help("--repeat", "Timed measurements per method and batch (median reported).")),
     as_json: bool = typer.Option(False, "--json", is_eager=True, help="Print one JSON document on stdout."),  # eager: range errors see it
@@ -40,29 +41,58 @@ def bench(
 
 
 def _print_table(doc: dict[str, Any]) -> None:
-    """Per batch: µs per vector of each method and the two ratios; then labels and accuracy."""
+    """Per batch and method: median, min and IQR in µs per vector, the headline ratio (or
+    "unstable" when a figure it divides is), and why a figure is unstable; then labels and accuracy."""
     from rich.table import Table
 
-    methods = doc["methods"]
     title = (f"{doc['file']}: {doc['transform']} N={doc['n']} {doc['structure']}, {doc['input_dtype']}, "
-             f"{doc['device']}, {doc['threads']} thread(s), µs/vector (median of {doc['repeat']})")
+             f"{doc['device']}, {doc['threads']} thread(s); µs per vector, {doc['repeat']} interleaved rounds")
     table = Table(title=title)
-    table.add_column("batch", justify="right")
-    for _, header in _COLUMNS:
-        table.add_column(header, justify="right")
-    table.add_column("dense/bfly", justify="right")
-    table.add_column("bfly/fast", justify="right")
+    for header in ("batch", "method", "median", "min", "IQR", "ratio", "status"):
+        table.add_column(header, justify="left" if header in ("method", "ratio", "status") else "right")
     for row in doc["results"]:
-        us, ratios = row["us_per_vector"], row["ratios"]
-        table.add_row(str(row["batch"]), *(_num(us[key]) for key, _ in _COLUMNS),
-                      _ratio(ratios["dense_over_butterfly"]), _ratio(ratios["butterfly_over_fast"]))
+        keys = [key for key in _NAMES if row["spread"].get(key)]
+        for index, key in enumerate(keys):
+            table.add_row(*_cells(row, key), end_section=index == len(keys) - 1)
     console = stdout_console()
     console.print(table)
-    for key, _ in _COLUMNS:
-        m = methods[key]
+    _print_notes(console, doc)
+
+
+def _cells(row: dict[str, Any], key: str) -> tuple[str, ...]:
+    spread, stability = row["spread"][key], row["stability"][key]
+    status = "unstable: " + ", ".join(stability["flags"]) if stability["unstable"] else "ok"
+    return (str(row["batch"]), _NAMES[key], _num(spread["median"]), _num(spread["min"]), _num(spread["iqr"]),
+            _ratio_cell(row, key), status)
+
+
+def _ratio_cell(row: dict[str, Any], key: str) -> str:
+    if key not in _RATIO_OF:
+        return ""
+    name, header = _RATIO_OF[key]
+    value = row["ratios"][name]
+    if value is None:
+        return ""
+    return "unstable" if row["ratio_unstable"][name] else f"{header} {_ratio(value)}"
+
+
+def _print_notes(console, doc: dict[str, Any]) -> None:
+    for key in _NAMES:
+        m = doc["methods"][key]
         diff = doc["rel_diff"][key]
-        detail = f"rel. diff vs reference {diff:.1e}" if diff is not None else m["reason"]
-        console.print(f"{key:>9}: {m['label']}; {detail}")
+        if diff is None:
+            console.print(f"{key:>9}: {m['label']}; {m['reason']}")
+            continue
+        threads = "" if m["threads"] is None else f", {m['threads']} thread(s)"
+        console.print(f"{key:>9}: {m['label']}{threads}; rel. diff vs reference {diff:.1e}")
+    if doc["fast_library"]:
+        console.print(f" fast baseline library: {doc['fast_library']}")
+    if doc["unstable"]:
+        limits = doc["unstable_limits"]
+        console.print(f" unstable: wide spread = IQR over {limits['relative_iqr']:.0%} of the median; grows with "
+                      f"batch = per-vector cost over {limits['batch_growth']:g}x that at the previous batch size. "
+                      "Ratios of such figures are not quoted: rerun on an idle machine (see uptime), with more "
+                      "--repeat or fewer --threads")
     acc = doc["accuracy"]
     console.print(f" accuracy: rel_error {_sci(acc['rel_error'])}, max_abs_error {_sci(acc['max_abs_error'])}, "
                   f"rmse {_sci(acc['rmse'])} (as recorded)")
