@@ -30,6 +30,12 @@
  *           block, in (o, s, c, r) order with the dropped index left out.
  *   GATHER with flags bit 0 (STATE) also permutes the slot-1 planes (a layout change inside a
  *           rank2 step, where slot 1 is live).
+ *   FFT, FFTT  a butterfly stage whose blocks have the FFT form (kernel_stages.py moved the
+ *           diagonal scalings between stages): y0 = l x0 + w x1, y1 = l x0 - w x1, or with DIF
+ *           y0 = l (x0 + x1), y1 = w (x0 - x1); geometry as BF / BFT.  flags: REALW (w real: one
+ *           plane, also in a complex plan), UNIT (w = 1: no plane, additions only), SCALED (a
+ *           real scale plane l follows w; else l = 1), DIF.  One complex multiply per pair, and
+ *           2 planes to stream instead of 8.
  * Twiddles of a stage: N/2 pairs in the order the stage visits them, cut into blocks of
  * W = cstride = min(8, run length) pairs; each block stores its K planes of W values back to back:
  * K = 4 (a, b, c, d) real or 8 (ar, ai, br, bi, cr, ci, dr, di) complex, and
@@ -61,8 +67,9 @@
 #define BFLY_INLINE static inline __attribute__((always_inline))
 #define BFLY_MAX_THREADS 256
 
-enum { OP_GATHER = 0, OP_BF = 1, OP_BFT = 2, OP_DIAG = 3, OP_REAL = 4, OP_R2 = 5, OP_R2T = 6 };
+enum { OP_GATHER = 0, OP_BF = 1, OP_BFT = 2, OP_DIAG = 3, OP_REAL = 4, OP_R2 = 5, OP_R2T = 6, OP_FFT = 7, OP_FFTT = 8 };
 enum { FLAG_FIRST = 1, FLAG_LAST = 2, FLAG_STATE = 1 };
+enum { FFT_REALW = 1, FFT_UNIT = 2, FFT_SCALED = 4, FFT_DIF = 8 };
 
 typedef struct {
     int kind, flags;
@@ -81,6 +88,14 @@ typedef struct {
     Py_ssize_t first_op;     /* index of the first op not fused into the load */
     int tile;                /* vectors processed together (they share each twiddle load) */
 } core_t;
+
+/* Twiddle planes per block of an FFT stage: w (complex: re, im; REALW: one; UNIT: none), then
+ * the scale plane when SCALED. */
+static inline Py_ssize_t fft_planes(int flags, int is_complex)
+{
+    Py_ssize_t w = (flags & FFT_UNIT) ? 0 : ((flags & FFT_REALW) || !is_complex) ? 1 : 2;
+    return w + ((flags & FFT_SCALED) ? 1 : 0);
+}
 
 /* Coefficient planes per block of a rank2 stage (see the header). */
 static inline Py_ssize_t r2_planes(int flags)
@@ -421,6 +436,8 @@ static Py_ssize_t op_data_bytes(const core_t *c, const op_t *op)
     case OP_DIAG: return (c->is_complex ? 2 : 1) * c->n * elem;
     case OP_R2:
     case OP_R2T: return r2_planes(op->flags) * (c->n / 2) * elem;
+    case OP_FFT:
+    case OP_FFTT: return fft_planes(op->flags, c->is_complex) * (c->n / 2) * elem;
     default: return 0;
     }
 }
@@ -428,7 +445,8 @@ static Py_ssize_t op_data_bytes(const core_t *c, const op_t *op)
 static int check_op(const core_t *c, const op_t *op, Py_ssize_t k)
 {
     Py_ssize_t n = c->n;
-    int bf = op->kind == OP_BF || op->kind == OP_R2, bft = op->kind == OP_BFT || op->kind == OP_R2T;
+    int bf = op->kind == OP_BF || op->kind == OP_R2 || op->kind == OP_FFT;
+    int bft = op->kind == OP_BFT || op->kind == OP_R2T || op->kind == OP_FFTT;
     if (bf && (op->s < 1 || n % (2 * op->s) != 0 || op->cstride != (op->s < 8 ? op->s : 8))) {
         PyErr_Format(PyExc_ValueError, "op %zd: bad butterfly stride", k);
         return -1;
@@ -438,12 +456,19 @@ static int check_op(const core_t *c, const op_t *op, Py_ssize_t k)
         PyErr_Format(PyExc_ValueError, "op %zd: bad transposed butterfly geometry", k);
         return -1;
     }
-    if (op->kind < OP_GATHER || op->kind > OP_R2T) {
+    if (op->kind < OP_GATHER || op->kind > OP_FFTT) {
         PyErr_Format(PyExc_ValueError, "op %zd: unknown kind %d", k, op->kind);
         return -1;
     }
     if (op->kind == OP_REAL && !c->is_complex) {
         PyErr_Format(PyExc_ValueError, "op %zd: REAL needs a complex plan", k);
+        return -1;
+    }
+    int fft = op->kind == OP_FFT || op->kind == OP_FFTT;
+    if (fft ? (op->flags < 0 || op->flags > 15 || ((op->flags & FFT_UNIT) && (op->flags & (FFT_REALW | FFT_SCALED | FFT_DIF))) ||
+               (!c->is_complex && !(op->flags & (FFT_UNIT | FFT_REALW))))
+            : (op->flags < 0 || op->flags > 3)) {
+        PyErr_Format(PyExc_ValueError, "op %zd: bad flags %d", k, op->flags);
         return -1;
     }
     return 0;
@@ -467,10 +492,6 @@ static int plan_parse_op(PlanObject *self, PyObject *item, Py_ssize_t k)
     op->flags = 0;
     if (!PyArg_ParseTuple(item, "innnn|Oi", &op->kind, &op->s, &op->rows, &op->cols, &op->cstride, &data, &op->flags))
         return -1;
-    if (op->flags < 0 || op->flags > 3) {
-        PyErr_Format(PyExc_ValueError, "op %zd: bad flags %d", k, op->flags);
-        return -1;
-    }
     if (check_op(&self->core, op, k) < 0)
         return -1;
     Py_ssize_t need = op_data_bytes(&self->core, op);
@@ -497,8 +518,8 @@ static int choose_tile(const core_t *c)
     size_t tw_bytes = 0;
     for (Py_ssize_t k = 0; k < c->nops; k++) {
         const op_t *op = &c->ops[k];
-        if (op->kind == OP_BF || op->kind == OP_BFT)
-            tw_bytes += (size_t)c->n / 2 * elem * (c->is_complex ? 8 : 4);
+        if (op->kind == OP_BF || op->kind == OP_BFT || op->kind == OP_FFT || op->kind == OP_FFTT)
+            tw_bytes += (size_t)op_data_bytes(c, op);
         if (op->kind == OP_R2 || op->kind == OP_R2T) {
             tw_bytes += (size_t)c->n / 2 * elem * (size_t)r2_planes(op->flags);
             state = 1;
@@ -697,7 +718,8 @@ PyMODINIT_FUNC PyInit__kernel(void)
     if (PyModule_AddObjectRef(m, "Plan", (PyObject *)&PlanType) < 0 || PyModule_AddIntConstant(m, "OP_GATHER", OP_GATHER) < 0 ||
         PyModule_AddIntConstant(m, "OP_BF", OP_BF) < 0 || PyModule_AddIntConstant(m, "OP_BFT", OP_BFT) < 0 ||
         PyModule_AddIntConstant(m, "OP_DIAG", OP_DIAG) < 0 || PyModule_AddIntConstant(m, "OP_REAL", OP_REAL) < 0 ||
-        PyModule_AddIntConstant(m, "OP_R2", OP_R2) < 0 || PyModule_AddIntConstant(m, "OP_R2T", OP_R2T) < 0) {
+        PyModule_AddIntConstant(m, "OP_R2", OP_R2) < 0 || PyModule_AddIntConstant(m, "OP_R2T", OP_R2T) < 0 ||
+        PyModule_AddIntConstant(m, "OP_FFT", OP_FFT) < 0 || PyModule_AddIntConstant(m, "OP_FFTT", OP_FFTT) < 0) {
         Py_DECREF(m);
         return NULL;
     }
@@ -811,6 +833,123 @@ BFLY_INLINE void SUF(stage_bft)(T *re, Py_ssize_t n, Py_ssize_t vs, int nv, cons
             continue;
         Py_ssize_t c = (r / (2 * s)) * s + r % s;
         SUF(pair)(re, n, vs, nv, r * cols, (r + s) * cols, tw + K * c * cols, cols, cplx);
+    }
+}
+
+/* ---- FFT stages: y0 = l x0 + w x1, y1 = l x0 - w x1 (DIF: y0 = l (x0 + x1), y1 = w (x0 - x1)) ----
+ * M: how w is stored (0: w = 1, no plane; 1: real, one plane; 2: complex, re and im planes);
+ * SC: a real scale plane l follows (else l = 1); D: the DIF form.  Constant M, SC, D and cplx at
+ * every call site, so each case inlines to its own straight-line code; every vector of a run
+ * takes the same path, so a vector's bits do not depend on the tile or thread that computes it.
+ * The pair body is a macro over the lane type E (a vector of 8, or a scalar). */
+#define BFLY_FFT_BODY(E)                                                                        \
+    do {                                                                                        \
+        E ur = *x0r, vr = *x1r, ui = ur, vi = vr;                                               \
+        if (cplx) {                                                                             \
+            ui = *x0i;                                                                          \
+            vi = *x1i;                                                                          \
+        }                                                                                       \
+        if (D) { /* the twiddle after the difference */                                         \
+            E ar = ur + vr, br = ur - vr, ai = ui + vi, bi = ui - vi;                           \
+            E tr = M == 2 ? wr * br - wi * bi : M ? wr * br : br;                               \
+            E ti = M == 2 ? wr * bi + wi * br : M ? wr * bi : bi;                               \
+            *x0r = SC ? l * ar : ar;                                                            \
+            *x1r = tr;                                                                          \
+            if (cplx) {                                                                         \
+                *x0i = SC ? l * ai : ai;                                                        \
+                *x1i = ti;                                                                      \
+            }                                                                                   \
+        } else { /* the twiddle before the sum and difference */                                \
+            E tr = M == 2 ? wr * vr - wi * vi : M ? wr * vr : vr;                               \
+            E ti = M == 2 ? wr * vi + wi * vr : M ? wr * vi : vi;                               \
+            if (SC) {                                                                           \
+                ur = l * ur;                                                                    \
+                ui = l * ui;                                                                    \
+            }                                                                                   \
+            *x0r = ur + tr;                                                                     \
+            *x1r = ur - tr;                                                                     \
+            if (cplx) {                                                                         \
+                *x0i = ui + ti;                                                                 \
+                *x1i = ui - ti;                                                                 \
+            }                                                                                   \
+        }                                                                                       \
+    } while (0)
+
+BFLY_INLINE void SUF(fft_w8)(T *re, Py_ssize_t n, Py_ssize_t vs, int nv, Py_ssize_t o0, Py_ssize_t o1, const T *tw,
+                             Py_ssize_t len, int cplx, int M, int SC, int D)
+{
+    typedef SUF(vec8) V;
+    const V *t = (const V *)tw;
+    const V zero = {0};
+    for (Py_ssize_t kb = 0; kb < len; kb += 8, t += M + SC) {
+        V wr = M ? t[0] : zero, wi = M == 2 ? t[1] : zero, l = SC ? t[M] : zero;
+        for (int v = 0; v < nv; v++) {
+            V *x0r = (V *)(re + v * vs + o0 + kb), *x1r = (V *)(re + v * vs + o1 + kb);
+            V *x0i = (V *)(re + v * vs + n + o0 + kb), *x1i = (V *)(re + v * vs + n + o1 + kb);
+            BFLY_FFT_BODY(V);
+        }
+    }
+}
+
+/* Runs shorter than 8 (N < 64 only): one block of W = len pairs, scalar lanes. */
+BFLY_INLINE void SUF(fft_short)(T *re, Py_ssize_t n, Py_ssize_t vs, int nv, Py_ssize_t o0, Py_ssize_t o1, const T *tw,
+                                Py_ssize_t len, int cplx, int M, int SC, int D)
+{
+    for (int v = 0; v < nv; v++)
+        for (Py_ssize_t k = 0; k < len; k++) {
+            T wr = M ? tw[k] : 1, wi = M == 2 ? tw[len + k] : 0, l = SC ? tw[M * len + k] : 1;
+            T *x0r = re + v * vs + o0 + k, *x1r = re + v * vs + o1 + k;
+            T *x0i = x0r + n, *x1i = x1r + n;
+            BFLY_FFT_BODY(T);
+        }
+}
+
+BFLY_INLINE void SUF(fft_pair)(T *re, Py_ssize_t n, Py_ssize_t vs, int nv, Py_ssize_t o0, Py_ssize_t o1, const T *tw,
+                               Py_ssize_t len, int cplx, int flags)
+{
+#define BFLY_FFT_CASE(M, SC, D)                                                  \
+    do {                                                                         \
+        if (len % 8 != 0)                                                        \
+            SUF(fft_short)(re, n, vs, nv, o0, o1, tw, len, cplx, M, SC, D);      \
+        else if (cplx)                                                           \
+            SUF(fft_w8)(re, n, vs, nv, o0, o1, tw, len, 1, M, SC, D);            \
+        else                                                                     \
+            SUF(fft_w8)(re, n, vs, nv, o0, o1, tw, len, 0, M, SC, D);            \
+    } while (0)
+    int m = (flags & FFT_UNIT) ? 0 : ((flags & FFT_REALW) || !cplx) ? 1 : 2;
+    switch (4 * m + ((flags & FFT_SCALED) ? 2 : 0) + ((flags & FFT_DIF) ? 1 : 0)) {
+    case 0: BFLY_FFT_CASE(0, 0, 0); break;
+    case 4: BFLY_FFT_CASE(1, 0, 0); break;
+    case 5: BFLY_FFT_CASE(1, 0, 1); break;
+    case 6: BFLY_FFT_CASE(1, 1, 0); break;
+    case 7: BFLY_FFT_CASE(1, 1, 1); break;
+    case 8: BFLY_FFT_CASE(2, 0, 0); break;
+    case 9: BFLY_FFT_CASE(2, 0, 1); break;
+    case 10: BFLY_FFT_CASE(2, 1, 0); break;
+    default: BFLY_FFT_CASE(2, 1, 1); break;
+    }
+#undef BFLY_FFT_CASE
+}
+
+/* An FFT stage in natural order: the pair loop of stage_bf with K = fft_planes planes. */
+BFLY_INLINE void SUF(stage_fft)(T *re, Py_ssize_t n, Py_ssize_t vs, int nv, const op_t *op, int cplx)
+{
+    const T *tw = (const T *)op->data;
+    Py_ssize_t s = op->s, K = fft_planes(op->flags, cplx);
+    for (Py_ssize_t j0 = 0; j0 < n; j0 += 2 * s)
+        SUF(fft_pair)(re, n, vs, nv, j0, j0 + s, K ? tw + K * (j0 / 2) : tw, s, cplx, op->flags);
+}
+
+/* An FFT stage with stride s < R on the (R, C)-transposed vector: the row loop of stage_bft. */
+BFLY_INLINE void SUF(stage_fftt)(T *re, Py_ssize_t n, Py_ssize_t vs, int nv, const op_t *op, int cplx)
+{
+    const T *tw = (const T *)op->data;
+    Py_ssize_t s = op->s, cols = op->cols, K = fft_planes(op->flags, cplx);
+    for (Py_ssize_t r = 0; r < op->rows; r++) {
+        if (r & s)
+            continue;
+        Py_ssize_t c = (r / (2 * s)) * s + r % s;
+        SUF(fft_pair)(re, n, vs, nv, r * cols, (r + s) * cols, K ? tw + K * c * cols : tw, cols, cplx, op->flags);
     }
 }
 
@@ -1015,6 +1154,8 @@ BFLY_INLINE T *SUF(run_ops)(const core_t *c, T *cur, T *alt, Py_ssize_t vs, int 
             break;
         case OP_R2: SUF(stage_r2)(cur, c, nv, op); break;
         case OP_R2T: SUF(stage_r2t)(cur, c, nv, op); break;
+        case OP_FFT: SUF(stage_fft)(cur, n, vs, nv, op, cplx); break;
+        case OP_FFTT: SUF(stage_fftt)(cur, n, vs, nv, op, cplx); break;
         }
     }
     return cur;
