@@ -293,7 +293,7 @@ def _add_ratios(row: dict[str, Any]) -> None:
     unstable = {key: bool(v and v["unstable"]) for key, v in stability.items()}
     row["unstable"] = any(unstable.values())
     row["ratios"] = {name: _ratio(us.get(num), us.get(den)) for name, (num, den) in RATIOS.items()}
-    row["ratio_unstable"] = {name: unstable.get(num, False) or unstable.get(den, False)
+    row["ratio_unstable"] = {name: row["ratios"][name] is not None and (unstable.get(num, False) or unstable.get(den, False))
                              for name, (num, den) in RATIOS.items()}
 
 
