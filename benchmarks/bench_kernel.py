@@ -1,187 +1,237 @@
-"""Speed of the compiled kernel against scipy.fft and dense GEMV, single- and multithreaded.
+"""The compiled kernel against scipy.fft, FFTW, pyfaust and dense, per transform, size, batch and threads.
 
-Run: ``python benchmarks/bench_kernel.py [--repeat R]``. Prints one table; every ratio is measured
-in this one process as medians of R samples taken alternately (bfly, reference, bfly, ...), each
-sample timing enough calls to last about 2 ms, because absolute timings on a shared machine are
-noisy: trust the ratios more than the microseconds. The multithread row needs idle cores to mean
-anything (check ``uptime``). Never used in tests.
+Run: ``python benchmarks/bench_kernel.py [--transforms dft,hadamard,dct,convolution]
+[--sizes 256,1024,4096] [--batches 1,16,256] [--threads 1,2] [--rounds 5] [--cache DIR] [--json FILE]``
 
-Factors used (the kernel's speed depends on N, dtype and step structure, never on the values):
+Prints, per transform and thread count, the table of issue #15: N, batch, then µs per vector
+(median) of bfly (``kernel.Plan.apply``), scipy.fft, FFTW (pyfftw, FFTW_MEASURE), pyfaust and
+dense (``x @ D.T`` via torch), then bfly/scipy and bfly/FFTW. Every figure is the median of
+``--rounds`` interleaved rounds (all methods sampled once per round, rotating order) in this one
+process, with the same thread count for every method; a figure whose spread is wide or whose
+per-vector cost grows more than 3x with the batch is marked ``?`` and its ratios print as
+``unstable`` (``bfly_cli.bench_timing`` has the rules). pyfftw and pyfaust are optional (the
+``bench`` extra): their columns say ``n/a`` when missing. Run it on an idle machine (see
+``uptime``); nothing else in the repository asserts on these numbers.
 
-* DFT: the exact radix-2 Cooley-Tukey factors in bfly's layout (bit-reversal permutation, then
-  twiddles [[1, w], [1, -w]]), built in closed form so N = 16384 needs no dense matrix; checked
-  against scipy.fft.fft before timing. complex64.
-* DCT: a real BP chain, float32, the structure ``bfly learn dct`` produces (random values: the
-  solver needs minutes at N = 4096 and gigabytes at 16384, and the values do not change timing).
-* Dense GEMV: the same factors' reconstructed matrix, same dtype, ``M @ x`` with BLAS limited to
-  the same thread count (threadpoolctl if installed, else OPENBLAS/OMP/MKL_NUM_THREADS=1 set
-  before numpy loads).
+Factors come from ``bfly_cli.factorize`` of matrices built by scipy, single precision:
+
+* dft: ``scipy.linalg.dft(N, 'sqrtn')`` (``BP``, complex64); baselines ``scipy.fft.fft`` / FFTW fft (ortho).
+* hadamard: ``scipy.linalg.hadamard(N) / sqrt(N)`` (``BP``, float32); baselines: the numpy WHT
+  (scipy has no WHT; labelled "numpy WHT (not compiled)") in the scipy column, FFTW's size-2
+  REDFT00 on each of the log2 N axes (a compiled WHT) in the FFTW column.
+* dct: ``scipy.fft.dct(I, norm='ortho')`` (rank-2 ``QP``, float32); baselines scipy/FFTW dct.
+* convolution: ``circulant(c) / sqrt(N)`` with ``c`` drawn from seed 0 (``RBPBP``, real float32
+  input); baselines the rfft/irfft convolution with scipy or FFTW.
+
+pyfaust: ``pyfaust.dft`` / ``pyfaust.wht`` (exact) for dft and hadamard, ``pyfaust.fact.butterfly``
+of the dense matrix for the others (its own approximation: the ``pyfaust err`` line says how far).
+
+Learning takes ~20-30 s per transform at N = 4096 on a 2-core machine and grows ~N^2 (and the
+dense complex matrix at N = 16384 needs 4 GiB), so the default sizes stop at 4096; pass
+``--sizes 256,1024,4096,16384`` for the issue's full range. Learned factors are cached as factor
+files in ``--cache`` (default: ``$TMPDIR/bfly-bench-kernel``), so a second run starts at once.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import json
+import math
 import os
 import sys
-import time
-from typing import Callable
+import tempfile
+import warnings
+from pathlib import Path
+from typing import Any
 
-for _var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
-    os.environ.setdefault(_var, "1")  # single-thread BLAS for GEMV, unless threadpoolctl overrides
+import numpy as np
+import scipy.fft
+import scipy.linalg
 
-import numpy as np  # noqa: E402
-import scipy.fft  # noqa: E402
+import bfly_cli
+from bfly_cli import bench, kernel
+from bfly_cli.bench_baselines import FFTW, fast_library
+from bfly_cli.bench_timing import Method
 
-from bfly_cli import kernel  # noqa: E402
-from bfly_cli.factors import Factors, Step  # noqa: E402
-
-
-def dft_factors(n: int) -> Factors:
-    """Unitary DFT as B P: bit-reversal, then stage s joins two size-s DFTs with w = e^{-i pi low/s}."""
-    levels = n.bit_length() - 1
-    perm = np.zeros(n, dtype=np.int64)
-    for bit in range(levels):
-        perm |= ((np.arange(n) >> bit) & 1) << (levels - 1 - bit)
-    tw = np.empty((levels, n // 2, 2, 2), np.complex128)
-    for lev in range(levels):
-        s = 1 << lev
-        w = np.exp(-1j * np.pi * (np.arange(n // 2) % s) / s)
-        tw[lev, :, 0, 0], tw[lev, :, 0, 1], tw[lev, :, 1, 0], tw[lev, :, 1, 1] = 1, w, 1, -w
-    tw[-1] /= np.sqrt(n)
-    return Factors(n, [Step("permutation", perm), Step("butterfly", tw)])
+TRANSFORMS = ("dft", "hadamard", "dct", "convolution")
+OPTIONS = {"dft": {}, "hadamard": {}, "dct": {"norm": "ortho"}, "convolution": {"seed": 0}}
+COLUMNS = ("bfly", "scipy", "fftw", "faust", "dense")
+HEADERS = ("N", "batch", "bfly", "scipy.fft", "FFTW", "pyfaust", "dense", "bfly/scipy", "bfly/FFTW", "note")
 
 
-def real_bp_factors(n: int, rng: np.random.Generator) -> Factors:
-    levels = n.bit_length() - 1
-    return Factors(n, [Step("permutation", rng.permutation(n)),
-                       Step("butterfly", rng.standard_normal((levels, n // 2, 2, 2)) / np.sqrt(2))])
+def target_matrix(name: str, n: int) -> np.ndarray:
+    """The dense target, built by scipy (never by bfly's own transforms)."""
+    if name == "dft":
+        return scipy.linalg.dft(n, scale="sqrtn")
+    if name == "hadamard":
+        return scipy.linalg.hadamard(n) / math.sqrt(n)
+    if name == "dct":
+        return scipy.fft.dct(np.eye(n), axis=0, norm="ortho")
+    return scipy.linalg.circulant(np.random.default_rng(0).standard_normal(n)) / math.sqrt(n)
 
 
-def _inner_count(fn: Callable[[], object], sample_s: float = 2e-3) -> int:
-    """Calls per sample so that one sample lasts about ``sample_s`` (timer noise negligible)."""
-    fn()
-    inner = 1
-    while inner < 1 << 16:
-        start = time.perf_counter()
-        for _ in range(inner):
-            fn()
-        if time.perf_counter() - start >= sample_s:
-            break
-        inner *= 2
-    return inner
+def learned(name: str, n: int, cache: Path) -> bfly_cli.Factors:
+    """``bfly_cli.factorize`` of the scipy matrix in single precision, cached as a factor file."""
+    path = cache / f"{name}-{n}-float32.h5"
+    if path.exists():
+        return bfly_cli.load(path)
+    print(f"  learning {name} N={n} (cached in {cache}) ...", file=sys.stderr, flush=True)
+    factors = bfly_cli.factorize(target_matrix(name, n), dtype="float32",
+                                 meta={"transform": name, "transform_options": OPTIONS[name]})
+    cache.mkdir(parents=True, exist_ok=True)
+    bfly_cli.save(factors, path, force=True)
+    return factors
 
 
-def _sample(fn: Callable[[], object], inner: int) -> float:
-    start = time.perf_counter()
-    for _ in range(inner):
-        fn()
-    return (time.perf_counter() - start) / inner
-
-
-def paired_us(ours: Callable[[], object], ref: Callable[[], object], repeat: int,
-              sample_s: float = 2e-3) -> tuple[float, float]:
-    """Median µs per call of each, sampled alternately (ours, ref, ours, ref, ...) so that both see
-    the same machine load; on a shared machine that is what keeps the ratio meaningful."""
-    n_ours, n_ref = _inner_count(ours, sample_s), _inner_count(ref, sample_s)
-    a, b = [], []
-    for _ in range(repeat):
-        a.append(_sample(ours, n_ours))
-        b.append(_sample(ref, n_ref))
-    return float(np.median(a)) * 1e6, float(np.median(b)) * 1e6
-
-
-def blas_threads(count: int):
-    """A context that limits BLAS threads (no-op without threadpoolctl: the env vars already did)."""
+def faust_method(name: str, factors: bfly_cli.Factors) -> Method:
+    """pyfaust's own butterfly Faust of the same transform, or an unavailable Method saying why."""
     try:
-        from threadpoolctl import threadpool_limits
+        with warnings.catch_warnings():  # pyfaust warns about an optional dependency on import
+            warnings.simplefilter("ignore")
+            import pyfaust
+            import pyfaust.fact
     except ImportError:
-        import contextlib
+        return Method("faust", "pyfaust", None, "pyfaust not installed")
+    n = factors.n
+    if name == "dft":
+        faust = pyfaust.dft(n, normed=True)
+    elif name == "hadamard":
+        faust = pyfaust.wht(n, normed=True)
+    else:
+        faust = pyfaust.fact.butterfly(factors.to_dense(), type="bbtree")
+    dtype = bench.input_dtype(factors)
+    with contextlib.suppress(Exception):  # pyfaust has float32 but no complex64: then it runs in double
+        faust = faust.astype(dtype)
 
-        return contextlib.nullcontext()
-    return threadpool_limits(count)
+    def prepare(x: np.ndarray):
+        xt = np.asfortranarray(x.T.astype(faust.dtype))  # its layout and dtype, converted outside the timing
+        return lambda: faust @ xt
+
+    return Method("faust", f"pyfaust {pyfaust.version()} ({np.dtype(faust.dtype)})", prepare,
+                  to_numpy=lambda y: np.asarray(y).T)
 
 
-def complex_vectors(shape: tuple[int, ...], rng: np.random.Generator) -> np.ndarray:
-    return (rng.standard_normal(shape) + 1j * rng.standard_normal(shape)).astype(np.complex64)
-
-
-def rows_vs_fft(repeat: int, rng: np.random.Generator) -> list[tuple]:
-    rows = []
-    for n in (1024, 4096, 16384):
-        plan = kernel.Plan(dft_factors(n), np.complex64)
-        x = complex_vectors((n,), rng)
-        out = np.empty_like(x)
-        err = np.abs(plan.apply(x) - scipy.fft.fft(x) / np.sqrt(n)).max() / np.abs(x).max()
-        assert err < 1e-4, f"DFT factors wrong at N={n}: {err}"
-        ours, ref = paired_us(lambda: plan.apply(x, out, threads=1), lambda: scipy.fft.fft(x), repeat)
-        rows.append((f"DFT c64 N={n} batch 1, 1 thread", ours, "scipy.fft.fft", ref, ours / ref, "bfly/ref <= 1.5"))
-    for n in (1024, 4096, 16384):
-        plan = kernel.Plan(real_bp_factors(n, rng), np.float32)
-        x = rng.standard_normal(n).astype(np.float32)
-        out = np.empty_like(x)
-        ours, ref = paired_us(lambda: plan.apply(x, out, threads=1), lambda: scipy.fft.dct(x), repeat)
-        rows.append((f"DCT(BP) f32 N={n} batch 1, 1 thread", ours, "scipy.fft.dct", ref, ours / ref, "bfly/ref <= 3"))
+def methods_for(name: str, factors: bfly_cli.Factors, threads: int, dense: bool) -> list[Method]:
+    """bfly, scipy, FFTW, pyfaust and dense for one transform, all at ``threads`` threads."""
+    dtype = bench.input_dtype(factors)
+    real = dtype.kind == "f"
+    butterfly, _ = bench.kernel_method(factors, threads, dtype)  # its label says when the reference stands in
+    meta = {"transform": name, "transform_options": OPTIONS[name]}
+    scipy_row = bench.fast_baseline(meta, factors.n, real, threads, library="scipy")
+    if fast_library("auto") == FFTW:
+        fftw_row = bench.fast_baseline(meta, factors.n, real, threads, library="fftw")
+        if fftw_row.library != FFTW:  # a transform FFTW does not serve: no FFTW figure
+            fftw_row = Method("fftw", "FFTW", None, f"FFTW does not serve this transform ({fftw_row.label})")
+    else:
+        fftw_row = Method("fftw", "FFTW", None, "pyfftw not installed")
+    dense_row = bench.dense_method(factors, "cpu") if dense else Method("dense", "dense", None, "skipped (--no-dense)")
+    rows = [butterfly, scipy_row, fftw_row, faust_method(name, factors), dense_row]
+    for key, method in zip(COLUMNS, rows):
+        method.key = key
     return rows
 
 
-def rows_vs_gemv(repeat: int, rng: np.random.Generator) -> list[tuple]:
-    rows = []
-    for n in (256, 4096):
-        factors = real_bp_factors(n, rng)
-        plan = kernel.Plan(factors, np.float32)
-        dense = factors.to_dense().astype(np.float32)
-        x = rng.standard_normal(n).astype(np.float32)
-        out = np.empty_like(x)
-        with blas_threads(1):
-            ours, ref = paired_us(lambda: plan.apply(x, out, threads=1), lambda: dense @ x, repeat)
-        target = ">= 100" if n == 4096 else "> 1"
-        rows.append((f"BP f32 N={n} batch 1, 1 thread", ours, "dense GEMV", ref, ref / ours, f"ref/bfly {target}"))
-    return rows
+def run_case(name: str, factors: bfly_cli.Factors, threads: int, batches: list[int], rounds: int,
+             dense: bool) -> dict[str, Any]:
+    """Agreement with the numpy reference, then interleaved timings at every batch size."""
+    with bench.thread_limit(threads):
+        methods = methods_for(name, factors, threads, dense)
+        dtype = bench.input_dtype(factors)
+        agreement = bench.agreement(methods, factors, bench.make_input(2, factors.n, dtype))
+        rows = bench.measure(methods, [bench.make_input(b, factors.n, dtype, seed=b) for b in batches], rounds)
+    labels = {m.key: m.label if m.available else f"n/a: {m.reason}" for m in methods}
+    return {"transform": name, "n": factors.n, "structure": factors.structure, "dtype": str(dtype),
+            "threads": threads, "rounds": rounds, "labels": labels, "rel_diff": agreement, "rows": rows}
 
 
-def rows_batch(repeat: int, rng: np.random.Generator) -> list[tuple]:
-    rows = []
-    threads = kernel.default_threads()
-    for n in (1024, 4096):
-        plan = kernel.Plan(dft_factors(n), np.complex64)
-        x = complex_vectors((256, n), rng)
-        out = np.empty_like(x)
-        one, ref = paired_us(lambda: plan.apply(x, out, threads=1), lambda: scipy.fft.fft(x, workers=1), repeat)
-        one, ref = one / 256, ref / 256
-        rows.append((f"DFT c64 N={n} batch 256, 1 thread", one, "scipy.fft.fft", ref, one / ref, "bfly/ref <= 3"))
-        # 10 ms samples (several calls): throughput of back-to-back calls, as in a batch loop. The
-        # kernel's workers sleep during a 1-thread sample, so the first call of each threaded
-        # sample pays their wake-up; with 2 ms samples (one call) that would be every call.
-        many, one = paired_us(lambda: plan.apply(x, out, threads=threads), lambda: plan.apply(x, out, threads=1),
-                              repeat, sample_s=10e-3)
-        many, one = many / 256, one / 256
-        rows.append((f"DFT c64 N={n} batch 256, {threads} threads", many, "bfly 1 thread", one, one / many,
-                     "speedup >= 1.6 (2 cores)"))
-    return rows
+def table_lines(case: dict[str, Any]) -> list[list[str]]:
+    """One printed row per batch: medians (``?`` = unstable), the two ratios, and the flags."""
+    lines = []
+    for row in case["rows"]:
+        us, stability = row["us_per_vector"], row["stability"]
+        cells = [str(case["n"]), str(row["batch"])]
+        cells += [_figure(us[key], stability[key]) for key in COLUMNS]
+        cells += [_ratio(us, stability, "bfly", "scipy"), _ratio(us, stability, "bfly", "fftw")]
+        flags = [f"{key}: {', '.join(s['flags'])}" for key, s in stability.items() if s and s["unstable"]]
+        cells.append("; ".join(flags))
+        lines.append(cells)
+    return lines
 
 
-def print_table(rows: list[tuple]) -> None:
-    head = ("case", "bfly us/vec", "reference", "ref us/vec", "ratio", "target")
-    table = [head] + [(c, f"{a:.2f}", r, f"{b:.2f}", f"{q:.2f}", t) for c, a, r, b, q, t in rows]
-    widths = [max(len(row[k]) for row in table) for k in range(len(head))]
-    for k, row in enumerate(table):
-        print("  ".join(cell.ljust(w) if j in (0, 2, 5) else cell.rjust(w) for j, (cell, w) in enumerate(zip(row, widths))))
-        if k == 0:
-            print("  ".join("-" * w for w in widths))
+def _figure(value: float | None, stability: dict | None) -> str:
+    if value is None:
+        return "n/a"
+    text = f"{value:.3g}" if value < 1000 else f"{value:,.0f}"
+    return text + ("?" if stability["unstable"] else "")
 
 
-def main() -> None:
+def _ratio(us: dict, stability: dict, num: str, den: str) -> str:
+    if us.get(num) is None or us.get(den) is None:
+        return "n/a"
+    if stability[num]["unstable"] or stability[den]["unstable"]:
+        return "unstable"
+    return f"{us[num] / us[den]:.2f}"
+
+
+def _ints(text: str) -> list[int]:
+    return [int(part) for part in text.split(",") if part.strip()]
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--repeat", type=int, default=15, help="samples per timing (median taken)")
-    args = parser.parse_args()
+    parser.add_argument("--transforms", default=",".join(TRANSFORMS), help="comma-separated subset of " + ",".join(TRANSFORMS))
+    parser.add_argument("--sizes", type=_ints, default=[256, 1024, 4096], help="N values (powers of two), e.g. 256,1024")
+    parser.add_argument("--batches", type=_ints, default=[1, 16, 256], help="batch sizes, e.g. 1,256")
+    parser.add_argument("--threads", type=_ints, default=[1, 2], help="thread counts, e.g. 1,2")
+    parser.add_argument("--rounds", type=int, default=5, help="interleaved rounds per figure (median of them; >= 5 to quote)")
+    parser.add_argument("--cache", type=Path, default=Path(tempfile.gettempdir()) / "bfly-bench-kernel",
+                        help="folder of cached learned factor files")
+    parser.add_argument("--no-dense", action="store_true", help="skip the dense column (its matrix needs N^2 memory)")
+    parser.add_argument("--json", type=Path, help="also write every figure with its spread to this JSON file")
+    args = parser.parse_args(argv)
+    args.transforms = [t for t in args.transforms.split(",") if t]
+    unknown = sorted(set(args.transforms) - set(TRANSFORMS))
+    if unknown or args.rounds < 1 or not args.sizes or not args.batches or min(args.threads, default=0) < 1:
+        parser.error(f"choose transforms from {', '.join(TRANSFORMS)}, rounds >= 1, sizes/batches/threads given")
+    return args
+
+
+def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
+    args = parse_args(argv)
     if not kernel.available():
-        sys.exit("bfly: compiled kernel not built; nothing to benchmark (pip install -e . with a C compiler)")
-    rng = np.random.default_rng(0)
+        raise SystemExit("bench_kernel: compiled kernel not built; nothing to benchmark (pip install -e . with a C compiler)")
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
-    print(f"bfly kernel benchmark: numpy {np.__version__}, scipy {scipy.__version__}, "
-          f"{kernel.default_threads()} cores available, load average {load:.1f}, medians of {args.repeat} paired samples")
-    print_table(rows_vs_fft(args.repeat, rng) + rows_vs_gemv(args.repeat, rng) + rows_batch(args.repeat, rng))
-    print("ratio: bfly/ref for time comparisons (lower is better), ref/bfly for speedups (higher is better)")
+    print(f"bfly kernel benchmark: numpy {np.__version__}, scipy {scipy.__version__}, fast library {fast_library()}, "
+          f"{kernel.default_threads()} cores, load average {load:.1f}")
+    cases = []
+    for name in args.transforms:
+        for threads in args.threads:
+            for n in args.sizes:
+                case = run_case(name, learned(name, n, args.cache), threads, args.batches, args.rounds, not args.no_dense)
+                cases.append(case)
+            _print_group(cases[-len(args.sizes):])
+    if args.json:
+        args.json.write_text(json.dumps(cases, indent=1, default=float))
+    return cases
+
+
+def _print_group(cases: list[dict[str, Any]]) -> None:
+    """One table per transform and thread count (all sizes), labels from its first size."""
+    head = cases[0]
+    print(f"\n{head['transform']} ({head['dtype']} input, {head['structure']}), {head['threads']} thread(s), "
+          f"µs per vector, medians of {head['rounds']} interleaved rounds ('?': unstable)")
+    for key in COLUMNS:
+        diffs = [c["rel_diff"].get(key) for c in cases if c["rel_diff"].get(key) is not None]
+        err = f"  (rel. diff vs reference <= {max(diffs):.1e})" if diffs else ""
+        print(f"  {key:>5}: {head['labels'][key]}{err}")
+    table = [list(HEADERS)] + [line for case in cases for line in table_lines(case)]
+    widths = [max(len(line[k]) for line in table) for k in range(len(HEADERS))]
+    for index, line in enumerate(table):
+        print("  " + "  ".join(cell.rjust(w) if k < 9 else cell for k, (cell, w) in enumerate(zip(line, widths))))
+        if index == 0:
+            print("  " + "  ".join("-" * w for w in widths))
+    sys.stdout.flush()
 
 
 if __name__ == "__main__":

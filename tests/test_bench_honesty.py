@@ -209,3 +209,27 @@ def test_hand_built_factors_bench_on_one_thread_by_default():
     assert doc["threads"] == 1 and doc["fast_library"] is None
     assert all(row["spread"]["fast"] is None and row["stability"]["fast"] is None for row in doc["results"])
     assert all(row["ratio_unstable"]["butterfly_over_fast"] is False for row in doc["results"])  # no ratio
+
+
+@pytest.mark.slow  # ~3 s: learns four transforms and imports pyfaust
+def test_bench_kernel_script_runs_at_the_smallest_size(tmp_path, capsys):
+    """benchmarks/bench_kernel.py at N = 16, one round: every transform, every column, so it cannot rot."""
+    import importlib.util
+
+    script = Path(__file__).resolve().parents[1] / "benchmarks" / "bench_kernel.py"
+    spec = importlib.util.spec_from_file_location("bench_kernel_script", script)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    out = tmp_path / "cases.json"
+    cases = module.main(["--sizes", "16", "--batches", "1,2", "--threads", "1", "--rounds", "1",
+                         "--cache", str(tmp_path / "cache"), "--json", str(out)])
+    printed = capsys.readouterr().out
+    assert [case["transform"] for case in cases] == list(module.TRANSFORMS)
+    assert all(header in printed for header in module.HEADERS)
+    assert "numpy WHT (not compiled" in printed  # the scipy column of hadamard says what it is
+    for case in json.loads(out.read_text()):
+        assert case["threads"] == 1 and [row["batch"] for row in case["rows"]] == [1, 2]
+        assert case["rel_diff"]["bfly"] < 1e-5 and case["rel_diff"]["scipy"] < 1e-5
+        for row in case["rows"]:
+            assert row["spread"]["bfly"]["samples"] == 1 and row["us_per_vector"]["bfly"] > 0
+    assert sorted(p.name for p in (tmp_path / "cache").iterdir())[:1] == ["convolution-16-float32.h5"]
