@@ -164,3 +164,24 @@ def test_random_matrix_and_dct_are_rejected_quickly(n):
     for a in (rng.standard_normal((n, n)), scipy.fft.dct(np.eye(n), axis=0)):
         with pytest.raises(RouteUnavailable, match="does not apply"):
             solve_two_butterfly(a)
+
+
+def test_a_nilpotent_traceless_part_fixes_no_frame() -> None:
+    """A 2x2 block lam I + e E01 (a degenerate pair whose split the noise dominates) has a nilpotent
+    traceless part: no invertible frame produces it, so the frame is left free (identity) instead
+    of the near-singular eigenvector matrix of a Jordan block; a genuine G diag(x, y) G^-1 fixes G."""
+    from bfly_cli.solvers.closed_form.eigen_components import _traceless_fit
+
+    def fit(block: np.ndarray) -> tuple[np.ndarray, bool]:
+        tilde = block.astype(complex).reshape(2, 2, 1, 1, 1)
+        cand, determined = _traceless_fit(tilde, np.zeros((1, 1), int), np.zeros((1, 1), int), 1, np.zeros(1))
+        return cand[0, 0], bool(determined[0, 0])
+
+    _, jordan = fit(np.array([[3.0, 1e-9], [0.0, 3.0]]))
+    assert not jordan
+    g = np.array([[1.0, 0.5], [-0.3, 1.0]])
+    frame, determined = fit(g @ np.diag([1.0, 2.0]) @ np.linalg.inv(g))
+    assert determined
+    cols = frame / frame[0]  # each column up to scale: compare directions with g's columns
+    want = g / g[0]
+    assert min(np.abs(cols - want).max(), np.abs(cols[:, ::-1] - want).max()) < 1e-12

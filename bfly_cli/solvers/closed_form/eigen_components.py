@@ -13,6 +13,7 @@ from .block_algebra import TIE, canonical_order, column_gauge, inv2, sq
 
 ROUNDING = 64 * np.finfo(np.float64).eps  # relative size of what rounding alone leaves behind
 NOISE_MARGIN = 10.0  # a block within this factor of the noise is no link, a frame within it no frame
+_NILPOTENT = 1e-8  # |det K| / ||K||^2 below which K has no two eigenvectors (a frame of condition > ~1e4)
 _GAP = 1e-4  # second/first singular value (energy) of the traceless fit below which K is real
 _MAX_COMPONENTS = 16  # components aligned through their joining blocks; the rest keep their own frame
 _RANK_ONE = 1e-6  # |det| / ||block||^2 under which a joining block counts as rank one (noise included)
@@ -86,7 +87,11 @@ def _traceless_fit(tilde: np.ndarray, root_rows: np.ndarray, root_cols: np.ndarr
     top = vecs[..., :, 2]
     k = np.stack([np.stack([top[..., 0] / 2, top[..., 1]], -1), np.stack([top[..., 2], -top[..., 0] / 2], -1)], -2)
     strong = vals[..., 2] > np.maximum((ROUNDING**2) * energy, noise_energy)
-    determined = strong & (vals[..., 1] < _GAP * vals[..., 2])
+    # A K that is (nearly) nilpotent has (nearly) one eigenvector: no invertible G_0 gives it, so it
+    # is noise (a degenerate pair whose split noise dominates), and its frame would be singular.
+    k_det = np.abs(k[..., 0, 0] * k[..., 1, 1] - k[..., 0, 1] * k[..., 1, 0])
+    diagonalizable = k_det > _NILPOTENT * np.sum(sq(k), axis=(-2, -1))
+    determined = strong & diagonalizable & (vals[..., 1] < _GAP * vals[..., 2])
     cand = np.broadcast_to(np.eye(2, dtype=np.complex128), (count, slots, 2, 2)).copy()
     if np.any(determined):
         _, eigvec = np.linalg.eig(k[determined])
