@@ -36,6 +36,11 @@
  *           plane, also in a complex plan), UNIT (w = 1: no plane, additions only), SCALED (a
  *           real scale plane l follows w; else l = 1), DIF.  One complex multiply per pair, and
  *           2 planes to stream instead of 8.
+ *   FFT2, FFT2T  two consecutive FFT stages (strides s and 2s, the same flags, not SCALED) in one
+ *           pass (radix 4): members e + {0, d, 2d, 3d} (natural: d = s; transposed: d = s * C),
+ *           stage s on (0, 1), (2, 3), then stage 2s on (0, 2), (1, 3), so each element is loaded
+ *           and stored once per two stages.  Twiddles per block of 8 quads: the planes of pair
+ *           (0, 1), of (2, 3), of (0, 2), of (1, 3), each as in FFT.
  * Twiddles of a stage: N/2 pairs in the order the stage visits them, cut into blocks of
  * W = cstride = min(8, run length) pairs; each block stores its K planes of W values back to back:
  * K = 4 (a, b, c, d) real or 8 (ar, ai, br, bi, cr, ci, dr, di) complex, and
@@ -67,7 +72,7 @@
 #define BFLY_INLINE static inline __attribute__((always_inline))
 #define BFLY_MAX_THREADS 256
 
-enum { OP_GATHER = 0, OP_BF = 1, OP_BFT = 2, OP_DIAG = 3, OP_REAL = 4, OP_R2 = 5, OP_R2T = 6, OP_FFT = 7, OP_FFTT = 8 };
+enum { OP_GATHER = 0, OP_BF = 1, OP_BFT = 2, OP_DIAG = 3, OP_REAL = 4, OP_R2 = 5, OP_R2T = 6, OP_FFT = 7, OP_FFTT = 8, OP_FFT2 = 9, OP_FFT2T = 10 };
 enum { FLAG_FIRST = 1, FLAG_LAST = 2, FLAG_STATE = 1 };
 enum { FFT_REALW = 1, FFT_UNIT = 2, FFT_SCALED = 4, FFT_DIF = 8 };
 
@@ -438,6 +443,8 @@ static Py_ssize_t op_data_bytes(const core_t *c, const op_t *op)
     case OP_R2T: return r2_planes(op->flags) * (c->n / 2) * elem;
     case OP_FFT:
     case OP_FFTT: return fft_planes(op->flags, c->is_complex) * (c->n / 2) * elem;
+    case OP_FFT2:
+    case OP_FFT2T: return fft_planes(op->flags, c->is_complex) * c->n * elem;
     default: return 0;
     }
 }
@@ -456,7 +463,16 @@ static int check_op(const core_t *c, const op_t *op, Py_ssize_t k)
         PyErr_Format(PyExc_ValueError, "op %zd: bad transposed butterfly geometry", k);
         return -1;
     }
-    if (op->kind < OP_GATHER || op->kind > OP_FFTT) {
+    if (op->kind == OP_FFT2 && (op->s < 8 || op->s % 8 != 0 || n % (4 * op->s) != 0 || op->cstride != 8)) {
+        PyErr_Format(PyExc_ValueError, "op %zd: bad radix-4 stride", k);
+        return -1;
+    }
+    if (op->kind == OP_FFT2T && (op->rows < 4 || op->rows * op->cols != n || op->s < 1 || op->rows % (4 * op->s) != 0 ||
+                                 op->cols % 8 != 0 || op->cstride != 8)) {
+        PyErr_Format(PyExc_ValueError, "op %zd: bad transposed radix-4 geometry", k);
+        return -1;
+    }
+    if (op->kind < OP_GATHER || op->kind > OP_FFT2T) {
         PyErr_Format(PyExc_ValueError, "op %zd: unknown kind %d", k, op->kind);
         return -1;
     }
@@ -464,8 +480,12 @@ static int check_op(const core_t *c, const op_t *op, Py_ssize_t k)
         PyErr_Format(PyExc_ValueError, "op %zd: REAL needs a complex plan", k);
         return -1;
     }
-    int fft = op->kind == OP_FFT || op->kind == OP_FFTT;
-    if (fft ? (op->flags < 0 || op->flags > 15 || ((op->flags & FFT_UNIT) && (op->flags & (FFT_REALW | FFT_SCALED | FFT_DIF))) ||
+    int fft = op->kind == OP_FFT || op->kind == OP_FFTT, fft2 = op->kind == OP_FFT2 || op->kind == OP_FFT2T;
+    if (fft2 && (op->flags & FFT_SCALED)) {
+        PyErr_Format(PyExc_ValueError, "op %zd: bad flags %d", k, op->flags);
+        return -1;
+    }
+    if (fft || fft2 ? (op->flags < 0 || op->flags > 15 || ((op->flags & FFT_UNIT) && (op->flags & (FFT_REALW | FFT_SCALED | FFT_DIF))) ||
                (!c->is_complex && !(op->flags & (FFT_UNIT | FFT_REALW))))
             : (op->flags < 0 || op->flags > 3)) {
         PyErr_Format(PyExc_ValueError, "op %zd: bad flags %d", k, op->flags);
@@ -518,7 +538,7 @@ static int choose_tile(const core_t *c)
     size_t tw_bytes = 0;
     for (Py_ssize_t k = 0; k < c->nops; k++) {
         const op_t *op = &c->ops[k];
-        if (op->kind == OP_BF || op->kind == OP_BFT || op->kind == OP_FFT || op->kind == OP_FFTT)
+        if (op->kind == OP_BF || op->kind == OP_BFT || (op->kind >= OP_FFT && op->kind <= OP_FFT2T))
             tw_bytes += (size_t)op_data_bytes(c, op);
         if (op->kind == OP_R2 || op->kind == OP_R2T) {
             tw_bytes += (size_t)c->n / 2 * elem * (size_t)r2_planes(op->flags);
@@ -719,7 +739,8 @@ PyMODINIT_FUNC PyInit__kernel(void)
         PyModule_AddIntConstant(m, "OP_BF", OP_BF) < 0 || PyModule_AddIntConstant(m, "OP_BFT", OP_BFT) < 0 ||
         PyModule_AddIntConstant(m, "OP_DIAG", OP_DIAG) < 0 || PyModule_AddIntConstant(m, "OP_REAL", OP_REAL) < 0 ||
         PyModule_AddIntConstant(m, "OP_R2", OP_R2) < 0 || PyModule_AddIntConstant(m, "OP_R2T", OP_R2T) < 0 ||
-        PyModule_AddIntConstant(m, "OP_FFT", OP_FFT) < 0 || PyModule_AddIntConstant(m, "OP_FFTT", OP_FFTT) < 0) {
+        PyModule_AddIntConstant(m, "OP_FFT", OP_FFT) < 0 || PyModule_AddIntConstant(m, "OP_FFTT", OP_FFTT) < 0 ||
+        PyModule_AddIntConstant(m, "OP_FFT2", OP_FFT2) < 0 || PyModule_AddIntConstant(m, "OP_FFT2T", OP_FFT2T) < 0) {
         Py_DECREF(m);
         return NULL;
     }
@@ -953,6 +974,98 @@ BFLY_INLINE void SUF(stage_fftt)(T *re, Py_ssize_t n, Py_ssize_t vs, int nv, con
     }
 }
 
+/* One unscaled FFT butterfly on values held in registers (ur, ui) and (vr, vi), in place. */
+#define BFLY_FFT_VAL(E, ur, ui, vr, vi, wr, wi)                                                 \
+    do {                                                                                        \
+        if (D) {                                                                                \
+            E ar_ = ur + vr, br_ = ur - vr, ai_ = ui + vi, bi_ = ui - vi;                       \
+            ur = ar_;                                                                           \
+            ui = ai_;                                                                           \
+            vr = M == 2 ? wr * br_ - wi * bi_ : M ? wr * br_ : br_;                             \
+            vi = M == 2 ? wr * bi_ + wi * br_ : M ? wr * bi_ : bi_;                             \
+        } else {                                                                                \
+            E tr_ = M == 2 ? wr * vr - wi * vi : M ? wr * vr : vr;                              \
+            E ti_ = M == 2 ? wr * vi + wi * vr : M ? wr * vi : vi;                              \
+            vr = ur - tr_;                                                                      \
+            vi = ui - ti_;                                                                      \
+            ur = ur + tr_;                                                                      \
+            ui = ui + ti_;                                                                      \
+        }                                                                                       \
+    } while (0)
+
+/* Two FFT stages in one pass on quads o + {0, d, 2d, 3d} + k, k < len (a multiple of 8). */
+BFLY_INLINE void SUF(fft2_w8)(T *re, Py_ssize_t n, Py_ssize_t vs, int nv, Py_ssize_t o, Py_ssize_t d, const T *tw,
+                              Py_ssize_t len, int cplx, int M, int D)
+{
+    typedef SUF(vec8) V;
+    const V *t = (const V *)tw;
+    const V zero = {0};
+    for (Py_ssize_t kb = 0; kb < len; kb += 8, t += 4 * M) {
+        V ar = M ? t[0] : zero, ai = M == 2 ? t[1] : zero, cr = M ? t[M] : zero, ci = M == 2 ? t[M + 1] : zero;
+        V br = M ? t[2 * M] : zero, bi = M == 2 ? t[2 * M + 1] : zero;
+        V er = M ? t[3 * M] : zero, ei = M == 2 ? t[3 * M + 1] : zero;
+        for (int v = 0; v < nv; v++) {
+            T *b = re + v * vs + o + kb;
+            V *p0 = (V *)b, *p1 = (V *)(b + d), *p2 = (V *)(b + 2 * d), *p3 = (V *)(b + 3 * d);
+            V x0r = *p0, x1r = *p1, x2r = *p2, x3r = *p3, x0i = zero, x1i = zero, x2i = zero, x3i = zero;
+            if (cplx) {
+                x0i = *(V *)(b + n), x1i = *(V *)(b + n + d), x2i = *(V *)(b + n + 2 * d), x3i = *(V *)(b + n + 3 * d);
+            }
+            BFLY_FFT_VAL(V, x0r, x0i, x1r, x1i, ar, ai);
+            BFLY_FFT_VAL(V, x2r, x2i, x3r, x3i, cr, ci);
+            BFLY_FFT_VAL(V, x0r, x0i, x2r, x2i, br, bi);
+            BFLY_FFT_VAL(V, x1r, x1i, x3r, x3i, er, ei);
+            *p0 = x0r, *p1 = x1r, *p2 = x2r, *p3 = x3r;
+            if (cplx) {
+                *(V *)(b + n) = x0i, *(V *)(b + n + d) = x1i, *(V *)(b + n + 2 * d) = x2i, *(V *)(b + n + 3 * d) = x3i;
+            }
+        }
+    }
+}
+
+BFLY_INLINE void SUF(fft2_run)(T *re, Py_ssize_t n, Py_ssize_t vs, int nv, Py_ssize_t o, Py_ssize_t d, const T *tw,
+                               Py_ssize_t len, int cplx, int flags)
+{
+#define BFLY_FFT2_CASE(M, D)                                                     \
+    do {                                                                         \
+        if (cplx)                                                                \
+            SUF(fft2_w8)(re, n, vs, nv, o, d, tw, len, 1, M, D);                 \
+        else                                                                     \
+            SUF(fft2_w8)(re, n, vs, nv, o, d, tw, len, 0, M, D);                 \
+    } while (0)
+    int m = (flags & FFT_UNIT) ? 0 : ((flags & FFT_REALW) || !cplx) ? 1 : 2;
+    switch (2 * m + ((flags & FFT_DIF) ? 1 : 0)) {
+    case 0: BFLY_FFT2_CASE(0, 0); break;
+    case 2: BFLY_FFT2_CASE(1, 0); break;
+    case 3: BFLY_FFT2_CASE(1, 1); break;
+    case 4: BFLY_FFT2_CASE(2, 0); break;
+    default: BFLY_FFT2_CASE(2, 1); break;
+    }
+#undef BFLY_FFT2_CASE
+}
+
+/* Radix-4 pass in natural order: quads J0 + {0, s, 2s, 3s} + k for J0 a multiple of 4s. */
+BFLY_INLINE void SUF(stage_fft2)(T *re, Py_ssize_t n, Py_ssize_t vs, int nv, const op_t *op, int cplx)
+{
+    const T *tw = (const T *)op->data;
+    Py_ssize_t s = op->s, K = fft_planes(op->flags, cplx);
+    for (Py_ssize_t j0 = 0; j0 < n; j0 += 4 * s)
+        SUF(fft2_run)(re, n, vs, nv, j0, s, K ? tw + K * j0 : tw, s, cplx, op->flags);
+}
+
+/* Radix-4 pass on the (R, C)-transposed vector: rows r + {0, s, 2s, 3s}, r without bits s, 2s. */
+BFLY_INLINE void SUF(stage_fft2t)(T *re, Py_ssize_t n, Py_ssize_t vs, int nv, const op_t *op, int cplx)
+{
+    const T *tw = (const T *)op->data;
+    Py_ssize_t s = op->s, cols = op->cols, K = fft_planes(op->flags, cplx);
+    for (Py_ssize_t r = 0; r < op->rows; r++) {
+        if (r & (3 * s))
+            continue;
+        Py_ssize_t q = (r / (4 * s)) * s + r % s; /* quads of rows visited before this one */
+        SUF(fft2_run)(re, n, vs, nv, r * cols, s * cols, K ? tw + 4 * K * q * cols : tw, cols, cplx, op->flags);
+    }
+}
+
 /* ---- rank2 stages: the real 4x4 block per pair on (member, slot) states ---- */
 
 /* One pair's block on the lanes of type E (a scalar or a native SIMD vector): coefficient k is
@@ -1156,6 +1269,8 @@ BFLY_INLINE T *SUF(run_ops)(const core_t *c, T *cur, T *alt, Py_ssize_t vs, int 
         case OP_R2T: SUF(stage_r2t)(cur, c, nv, op); break;
         case OP_FFT: SUF(stage_fft)(cur, n, vs, nv, op, cplx); break;
         case OP_FFTT: SUF(stage_fftt)(cur, n, vs, nv, op, cplx); break;
+        case OP_FFT2: SUF(stage_fft2)(cur, n, vs, nv, op, cplx); break;
+        case OP_FFT2T: SUF(stage_fft2t)(cur, n, vs, nv, op, cplx); break;
         }
     }
     return cur;

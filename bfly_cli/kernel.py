@@ -33,7 +33,10 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from . import kernel_stages, plan_cache
+from . import plan_cache
+from .kernel_stages import (_FFT_REALW, _FFT_SCALED, _FFT_UNIT, _FLAG_FIRST, _FLAG_LAST, _FLAG_STATE, _OP_BF,
+                            _OP_BFT, _OP_DIAG, _OP_FFT, _OP_FFT2, _OP_FFT2T, _OP_FFTT, _OP_GATHER, _OP_R2, _OP_R2T,
+                            _OP_REAL, _butterfly_ops, _gather, _planes, _rows)
 from .step_kinds import kind_of
 
 if TYPE_CHECKING:  # annotations only: factors imports this module (to_dense_fast), not the reverse
@@ -44,10 +47,6 @@ try:  # the compiled extension is optional: a failed build must not break the pa
 except ImportError:  # pragma: no cover - exercised by monkeypatching in the tests
     _ext = None
 
-_OP_GATHER, _OP_BF, _OP_BFT, _OP_DIAG, _OP_REAL, _OP_R2, _OP_R2T, _OP_FFT, _OP_FFTT = 0, 1, 2, 3, 4, 5, 6, 7, 8
-_FLAG_FIRST, _FLAG_LAST, _FLAG_STATE = 1, 2, 1  # rank2 stage flags; gather flag (see _kernel.c)
-_FFT_REALW, _FFT_UNIT, _FFT_SCALED, _FFT_DIF = 1, 2, 4, 8  # FFT stage flags: w real, w = 1, scale plane, [[1,1],[w,-w]]
-_ROWS = 8  # transposed-view height: strides 1, 2, 4 mix rows of length N/8
 _KERNEL_DTYPES = tuple(np.dtype(d) for d in ("float32", "float64", "complex64", "complex128"))
 _FALLBACK_MESSAGE = "bfly: compiled kernel not built; using the numpy reference"
 _UNSUPPORTED_MESSAGE = "bfly: the compiled kernel has no op for step kind {kinds}; using the numpy reference (slower)"
@@ -284,15 +283,17 @@ def _step_ops(step: Step, n: int, is_complex: bool, real_dt: np.dtype, special: 
 def stage_kinds(ops: list[tuple]) -> list[str]:
     """What each op of a compiled op list is, in order: ``gather``, ``general`` (a butterfly stage
     with full 2x2 blocks), ``fft`` / ``fft-real`` / ``addsub`` (an FFT stage with complex, real or
-    unit twiddles; ``+scale`` when it also scales its outputs), ``diagonal``, ``real``, ``rank2``."""
+    unit twiddles; ``+scale`` when it also scales its outputs; ``radix4 ...`` for two such stages
+    run as one pass), ``diagonal``, ``real``, ``rank2``."""
     names = {_OP_GATHER: "gather", _OP_BF: "general", _OP_BFT: "general", _OP_DIAG: "diagonal",
              _OP_REAL: "real", _OP_R2: "rank2", _OP_R2T: "rank2"}
     kinds = []
     for op in ops:
-        if op[0] in (_OP_FFT, _OP_FFTT):
+        if op[0] in (_OP_FFT, _OP_FFTT, _OP_FFT2, _OP_FFT2T):
             flags = op[6]
             base = "addsub" if flags & _FFT_UNIT else "fft-real" if flags & _FFT_REALW else "fft"
-            kinds.append(base + ("+scale" if flags & _FFT_SCALED else ""))
+            prefix = "radix4 " if op[0] in (_OP_FFT2, _OP_FFT2T) else ""
+            kinds.append(prefix + base + ("+scale" if flags & _FFT_SCALED else ""))
         else:
             kinds.append(names[op[0]])
     return kinds
@@ -308,85 +309,6 @@ def _diagonal_ops(data: np.ndarray, n: int, is_complex: bool, real_dt: np.dtype)
 
 def _real_ops(data: None, n: int, is_complex: bool, real_dt: np.dtype) -> list[tuple]:
     return [(_OP_REAL, 0, 0, 0, 0, None)] if is_complex else []
-
-
-def _gather(idx: np.ndarray, flags: int = 0) -> tuple:
-    """A gather op; ``flags`` = ``_FLAG_STATE`` also moves the rank2 slot-1 planes."""
-    return (_OP_GATHER, 0, 0, 0, 0, np.ascontiguousarray(idx, dtype=np.int32), flags)
-
-
-def _planes(values: np.ndarray, is_complex: bool, real_dt: np.dtype) -> np.ndarray:
-    """Stack values along a new first axis as (re, im) planes when complex, else one plane."""
-    if is_complex:
-        return np.ascontiguousarray(np.stack([values.real, np.imag(values)]), dtype=real_dt)
-    return np.ascontiguousarray(values, dtype=real_dt)
-
-
-def _butterfly_ops(twiddle: np.ndarray, n: int, is_complex: bool, real_dt: np.dtype,
-                   special: bool = True) -> list[tuple]:
-    """One op per stage; the stages with stride below ``rows`` run on the transposed view.
-
-    With ``special`` (the default), stages whose blocks have the FFT form after moving diagonal
-    scalings between stages run as FFT ops (:mod:`bfly_cli.kernel_stages`), and a leftover
-    diagonal becomes a DIAG op after the step; ``special=False`` keeps every stage general
-    (for measuring what the specialization gains)."""
-    rows = _rows(n)
-    cols = n // rows
-    step = kernel_stages.specialize(twiddle, float(np.finfo(real_dt).eps)) if special else kernel_stages.general(twiddle)
-    ops: list[tuple] = []
-    into_view = np.arange(n).reshape(cols, rows).T.ravel()
-    if rows > 1:
-        ops.append(_gather(into_view))  # into the (rows, cols) view
-    if step.before is not None:  # a diagonal before the stages, indexed like the view
-        ops.append((_OP_DIAG, 0, 0, 0, 0, _planes(step.before[into_view], is_complex, real_dt)))
-    stages = step.stages
-    for lev, stage in enumerate(stages):
-        s = 1 << lev
-        if s == rows:
-            ops.append(_gather(np.arange(n).reshape(rows, cols).T.ravel()))  # back to natural order
-        kind, flags, comps = _stage_data(stage, is_complex)
-        width, data = _blocked(comps, s, rows, cols, real_dt)
-        ops.append((kind + (1 if s < rows else 0), s, rows if s < rows else 0, cols if s < rows else 0,
-                    width, data, flags))
-    if rows > 1 and len(stages) <= rows.bit_length() - 1:  # every stage ran transposed: leave the view
-        ops.append(_gather(np.arange(n).reshape(rows, cols).T.ravel()))
-    if step.after is not None:
-        ops.append((_OP_DIAG, 0, 0, 0, 0, _planes(step.after, is_complex, real_dt)))
-    return ops
-
-
-def _stage_data(stage: kernel_stages.StagePlan, is_complex: bool) -> tuple[int, int, list[np.ndarray]]:
-    """(natural-order op kind, flags, per-pair planes) of one stage: a general stage streams its
-    a, b, c, d (re and im when complex); an FFT stage w (re and im, or one real plane, or none
-    when w = 1), then the scale plane if any."""
-    if stage.kind == "general":
-        b = stage.blocks
-        comps = [b[:, 0, 0], b[:, 0, 1], b[:, 1, 0], b[:, 1, 1]]
-        return _OP_BF, 0, [p for c in comps for p in ((c.real, np.imag(c)) if is_complex else (np.real(c),))]
-    flags = {"addsub": _FFT_UNIT, "fft-real": _FFT_REALW, "fft": 0}[stage.kind]
-    if stage.dif and stage.kind != "addsub":  # w = 1: both forms are the same additions
-        flags |= _FFT_DIF
-    comps = [] if stage.w is None else [stage.w.real, stage.w.imag] if stage.kind == "fft" else [stage.w]
-    if stage.scale is not None:
-        flags |= _FFT_SCALED
-        comps.append(stage.scale)
-    return _OP_FFT, flags, comps
-
-
-def _blocked(comps: list[np.ndarray], s: int, rows: int, cols: int, real_dt: np.dtype) -> tuple[int, np.ndarray | None]:
-    """Per-pair planes (each of length N/2, pair order) in the order the stage visits the pairs,
-    cut into blocks of ``width`` = min(8, run) pairs whose planes lie back to back: one stream.
-    On the transposed view (``s < rows``) pair ``i = blk * rows/2 + c`` is visited as ``[c, blk]``."""
-    run = cols if s < rows else s
-    width = min(8, run)
-    if not comps:
-        return width, None
-    half = comps[0].size
-    if s < rows:
-        comps = [c.reshape(cols, rows // 2).T for c in comps]
-    planes = np.stack([np.reshape(c, half) for c in comps])
-    blocks = planes.reshape(len(planes), half // width, width).transpose(1, 0, 2)
-    return width, np.ascontiguousarray(blocks, dtype=real_dt)
 
 
 def _rank2_ops(stages: np.ndarray, n: int, is_complex: bool, real_dt: np.dtype) -> list[tuple]:
@@ -423,14 +345,6 @@ def _rank2_ops(stages: np.ndarray, n: int, is_complex: bool, real_dt: np.dtype) 
     if rows > 1 and levels <= rows.bit_length() - 1:  # every stage ran transposed: leave the view
         ops.append(_gather(np.arange(n).reshape(rows, cols).T.ravel()))
     return ops
-
-
-def _rows(n: int) -> int:
-    """Height of the transposed view: 8 when rows of N/8 are long enough to vectorize, 1 (none)
-    for tiny N, where scalar code costs nothing worth saving."""
-    if n >= 64:
-        return _ROWS
-    return n // 8 if n >= 16 else 1
 
 
 def _merge_gathers(ops: list[tuple], n: int) -> list[tuple]:

@@ -36,8 +36,14 @@ import dataclasses
 
 import numpy as np
 
-from .layout import pair_positions
+from .layout import pair_index, pair_positions
 
+# op kinds and flags of the compiled kernel (the same numbers as in _kernel.c)
+_OP_GATHER, _OP_BF, _OP_BFT, _OP_DIAG, _OP_REAL, _OP_R2, _OP_R2T = 0, 1, 2, 3, 4, 5, 6
+_OP_FFT, _OP_FFTT, _OP_FFT2, _OP_FFT2T = 7, 8, 9, 10
+_FLAG_FIRST, _FLAG_LAST, _FLAG_STATE = 1, 2, 1  # rank2 stage flags; gather flag (see _kernel.c)
+_FFT_REALW, _FFT_UNIT, _FFT_SCALED, _FFT_DIF = 1, 2, 4, 8  # FFT stage flags: w real, w = 1, scale plane, [[1,1],[w,-w]]
+_ROWS = 8  # transposed-view height: strides 1, 2, 4 mix rows of length N/8
 SLACK = 32  # the test's tolerance, in units of the working precision
 
 
@@ -159,3 +165,138 @@ def _fold_end(stage: StagePlan, carry: np.ndarray, pos0: np.ndarray, s: int,
     w = np.ones_like(lam) if stage.w is None else stage.w
     kind = "fft" if np.iscomplexobj(w) else "fft-real"
     return StagePlan(kind, w=lam * w, scale=lam, dif=stage.dif), None
+
+
+# ---- the butterfly's ops for the kernel (layouts: see _kernel.c) ----
+
+
+def _gather(idx: np.ndarray, flags: int = 0) -> tuple:
+    """A gather op; ``flags`` = ``_FLAG_STATE`` also moves the rank2 slot-1 planes."""
+    return (_OP_GATHER, 0, 0, 0, 0, np.ascontiguousarray(idx, dtype=np.int32), flags)
+
+
+def _planes(values: np.ndarray, is_complex: bool, real_dt: np.dtype) -> np.ndarray:
+    """Stack values along a new first axis as (re, im) planes when complex, else one plane."""
+    if is_complex:
+        return np.ascontiguousarray(np.stack([values.real, np.imag(values)]), dtype=real_dt)
+    return np.ascontiguousarray(values, dtype=real_dt)
+
+
+def _butterfly_ops(twiddle: np.ndarray, n: int, is_complex: bool, real_dt: np.dtype,
+                   special: bool = True) -> list[tuple]:
+    """The ops of one butterfly step; the stages with stride below ``rows`` run on the
+    transposed view.
+
+    With ``special`` (the default), stages whose blocks have the FFT form after moving diagonal
+    scalings between stages run as FFT ops (:func:`specialize`), two consecutive ones with the
+    same flags as one radix-4 pass, and a leftover diagonal becomes a DIAG op; ``special=False``
+    keeps every stage general (for measuring what the specialization gains)."""
+    rows = _rows(n)
+    cols = n // rows
+    step = specialize(twiddle, float(np.finfo(real_dt).eps)) if special else general(twiddle)
+    ops: list[tuple] = []
+    into_view = np.arange(n).reshape(cols, rows).T.ravel()
+    if rows > 1:
+        ops.append(_gather(into_view))  # into the (rows, cols) view
+    if step.before is not None:  # a diagonal before the stages, indexed like the view
+        ops.append((_OP_DIAG, 0, 0, 0, 0, _planes(step.before[into_view], is_complex, real_dt)))
+    stages = [_stage_data(st, is_complex) for st in step.stages]
+    lev = 0
+    while lev < len(stages):
+        s = 1 << lev
+        if s == rows:
+            ops.append(_gather(np.arange(n).reshape(rows, cols).T.ravel()))  # back to natural order
+        view = s < rows
+        if lev + 1 < len(stages) and _fusable(stages[lev], stages[lev + 1], s, rows, cols):
+            data = _fused_planes(stages[lev][2], stages[lev + 1][2], lev, n, rows, real_dt)
+            ops.append((_OP_FFT2T if view else _OP_FFT2, s, rows if view else 0, cols if view else 0, 8, data,
+                        stages[lev][1]))
+            lev += 2
+            continue
+        kind, flags, comps = stages[lev]
+        width, data = _blocked(comps, s, rows, cols, real_dt)
+        ops.append((kind + (1 if view else 0), s, rows if view else 0, cols if view else 0, width, data, flags))
+        lev += 1
+    if rows > 1 and len(stages) <= rows.bit_length() - 1:  # every stage ran transposed: leave the view
+        ops.append(_gather(np.arange(n).reshape(rows, cols).T.ravel()))
+    if step.after is not None:
+        ops.append((_OP_DIAG, 0, 0, 0, 0, _planes(step.after, is_complex, real_dt)))
+    return ops
+
+
+def _stage_data(stage: StagePlan, is_complex: bool) -> tuple[int, int, list[np.ndarray]]:
+    """(natural-order op kind, flags, per-pair planes) of one stage: a general stage streams its
+    a, b, c, d (re and im when complex); an FFT stage w (re and im, or one real plane, or none
+    when w = 1), then the scale plane if any."""
+    if stage.kind == "general":
+        b = stage.blocks
+        comps = [b[:, 0, 0], b[:, 0, 1], b[:, 1, 0], b[:, 1, 1]]
+        return _OP_BF, 0, [p for c in comps for p in ((c.real, np.imag(c)) if is_complex else (np.real(c),))]
+    flags = {"addsub": _FFT_UNIT, "fft-real": _FFT_REALW, "fft": 0}[stage.kind]
+    if stage.dif and stage.kind != "addsub":  # w = 1: both forms are the same additions
+        flags |= _FFT_DIF
+    comps = [] if stage.w is None else [stage.w.real, stage.w.imag] if stage.kind == "fft" else [stage.w]
+    if stage.scale is not None:
+        flags |= _FFT_SCALED
+        comps.append(stage.scale)
+    return _OP_FFT, flags, comps
+
+
+def _fusable(a: tuple, b: tuple, s: int, rows: int, cols: int) -> bool:
+    """Stages of strides s and 2s can run as one radix-4 pass: both FFT stages with the same
+    flags and no scale, on the same side of the layout change, with runs of 8 or more."""
+    if a[0] != _OP_FFT or b[0] != _OP_FFT or a[1] != b[1] or a[1] & _FFT_SCALED:
+        return False
+    if s < rows:
+        return 2 * s < rows and cols >= 8
+    return s >= 8
+
+
+def _fused_planes(comps_a: list[np.ndarray], comps_b: list[np.ndarray], lev: int, n: int, rows: int,
+                  real_dt: np.dtype) -> np.ndarray | None:
+    """Twiddles of a radix-4 pass (stages ``lev`` and ``lev + 1``) in the order the C op visits its
+    quads, blocks of 8 quads holding the planes of pair (0, 1), (2, 3) (stage ``lev``), (0, 2)
+    and (1, 3) (stage ``lev + 1``). The quads' natural positions are computed, so the pair index
+    of each member pair is :func:`bfly_cli.layout.pair_index` of its first member."""
+    if not comps_a:
+        return None
+    s = 1 << lev
+    cols = n // rows
+    if s < rows:  # rows r + {0, s, 2s, 3s} (r without bits s, 2s), runs of cols; view -> natural
+        r0 = np.array([r for r in range(rows) if not r & (3 * s)])
+        view = (r0[:, None] * cols + np.arange(cols)).ravel()
+        first, step = (view % cols) * rows + view // cols, s
+    else:  # J0 + {0, s, 2s, 3s} + k
+        first, step = (np.arange(0, n, 4 * s)[:, None] + np.arange(s)).ravel(), s
+    members = [first + q * step for q in range(4)]
+    sets = [(comps_a, lev, members[0]), (comps_a, lev, members[2]),
+            (comps_b, lev + 1, members[0]), (comps_b, lev + 1, members[1])]
+    planes = [c[pair_index(lv, pos)] for comps, lv, pos in sets for c in comps]
+    blocks = np.stack(planes).reshape(len(planes), n // 32, 8).transpose(1, 0, 2)
+    return np.ascontiguousarray(blocks, dtype=real_dt)
+
+
+def _blocked(comps: list[np.ndarray], s: int, rows: int, cols: int, real_dt: np.dtype) -> tuple[int, np.ndarray | None]:
+    """Per-pair planes (each of length N/2, pair order) in the order the stage visits the pairs,
+    cut into blocks of ``width`` = min(8, run) pairs whose planes lie back to back: one stream.
+    On the transposed view (``s < rows``) pair ``i = blk * rows/2 + c`` is visited as ``[c, blk]``."""
+    run = cols if s < rows else s
+    width = min(8, run)
+    if not comps:
+        return width, None
+    half = comps[0].size
+    if s < rows:
+        comps = [c.reshape(cols, rows // 2).T for c in comps]
+    planes = np.stack([np.reshape(c, half) for c in comps])
+    blocks = planes.reshape(len(planes), half // width, width).transpose(1, 0, 2)
+    return width, np.ascontiguousarray(blocks, dtype=real_dt)
+
+
+def _rows(n: int) -> int:
+    """Height of the transposed view: 8 when rows of N/8 are long enough to vectorize, 1 (none)
+    for tiny N, where scalar code costs nothing worth saving."""
+    if n >= 64:
+        return _ROWS
+    return n // 8 if n >= 16 else 1
+
+

@@ -415,3 +415,175 @@ def test_result_dtype_follows_numpy_promotion():
     single = kernel.cast_factors(factors, np.float32)
     assert kernel.Plan(single, np.float32).out_dtype == np.float32
     assert kernel.Plan(random_factors(8, rng, True, ("butterfly",)), np.float32).out_dtype == np.complex64
+
+
+# ---- FFT-form stages (#15 item 1): specialized at plan time, checked against the reference ----
+
+def fft_chain(n: int, rng: np.random.Generator | None = None) -> Factors:
+    """The radix-2 DIT FFT as [bit reversal, butterfly] built from its formula (not by bfly):
+    stage s has blocks [[1, w], [1, -w]], w = exp(-2 pi i low / 2s). With ``rng``, every stage is
+    also scaled, diag(p) block diag(q) with random complex p, q per pair (same product up to the
+    scalings, still of FFT form once they are moved between stages)."""
+    levels = n.bit_length() - 1
+    rev = np.array([int(format(i, f"0{levels}b")[::-1], 2) if levels else 0 for i in range(n)])
+    tw = np.empty((levels, n // 2, 2, 2), complex)
+    for lev in range(levels):
+        s = 1 << lev
+        w = np.exp(-2j * np.pi * (np.arange(n // 2) % s) / (2 * s))
+        tw[lev] = np.stack([np.stack([np.ones_like(w), w], -1), np.stack([np.ones_like(w), -w], -1)], -2)
+        if rng is not None:
+            p, q = (rng.uniform(0.5, 2, (2, n // 2, 2)) * np.exp(2j * np.pi * rng.random((2, n // 2, 2))))
+            tw[lev] = p[:, :, None] * tw[lev] * q[:, None, :]
+    return Factors(n, [Step("permutation", rev), Step("butterfly", tw)])
+
+
+def butterfly_kinds(plan: kernel.Plan) -> list[str]:
+    return [k for k in plan.stage_kinds if k not in ("gather", "diagonal")]
+
+
+def check_special(factors: Factors, dtype, rng: np.random.Generator, batch: int = 3, threads: int = 1) -> kernel.Plan:
+    """A specialized plan against the reference on its cast factors, and against the same plan
+    with every stage general (the kernel before the specialization)."""
+    plan = kernel.Plan(factors, dtype)
+    x = random_input((batch, factors.n), dtype, rng)
+    got = plan.apply(x, threads=threads)
+    assert rel_error(got, plan.factors.apply_reference(x)) <= TOL[np.dtype(dtype).type]
+    general = kernel.Plan(factors, dtype, _special=False)
+    assert set(butterfly_kinds(general)) <= {"general"}
+    assert rel_error(got, general.apply(x)) <= TOL[np.dtype(dtype).type]
+    return plan
+
+
+@needs_ext
+@pytest.mark.parametrize("dtype", [np.complex64, np.complex128])
+@pytest.mark.parametrize("n", [2, 4, 8, 16, 32, 64, 128, 256, 1024, 4096])
+def test_closed_form_fft_runs_as_fft_stages(n, dtype):
+    rng = np.random.default_rng(400 + n)
+    factors = fft_chain(n)
+    plan = check_special(factors, dtype, rng)
+    assert "general" not in plan.stage_kinds and "diagonal" not in plan.stage_kinds
+    x = random_input((2, n), dtype, rng)  # and the DFT itself, by numpy's own road
+    assert rel_error(plan.apply(x), np.fft.fft(x.astype(np.complex128))) <= 10 * TOL[np.dtype(dtype).type]
+    if n >= 64:
+        assert any(k.startswith("radix4") for k in plan.stage_kinds)
+
+
+@needs_ext
+@pytest.mark.parametrize("dtype", ALL_DTYPES)
+@pytest.mark.parametrize("n", [2, 8, 32, 128, 512, 2048])
+def test_scaled_fft_stages_move_their_diagonals(n, dtype):
+    """Each block scaled on both sides: still FFT stages, the scalings folded into the neighbours
+    and at most one leftover diagonal op."""
+    rng = np.random.default_rng(500 + n)
+    plan = check_special(fft_chain(n, rng), dtype, rng)
+    assert "general" not in plan.stage_kinds
+    assert plan.stage_kinds.count("diagonal") <= 1
+
+
+@needs_ext
+@pytest.mark.parametrize("name,n", [("dft", 16), ("dft", 256), ("hadamard", 64), ("hadamard", 1024)])
+def test_learned_dft_and_hadamard_are_specialized(name, n):
+    import bfly_cli
+
+    factors = bfly_cli.learn(name, n=n)
+    rng = np.random.default_rng(600 + n)
+    for dtype in ALL_DTYPES:
+        plan = check_special(factors, dtype, rng)
+        kinds = butterfly_kinds(plan)
+        assert "general" not in kinds and "diagonal" not in plan.stage_kinds, kinds
+        if name == "hadamard":  # real +-1 blocks: additions only, one scaled stage
+            assert {k.replace("radix4 ", "") for k in kinds} <= {"addsub", "fft-real+scale"}, kinds
+
+
+@needs_ext
+@pytest.mark.parametrize("n", [4, 64, 1024])
+def test_general_butterflies_are_not_specialized(n):
+    rng = np.random.default_rng(700 + n)
+    for complex_ in (False, True):
+        factors = random_factors(n, rng, complex_, ("permutation", "butterfly"))
+        for dtype in ALL_DTYPES:
+            plan = check_special(factors, dtype, rng)
+            assert set(butterfly_kinds(plan)) == {"general"}
+
+
+@needs_ext
+@pytest.mark.parametrize("n", [16, 256, 4096])
+def test_only_the_stages_that_qualify_are_specialized(n):
+    """FFT stages with random general stages in between: each stage gets its own op, the carry
+    folded into the general stage that follows."""
+    rng = np.random.default_rng(800 + n)
+    factors = fft_chain(n, rng)
+    tw = factors.steps[1].data.copy()
+    general_levels = [1, tw.shape[0] - 2]
+    tw[general_levels] = random_twiddles(n, rng, True)[general_levels]
+    factors = Factors(n, [factors.steps[0], Step("butterfly", tw)])
+    for dtype in ALL_DTYPES:
+        plan = check_special(factors, dtype, rng)
+        assert butterfly_kinds(plan).count("general") == 2
+        assert any(k.startswith(("fft", "addsub", "radix4")) for k in plan.stage_kinds)
+
+
+@needs_ext
+def test_a_near_fft_block_stays_general_in_double():
+    """One pair off the FFT form by 1e-9 (relative): far above double rounding, so that stage
+    must stay general in a float64 plan (the plan never changes the product beyond rounding);
+    far below single rounding, where the FFT form is the same matrix."""
+    rng = np.random.default_rng(9)
+    factors = fft_chain(256)
+    tw = factors.steps[1].data.copy()
+    tw[3, 5, 1, 1] *= 1 + 1e-9
+    factors = Factors(256, [factors.steps[0], Step("butterfly", tw)])
+    plan = check_special(factors, np.complex128, rng)
+    assert butterfly_kinds(plan).count("general") == 1
+    assert "general" not in check_special(factors, np.complex64, rng).stage_kinds
+
+
+@needs_ext
+@pytest.mark.parametrize("batch", [1, 2, 5, 64, 257])
+def test_fft_stages_give_the_same_bits_for_any_thread_count(batch):
+    rng = np.random.default_rng(1000 + batch)
+    for n, dtype in ((1024, np.complex64), (64, np.complex128), (4096, np.complex64), (32, np.float32)):
+        factors = fft_chain(n, rng) if np.dtype(dtype).kind == "c" else Factors(n, [Step("butterfly", random_hadamard(n, rng))])
+        plan = kernel.Plan(factors, dtype)
+        assert "general" not in plan.stage_kinds
+        x = random_input((batch, n), dtype, rng)
+        one = np.empty_like(x, dtype=plan.out_dtype)
+        plan._core.run(x, one, 1)
+        for threads in (2, 3, 2, 1):
+            got = np.full_like(one, np.nan)
+            plan._core.run(x, got, threads)
+            np.testing.assert_array_equal(got, one)
+
+
+def random_hadamard(n: int, rng: np.random.Generator) -> np.ndarray:
+    """Real butterfly of Hadamard form with random positive scalings: diag(p) [[1, 1], [1, -1]] diag(q)."""
+    levels = n.bit_length() - 1
+    h = np.array([[1.0, 1.0], [1.0, -1.0]])
+    p, q = rng.uniform(0.5, 2, (2, levels, n // 2, 2))
+    return p[..., :, None] * h * q[..., None, :]
+
+
+@needs_ext
+@pytest.mark.parametrize("n", [2, 16, 64, 512])
+def test_real_hadamard_form_runs_without_complex_twiddles(n):
+    rng = np.random.default_rng(1100 + n)
+    factors = Factors(n, [Step("permutation", rng.permutation(n)), Step("butterfly", random_hadamard(n, rng))])
+    for dtype in ALL_DTYPES:
+        plan = check_special(factors, dtype, rng)
+        kinds = {k.replace("radix4 ", "") for k in butterfly_kinds(plan)}
+        assert kinds <= {"addsub", "fft-real", "fft-real+scale"}, kinds
+
+
+@needs_ext
+def test_extension_rejects_bad_fft_ops():
+    ext = kernel._ext
+    with pytest.raises(ValueError, match="flags"):  # a real plan cannot take complex twiddles
+        ext.Plan(4, False, True, [(kernel._OP_FFT, 1, 0, 0, 1, np.zeros(4), 0)])
+    with pytest.raises(ValueError, match="flags"):  # w = 1 has no planes to scale
+        ext.Plan(4, True, True, [(kernel._OP_FFT, 1, 0, 0, 1, np.zeros(2), 2 | 4)])
+    with pytest.raises(ValueError, match="bytes"):
+        ext.Plan(4, True, True, [(kernel._OP_FFT, 1, 0, 0, 1, np.zeros(3), 0)])
+    with pytest.raises(ValueError, match="radix-4"):
+        ext.Plan(64, True, True, [(kernel._OP_FFT2, 4, 0, 0, 8, np.zeros(128), 0)])
+    with pytest.raises(ValueError, match="flags"):  # radix-4 passes are never scaled
+        ext.Plan(64, True, True, [(kernel._OP_FFT2, 8, 0, 0, 8, np.zeros(192), 4)])
