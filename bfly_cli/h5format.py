@@ -228,10 +228,13 @@ def _normalized(data: np.ndarray, spec, path: Path) -> np.ndarray:
 
 
 def _plain(value: Any) -> Any:
-    """HDF5 attribute values as plain Python (bytes decoded, numpy scalars unwrapped to Python's
-    int, float, bool, complex, str). Arrays stay arrays (an unknown key passes through)."""
+    """HDF5 attribute values as plain Python (text decoded as UTF-8, invalid bytes replaced; numpy
+    scalars unwrapped to Python's int, float, bool, complex, str). Arrays stay arrays (an unknown
+    key passes through)."""
     if isinstance(value, (bytes, np.bytes_)):
-        return bytes(value).decode()
+        return bytes(value).decode("utf-8", "replace")
+    if isinstance(value, str):  # h5py keeps bytes that are not UTF-8 as surrogates, which cannot be printed
+        return value.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
     if isinstance(value, np.bool_):
         return bool(value)
     if isinstance(value, np.integer):

@@ -414,3 +414,12 @@ def test_bench_refuses_a_recorded_norm_scipy_does_not_know():
     method = fast_baseline({"transform": "dft", "transform_options": {"norm": 3}}, N, real_input=False, threads=1)
     assert method.prepare is None and "transform_options are invalid" in method.reason
     assert fast_baseline({"transform": "dft", "transform_options": {"norm": "ortho"}}, N, False, 1).prepare is not None
+
+
+@pytest.mark.parametrize("value", [b"\xff\xfe", np.array(b"d\xfft")])
+def test_text_attributes_that_are_not_utf8_can_be_shown(bfly, base, tmp_path, value):
+    """Bytes that are not UTF-8 reached the console as surrogates: UnicodeEncodeError (found by the fuzzer)."""
+    path = _variant(base, tmp_path, lambda h: h.attrs.__setitem__("transform", value))
+    result = bfly("show", path)
+    assert result.exit_code == 0 and "\ufffd" in result.stdout
+    assert bfly("show", path, "--json").exit_code == 0
