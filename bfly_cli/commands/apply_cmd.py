@@ -34,12 +34,13 @@ def apply(
     """Apply the factors to every vector along the last axis of INPUT and write the result as .npy."""
     import time
 
-    from .. import h5format, kernel
+    from .. import h5format, kernel, read_guard
     from ..errors import BflyError
 
     if as_json and (output is None or output == "-"):
         raise BflyError("--json needs -o FILE: without it stdout carries the .npy result")
     out_path = _output_target(output, force, inputs=(factors_path, input_path))
+    read_guard.check_readable(factors_path)
     factors = h5format.load(factors_path)
     x = _read_input(input_path, factors.n)
     in_dtype = _input_dtype(x, dtype)

@@ -21,12 +21,13 @@ def export(
     as_json: bool = typer.Option(False, "--json", help="Print one JSON document on stdout."),
 ) -> None:
     """Export learned factors for numpy, torch, MATLAB/Octave or a text editor."""
-    from .. import h5format, safe_write
+    from .. import h5format, safe_write, read_guard
     from ..export import check_format, default_output, export as export_factors
 
     check_format(fmt)
     out = output or default_output(path, fmt)
     safe_write.check_writable(out, force, inputs=(path,))  # before reading: refuse early, touch nothing
+    read_guard.check_readable(path)
     factors = h5format.load(path)
     written = export_factors(factors, out, fmt, force=force, force_large=force_large)
     size = written.stat().st_size

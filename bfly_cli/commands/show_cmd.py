@@ -15,9 +15,10 @@ def show(
     as_json: bool = typer.Option(False, "--json", help="Print one JSON document on stdout."),
 ) -> None:
     """Show what a factor file holds."""
-    from .. import h5format, metadata
+    from .. import h5format, metadata, read_guard
     from ..report import summary_table
 
+    read_guard.check_readable(path)
     factors = h5format.load(path)  # metadata decoded (bfly_cli.metadata): lists and dicts, not JSON text
     steps = [_step_row(k, s) for k, s in enumerate(factors.steps)]
     if as_json:

@@ -20,9 +20,11 @@ def verify(
 ) -> None:
     """Recompute the errors against the rebuilt target (exit 1 when they do not reproduce)."""
     from ..errors import CheckFailed
+    from .. import read_guard
     from ..verification import verify as verify_file
 
     with progress_status(f"verifying {path}", as_json):
+        read_guard.check_readable(path)
         doc = verify_file(path, tol=tol, source=source)
     if as_json:
         emit_json(doc)
