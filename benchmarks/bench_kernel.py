@@ -50,7 +50,7 @@ import scipy.fft
 import scipy.linalg
 
 import bfly_cli
-from bfly_cli import bench, kernel
+from bfly_cli import bench_run as bench, kernel
 from bfly_cli.bench_baselines import FFTW, fast_library
 from bfly_cli.bench_timing import Method
 

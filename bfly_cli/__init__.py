@@ -7,6 +7,7 @@ One call per CLI verb (same results and metadata as the command)
                                                     save() gives the file 'bfly learn' writes
     analyze(target, n=None, **options)              the dict 'bfly analyze --json' prints
     verify(path, tol=None, source=None)             the dict 'bfly verify --json' prints
+    bench(path_or_factors, batches=None, threads=1)  the dict 'bfly bench --json' prints
 
 Learning
     factorize(matrix, solver=..., dtype=..., tol=...)  factor a dense matrix -> Factors
@@ -43,6 +44,7 @@ from .errors import BflyError, CheckFailed, FormatError
 _LAZY = {
     "learn": ("verbs", "learn"),
     "analyze": ("verbs", "analyze"),
+    "bench": ("verbs", "bench"),
     "factorize": ("learning", "learn"),
     "resolve": ("targets", "resolve"),
     "Factors": ("factors", "Factors"),

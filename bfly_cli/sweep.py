@@ -267,9 +267,9 @@ def _learn_cell(cell: Cell, solver: str, out_dir: Path):
 
 
 def _bench_cell(factors) -> dict[str, Any]:
-    """Time the factors against dense GEMV and the fast library via :mod:`bfly_cli.bench`, if present."""
+    """Time the factors against dense GEMV and the fast library via :mod:`bfly_cli.bench_run`, if present."""
     try:
-        from . import bench
+        from . import bench_run as bench
     except ImportError:
         return {"bench_status": "unavailable", "bench": None}
     try:

@@ -1,5 +1,5 @@
-"""One library call per CLI verb: ``learn``, ``analyze`` (and ``verify``, ``bench``), with the CLI's
-results and metadata.
+"""One library call per CLI verb: ``learn``, ``analyze``, ``bench`` (and ``verify``, in
+:mod:`bfly_cli.verification`), with the CLI's results and metadata.
 
 ``bfly learn dct --n 512`` is :func:`learn` ``("dct", n=512)`` followed by ``save``; the command
 module only parses arguments, shows progress and prints. So a file saved from Python is the file
@@ -64,6 +64,26 @@ def learn(
         solver_options["on_progress"] = on_progress
     return learn_matrix(tgt.matrix, solver=solver, dtype=dtype, tol=tol, meta=provenance(tgt, seed),
                         solver_options=solver_options)
+
+
+def bench(factors: "Factors | str | Path", batches: "list[int] | tuple[int, ...] | str | None" = None, *,
+          threads: int | None = None, device: str = "cpu", repeat: int | None = None) -> dict[str, Any]:
+    """What ``bfly bench --json`` prints: the factors (a file path, or :class:`Factors`) timed
+    against dense GEMV/GEMM and the fast library, every figure with its spread and thread count.
+    ``batches`` as a list or as the CLI's ``"1,16,256"``; defaults are the command's."""
+    from . import h5format, read_guard
+    from .bench_run import DEFAULT_BATCHES, DEFAULT_REPEAT, DEFAULT_THREADS, parse_batches, run_bench
+    from .devices import check_device
+
+    check_device(device)
+    sizes = parse_batches(batches) if isinstance(batches, str) else list(batches or DEFAULT_BATCHES)
+    file = None
+    if not isinstance(factors, Factors):
+        file = str(factors)
+        read_guard.check_readable(file)
+        factors = h5format.load(file)
+    return run_bench(factors, file=file, batches=sizes, threads=DEFAULT_THREADS if threads is None else threads,
+                     device=device, repeat=DEFAULT_REPEAT if repeat is None else repeat)
 
 
 def resolve_target(target: "str | Path | np.ndarray", n: int | None = None, *, solver: str = "auto",

@@ -17,7 +17,7 @@ import scipy.linalg
 from bfly_cli import transforms
 from typer.testing import CliRunner
 
-from bfly_cli import bench
+from bfly_cli import bench_run as bench
 from bfly_cli.cli import app
 from bfly_cli.h5format import load
 

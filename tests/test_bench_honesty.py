@@ -19,7 +19,8 @@ import scipy.fft
 import scipy.linalg
 from typer.testing import CliRunner
 
-from bfly_cli import bench, bench_baselines, bench_timing
+from bfly_cli import bench_baselines, bench_timing
+from bfly_cli import bench_run as bench
 from bfly_cli.bench_timing import Method
 from bfly_cli.cli import app
 from bfly_cli.factors import Factors, Step

@@ -15,7 +15,7 @@ import pytest
 import scipy.fft
 
 from bfly_cli import transforms
-from bfly_cli import bench, h5format
+from bfly_cli import bench_run as bench, h5format
 from bfly_cli.learning import learn
 
 NORMS = ("backward", "ortho", "forward", "paper")

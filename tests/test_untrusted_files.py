@@ -409,7 +409,7 @@ def test_recorded_transform_options_are_checked_before_use(bfly, tmp_path, optio
 
 def test_bench_refuses_a_recorded_norm_scipy_does_not_know():
     """bench's fast baseline passed the recorded --norm straight to scipy (ValueError traceback)."""
-    from bfly_cli.bench import fast_baseline
+    from bfly_cli.bench_run import fast_baseline
 
     method = fast_baseline({"transform": "dft", "transform_options": {"norm": 3}}, N, real_input=False, threads=1)
     assert method.prepare is None and "transform_options are invalid" in method.reason

@@ -82,3 +82,15 @@ def test_analyze_and_verify_return_the_json_documents(bfly, tmp_path) -> None:
     assert bfly("learn", "dft", "--n", "8", "-o", str(path)).exit_code == 0
     from_cli = json.loads(bfly("verify", str(path), "--json").stdout)
     assert bfly_cli.verify(path)["checked"] == from_cli["checked"]
+
+
+def test_bench_returns_the_json_document(bfly, tmp_path) -> None:
+    path = tmp_path / "h.h5"
+    assert bfly("learn", "hadamard", "--n", "16", "-o", str(path)).exit_code == 0
+    from_cli = json.loads(bfly("bench", str(path), "--batch", "1", "--repeat", "2", "--json").stdout)
+    doc = bfly_cli.bench(path, [1], repeat=2)
+    assert set(doc) == set(from_cli) and doc["threads"] == from_cli["threads"] == 1
+    from_object = bfly_cli.bench(bfly_cli.load(path), "1", repeat=2)
+    assert from_object["file"] is None and set(from_object) == set(doc)
+    with pytest.raises(BflyError):
+        bfly_cli.bench(path, "1,x")

@@ -25,16 +25,10 @@ def bench(
     as_json: bool = typer.Option(False, "--json", is_eager=True, help="Print one JSON document on stdout."),  # eager: range errors see it
 ) -> None:
     """Time the factors (compiled kernel, torch) against dense GEMV/GEMM and a fast library."""
-    from .. import h5format, read_guard
-    from ..bench import parse_batches, run_bench
-    from ..devices import check_device
+    from ..verbs import bench as run_bench
 
-    batches = parse_batches(batch)
-    check_device(device)
-    read_guard.check_readable(path)
-    factors = h5format.load(path)
-    with progress_status(f"benchmarking N={factors.n}", as_json):
-        doc = run_bench(factors, file=str(path), batches=batches, threads=threads, device=device, repeat=repeat)
+    with progress_status(f"benchmarking {path}", as_json):
+        doc = run_bench(path, batch, threads=threads, device=device, repeat=repeat)
     if as_json:
         emit_json(doc)
     else:
