@@ -14,6 +14,7 @@ and each one is solved as is ("clean") and perturbed:
 * ``float32``     stored as float32 / complex64 and read back (eps = the measured ||A32 - A|| / ||A||);
 * ``noise 1e-k``  ``A + eps ||A||_F E / ||E||_F`` with E Gaussian (complex for a complex A), fixed seed;
 * ``rows``        rows shuffled, ``A[p]`` (no perturbation: eps = 0);
+* ``both``        rows and columns shuffled, ``A[p][:, q]`` (eps = 0);
 * ``scaled``      both sides scaled, ``diag(r) A diag(c)`` with r, c uniform in [0.5, 2] (eps = 0).
 
 The naive Hartley is itself off its structure by its own rounding (``cos`` of angles up to 2 pi N:
@@ -33,7 +34,7 @@ Verdict per cell (the requirement for A = S + E, S a structure bfly claims):
   ignored: ``PBP`` matches ``BP``) and rel_error <= 10 eps + 1e-14, else FAIL; when both hold but
   the solve took more than 2x the clean seconds, SLOW (timing noise is counted apart);
 * eps = 1e-4: rel_error <= 10 eps;
-* clean, rows shuffled, both sides scaled: exact, rel_error <= max(1e-13, 10 eps + 1e-14), else FAIL; SLOW past 2x
+* clean, rows shuffled, both sides shuffled, both sides scaled: exact, rel_error <= max(1e-13, 10 eps + 1e-14), else FAIL; SLOW past 2x
   the clean seconds (the structure may differ: ``diag(r) S diag(c)`` may add ``D`` factors).
 
 A summary counts PASS / FAIL / SLOW. Usage::
@@ -65,7 +66,7 @@ from bfly_cli.solvers.auto import solve_auto
 
 TRANSFORMS = ("dft", "hadamard", "dct", "dst", "hartley", "convolution")
 NOISE_EPS = (1e-12, 1e-9, 1e-6, 1e-4)
-PERTURBATIONS = ("clean", "float32") + tuple(f"noise {e:.0e}" for e in NOISE_EPS) + ("rows", "scaled")
+PERTURBATIONS = ("clean", "float32") + tuple(f"noise {e:.0e}" for e in NOISE_EPS) + ("rows", "both", "scaled")
 EXACT_BOUND = 1e-13     # clean, rows shuffled, both sides scaled: exact
 STRICT_EPS = 1e-6       # up to this eps: same structure, 10 eps, 2x the clean time
 FACTOR, FLOOR, SLOW_RATIO = 10.0, 1e-14, 2.0
@@ -120,6 +121,9 @@ def perturb(a: np.ndarray, kind: str) -> tuple[np.ndarray, float]:
         return a + eps * np.linalg.norm(a) * e / np.linalg.norm(e), eps
     if kind == "rows":
         return a[np.random.default_rng(PERM_SEED).permutation(n)], 0.0
+    if kind == "both":
+        rng = np.random.default_rng(PERM_SEED + 1)
+        return a[rng.permutation(n)][:, rng.permutation(n)], 0.0
     if kind == "scaled":
         rng = np.random.default_rng(SCALE_SEED)
         r, c = rng.uniform(0.5, 2.0, n), rng.uniform(0.5, 2.0, n)
@@ -170,7 +174,7 @@ def judge(cell: dict[str, Any], clean: dict[str, Any] | None) -> tuple[str, str]
     if "error" in cell:
         return "FAIL", cell["error"]
     kind, rel, eps, base = cell["perturbation"], cell["rel_error"], cell["eps"], cell["construction_eps"]
-    if kind in ("clean", "rows", "scaled"):
+    if kind in ("clean", "rows", "both", "scaled"):
         bound = max(EXACT_BOUND, FACTOR * eps + FLOOR)
         if rel > bound:
             return "FAIL", f"rel_error > {bound:.1e} (not exact)"
@@ -223,7 +227,7 @@ def main() -> None:
             clean = None
             for kind in PERTURBATIONS:
                 matrix, eps = perturb(target, kind)
-                if kind in ("clean", "rows", "scaled"):
+                if kind in ("clean", "rows", "both", "scaled"):
                     eps = base
                 cell = {"transform": name, "n": n, "perturbation": kind, "eps": eps, "construction_eps": base}
                 cell.update(run_cell(matrix, args.timeout_per_cell))
