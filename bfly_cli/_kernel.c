@@ -41,6 +41,10 @@
  *           stage s on (0, 1), (2, 3), then stage 2s on (0, 2), (1, 3), so each element is loaded
  *           and stored once per two stages.  Twiddles per block of 8 quads: the planes of pair
  *           (0, 1), of (2, 3), of (0, 2), of (1, 3), each as in FFT.
+ *   UNVIEW  rows R = 8, cols C (a multiple of 8): leave the transposed view, dst[c R + r] =
+ *           src[r C + c]: the GATHER a butterfly needs after its strides 1, 2, 4, done as 8x8
+ *           register transposes (8 vector loads, 24 shuffles, 8 stores per 64 elements) instead
+ *           of one indexed load per element.
  * Twiddles of a stage: N/2 pairs in the order the stage visits them, cut into blocks of
  * W = cstride = min(8, run length) pairs; each block stores its K planes of W values back to back:
  * K = 4 (a, b, c, d) real or 8 (ar, ai, br, bi, cr, ci, dr, di) complex, and
@@ -72,7 +76,7 @@
 #define BFLY_INLINE static inline __attribute__((always_inline))
 #define BFLY_MAX_THREADS 256
 
-enum { OP_GATHER = 0, OP_BF = 1, OP_BFT = 2, OP_DIAG = 3, OP_REAL = 4, OP_R2 = 5, OP_R2T = 6, OP_FFT = 7, OP_FFTT = 8, OP_FFT2 = 9, OP_FFT2T = 10 };
+enum { OP_GATHER = 0, OP_BF = 1, OP_BFT = 2, OP_DIAG = 3, OP_REAL = 4, OP_R2 = 5, OP_R2T = 6, OP_FFT = 7, OP_FFTT = 8, OP_FFT2 = 9, OP_FFT2T = 10, OP_UNVIEW = 11 };
 enum { FLAG_FIRST = 1, FLAG_LAST = 2, FLAG_STATE = 1 };
 enum { FFT_REALW = 1, FFT_UNIT = 2, FFT_SCALED = 4, FFT_DIF = 8 };
 
@@ -111,14 +115,18 @@ static inline Py_ssize_t r2_planes(int flags)
 /* ---- the templated numeric code: instantiated for float and double below ---- */
 #define BFLY_TEMPLATE
 #define T float
+#define TI int32_t
 #define SUF(name) name##_f
 #include "_kernel.c"
 #undef T
+#undef TI
 #undef SUF
 #define T double
+#define TI int64_t
 #define SUF(name) name##_d
 #include "_kernel.c"
 #undef T
+#undef TI
 #undef SUF
 #undef BFLY_TEMPLATE
 
@@ -472,7 +480,11 @@ static int check_op(const core_t *c, const op_t *op, Py_ssize_t k)
         PyErr_Format(PyExc_ValueError, "op %zd: bad transposed radix-4 geometry", k);
         return -1;
     }
-    if (op->kind < OP_GATHER || op->kind > OP_FFT2T) {
+    if (op->kind == OP_UNVIEW && (op->rows != 8 || op->cols * 8 != n || op->cols % 8 != 0)) {
+        PyErr_Format(PyExc_ValueError, "op %zd: bad unview geometry", k);
+        return -1;
+    }
+    if (op->kind < OP_GATHER || op->kind > OP_UNVIEW) {
         PyErr_Format(PyExc_ValueError, "op %zd: unknown kind %d", k, op->kind);
         return -1;
     }
@@ -740,7 +752,8 @@ PyMODINIT_FUNC PyInit__kernel(void)
         PyModule_AddIntConstant(m, "OP_DIAG", OP_DIAG) < 0 || PyModule_AddIntConstant(m, "OP_REAL", OP_REAL) < 0 ||
         PyModule_AddIntConstant(m, "OP_R2", OP_R2) < 0 || PyModule_AddIntConstant(m, "OP_R2T", OP_R2T) < 0 ||
         PyModule_AddIntConstant(m, "OP_FFT", OP_FFT) < 0 || PyModule_AddIntConstant(m, "OP_FFTT", OP_FFTT) < 0 ||
-        PyModule_AddIntConstant(m, "OP_FFT2", OP_FFT2) < 0 || PyModule_AddIntConstant(m, "OP_FFT2T", OP_FFT2T) < 0) {
+        PyModule_AddIntConstant(m, "OP_FFT2", OP_FFT2) < 0 || PyModule_AddIntConstant(m, "OP_FFT2T", OP_FFT2T) < 0 ||
+        PyModule_AddIntConstant(m, "OP_UNVIEW", OP_UNVIEW) < 0) {
         Py_DECREF(m);
         return NULL;
     }
@@ -1173,6 +1186,41 @@ BFLY_INLINE void SUF(stage_r2t)(T *buf, const core_t *c, int nv, const op_t *op)
     }
 }
 
+/* dst[c * 8 + r] = src[r * cols + c]: leave the (8, cols) view, an 8x8 block at a time. */
+BFLY_INLINE void SUF(unview)(T *restrict dst, const T *restrict src, Py_ssize_t cols)
+{
+#if defined(__GNUC__) && !defined(__clang__)
+    typedef SUF(vec8) V;
+    typedef TI I __attribute__((vector_size(8 * sizeof(T))));
+    const I lo = {0, 8, 1, 9, 4, 12, 5, 13}, hi = {2, 10, 3, 11, 6, 14, 7, 15};
+    const I lo2 = {0, 1, 8, 9, 4, 5, 12, 13}, hi2 = {2, 3, 10, 11, 6, 7, 14, 15};
+    const I lo4 = {0, 1, 2, 3, 8, 9, 10, 11}, hi4 = {4, 5, 6, 7, 12, 13, 14, 15};
+    for (Py_ssize_t c = 0; c < cols; c += 8) {
+        V r[8], t[8], u[8];
+        for (int i = 0; i < 8; i++)
+            r[i] = *(const V *)(src + i * cols + c);
+        for (int i = 0; i < 8; i += 2) { /* t[i], t[i+1]: rows i, i+1 interleaved (columns 0,1,4,5 / 2,3,6,7) */
+            t[i] = __builtin_shuffle(r[i], r[i + 1], lo);
+            t[i + 1] = __builtin_shuffle(r[i], r[i + 1], hi);
+        }
+        for (int i = 0; i < 8; i += 4) { /* u: four rows of one column pair (c, c + 4) */
+            u[i] = __builtin_shuffle(t[i], t[i + 2], lo2);
+            u[i + 1] = __builtin_shuffle(t[i], t[i + 2], hi2);
+            u[i + 2] = __builtin_shuffle(t[i + 1], t[i + 3], lo2);
+            u[i + 3] = __builtin_shuffle(t[i + 1], t[i + 3], hi2);
+        }
+        for (int j = 0; j < 4; j++) { /* column j from rows 0-3 and 4-7; column j + 4 likewise */
+            *(V *)(dst + (c + j) * 8) = __builtin_shuffle(u[j], u[j + 4], lo4);
+            *(V *)(dst + (c + j + 4) * 8) = __builtin_shuffle(u[j], u[j + 4], hi4);
+        }
+    }
+#else
+    for (Py_ssize_t c = 0; c < cols; c++)
+        for (int r = 0; r < 8; r++)
+            dst[c * 8 + r] = src[r * cols + c];
+#endif
+}
+
 BFLY_INLINE void SUF(gather)(T *restrict dst, const T *restrict src, const int32_t *restrict idx, Py_ssize_t n)
 {
     for (Py_ssize_t t = 0; t < n; t++)
@@ -1254,6 +1302,15 @@ BFLY_INLINE T *SUF(run_ops)(const core_t *c, T *cur, T *alt, Py_ssize_t vs, int 
             }
             T *t = cur;
             cur = alt, alt = t;
+            break;
+        case OP_UNVIEW:
+            for (int v = 0; v < nv; v++) {
+                SUF(unview)(alt + v * vs, cur + v * vs, op->cols);
+                if (cplx)
+                    SUF(unview)(alt + v * vs + n, cur + v * vs + n, op->cols);
+            }
+            T *u = cur;
+            cur = alt, alt = u;
             break;
         case OP_BF: SUF(stage_bf)(cur, n, vs, nv, op, cplx); break;
         case OP_BFT: SUF(stage_bft)(cur, n, vs, nv, op, cplx); break;

@@ -36,7 +36,7 @@ import numpy as np
 from . import plan_cache
 from .kernel_stages import (_FFT_REALW, _FFT_SCALED, _FFT_UNIT, _FLAG_FIRST, _FLAG_LAST, _FLAG_STATE, _OP_BF,
                             _OP_BFT, _OP_DIAG, _OP_FFT, _OP_FFT2, _OP_FFT2T, _OP_FFTT, _OP_GATHER, _OP_R2, _OP_R2T,
-                            _OP_REAL, _butterfly_ops, _gather, _planes, _rows)
+                            _OP_REAL, _OP_UNVIEW, _butterfly_ops, _gather, _planes, _rows)
 from .step_kinds import kind_of
 
 if TYPE_CHECKING:  # annotations only: factors imports this module (to_dense_fast), not the reverse
@@ -286,7 +286,7 @@ def stage_kinds(ops: list[tuple]) -> list[str]:
     unit twiddles; ``+scale`` when it also scales its outputs; ``radix4 ...`` for two such stages
     run as one pass), ``diagonal``, ``real``, ``rank2``."""
     names = {_OP_GATHER: "gather", _OP_BF: "general", _OP_BFT: "general", _OP_DIAG: "diagonal",
-             _OP_REAL: "real", _OP_R2: "rank2", _OP_R2T: "rank2"}
+             _OP_REAL: "real", _OP_R2: "rank2", _OP_R2T: "rank2", _OP_UNVIEW: "gather"}
     kinds = []
     for op in ops:
         if op[0] in (_OP_FFT, _OP_FFTT, _OP_FFT2, _OP_FFT2T):

@@ -40,7 +40,7 @@ from .layout import pair_index, pair_positions
 
 # op kinds and flags of the compiled kernel (the same numbers as in _kernel.c)
 _OP_GATHER, _OP_BF, _OP_BFT, _OP_DIAG, _OP_REAL, _OP_R2, _OP_R2T = 0, 1, 2, 3, 4, 5, 6
-_OP_FFT, _OP_FFTT, _OP_FFT2, _OP_FFT2T = 7, 8, 9, 10
+_OP_FFT, _OP_FFTT, _OP_FFT2, _OP_FFT2T, _OP_UNVIEW = 7, 8, 9, 10, 11
 _FLAG_FIRST, _FLAG_LAST, _FLAG_STATE = 1, 2, 1  # rank2 stage flags; gather flag (see _kernel.c)
 _FFT_REALW, _FFT_UNIT, _FFT_SCALED, _FFT_DIF = 1, 2, 4, 8  # FFT stage flags: w real, w = 1, scale plane, [[1,1],[w,-w]]
 _ROWS = 8  # transposed-view height: strides 1, 2, 4 mix rows of length N/8
@@ -204,8 +204,10 @@ def _butterfly_ops(twiddle: np.ndarray, n: int, is_complex: bool, real_dt: np.dt
     lev = 0
     while lev < len(stages):
         s = 1 << lev
-        if s == rows:
-            ops.append(_gather(np.arange(n).reshape(rows, cols).T.ravel()))  # back to natural order
+        if s == rows:  # back to natural order: 8x8 transposes when they fit, else a gather
+            unview = special and rows == 8 and cols % 8 == 0
+            ops.append((_OP_UNVIEW, 0, rows, cols, 0, None, 0) if unview else
+                       _gather(np.arange(n).reshape(rows, cols).T.ravel()))
         view = s < rows
         if lev + 1 < len(stages) and _fusable(stages[lev], stages[lev + 1], s, rows, cols):
             data = _fused_planes(stages[lev][2], stages[lev + 1][2], lev, n, rows, real_dt)

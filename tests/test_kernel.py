@@ -587,3 +587,18 @@ def test_extension_rejects_bad_fft_ops():
         ext.Plan(64, True, True, [(kernel._OP_FFT2, 4, 0, 0, 8, np.zeros(128), 0)])
     with pytest.raises(ValueError, match="flags"):  # radix-4 passes are never scaled
         ext.Plan(64, True, True, [(kernel._OP_FFT2, 8, 0, 0, 8, np.zeros(192), 4)])
+    with pytest.raises(ValueError, match="unview"):
+        ext.Plan(64, True, True, [(kernel._OP_UNVIEW, 0, 4, 16, 0, None, 0)])
+
+
+@needs_ext
+@pytest.mark.parametrize("dtype", ALL_DTYPES)
+def test_unview_is_the_transpose(dtype):
+    """Leaving the (8, N/8) view with register transposes moves every element where the gather did."""
+    n = 128
+    x = random_input((3, n), dtype, np.random.default_rng(3))
+    plan = kernel._ext.Plan(n, np.dtype(dtype).kind == "c", np.dtype(dtype) in (np.float64, np.complex128),
+                            [(kernel._OP_UNVIEW, 0, 8, n // 8, 0, None, 0)])
+    out = np.empty_like(x)
+    plan.run(x, out, 1)
+    np.testing.assert_array_equal(out, x.reshape(3, 8, n // 8).transpose(0, 2, 1).reshape(3, n))
