@@ -124,6 +124,9 @@ class Plan:
     ``real`` step, whose real and imaginary parts run as two real inputs: see
     :attr:`Factors.real_linear`). Without the extension the plan applies the cast
     factors with the numpy reference (``compiled`` is False).
+
+    ``stage_kinds`` says what each compiled op is (:func:`stage_kinds`): which butterfly stages
+    run as FFT stages (:mod:`bfly_cli.kernel_stages`) and which stay general.
     """
 
     def __init__(self, factors: Factors, dtype: Any = np.float64, *, _special: bool = True) -> None:

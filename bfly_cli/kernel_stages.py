@@ -14,17 +14,26 @@ moved between adjacent stages. The algebra, for one pair whose input carries the
 So the stage runs as ``y0 = x0 + w x1, y1 = x0 - w x1`` (one complex multiply per pair, an FFT's
 count, one twiddle to stream) and leaves the output scalings ``(A, C)`` as the carry of the next
 stage. ``D = -C B / A`` is ``a d + b c = 0``: the carries cancel out of the test, so it is a
-property of the block alone, and it is checked to a few units of the working precision (the
+property of the block alone, and it is checked to ``SLACK`` = 32 units of the working precision (the
 plan must never change the product by more than rounding). A stage where any pair fails it (or
 has a zero or non-finite entry) stays general, with the incoming carry folded into its blocks
 (``[[a k0, b k1], [c k0, d k1]]``), and the carry starts afresh at ones after it.
 
-After the last stage the carry is left over. It is dropped when it is all ones, folded into the
-last stage when it is one real number per pair (``y0 = l x0 + (l w) x1, y1 = l x0 - (l w) x1``,
-the same arithmetic with fused multiply-adds: the normalized DFT and Hadamard end like this),
-and otherwise returned as a diagonal the kernel applies after the step. Within an FFT stage,
-``w`` all one (Hadamard, the DFT's first stage) needs no multiply at all (``addsub``), and ``w``
-all real (a real twiddle in a complex plan) halves the multiply.
+The same walk run backwards (stride N/2 first) on transposed blocks gives stages
+``[[1, 1], [w, -w]]`` (``y0 = x0 + x1, y1 = w (x0 - x1)``) with the carry moving towards the
+input: ``diag(k) [[a, b], [c, d]]`` is the transpose of ``[[a, c], [b, d]] diag(k)``. Either way a
+carry is left over where the walk ends. It is dropped when it is all ones, folded into that end
+stage when it is one real number per pair (``y0 = l x0 + (l w) x1, y1 = l x0 - (l w) x1``, or
+``y0 = l (x0 + x1)`` backwards: the same arithmetic with fused multiply-adds), and otherwise kept
+as a diagonal the kernel applies after (or before) the step. :func:`specialize` takes the
+direction with fewer general stages, then fewer leftover diagonals: a DIT FFT leaves nothing
+forwards, the butterflies ``bfly learn dft`` writes leave a constant backwards. Within an FFT
+stage, ``w`` all one (Hadamard, the DFT's first stage) needs no multiply at all (``addsub``), and
+``w`` all real (a real twiddle in a complex plan) halves the multiply.
+
+The second half of the module lays a butterfly step out as the kernel's ops: FFT stages as FFT
+ops, two consecutive ones with the same form as one radix-4 pass (each element loaded and stored
+once per two stages), the small strides on the transposed view (see ``_kernel.c``).
 
 Numbers are computed in complex128/float64 from the factors already cast to the working
 precision; the kernel then rounds ``w`` and the scalings to it.

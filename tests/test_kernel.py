@@ -385,6 +385,7 @@ def test_fallback_without_extension(monkeypatch, capsys):
     np.testing.assert_array_equal(kernel.apply(factors, x), factors.apply_reference(x))
     plan = kernel.Plan(factors, np.complex64)
     assert not plan.compiled
+    assert plan.stage_kinds == ["reference"]
     out = plan.apply(x.astype(np.complex64), np.empty((3, 64), plan.out_dtype))
     assert out.dtype == plan.out_dtype
     assert capsys.readouterr().err.count("compiled kernel not built") == 1
