@@ -104,6 +104,8 @@ def specialize(twiddle: np.ndarray, eps: float) -> StepPlan:
     DIT FFT leaves none) or backward (``[[1, 1], [w, -w]]``, a leftover before it: the butterflies
     ``bfly learn dft`` writes leave a constant). ``eps``: the working precision's epsilon."""
     forward = _walk(twiddle, SLACK * eps, dif=False)
+    if forward.cost() == (0, 0):  # nothing left to gain
+        return forward
     backward = _walk(twiddle, SLACK * eps, dif=True)
     return backward if backward.cost() < forward.cost() else forward
 
