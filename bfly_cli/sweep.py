@@ -37,7 +37,7 @@ from .errors import BflyError
 from .report import jsonable
 from .sizes import MAX_N, check_size
 from .sweep_pool import Worker
-from .sweep_records import CELLS_DIR, cell_file, cell_key, cells_dir, load_records, write_record
+from .sweep_records import CELLS_DIR, NAME, cell_file, cell_key, cells_dir, load_records, write_record
 from .sweep_report import PAPER_TRANSFORMS, machine_description
 
 DEFAULT_SIZES = "8..1024"
@@ -314,6 +314,10 @@ def run_sweep(options: SweepOptions, on_start: Callable[[Cell], None] | None = N
     stderr, e.g. solver warnings, goes to ``DIR/sweep.log``). On KeyboardInterrupt the workers are
     killed and the interrupt propagates; finished cells stay on disk, so the next run resumes.
     """
+    unsafe = [name for name in options.transforms if not NAME.fullmatch(str(name))]
+    if unsafe:  # a cell's name becomes a file name: refuse it before any work, not after the cell ran
+        raise BflyError(f"transform name {unsafe[0]!r} cannot name a cell file (lower-case letters, digits and _, "
+                        "as 'bfly list' shows)")
     cells_dir(options.out_dir).mkdir(parents=True, exist_ok=True)
     mine, todo = pending_cells(options)
     queue = list(todo)

@@ -192,15 +192,22 @@ def test_merge_needs_sweep_directories(bfly, tmp_path: Path) -> None:
 
 
 def test_failing_cell_is_recorded_and_the_sweep_goes_on(tmp_path: Path) -> None:
-    options = sweep.SweepOptions(out_dir=tmp_path / "out", transforms=("dft", "no-such-transform"), sizes=(8,), jobs=2)
+    options = sweep.SweepOptions(out_dir=tmp_path / "out", transforms=("dft", "no_such_transform"), sizes=(8,), jobs=2)
     records = {r["transform"]: r for r in sweep.run_sweep(options)}
     assert records["dft"]["status"] == "ok" and records["dft"]["rel_error"] <= 1e-12
-    assert records["no-such-transform"]["status"] == "failed"
-    assert "unknown transform" in records["no-such-transform"]["error"]
+    assert records["no_such_transform"]["status"] == "failed"
+    assert "unknown transform" in records["no_such_transform"]["error"]
     summaries = sweep.write_summaries(options.out_dir, list(records.values()))
     report = (options.out_dir / "report.md").read_text()
-    assert "`no-such-transform-8` failed: unknown transform" in report
+    assert "`no_such_transform-8` failed: unknown transform" in report
     assert options.out_dir / "results.csv" in summaries.files
+
+
+def test_a_name_that_cannot_name_a_file_is_refused_before_any_work(tmp_path: Path) -> None:
+    options = sweep.SweepOptions(out_dir=tmp_path / "out", transforms=("dft", "../escape"), sizes=(8,), jobs=1)
+    with pytest.raises(BflyError, match="cannot name a cell file"):
+        sweep.run_sweep(options)
+    assert not (tmp_path / "out").exists() and not (tmp_path / "escape-8.json").exists()
 
 
 def test_failed_cells_are_retried(tmp_path: Path) -> None:
