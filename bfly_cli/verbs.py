@@ -127,51 +127,6 @@ def analyze(target: "str | Path | np.ndarray", n: int | None = None, *, seed: in
     return {"transform": tgt.name, **run_analysis(tgt.matrix)}
 
 
-def resolve_target(target: "str | Path | np.ndarray", n: int | None = None, *, solver: str = "auto",
-                   seed: int | None = None, **options: Any) -> "Target":
-    """The matrix to learn and how it was made: a transform name (with ``n`` and its options), a
-    matrix file, or an array (checked like a file's contents: square, power-of-two size, finite)."""
-    from .matrix_io import matrix_sha256
-    from .targets import Target, resolve
-
-    if isinstance(target, np.ndarray):
-        used = sorted(k for k, v in options.items() if v is not None)
-        if used:
-            raise BflyError(f"options {', '.join(used)} apply to named transforms, not to a matrix")
-        matrix = _square(target, n)
-        return Target("matrix", matrix, {}, source=None, sha256=matrix_sha256(matrix))
-    given = {**options, "seed": target_seed(str(target), solver, seed)}
-    if given.get("filter") is not None:
-        given["filter"] = str(given["filter"])
-    return resolve(str(target), n, **given)
-
-
-def provenance(tgt: "Target", seed: int | None) -> dict[str, Any]:
-    """What lets ``verify`` rebuild the target: the transform and its options, or the source file
-    and its hash (an in-memory matrix: the hash alone, ``transform = "matrix"``)."""
-    meta: dict[str, Any] = {"transform": tgt.name, "transform_options": tgt.options,
-                            "seed": seed if seed is not None else 0, "command": command_line()}
-    if tgt.source:
-        meta.update(transform="file", source=tgt.source, source_sha256=tgt.sha256)
-    elif tgt.sha256:
-        meta.update(transform="matrix", source=None, source_sha256=tgt.sha256)
-    return meta
-
-
-def analyze(target: str | Path | np.ndarray, n: int | None = None, **options: Any) -> dict[str, Any]:
-    """What ``bfly analyze --json`` prints: per-level distances from rank-1 / rank-2 structure and
-    the verdict, for a transform name (with ``n`` and its options), a matrix file or an array."""
-    from .analysis import analyze as run_analysis
-    from .targets import resolve
-
-    if isinstance(target, np.ndarray):
-        name, matrix = "matrix", _square(target, n)
-    else:
-        tgt = resolve(str(target), n, **{k: (str(v) if k == "filter" and v is not None else v) for k, v in options.items()})
-        name, matrix = tgt.name, tgt.matrix
-    return {"transform": name, **run_analysis(matrix)}
-
-
 def _square(matrix: np.ndarray, n: int | None) -> np.ndarray:
     """A square numeric matrix whose size is a power of two (and ``n`` if given)."""
     from .matrix_io import check_matrix
