@@ -108,7 +108,21 @@ def kernel_method(factors: Factors, threads: int, dtype: np.dtype) -> tuple[Meth
         plan = kernel.Plan(factors, x.dtype)
         return lambda: plan.apply(x, threads=threads)
 
-    return Method("butterfly", "compiled kernel", prepare, library="bfly kernel", threads=threads), True
+    label = f"compiled kernel (ops: {stage_summary(probe.stage_kinds)})"
+    return Method("butterfly", label, prepare, library="bfly kernel", threads=threads), True
+
+
+def stage_summary(kinds: list[str]) -> str:
+    """What the plan made of each step, in order, repeats counted (``gather, radix4 fft x4, ...``):
+    says which stages got the FFT specialization and which stayed general 2x2 blocks."""
+    parts: list[str] = []
+    for kind in kinds:
+        if parts and parts[-1].split(" x")[0] == kind:
+            count = int(parts[-1].rsplit(" x", 1)[1]) if " x" in parts[-1] else 1
+            parts[-1] = f"{kind} x{count + 1}"
+        else:
+            parts.append(kind)
+    return ", ".join(parts)
 
 
 def _reference_method(factors: Factors, why: str) -> tuple[Method, bool]:

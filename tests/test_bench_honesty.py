@@ -2,15 +2,14 @@
 thread count, unstable figures and the ratios they enter are flagged, the fast baseline names its
 library, and the comparison runs on one thread unless told otherwise.
 
-Never asserts on speed: noisy and steady methods are made of ``time.sleep`` calls whose spread is
-known by construction, and synthetic samples stand in where only the rendering is under test.
+Never asserts on speed: the flagging tests inject their sample times (a real timer on a loaded
+machine scatters even a steady sleep), so only the judging and the rendering are under test.
 """
 
 from __future__ import annotations
 
 import json
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -40,20 +39,13 @@ def _bench_json(bfly, path: Path, *args: str) -> dict:
     return json.loads(result.stdout)
 
 
-def _sleeper(seconds) -> Method:
-    """A method whose timed call sleeps ``seconds(batch)``; ``seconds`` may draw at random."""
-    return Method("butterfly", "sleeps", lambda x: lambda: time.sleep(seconds(x.shape[0])))
+def _method(key: str = "butterfly") -> Method:
+    """A method whose timed call does nothing: its sample times are injected by the test."""
+    return Method(key, "injected", lambda x: lambda: None)
 
 
 def _renamed(method: Method, key: str) -> Method:
     return Method(key, method.label, method.prepare)
-
-
-@pytest.fixture
-def one_call_per_sample(monkeypatch):
-    """Every sample is a single call, so a call's own scatter is not averaged away."""
-    monkeypatch.setattr(bench_timing, "MEASURE_SECONDS", 1e-9)
-    monkeypatch.setattr(bench_timing, "WARMUP_SECONDS", 0.0)
 
 
 def test_every_figure_carries_a_consistent_spread(bfly, dft_file):
@@ -77,10 +69,13 @@ def test_threads_default_to_one_and_are_recorded_per_method(bfly, dft_file):
     assert doc["methods"]["butterfly"]["threads"] == 2 and doc["methods"]["dense"]["threads"] == 2
 
 
-def test_a_noisy_method_is_flagged_and_a_steady_one_is_not(one_call_per_sample):
-    rng = np.random.default_rng(5)
-    noisy = _sleeper(lambda b: 10 ** rng.uniform(-4.5, -2.5))  # 30 µs .. 3 ms: IQR ~3x the median
-    steady = _renamed(_sleeper(lambda b: 1e-3), "fast")
+def test_a_noisy_method_is_flagged_and_a_steady_one_is_not(monkeypatch):
+    """Sample times are injected (a real timer on a loaded machine would make this test flaky):
+    a method whose samples scatter 30 µs .. 3 ms is flagged, one at a constant 1 ms is not."""
+    scatter = list(10 ** np.random.default_rng(5).uniform(-4.5, -2.5, 15))
+    monkeypatch.setattr(bench, "interleaved_samples",
+                        lambda calls, repeat, sync=None: {k: (scatter if k == "butterfly" else [1e-3] * 15) for k in calls})
+    noisy, steady = _method(), _method("fast")
     x = np.zeros((1, 8))
     (row,) = bench.measure([noisy, steady], [x], repeat=15)
     assert row["stability"]["butterfly"]["unstable"] is True
@@ -88,13 +83,22 @@ def test_a_noisy_method_is_flagged_and_a_steady_one_is_not(one_call_per_sample):
     assert "IQR" in row["stability"]["butterfly"]["reasons"][0]
     assert row["stability"]["fast"] == {"unstable": False, "reasons": [], "flags": []}
     assert row["unstable"] is True and row["ratio_unstable"]["butterfly_over_fast"] is True
+    monkeypatch.setattr(bench, "interleaved_samples", lambda calls, repeat, sync=None: {k: [1e-3] * 15 for k in calls})
     (row,) = bench.measure([_renamed(steady, "butterfly"), steady], [x], repeat=15)
     assert row["unstable"] is False and row["ratio_unstable"]["butterfly_over_fast"] is False
 
 
-def test_a_per_vector_cost_that_grows_with_the_batch_is_flagged(one_call_per_sample):
-    growing = _sleeper(lambda b: 4e-4 * b * b)  # per vector: 0.4 ms at batch 1, 1.6 ms at batch 4
-    amortized = _renamed(_sleeper(lambda b: 4e-4 * b), "dense")  # per vector: flat
+def test_a_per_vector_cost_that_grows_with_the_batch_is_flagged(monkeypatch):
+    """Injected per-call times (batch 4 first, then batch 1, the caller's order): the butterfly's
+    per-vector cost is 0.4 ms at batch 1 and 1.6 ms at batch 4 (flagged), dense's is flat."""
+    per_call = iter([{"butterfly": 4e-4 * 16, "dense": 4e-4 * 4}, {"butterfly": 4e-4, "dense": 4e-4}])
+
+    def samples(calls, repeat, sync=None):
+        times = next(per_call)
+        return {k: [times[k]] * repeat for k in calls}
+
+    monkeypatch.setattr(bench, "interleaved_samples", samples)
+    growing, amortized = _method(), _method("dense")
     rows = bench.measure([growing, amortized], [np.zeros((4, 8)), np.zeros((1, 8))], repeat=3)
     by_batch = {row["batch"]: row for row in rows}
     assert [row["batch"] for row in rows] == [4, 1]  # the caller's order is kept
@@ -234,3 +238,21 @@ def test_bench_kernel_script_runs_at_the_smallest_size(tmp_path, capsys):
         for row in case["rows"]:
             assert row["spread"]["bfly"]["samples"] == 1 and row["us_per_vector"]["bfly"] > 0
     assert sorted(p.name for p in (tmp_path / "cache").iterdir())[:1] == ["convolution-16-float32.h5"]
+
+
+def test_the_kernel_label_says_which_specialization_each_stage_got() -> None:
+    """#15: the bench says which ops the plan made: FFT stages for a learned DFT, general 2x2
+    blocks for a random butterfly."""
+    from bfly_cli import kernel, learning
+
+    if not kernel.available():
+        pytest.skip("the compiled kernel is not built")
+    n = 32
+    dft = learning.learn(scipy.fft.fft(np.eye(n), axis=0, norm="ortho"))
+    method, compiled = bench.kernel_method(dft, 1, np.dtype(np.complex128))
+    assert compiled and "fft" in method.label and "general" not in method.label
+    rng = np.random.default_rng(0)
+    random = Factors(n, [Step("butterfly", rng.standard_normal((5, n // 2, 2, 2)) + 0j)])
+    method, _ = bench.kernel_method(random, 1, np.dtype(np.complex128))
+    assert "general" in method.label and "fft" not in method.label
+    assert bench.stage_summary(["gather", "fft", "fft", "general"]) == "gather, fft x2, general"
