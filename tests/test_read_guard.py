@@ -24,11 +24,11 @@ LOOP = Path(__file__).parent / "data" / "hdf5-heap-loop.h5"
 def test_a_read_that_never_ends_is_reported_as_damage(tmp_path, monkeypatch) -> None:
     path = tmp_path / "f.h5"
     path.write_bytes(b"anything")
-    monkeypatch.setattr(h5format, "load", lambda p: time.sleep(60))  # the forked child inherits it
-    start = time.monotonic()
+    # The forked child inherits the patch. Had the guard waited for it, the child would end
+    # normally after 60 s and nothing would be raised: the error is the deadline path.
+    monkeypatch.setattr(h5format, "load", lambda p: time.sleep(60))
     with pytest.raises(FormatError, match="did not finish within"):
         read_guard.check_readable(path, seconds=0.5)
-    assert time.monotonic() - start < 30  # killed at its deadline, not waited for
 
 
 def test_ordinary_outcomes_pass_through(tmp_path) -> None:
