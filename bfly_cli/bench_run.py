@@ -31,7 +31,7 @@ from typing import Any, Callable, Iterator
 
 import numpy as np
 
-from . import kernel
+from . import kernel, plan_cache
 from .bench_baselines import fast_baseline, fast_library, fwht, scipy_norm  # noqa: F401  (re-exported)
 from .bench_timing import GROWTH_LIMIT, SPREAD_LIMIT, Method, Timed, growth_reason, interleaved_samples, spread_reason, summarize
 from .devices import check_device, is_cuda
@@ -98,14 +98,14 @@ def kernel_method(factors: Factors, threads: int, dtype: np.dtype) -> tuple[Meth
     if unsupported:
         return _reference_method(factors, f"the compiled kernel has no op for {', '.join(unsupported)} steps")
     try:
-        probe = kernel.Plan(factors, dtype)
+        probe = plan_cache.cached_plan(factors, dtype)
     except ValueError as exc:
         return _reference_method(factors, f"the compiled kernel cannot run these factors: {exc}")
     if not probe.compiled:
         return _reference_method(factors, "the compiled kernel did not take these factors")
 
     def prepare(x: np.ndarray) -> Timed:
-        plan = kernel.Plan(factors, x.dtype)
+        plan = plan_cache.cached_plan(factors, x.dtype)  # the probe's plan when the dtypes agree
         return lambda: plan.apply(x, threads=threads)
 
     label = f"compiled kernel (ops: {stage_summary(probe.stage_kinds)})"

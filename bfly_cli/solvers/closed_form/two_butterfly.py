@@ -115,9 +115,9 @@ def _scaled(t: np.ndarray) -> tuple[list[Step], dict[str, Any]]:
     return steps, _info(t, steps, residual, conditioning)
 
 
-def _column_shuffled(t: np.ndarray) -> tuple[list[Step], dict[str, Any]]:
+def _column_shuffled(t: np.ndarray, gram: np.ndarray | None = None) -> tuple[list[Step], dict[str, Any]]:
     """``T = C Q``: ``W`` read off ``T T^H + alpha T f(T)^H``, then ``R W^-1 T`` factored as ``B2 P``."""
-    twiddle_w, _, residual, twiddle_inv, conditioning = _basis(_shuffle_blind(t))
+    twiddle_w, _, residual, twiddle_inv, conditioning = _basis(_shuffle_blind(t, gram))
     rev = bit_reversal(t.shape[0])
     rest = apply_inverse(twiddle_inv, t.T).T[rev]  # R W^-1 T
     perm = discover_permutation(rest)
@@ -140,8 +140,10 @@ def _both_shuffled(t: np.ndarray) -> tuple[list[Step], dict[str, Any]]:
     if not spread <= _BOTH_SPREAD:  # NaN included
         raise RouteUnavailable(f"screened out: the sorted rows of T T^H differ by {spread:.1e} (a shuffled "
                                "circulant's are one vector)")
-    order = cyclic_row_order(t @ _adjoint(t), spread)
-    steps, info = _column_shuffled(np.ascontiguousarray(t[order]))
+    gram = t @ _adjoint(t)
+    order = cyclic_row_order(gram, spread)
+    # T[pi] T[pi]^H is the Gram matrix reordered: the column-shuffled candidate need not multiply again
+    steps, info = _column_shuffled(np.ascontiguousarray(t[order]), gram[np.ix_(order, order)])
     steps = steps + [Step("permutation", np.argsort(order).astype(np.int64))]
     return steps, _info(t, steps, info["eigen_residual"], info["basis_conditioning"])
 
@@ -228,11 +230,12 @@ def _basis(a: np.ndarray) -> tuple[np.ndarray, np.ndarray, float, np.ndarray, fl
     return twiddle_w, lam, residual, twiddle_inv, conditioning
 
 
-def _shuffle_blind(t: np.ndarray) -> np.ndarray:
-    """``T T^H + alpha T f(T)^H``: blind to a column permutation, same eigenvectors as the hidden ``C``."""
+def _shuffle_blind(t: np.ndarray, first: np.ndarray | None = None) -> np.ndarray:
+    """``T T^H + alpha T f(T)^H``: blind to a column permutation, same eigenvectors as the hidden ``C``
+    (``first``: ``T T^H`` when the caller already has it)."""
     g = t * t
     g -= g.mean()
-    first = t @ _adjoint(t)
+    first = t @ _adjoint(t) if first is None else first
     second = t @ _adjoint(g)
     size = float(np.linalg.norm(second))
     if size <= 1e-12 * float(np.linalg.norm(first)):
