@@ -161,6 +161,22 @@ def test_the_fast_baseline_is_fftw_with_pyfftw(dft_file):
     assert bench.fast_baseline({"transform": "dft"}, 16, False, 1, library="scipy").library == "scipy.fft"
 
 
+@pytest.mark.parametrize("name", ["dft", "idft"])
+@pytest.mark.parametrize("norm", ["ortho", "backward", "forward"])
+def test_fftw_dft_baseline_times_execute_and_keeps_numpys_convention(name, norm):
+    """The FFTW anchor times ``execute()`` with the normalization folded into its input (pyfftw's
+    ``__call__`` normalizes in Python and costs more than the transform at small N); the output
+    must still be numpy's transform in that ``norm``, run after run on the same buffers."""
+    pytest.importorskip("pyfftw")
+    method = bench.fast_baseline({"transform": name, "transform_options": {"norm": norm}}, 32, False, 1)
+    assert method.library == "FFTW" and "execute()" in method.label
+    x = bench.make_input(5, 32, np.complex128)
+    timed = method.prepare(x)
+    expected = (np.fft.fft if name == "dft" else np.fft.ifft)(x, norm=norm)
+    for _ in range(2):
+        np.testing.assert_allclose(timed(), expected, rtol=1e-12, atol=1e-12)
+
+
 @pytest.mark.parametrize("name", ["dct", "dst"])
 @pytest.mark.parametrize("kind", [2, 3, 4])  # the types transforms accept
 @pytest.mark.parametrize("norm", ["paper", "ortho", "backward", "forward"])
