@@ -15,6 +15,7 @@ from ...factors import Step
 from ...metrics import NEAR_EXACT
 from .. import RouteUnavailable
 from .bp_order import discover_permutation
+from .branch_rows import branch_row_orders
 from ...chain_algebra import transpose_steps
 from .hierarchical import factor_butterfly
 from .row_pairing import discover_two_sided
@@ -34,8 +35,10 @@ def solve_bp(matrix: np.ndarray) -> tuple[list[Step], dict[str, Any]]:
     blocks that are not rank one) is only paid by real B.P candidates. Only when a level is
     ambiguous (more than half of the columns parallel) does the general discovery run, guarded by
     the per-level certificate. A matrix rejected that way may still be a butterfly with its rows
-    permuted: the transpose is tried first (:func:`_solve_transposed`), then :mod:`.row_pairing` discovers both orders (steps ``[P_in, B, P_out]``, structure
-    ``PBP``; ``bp_rows`` in the metadata says which). That is tried only when the very first split
+    permuted: the transpose is tried first (:func:`_solve_transposed`), then a row order read
+    off one rank-one branch (:func:`_by_branch`: O(N^2), then the one-sided discovery), and only
+    then :mod:`.row_pairing`, which pairs the rows of every group at every level (steps
+    ``[P_in, B, P_out]``, structure ``PBP``; ``bp_rows`` in the metadata says which). That is tried only when the very first split
     failed (or the certificate did): rows in another order break the first split, so a matrix
     whose first split holds with its rows in place (Hartley) is not searched again.
     """
@@ -48,7 +51,7 @@ def solve_bp(matrix: np.ndarray) -> tuple[list[Step], dict[str, Any]]:
         if transposed is not None:
             return transposed
         try:
-            rows, cols = discover_two_sided(matrix)
+            rows, cols = _by_branch(matrix) or discover_two_sided(matrix)
             _certify_rank1(matrix[rows][:, cols])
         except RouteUnavailable as two_sided:
             raise RouteUnavailable(f"{one_sided}; with the rows permuted too: {two_sided}") from None
@@ -79,6 +82,18 @@ def _solve_transposed(matrix: np.ndarray) -> tuple[list[Step], dict[str, Any]] |
     twiddle = factor_butterfly(matrix.T[:, cols], max_iter=_EXACT_SWEEPS)
     steps = transpose_steps([Step("permutation", cols), Step("butterfly", twiddle)])
     return steps, {"bp_rows": "permuted"}
+
+
+def _by_branch(matrix: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
+    """``(rows, cols)`` from a row order read off one rank-one branch (:mod:`.branch_rows`), the
+    columns then ordered by the one-sided discovery at the clean solve's cost; None when no
+    candidate row order gives a certified B.P (the full two-sided pairing then decides)."""
+    for rows in branch_row_orders(matrix):
+        try:
+            return rows, _one_sided_order(matrix[rows])
+        except RouteUnavailable:
+            continue
+    return None
 
 
 def _one_sided_order(matrix: np.ndarray) -> np.ndarray:

@@ -19,6 +19,7 @@ from ...factors import Step
 from ...metrics import NEAR_EXACT
 from .. import RouteUnavailable
 from ...chain_algebra import transpose_steps
+from .branch_rows import branch_row_orders
 from .rank2_order import NoRankTwoOrder, discover_plane_permutation
 from .rank2_factor import factor_with_noise_floor
 from .rank2_rows import solve_rank2_two_sided
@@ -57,16 +58,45 @@ def _two_sided(matrix: np.ndarray, one_sided: str) -> tuple[list[Step], dict[str
     """``[P_in, rank2, P_out]`` when the rows are permuted too; both reasons when neither applies.
 
     The transpose comes first: a symmetric transform (Hartley) with its rows shuffled is one
-    with its columns shuffled in ``T^T``, ordered at the clean solve's cost; the two-sided search
-    (:mod:`.rank2_rows`), which cannot seed on a Hartley matrix, runs only when that fails.
+    with its columns shuffled in ``T^T``, ordered at the clean solve's cost. With both sides
+    shuffled, a row order read off a rank-one branch of the top stages comes next
+    (:func:`_solve_by_branch`; the Hartley transform has one); the two-sided search
+    (:mod:`.rank2_rows`), which cannot seed on a Hartley matrix, runs only when both fail.
     """
     transposed = _solve_transposed(matrix)
     if transposed is not None:
         return transposed
+    branch = _solve_by_branch(matrix)
+    if branch is not None:
+        return branch
     try:
         return solve_rank2_two_sided(matrix)
     except RouteUnavailable as exc:
         raise RouteUnavailable(f"{one_sided}; with the rows permuted too: {exc}") from None
+
+
+def _solve_by_branch(matrix: np.ndarray) -> tuple[list[Step], dict[str, Any]] | None:
+    """``T = P_out Q P_in`` with the rows ordered by :mod:`.branch_rows`, else None.
+
+    Each candidate row order is certified as the transpose's is: a consistent one-sided order
+    of ``T[rows]`` (strict) whose fit explains it within NEAR_EXACT. Steps ``[P_in, rank2,
+    P_out]`` (``P_out = rows^-1``), structure ``PQP``.
+    """
+    for rows in branch_row_orders(matrix):
+        ordered = matrix[rows]
+        try:
+            found = discover_plane_permutation(ordered, strict=True)
+        except NoRankTwoOrder:
+            continue
+        if not found.consistent:
+            continue
+        fit = factor_with_noise_floor(ordered[:, found.perm])
+        if not fit.noise <= NEAR_EXACT:
+            continue
+        steps = [Step("permutation", found.perm), Step("rank2", fit.stages.astype(matrix.dtype)),
+                 Step("permutation", np.argsort(rows).astype(np.int64))]
+        return steps, {"rank2_order": "consistent", "rank2_rows": "permuted", "rank2_noise_floor": fit.noise}
+    return None
 
 
 def _solve_transposed(matrix: np.ndarray) -> tuple[list[Step], dict[str, Any]] | None:

@@ -53,6 +53,8 @@ _ZERO_SHARE = 0.125  # a narrow gap counts when at least this share of the entri
 # (super-linear: 20 s at N = 1024, 170 s at 2048).
 _SPARSE_SHARE = 0.25
 _LINES_OFF = 1e-4  # squared Bloch distance (~ squared sine) off two lines at which a partner is no partner
+_DECISIVE = 1e-2  # a runner-up this far off two lines leaves the reference's partner unambiguous
+_REFERENCES = 4  # further rows screened as the reference when the strongest one's partner is ambiguous
 
 
 def discover_two_sided(matrix: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -132,26 +134,60 @@ def _pair_rows(mats: np.ndarray) -> np.ndarray:
     """``[tops..., bottoms...]``: the rows of the ``(G, m, m)`` problems (shared index) in pairs."""
     groups, m, _ = mats.shape
     rows = mats.transpose(1, 0, 2).reshape(m, groups * m)
-    ref = int(np.argmax(_sq(rows).sum(axis=1)))
-    partner, halves = _partner(rows, ref, groups, m)
+    ref, screened = _decisive_reference(rows, groups, m)
+    partner, halves = _partner(rows, ref, groups, m, screened)
     mate = _mutual_pairs(rows, halves, groups, m)
     if mate[ref] != partner:
-        raise RouteUnavailable("not a two-sided B.P: the row pairs disagree with the strongest row's partner")
+        raise RouteUnavailable("not a two-sided B.P: the row pairs disagree with the reference row's partner")
     tops = np.array([r for r in range(m) if r < mate[r]], dtype=np.int64)
     return np.concatenate([tops, mate[tops]])
 
 
-def _partner(rows: np.ndarray, ref: int, groups: int, m: int) -> tuple[int, np.ndarray]:
-    """The strongest row's partner and each group's column halves ``(G, m)`` bool (True: first line)."""
+def _decisive_reference(rows: np.ndarray, groups: int, m: int) -> tuple[int, np.ndarray]:
+    """The reference row whose partner stands out, and its screened two-line residuals.
+
+    The strongest row is kept unless a second row also lies on two lines with it (within
+    :data:`_DECISIVE`): a row of few distinct values (a Hartley matrix's row 0, all ones, and
+    rows N/4, N/2, 3N/4, all +-1) lies on two lines with several rows, only one of which is its
+    partner in every group; the wrong one leaves halves under which the rows do not pair, or
+    pair only in this group (a Hartley's odd half pairs k with N/4 - k). A few rows in a fixed
+    pseudo-random order are then screened too and the one whose runner-up is farthest from two
+    lines wins (ties: the strongest). When every choice is ambiguous (a Hadamard matrix: every
+    pair of rows lies on two lines) every choice is also valid, and the strongest is kept.
+    """
+    strongest = int(np.argmax(_sq(rows).sum(axis=1)))
+    candidates = [strongest] + [int(r) for r in np.random.default_rng(_SEED + m).permutation(m)[:_REFERENCES]
+                                if r != strongest]
+    best: tuple[float, int, np.ndarray] | None = None
+    for ref in candidates:
+        screened = _screen(rows, ref, groups, m)
+        runner_up = float(np.partition(screened, 1)[1]) if screened.size > 1 else np.inf
+        if best is None or (float(screened.min()) <= _LINES_OFF and runner_up > best[0]):
+            best = (runner_up, ref, screened)
+        if best[0] >= _DECISIVE:
+            break
+    return best[1], best[2]
+
+
+def _screen(rows: np.ndarray, ref: int, groups: int, m: int) -> np.ndarray:
+    """``(m - 1,)``: the two-line residual of every other row with ``ref`` on the sampled columns."""
     sample = _sample_columns(groups, m)
     others = np.delete(np.arange(m), ref)
-    screened = _two_line_residual(rows[ref, sample], rows[others][:, sample])  # (C, G, s) -> (C,)
+    return _two_line_residual(rows[ref, sample], rows[others][:, sample])  # (C, G, s) -> (C,)
+
+
+def _partner(rows: np.ndarray, ref: int, groups: int, m: int,
+             screened: np.ndarray | None = None) -> tuple[int, np.ndarray]:
+    """The reference row's partner and each group's column halves ``(G, m)`` bool (True: first line)."""
+    others = np.delete(np.arange(m), ref)
+    if screened is None:
+        screened = _screen(rows, ref, groups, m)
     best = others[np.argsort(screened, kind="stable")[:_CONFIRM]]
     full = [_split_by_lines(rows[ref], rows[cand], groups, m) for cand in best]
     scores = [score for score, _ in full]
     pick = int(np.argmin(scores))
     if not scores[pick] <= _LINES_OFF:
-        raise RouteUnavailable(f"not a two-sided B.P: no row pairs with the strongest one on two lines "
+        raise RouteUnavailable(f"not a two-sided B.P: no row pairs with the reference row on two lines "
                                f"(best residual {scores[pick]:.1e})")
     return int(best[pick]), full[pick][1]
 
