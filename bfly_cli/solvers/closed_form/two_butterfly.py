@@ -42,6 +42,7 @@ from ...factors import Factors, Step, pair_positions
 from .. import RouteUnavailable, checked_square, numerics
 from .bp_order import discover_permutation
 from .butterfly_inverse import apply_inverse, bit_reversal, inverse_twiddles
+from .circulant_fit import circulant_matrix, fit_circulant_columns
 from .cyclic_order import cyclic_row_order, sorted_row_spread
 from .eigenbasis import _pair_blocks, butterfly_eigenbasis
 from .eigenbasis import _split_level as _eigen_level
@@ -92,12 +93,53 @@ def solve_two_butterfly(matrix: np.ndarray) -> tuple[list[Step], dict[str, Any]]
 
 
 def _direct(t: np.ndarray) -> tuple[list[Step], dict[str, Any]]:
-    """``T = W diag(lam) W^-1``: ``W`` read off ``T``, ``lam`` projected, ``B2 = diag(R lam R) B'``."""
+    """``T = W diag(lam) W^-1``: ``W`` read off ``T``, ``lam`` projected, ``B2 = diag(R lam R) B'``.
+
+    A circulant (columns in cyclic order) is first projected on the circulants and denoised
+    (:mod:`.circulant_fit`), and ``W`` is read off that clean matrix instead of the noisy one."""
+    fitted = _as_circulant(t, shuffled=False)
+    if fitted is not None:
+        return fitted
     twiddle_w, lam, residual, twiddle_inv, conditioning = _basis(t)
-    rev = bit_reversal(t.shape[0])
-    twiddle_2 = _scale_outputs(twiddle_inv, lam[rev])
-    steps = [Step("permutation", rev), Step("butterfly", twiddle_2), Step("permutation", rev), Step("butterfly", twiddle_w)]
+    steps = _similarity_steps(twiddle_w, lam, twiddle_inv, _identity_order(t.shape[0]))
     return steps, _info(t, steps, residual, conditioning)
+
+
+def _similarity_steps(twiddle_w: np.ndarray, lam: np.ndarray, twiddle_inv: np.ndarray, order: np.ndarray) -> list[Step]:
+    """Steps of ``T[:, order] = W diag(lam) W^-1``: ``[order R, diag(R lam R) B', R, W]`` (the column
+    order folded into the first bit reversal)."""
+    rev = bit_reversal(twiddle_w.shape[1] * 2)
+    twiddle_2 = _scale_outputs(twiddle_inv, lam[rev])
+    return [Step("permutation", order[rev]), Step("butterfly", twiddle_2), Step("permutation", rev),
+            Step("butterfly", twiddle_w)]
+
+
+def _identity_order(n: int) -> np.ndarray:
+    return np.arange(n, dtype=np.int64)
+
+
+def _as_circulant(t: np.ndarray, shuffled: bool) -> tuple[list[Step], dict[str, Any]] | None:
+    """``T = C Q + E`` with ``C`` circulant: the basis read off the denoised least-squares circulant.
+
+    Why: the eigenbasis read-off is exact on a clean circulant of any filter, but noise splits a
+    symmetric filter's pairs of equal eigenvalues at random and buries a short filter's zero taps;
+    the fit (:func:`fit_circulant_columns`) restores both within the noise. None when ``T`` is not
+    a circulant up to its column order (``shuffled``) or in its own order, or the clean basis fails:
+    the caller's general read-off then runs. The residual reported is the fit's spread (the noise
+    outside the circulants), so a noisy input settles at its own noise floor.
+    """
+    try:
+        fit = fit_circulant_columns(t, GRACEFUL)
+    except RouteUnavailable:
+        return None
+    if not shuffled and not fit.in_order:
+        return None
+    try:
+        twiddle_w, lam, residual, twiddle_inv, conditioning = _basis(circulant_matrix(fit.filter))
+    except RouteUnavailable:
+        return None
+    steps = _similarity_steps(twiddle_w, lam, twiddle_inv, fit.order.astype(np.int64))
+    return steps, _info(t, steps, max(residual, fit.spread), conditioning)
 
 
 def _scaled(t: np.ndarray) -> tuple[list[Step], dict[str, Any]]:
@@ -116,7 +158,12 @@ def _scaled(t: np.ndarray) -> tuple[list[Step], dict[str, Any]]:
 
 
 def _column_shuffled(t: np.ndarray, gram: np.ndarray | None = None) -> tuple[list[Step], dict[str, Any]]:
-    """``T = C Q``: ``W`` read off ``T T^H + alpha T f(T)^H``, then ``R W^-1 T`` factored as ``B2 P``."""
+    """``T = C Q``: a circulant read off its columns' cyclic shifts (:func:`_as_circulant`), or else
+    ``W`` read off ``T T^H + alpha T f(T)^H``, then ``R W^-1 T`` factored as ``B2 P`` (any group
+    convolution: a dyadic one's columns are no cyclic shifts)."""
+    fitted = _as_circulant(t, shuffled=True)
+    if fitted is not None:
+        return fitted
     twiddle_w, _, residual, twiddle_inv, conditioning = _basis(_shuffle_blind(t, gram))
     rev = bit_reversal(t.shape[0])
     rest = apply_inverse(twiddle_inv, t.T).T[rev]  # R W^-1 T

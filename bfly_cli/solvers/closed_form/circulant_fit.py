@@ -1,0 +1,150 @@
+"""A circulant read off a matrix whose columns are cyclic shifts of one vector, and its noise.
+
+``T = C Q`` (``C`` circulant, ``Q`` a column permutation) has columns ``T[:, j] = roll(c, s_j)``:
+every column is a cyclic shift of the first one. The shift of each column against column 0 is
+the peak of their circular cross-correlation (one FFT per column, O(N^2 log N)); it is a margin
+decision, not a tie test: the peak stands ``||c||^2 - max_d Re<roll(c, d), c>`` above the rest,
+O(||c||^2) for any filter that is not (nearly) periodic, while the noise moves it by
+O(eps ||c||^2). Sorting the columns by their shift gives ``T[:, order]``, a circulant plus noise.
+
+**Projection.** The orthogonal projection of ``T[:, order]`` on the circulants averages its
+wrapped diagonals: ``c_hat = mean_k roll(T[:, order[k]], -k)``. What is left, ``spread``, is the
+part of the noise outside the circulants (all of it but a 1/N share), so the projection is the
+least-squares fit of the class and ``spread`` measures the input's noise.
+
+**Denoising inside the noise.** The projection's own filter still holds the noise's circulant
+share, ``||E|| / N`` in norm: a symmetric filter comes back with ``c[m] != c[-m]`` by that much,
+which splits every pair of equal eigenvalues ``lam_k = lam_-k`` by noise, and a short filter
+comes back dense with noise-level taps. Both defeat an eigenbasis read-off that is exact on the
+clean filter (:mod:`.eigenbasis`: split degenerate pairs are read at the noise's mercy, and taps
+five decades below the rest look like noise blocks). Changing the filter by ``delta`` costs
+``sqrt(N) ||delta||`` against ``||E||``; so the odd part is dropped when it is within the noise
+expected of it, and taps within :data:`_TAP_SIGMAS` standard deviations of the per-tap noise are
+zeroed. The filter that comes out is as close to ``T`` as the projection (the rel_error grows by
+``O(1 / sqrt(N))`` of eps at most) and has the clean filter's exact symmetries and zeros.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import scipy.fft
+
+from .. import RouteUnavailable
+
+_SCREEN_COLUMNS = 8  # columns checked before the whole matrix is aligned
+_TAP_SIGMAS = 5.0  # a tap within this many noise deviations is zeroed (max of N noise taps: ~3.3 at N = 256)
+_ODD_SIGMAS = 4.0  # the filter's odd part is dropped when within this many times its expected noise norm
+_ROUNDING = 64 * np.finfo(np.float64).eps
+
+
+@dataclass(frozen=True)
+class CirculantFit:
+    """``T[:, order] ~ circulant(filter)``; ``spread = ||T[:, order] - circulant(filter)||_F / ||T||_F``
+    before denoising (the input's noise outside the circulants)."""
+
+    order: np.ndarray
+    filter: np.ndarray
+    spread: float
+    in_order: bool  # the columns were already in cyclic order (before the centring rotation)
+
+
+def fit_circulant_columns(t: np.ndarray, limit: float) -> CirculantFit:
+    """Column order, denoised filter and noise of ``T`` read as a circulant with shuffled columns.
+
+    Raises :class:`RouteUnavailable` when the columns are not distinct cyclic shifts of one vector
+    to within ``limit`` (relative): a cheap screen on :data:`_SCREEN_COLUMNS` columns first, so a
+    matrix of another class costs O(N log N) per screened column, not the whole alignment.
+    """
+    n = t.shape[0]
+    total = float(np.linalg.norm(t))
+    if total == 0.0:
+        raise RouteUnavailable("the matrix is zero")
+    real = not np.iscomplexobj(t)
+    screen = np.unique(np.linspace(0, n - 1, min(_SCREEN_COLUMNS, n)).astype(np.int64))
+    spec0 = _spectrum(t[:, :1], real)
+    sample = _spectrum(t[:, screen], real)
+    _, spread = _align(sample, _shifts(sample, spec0, n, real), n, real)
+    if not spread <= limit * float(np.linalg.norm(t[:, screen])):  # NaN included
+        raise RouteUnavailable(f"columns are not cyclic shifts of one vector ({spread / total:.1e} off on a sample)")
+    spec = _spectrum(t, real)
+    shifts = _shifts(spec, spec0, n, real)
+    if np.bincount(shifts, minlength=n).max() != 1:
+        raise RouteUnavailable("columns are not distinct cyclic shifts of one vector (two columns share a shift)")
+    order = np.argsort(shifts)
+    mean, spread = _align(spec[:, order], np.arange(n), n, real)
+    if not spread <= limit * total:
+        raise RouteUnavailable(f"columns are not cyclic shifts of one vector ({spread / total:.1e} off)")
+    c = scipy.fft.irfft(mean, n=n) if real else scipy.fft.ifft(mean)
+    in_order = bool(np.array_equal(order, np.arange(n)))
+    rotation = _centre(c)
+    # circulant(roll(c, -r))[:, k] = roll(c, k - r) = T[:, order[k - r]]
+    return CirculantFit(np.roll(order, rotation), _denoised(np.roll(c, -rotation), spread, total), spread / total,
+                        in_order)
+
+
+def circulant_matrix(c: np.ndarray) -> np.ndarray:
+    """``C[i, j] = c[(i - j) mod N]``, C-contiguous."""
+    n = c.size
+    idx = (np.arange(n)[:, None] - np.arange(n)[None, :]) % n
+    return np.ascontiguousarray(c[idx])
+
+
+def _spectrum(x: np.ndarray, real: bool) -> np.ndarray:
+    """Column spectra (``rfft`` for a real input: half the work)."""
+    return scipy.fft.rfft(x, axis=0) if real else scipy.fft.fft(x, axis=0)
+
+
+def _shifts(spec: np.ndarray, spec0: np.ndarray, n: int, real: bool) -> np.ndarray:
+    """Per column: the ``s`` maximizing ``Re <x, roll(x0, s)>`` (peak of the circular cross-correlation)."""
+    product = spec * np.conj(spec0)
+    corr = scipy.fft.irfft(product, n=n, axis=0) if real else scipy.fft.ifft(product, axis=0).real
+    return np.argmax(corr, axis=0).astype(np.int64)
+
+
+def _align(spec: np.ndarray, shifts: np.ndarray, n: int, real: bool) -> tuple[np.ndarray, float]:
+    """Spectrum of the mean of the columns rolled back by ``shifts``, and the Frobenius distance of
+    the columns to that mean rolled forward (by Parseval, in the frequency domain: no N x N gather)."""
+    freqs = np.arange(spec.shape[0])
+    # roll(x, -s) <-> X[f] e^{2 pi i f s / n}; f s reduced mod n in integers (the angle stays exact)
+    back = spec * np.exp(2j * np.pi * (np.outer(freqs, shifts) % n) / n)
+    mean = back.mean(axis=1)
+    weight = np.full(spec.shape[0], 1.0 / n)
+    if real:  # rfft keeps one of each conjugate pair: the interior bins count twice
+        weight[1:(n + 1) // 2] *= 2
+    dist2 = float(np.sum(weight[:, None] * np.abs(back - mean[:, None]) ** 2))
+    return mean, float(np.sqrt(max(dist2, 0.0)))
+
+
+def _centre(c: np.ndarray) -> int:
+    """The rotation ``r`` that puts the filter's mass nearest index 0 (least ``sum_m |c[m + r]|^2
+    min(m, N - m)^2``, one circular correlation).
+
+    Why: a circulant is a circulant at any rotation of its filter (the rotation goes into the
+    column order), but the eigenbasis read-off is not equally happy with all of them: a short
+    filter whose taps straddle a dyadic boundary (taps 3..5 of N) leaves whole 2x2 block rows
+    empty where the centred one does not, and its read-off fails on the clean matrix. Centred,
+    a symmetric filter is also even (``c[m] = c[-m]``), which :func:`_denoised` can then restore.
+    """
+    n = c.size
+    dist = np.minimum(np.arange(n), n - np.arange(n)).astype(np.float64) ** 2
+    # cost[r] = sum_m |c[m + r]|^2 dist[m]: circular cross-correlation of |c|^2 with dist
+    cost = scipy.fft.irfft(scipy.fft.rfft(np.abs(c) ** 2) * np.conj(scipy.fft.rfft(dist)), n=n)
+    return int(np.argmin(cost))
+
+
+def _denoised(c: np.ndarray, spread: float, total: float) -> np.ndarray:
+    """The filter with its noise-level odd part and taps removed (see the module docstring).
+
+    ``spread`` (absolute) is the noise outside the circulants, ``||E|| (1 - 1/N)^(1/2)``; each
+    of the N^2 entries then carries ``sigma_e = spread / N`` and each tap of the averaged filter
+    ``sigma = sigma_e / sqrt(N)``. Rounding sets a floor.
+    """
+    n = c.size
+    sigma = max(spread / n, _ROUNDING * total / n) / np.sqrt(n)
+    mirror = np.roll(c[::-1], 1)  # c[-m]
+    odd = (c - mirror) / 2
+    if float(np.linalg.norm(odd)) <= _ODD_SIGMAS * sigma * np.sqrt(n / 2):
+        c = (c + mirror) / 2
+    return np.where(np.abs(c) <= _TAP_SIGMAS * sigma, 0, c)
