@@ -51,13 +51,12 @@ def solve_bp(matrix: np.ndarray) -> tuple[list[Step], dict[str, Any]]:
         if transposed is not None:
             return transposed
         try:
-            rows, cols = _by_branch(matrix) or discover_two_sided(matrix)
-            _certify_rank1(matrix[rows][:, cols])
+            rows, cols = _by_branch(matrix) or _certified(matrix, *discover_two_sided(matrix))
         except RouteUnavailable as two_sided:
             raise RouteUnavailable(f"{one_sided}; with the rows permuted too: {two_sided}") from None
         if np.array_equal(rows, np.arange(rows.size)):
             rows = None
-    ordered = matrix[:, cols] if rows is None else matrix[rows][:, cols]
+    ordered = matrix[:, cols] if rows is None else matrix[np.ix_(rows, cols)]
     # The order is certified rank one at every level, so each fit converges in one sweep; the
     # small cap only bounds the cost if rounding keeps a block's direction moving.
     twiddle = factor_butterfly(ordered, max_iter=_EXACT_SWEEPS)
@@ -84,11 +83,18 @@ def _solve_transposed(matrix: np.ndarray) -> tuple[list[Step], dict[str, Any]] |
     return steps, {"bp_rows": "permuted"}
 
 
+def _certified(matrix: np.ndarray, rows: np.ndarray, cols: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``(rows, cols)`` once :func:`_certify_rank1` accepts them (the branch's orders need no
+    second certificate: :func:`_one_sided_order` certified every level)."""
+    _certify_rank1(matrix[np.ix_(rows, cols)])
+    return rows, cols
+
+
 def _by_branch(matrix: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
     """``(rows, cols)`` from a row order read off one rank-one branch (:mod:`.branch_rows`), the
     columns then ordered by the one-sided discovery at the clean solve's cost; None when no
     candidate row order gives a certified B.P (the full two-sided pairing then decides)."""
-    for rows in branch_row_orders(matrix):
+    for rows in branch_row_orders(matrix, limit=1):  # a B.P's every group is rank one: the first path
         try:
             return rows, _one_sided_order(matrix[rows])
         except RouteUnavailable:

@@ -27,6 +27,7 @@ about its own size (see :mod:`.row_pairing`), so the same paths are found up to 
 
 from __future__ import annotations
 
+import weakref
 from typing import Iterator
 
 import numpy as np
@@ -36,25 +37,48 @@ from .bp_order import _descend, _split_columns
 from .row_pairing import _compose, _pair_rows
 
 _PAIRINGS = 48  # pairings computed at most (a clean path takes log2 N; dead ends cost one each)
+_CANDIDATES = 2  # complete paths kept (the second differs from the first only below its last choice)
 
 
-def branch_row_orders(matrix: np.ndarray, limit: int = 2) -> Iterator[np.ndarray]:
+def branch_row_orders(matrix: np.ndarray, limit: int = _CANDIDATES) -> list[np.ndarray]:
     """Up to ``limit`` candidate row orders ``rows`` (int64), best first: ``matrix[rows]`` has rows
     ``c`` and ``c + N/2`` paired at the top, and so on down one rank-one branch.
 
-    Yields nothing when the matrix's top stage is not rank one (the first pairing fails: a
-    matrix with no rank-one branch pays one screen). Every candidate must be certified.
+    Empty when the matrix's top stage is not rank one (the first pairing fails: a matrix with no
+    rank-one branch pays one screen). Every candidate must be certified by the caller. The
+    answer for the last matrix is kept (:func:`_remembered`): ``--solver auto`` asks the B.P
+    route and then the rank-2 route about the same matrix, and a Hartley matrix, which the B.P
+    route rejects after reading its rows, would otherwise pay for them twice.
     """
     n = matrix.shape[0]
     if n < 4:
-        return
-    budget = [_PAIRINGS]
-    found = 0
-    for orders in _paths(np.ascontiguousarray(matrix)[None], [], budget):
-        yield _compose(orders)
-        found += 1
-        if found >= limit:
-            return
+        return []
+    known = _remembered(matrix)
+    if known is None:
+        known = []
+        for orders in _paths(np.ascontiguousarray(matrix)[None], [], [_PAIRINGS]):
+            known.append(_compose(orders))
+            if len(known) >= _CANDIDATES:
+                break
+        _LAST[:] = [weakref.ref(matrix), _sample(matrix), known]
+    return known[:limit]
+
+
+_LAST: list = [None, None, None]  # the last matrix (weak reference), a sample of its entries, its candidates
+
+
+def _remembered(matrix: np.ndarray) -> list[np.ndarray] | None:
+    """The candidates computed for this very array (same object, same sampled entries), else None."""
+    ref, sample, known = _LAST
+    if ref is None or ref() is not matrix or not np.array_equal(sample, _sample(matrix)):
+        return None
+    return known
+
+
+def _sample(matrix: np.ndarray) -> np.ndarray:
+    """A few hundred entries spread over the matrix: a changed array is not taken for the same."""
+    step = max(1, matrix.shape[0] // 16)
+    return np.array(matrix[::step, 1::step])
 
 
 def _paths(mats: np.ndarray, orders: list[np.ndarray], budget: list[int]) -> Iterator[list[np.ndarray]]:

@@ -150,22 +150,29 @@ def _decisive_reference(rows: np.ndarray, groups: int, m: int) -> tuple[int, np.
     :data:`_DECISIVE`): a row of few distinct values (a Hartley matrix's row 0, all ones, and
     rows N/4, N/2, 3N/4, all +-1) lies on two lines with several rows, only one of which is its
     partner in every group; the wrong one leaves halves under which the rows do not pair, or
-    pair only in this group (a Hartley's odd half pairs k with N/4 - k). A few rows in a fixed
-    pseudo-random order are then screened too and the one whose runner-up is farthest from two
-    lines wins (ties: the strongest). When every choice is ambiguous (a Hadamard matrix: every
-    pair of rows lies on two lines) every choice is also valid, and the strongest is kept.
+    pair only in this group (a Hartley's odd half pairs k with N/4 - k). The next candidate is
+    then the strongest row outside every ambiguous set seen so far (those rows share the
+    reference's few values), up to :data:`_REFERENCES` more, and the one whose runner-up is
+    farthest from two lines wins (ties: the strongest). When every row is ambiguous (a Hadamard
+    matrix: every pair of rows lies on two lines) every choice is also valid: one screen, the
+    strongest is kept.
     """
-    strongest = int(np.argmax(_sq(rows).sum(axis=1)))
-    candidates = [strongest] + [int(r) for r in np.random.default_rng(_SEED + m).permutation(m)[:_REFERENCES]
-                                if r != strongest]
+    energy = _sq(rows).sum(axis=1)
+    excluded = np.zeros(m, dtype=bool)
+    ref = int(np.argmax(energy))
     best: tuple[float, int, np.ndarray] | None = None
-    for ref in candidates:
+    for _ in range(1 + _REFERENCES):
         screened = _screen(rows, ref, groups, m)
         runner_up = float(np.partition(screened, 1)[1]) if screened.size > 1 else np.inf
         if best is None or (float(screened.min()) <= _LINES_OFF and runner_up > best[0]):
             best = (runner_up, ref, screened)
         if best[0] >= _DECISIVE:
             break
+        excluded[ref] = True
+        excluded[np.delete(np.arange(m), ref)[screened < _DECISIVE]] = True
+        if excluded.all():
+            break
+        ref = int(np.argmax(np.where(excluded, -np.inf, energy)))
     return best[1], best[2]
 
 
