@@ -135,6 +135,7 @@ class Plan:
         if self.in_dtype not in _KERNEL_DTYPES:
             raise ValueError(f"a plan takes float32, float64, complex64 or complex128 input, not {self.in_dtype}")
         self.n = factors.n
+        self._threaded_batch = _threaded_batch(self.n)
         self._parts: Plan | None = None
         if self.in_dtype.kind == "c" and factors.real_linear:  # see Factors.real_linear
             self._parts = Plan(factors, _with_precision(np.dtype(np.float64), self.in_dtype), _special=_special)
@@ -167,7 +168,8 @@ class Plan:
         not already; ``out`` (optional) must be a C-contiguous ``out_dtype`` array of ``x``'s shape
         and may be ``x`` itself when the dtypes agree. ``threads``: default all cores; batches too
         small to pay for a thread use fewer."""
-        x = np.ascontiguousarray(x, dtype=self.in_dtype)
+        if x.__class__ is not np.ndarray or x.dtype is not self.in_dtype or not x.flags.c_contiguous:
+            x = np.ascontiguousarray(x, dtype=self.in_dtype)  # (the checks above are cheaper than the call)
         if x.ndim == 0 or x.shape[-1] != self.n:
             raise ValueError(f"x has shape {x.shape}, expected a last axis of length {self.n}")
         if self._parts is not None:
@@ -184,7 +186,10 @@ class Plan:
         elif out.shape != x.shape or out.dtype != self.out_dtype or not out.flags.c_contiguous:
             raise ValueError(f"out must be a C-contiguous {self.out_dtype} array of shape {x.shape}")
         batch = x.size // self.n
-        self._core.run(x, out, _thread_count(threads, batch, self.n))
+        if threads is None and batch < self._threaded_batch:  # the common small call: no syscall, no checks
+            self._core.run(x, out, 1)
+        else:
+            self._core.run(x, out, _thread_count(threads, batch, self.n))
         return out
 
 
@@ -224,6 +229,14 @@ def _thread_count(threads: int | None, batch: int, n: int) -> int:
         return 1
     wanted = default_threads() if threads is None else int(threads)
     return max(1, min(wanted, limit))
+
+
+def _threaded_batch(n: int) -> int:
+    """The smallest batch for which :func:`_thread_count` may give more than one thread: below it
+    :meth:`Plan.apply` skips that function (a batch-1 call at small N costs about a microsecond,
+    and every Python-level step shows)."""
+    work = n * max(1, n.bit_length() - 1)
+    return max(2, -(-(1 << 16) // work))
 
 
 def result_dtype(factors: Factors, x_dtype: Any) -> np.dtype:
