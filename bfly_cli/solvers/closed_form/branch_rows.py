@@ -33,8 +33,8 @@ from typing import Iterator
 import numpy as np
 
 from .. import RouteUnavailable
-from .bp_order import _descend, _split_columns
-from .row_pairing import _compose, _pair_rows
+from .bp_order import _dominant_direction_split
+from .row_pairing import _compose, pair_rows_and_halves
 
 _PAIRINGS = 48  # pairings computed at most (a clean path takes log2 N; dead ends cost one each)
 _CANDIDATES = 2  # complete paths kept (the second differs from the first only below its last choice)
@@ -56,7 +56,7 @@ def branch_row_orders(matrix: np.ndarray, limit: int = _CANDIDATES) -> list[np.n
     known = _remembered(matrix)
     if known is None:
         known = []
-        for orders in _paths(np.ascontiguousarray(matrix)[None], [], [_PAIRINGS]):
+        for orders in _paths(np.ascontiguousarray(matrix), [], [_PAIRINGS]):
             known.append(_compose(orders))
             if len(known) >= _CANDIDATES:
                 break
@@ -82,20 +82,28 @@ def _sample(matrix: np.ndarray) -> np.ndarray:
 
 
 def _paths(mats: np.ndarray, orders: list[np.ndarray], budget: list[int]) -> Iterator[list[np.ndarray]]:
-    """Depth-first over the halves: the pairings of every complete rank-one path from ``mats (1, m, m)``."""
+    """Depth-first over the halves: the pairings of every complete rank-one path from ``mats (m, m)``."""
     if budget[0] <= 0:
         return
     budget[0] -= 1
-    m = mats.shape[1]
+    m = mats.shape[0]
     try:
-        order = _pair_rows(mats)
+        order, halves = pair_rows_and_halves(mats[None])
     except RouteUnavailable:
         return
     if m <= 4:  # the pair index of the next level has two rows: always one pair
         yield orders + [order]
         return
-    paired = np.ascontiguousarray(mats[:, order])
-    first, second = _split_columns(paired, sparse=np.count_nonzero(paired) < paired.size)
-    halves, _ = _descend(paired, np.arange(m)[None], first, second)
-    for half in range(2):
-        yield from _paths(np.ascontiguousarray(halves[half : half + 1]), orders + [order], budget)
+    paired = mats[order]
+    for side in (halves[0], ~halves[0]):
+        yield from _paths(_half(paired, np.nonzero(side)[0]), orders + [order], budget)
+
+
+def _half(paired: np.ndarray, cols: np.ndarray) -> np.ndarray:
+    """The half-size problem on ``cols``: each pair's two rows projected onto their common
+    direction there (the least squares rank-one fit of the pair's 2 x m/2 block)."""
+    h = paired.shape[0] // 2
+    block = paired[:, cols]
+    x0, x1 = block[:h], block[h:]
+    direction = _dominant_direction_split(x0, x1)  # (h, 2)
+    return np.ascontiguousarray(direction[:, 0, None].conj() * x0 + direction[:, 1, None].conj() * x1)
