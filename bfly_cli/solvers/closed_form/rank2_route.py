@@ -60,7 +60,7 @@ def _two_sided(matrix: np.ndarray, one_sided: str) -> tuple[list[Step], dict[str
     The transpose comes first: a symmetric transform (Hartley) with its rows shuffled is one
     with its columns shuffled in ``T^T``, ordered at the clean solve's cost. With both sides
     shuffled, a row order read off a rank-one branch of the top stages comes next
-    (:func:`_solve_by_branch`; the Hartley transform has one); the two-sided search
+    (:func:`_solve_by_branch`; the Hartley transform has one, a DCT-II's transpose too); the two-sided search
     (:mod:`.rank2_rows`), which cannot seed on a Hartley matrix, runs only when both fail.
     """
     transposed = _solve_transposed(matrix)
@@ -78,9 +78,27 @@ def _two_sided(matrix: np.ndarray, one_sided: str) -> tuple[list[Step], dict[str
 def _solve_by_branch(matrix: np.ndarray) -> tuple[list[Step], dict[str, Any]] | None:
     """``T = P_out Q P_in`` with the rows ordered by :mod:`.branch_rows`, else None.
 
+    The branch is read off ``T`` and, when ``T``'s top stage is not rank one, off ``T^T``, whose
+    rows are ``T``'s columns: a DCT-II's rows have no rank-one top stage, but its transpose
+    (a DCT-III) has one at every level (rows n and N-1-n agree on the even columns and are
+    opposite on the odd ones, and the even half is a DCT-III of half the size). The chain found
+    for ``T^T`` is transposed back exactly (:mod:`bfly_cli.chain_algebra`).
+    """
+    found = _branch_chain(matrix)
+    if found is not None:
+        return found
+    found = _branch_chain(matrix.T)
+    if found is None:
+        return None
+    steps, meta = found
+    return transpose_steps(steps), meta
+
+
+def _branch_chain(matrix: np.ndarray) -> tuple[list[Step], dict[str, Any]] | None:
+    """``[P_in, rank2, P_out]`` of ``matrix`` from a branch row order, or None.
+
     Each candidate row order is certified as the transpose's is: a consistent one-sided order
-    of ``T[rows]`` (strict) whose fit explains it within NEAR_EXACT. Steps ``[P_in, rank2,
-    P_out]`` (``P_out = rows^-1``), structure ``PQP``.
+    of ``T[rows]`` (strict) whose fit explains it within NEAR_EXACT (``P_out = rows^-1``).
     """
     for rows in branch_row_orders(matrix):
         ordered = matrix[rows]
