@@ -53,6 +53,7 @@ _ZERO_SHARE = 0.125  # a narrow gap counts when at least this share of the entri
 # (super-linear: 20 s at N = 1024, 170 s at 2048).
 _SPARSE_SHARE = 0.25
 _LINES_OFF = 1e-4  # squared Bloch distance (~ squared sine) off two lines at which a partner is no partner
+_CERTAIN = 1e-10  # a confirmed residual this small ends the confirmation (noise eps gives ~eps^2)
 _DECISIVE = 1e-2  # a runner-up this far off two lines leaves the reference's partner unambiguous
 _REFERENCES = 4  # further rows screened as the reference when the strongest one's partner is ambiguous
 
@@ -196,7 +197,11 @@ def _partner(rows: np.ndarray, ref: int, groups: int, m: int,
     if screened is None:
         screened = _screen(rows, ref, groups, m)
     best = others[np.argsort(screened, kind="stable")[:_CONFIRM]]
-    full = [_split_by_lines(rows[ref], rows[cand], groups, m) for cand in best]
+    full = []
+    for cand in best:
+        full.append(_split_by_lines(rows[ref], rows[cand], groups, m))
+        if full[-1][0] <= _CERTAIN:  # two lines on every column to rounding or small noise: no better partner
+            break
     scores = [score for score, _ in full]
     pick = int(np.argmin(scores))
     if not scores[pick] <= _LINES_OFF:
@@ -224,15 +229,22 @@ def _bloch(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _two_line_residual(ref: np.ndarray, cand: np.ndarray) -> np.ndarray:
-    """``(C,)``: weighted mean squared distance of each candidate's points to its best two centres.
+    """``(C,)``: weighted mean squared distance of each candidate's points to their best line.
 
-    ``ref (G, s)``, ``cand (C, G, s)``. Two-means per group, seeded by the heaviest point and the
-    point farthest from it, three Lloyd steps; groups averaged (each group has its own lines).
+    ``ref (G, s)``, ``cand (C, G, s)``. Two lines through the origin are two points of the Bloch
+    sphere, and a line in space meets the sphere in at most two points: so the points of a
+    partner lie on one line, and the distance to the best one (the two smallest eigenvalues of
+    the points' weighted covariance) is zero exactly when there are at most two directions. One
+    batched 3 x 3 eigenvalue problem per candidate and group, instead of a two-means (a screen:
+    it only ranks; :func:`_split_by_lines` confirms on every column). Groups averaged.
     """
     point, weight = _bloch(np.broadcast_to(ref, cand.shape), cand)  # (C, G, s, 3), (C, G, s)
-    resid, _ = _two_means(point, weight)
-    total = np.maximum(weight.sum(axis=2), np.finfo(np.float64).tiny)
-    return np.mean(resid / total, axis=1)
+    total = np.maximum(weight.sum(axis=2), np.finfo(np.float64).tiny)[..., None]
+    mean = np.einsum("cgs,cgsi->cgi", weight, point) / total
+    second = np.einsum("cgs,cgsi,cgsj->cgij", weight, point, point) / total[..., None]
+    cov = second - mean[..., :, None] * mean[..., None, :]
+    vals = np.linalg.eigvalsh(cov)
+    return np.mean(np.maximum(vals[..., 0] + vals[..., 1], 0.0), axis=1)
 
 
 def _two_means(point: np.ndarray, weight: np.ndarray, steps: int = 3) -> tuple[np.ndarray, np.ndarray]:
