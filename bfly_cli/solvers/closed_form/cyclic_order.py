@@ -26,7 +26,8 @@ from .. import RouteUnavailable
 _SCREEN_ROWS = 64
 _SCREEN_SEED = 20261203
 _SAMPLE = 256  # columns of row 0 whose values are scored as the walk's step
-_CANDIDATES = 8  # values tried as the walk's step, most isolated first
+_CANDIDATES = 16  # values tried as the walk's step, most isolated first (twins skipped: an even step
+# never closes, and half the distances are even)
 _ISOLATION = 16.0  # a step value must stand this many noise levels apart from every other value in its row
 
 
@@ -54,18 +55,20 @@ def cyclic_row_order(g: np.ndarray, spread: float) -> np.ndarray:
     scale = float(np.max(np.abs(g)))
     noise = max(spread, 64 * np.finfo(np.float64).eps) * scale
     isolation = _isolation(row)
-    tried = 0
+    tried: list[complex] = []
     for j in np.argsort(-isolation):
-        if tried >= _CANDIDATES or isolation[j] < _ISOLATION * noise:
+        if len(tried) >= _CANDIDATES or isolation[j] < _ISOLATION * noise:
             break
-        tried += 1
+        if any(abs(row[j] - v) <= 8 * noise for v in tried):
+            continue  # the twin h[-k] of a value already walked: the same step, the same failure
+        tried.append(row[j])
         order = _walk(g, int(j), row[j], noise)
         if order is not None:
-            return order
-    if tried == 0:
+            return _undilated(g, order)
+    if not tried:
         raise RouteUnavailable("T T^H has no value distinct enough to read a cyclic row order from "
                                "(all |eigenvalues| equal, or too noisy)")
-    raise RouteUnavailable(f"no cyclic row order: {tried} walks through T T^H did not close into one cycle of {n}")
+    raise RouteUnavailable(f"no cyclic row order: {len(tried)} walks through T T^H did not close into one cycle of {n}")
 
 
 def _isolation(row: np.ndarray) -> np.ndarray:
@@ -102,6 +105,29 @@ def _walk(g: np.ndarray, first: int, value: complex, noise: float) -> np.ndarray
         order[k], cur = nxt, nxt
         seen[nxt] = True
     return order if abs(g[cur, 0] - value) <= 8 * noise else None
+
+
+def _undilated(g: np.ndarray, order: np.ndarray) -> np.ndarray:
+    """The walk's order re-indexed by the odd multiplier ``u`` that makes ``G[pi][:, pi]``'s filter
+    most concentrated around index 0 (least ``sum_m |h[u m]|^2 min(m, N - m)^2``).
+
+    Why: a walk with step ``k`` finds the rows in the order ``i -> k i``, a circulant whose filter
+    is the true one dilated, ``c[k m]``: still a circulant, but a short filter is then spread over
+    the whole period (taps at multiples of ``k^-1``), and the eigenbasis read-off fails on such
+    spread-out sparse filters where it is exact on the short one. ``H = C C^H`` is short exactly
+    when ``C`` is, so its filter (row ``pi[0]`` of ``G``, in walk order) tells which multiplier
+    undoes the dilation. ``u = 1`` is kept unless another is clearly (2x) more concentrated.
+    """
+    n = g.shape[0]
+    power = np.abs(g[order[0], order]) ** 2
+    m = np.arange(n)
+    dist = np.minimum(m, n - m).astype(np.float64) ** 2
+    odd = np.arange(1, n, 2)
+    cost = np.array([float(np.dot(power[(u * m) % n], dist)) for u in odd])
+    best = int(np.argmin(cost))
+    if not cost[best] < 0.5 * cost[0]:
+        return order
+    return order[(odd[best] * m) % n]
 
 
 def _sorted_rows(block: np.ndarray) -> np.ndarray:

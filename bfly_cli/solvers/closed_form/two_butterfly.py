@@ -57,6 +57,8 @@ _STOP = 5 * GRACEFUL  # basis residual at which a candidate is abandoned (it can
 _SETTLED = 10.0  # probe error / basis residual below which a candidate explains all but the noise
 _ROUNDING = 1e-13  # probe error that is float64 rounding whatever the residual says
 _PROBES = 4
+_FIT_ROUNDING = 4e-15  # probe error of a fitted circulant's factors that counts as rounding (else the next rotation)
+_CLEAN_BASIS = 1e-12  # basis residual of a fitted (noise-free) circulant above which its read-off failed
 # Relative spread of the sorted rows of T T^H above which T is no circulant shuffled on both sides:
 # the structure leaves its noise (eps <= 1e-3 gives ~1e-3), a random matrix 1e-2 (N = 16384) to 0.1.
 _BOTH_SPREAD = 3e-3
@@ -134,12 +136,21 @@ def _as_circulant(t: np.ndarray, shuffled: bool) -> tuple[list[Step], dict[str, 
         return None
     if not shuffled and not fit.in_order:
         return None
-    try:
-        twiddle_w, lam, residual, twiddle_inv, conditioning = _basis(circulant_matrix(fit.filter))
-    except RouteUnavailable:
-        return None
-    steps = _similarity_steps(twiddle_w, lam, twiddle_inv, fit.order.astype(np.int64))
-    return steps, _info(t, steps, max(residual, fit.spread), conditioning)
+    best: tuple[list[Step], dict[str, Any]] | None = None
+    for order, c in fit.rotations():
+        try:
+            twiddle_w, lam, residual, twiddle_inv, conditioning = _basis(circulant_matrix(c))
+        except RouteUnavailable:
+            continue
+        if residual > _CLEAN_BASIS:
+            continue  # a clean matrix read off to less than rounding: try the next rotation
+        steps = _similarity_steps(twiddle_w, lam, twiddle_inv, order.astype(np.int64))
+        info = _info(t, steps, max(residual, fit.spread), conditioning)
+        if best is None or info["probe_rel_error"] < best[1]["probe_rel_error"]:
+            best = (steps, info)
+        if info["probe_rel_error"] <= max(2 * fit.spread, _FIT_ROUNDING):
+            break  # explains T to its noise (or to rounding): no other rotation can do better
+    return best
 
 
 def _scaled(t: np.ndarray) -> tuple[list[Step], dict[str, Any]]:
