@@ -19,6 +19,7 @@ from .branch_rows import branch_row_orders
 from ...chain_algebra import transpose_steps
 from .hierarchical import factor_butterfly
 from .row_pairing import discover_two_sided
+from .serial_products import wide_product
 
 _EXACT_SWEEPS = 3
 # Squared relative residual a level may leave and still count as structured: the structure plus
@@ -197,7 +198,7 @@ def _parallel_to_strongest(vec: np.ndarray, weights: np.ndarray, tol: float) -> 
     ref = np.take_along_axis(vec, np.argmax(energy, axis=1)[:, None, None, None], axis=3)[..., 0]
     u0 = ref[:, 0, :, None] * weights  # (G, m/2, 2)
     u1 = ref[:, 1, :, None] * weights
-    combo = np.swapaxes(u0, 1, 2) @ v1 - np.swapaxes(u1, 1, 2) @ v0  # (G, 2, k)
+    combo = wide_product(np.swapaxes(u0, 1, 2), v1) - wide_product(np.swapaxes(u1, 1, 2), v0)  # (G, 2, k)
     bound = np.sqrt(np.sum(np.abs(u0) ** 2 + np.abs(u1) ** 2, axis=1))[:, :, None] * np.sqrt(energy)[:, None, :]
     return np.all(np.abs(combo) <= np.sqrt(tol) * bound, axis=1)
 

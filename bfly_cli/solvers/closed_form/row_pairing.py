@@ -39,6 +39,7 @@ import numpy as np
 from ...metrics import NEAR_EXACT
 from .. import RouteUnavailable
 from .bp_order import _balanced_halves, _descend, _split_columns
+from .serial_products import thin_product
 
 _SEED = 20261202
 _SCREEN_COLUMNS = 24  # sampled columns per group on which every candidate partner is scored
@@ -239,56 +240,43 @@ def _two_line_residual(ref: np.ndarray, cand: np.ndarray) -> np.ndarray:
     it only ranks; :func:`_split_by_lines` confirms on every column). Groups averaged.
     """
     point, weight = _bloch(np.broadcast_to(ref, cand.shape), cand)  # (C, G, s, 3), (C, G, s)
-    total = np.maximum(weight.sum(axis=2), np.finfo(np.float64).tiny)[..., None]
-    mean = np.einsum("cgs,cgsi->cgi", weight, point) / total
-    second = np.einsum("cgs,cgsi,cgsj->cgij", weight, point, point) / total[..., None]
-    cov = second - mean[..., :, None] * mean[..., None, :]
-    vals = np.linalg.eigvalsh(cov)
+    vals = np.linalg.eigvalsh(_weighted_moments(point, weight)[1])
     return np.mean(np.maximum(vals[..., 0] + vals[..., 1], 0.0), axis=1)
-
-
-def _two_means(point: np.ndarray, weight: np.ndarray, steps: int = 3) -> tuple[np.ndarray, np.ndarray]:
-    """Weighted two-means over the second-to-last axis: (sum of weighted squared distances to the
-    nearest centre, and which points belong to centre 0)."""
-    heavy = np.argmax(weight, axis=-1)[..., None, None]
-    c0 = np.take_along_axis(point, heavy, axis=-2)
-    far = np.argmax(np.sum((point - c0) ** 2, axis=-1) * (weight > 0), axis=-1)[..., None, None]
-    c1 = np.take_along_axis(point, far, axis=-2)
-    for _ in range(steps):
-        d0 = np.sum((point - c0) ** 2, axis=-1)
-        d1 = np.sum((point - c1) ** 2, axis=-1)
-        near0 = d0 <= d1
-        c0 = _weighted_mean(point, weight * near0, c0)
-        c1 = _weighted_mean(point, weight * ~near0, c1)
-    d0 = np.sum((point - c0) ** 2, axis=-1)
-    d1 = np.sum((point - c1) ** 2, axis=-1)
-    return np.sum(weight * np.minimum(d0, d1), axis=-1), d0 <= d1
-
-
-def _weighted_mean(point: np.ndarray, weight: np.ndarray, old: np.ndarray) -> np.ndarray:
-    """Centre of the weighted points (the old centre where a cluster is empty)."""
-    total = weight.sum(axis=-1)[..., None, None]
-    mean = np.sum(point * weight[..., None], axis=-2, keepdims=True)
-    return np.where(total > 0, mean / np.where(total > 0, total, 1.0), old)
 
 
 def _split_by_lines(ref: np.ndarray, cand: np.ndarray, groups: int, m: int) -> tuple[float, np.ndarray]:
     """Residual off two lines on all columns with balanced halves, and the halves ``(G, m)``.
 
-    Each group's m/2 columns nearest the first line (by the difference of squared distances) form
-    its first half, as a B.P needs; the residual counts every column against its assigned line.
+    The two lines are two points of the Bloch sphere, so each group's points are ordered along
+    their best-fit line (the covariance's top axis, one 3 x 3 eigenproblem instead of a
+    two-means) and its m/2 first columns form the first half (the one holding the heaviest
+    column), as a B.P needs; the residual counts every column against its half's centre, so a
+    candidate whose lines split the columns unevenly is no partner.
     """
-    point, weight = _bloch(ref.reshape(groups, m), cand.reshape(groups, m))
-    _, near0 = _two_means(point, weight)
-    c0 = _weighted_mean(point, weight * near0, point[:, :1])
-    c1 = _weighted_mean(point, weight * ~near0, point[:, :1])
-    d0 = np.sum((point - c0) ** 2, axis=-1)
-    d1 = np.sum((point - c1) ** 2, axis=-1)
-    order = np.argsort(d0 - d1, axis=1, kind="stable")
+    point, weight = _bloch(ref.reshape(groups, m), cand.reshape(groups, m))  # (G, m, 3), (G, m)
+    tiny = np.finfo(np.float64).tiny
+    mean, cov = _weighted_moments(point, weight)
+    axis = np.linalg.eigh(cov)[1][..., -1]  # (G, 3)
+    along = np.einsum("gmi,gi->gm", point - mean[:, None, :], axis)
+    heavy = np.argmax(weight, axis=1)[:, None]
+    along *= np.where(np.take_along_axis(along, heavy, axis=1) > 0, -1.0, 1.0)  # heaviest column: first half
+    order = np.argsort(along, axis=1, kind="stable")
     first = np.zeros((groups, m), dtype=bool)
     np.put_along_axis(first, order[:, : m // 2], True, axis=1)
-    resid = np.sum(weight * np.where(first, d0, d1))
-    return float(resid / max(float(weight.sum()), np.finfo(np.float64).tiny)), first
+    resid = 0.0
+    for side in (first, ~first):
+        w = weight * side
+        centre = np.einsum("gm,gmi->gi", w, point) / np.maximum(w.sum(axis=1), tiny)[:, None]
+        resid += float(np.einsum("gm,gm->", w, np.sum((point - centre[:, None, :]) ** 2, axis=-1)))
+    return resid / max(float(weight.sum()), tiny), first
+
+
+def _weighted_moments(point: np.ndarray, weight: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Weighted mean ``(..., 3)`` and covariance ``(..., 3, 3)`` of points ``(..., s, 3)``."""
+    total = np.maximum(weight.sum(axis=-1), np.finfo(np.float64).tiny)[..., None]
+    mean = np.einsum("...s,...si->...i", weight, point) / total
+    second = np.einsum("...s,...si,...sj->...ij", weight, point, point) / total[..., None]
+    return mean, second - mean[..., :, None] * mean[..., None, :]
 
 
 def _mutual_pairs(rows: np.ndarray, halves: np.ndarray, groups: int, m: int) -> np.ndarray:
@@ -323,33 +311,6 @@ def _fingerprints(rows: np.ndarray, halves: np.ndarray, groups: int, m: int) -> 
 
             feats.append(point)
     return np.concatenate(feats, axis=1)
-
-
-_SERIAL_ROWS = 1 << 16  # multiply-adds per BLAS call: below OpenBLAS's threading threshold
-
-
-def thin_product(mat: np.ndarray, probe: np.ndarray) -> np.ndarray:
-    """``mat @ probe`` for a real ``probe`` of a few columns, in row chunks BLAS runs on one thread.
-
-    Such products are a few million multiply-adds, above OpenBLAS's threading threshold; on a
-    shared machine waking the other threads costs 10-40x the arithmetic (measured: 11 ms
-    against 0.7-1.3 ms in 128-row chunks for (1024, 1024) @ (1024, 2)). A complex ``mat`` is
-    read as real pairs (its float view against an interleaved probe): numpy's complex-by-real
-    product casts the probe and is slower still.
-    """
-    if np.iscomplexobj(mat):
-        if mat.strides[-1] != mat.itemsize:
-            mat = np.ascontiguousarray(mat)
-        flat = mat.view(np.finfo(mat.dtype).dtype)  # (r, 2k): re, im interleaved
-        wide = np.zeros((2 * probe.shape[0], 2 * probe.shape[1]))
-        wide[0::2, 0::2] = probe  # re * p -> real part
-        wide[1::2, 1::2] = probe  # im * p -> imaginary part
-        return thin_product(flat, wide).view(np.complex128)
-    out = np.empty((mat.shape[0], probe.shape[1]), dtype=np.result_type(mat, probe))
-    step = max(1, _SERIAL_ROWS // max(1, mat.shape[1] * probe.shape[1]))
-    for start in range(0, mat.shape[0], step):
-        np.matmul(mat[start : start + step], probe, out=out[start : start + step])
-    return out
 
 
 def _sq(x: np.ndarray) -> np.ndarray:
