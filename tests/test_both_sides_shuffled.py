@@ -147,3 +147,54 @@ def test_an_ambiguous_strongest_row_does_not_pick_the_partner() -> None:
     order = row_pairing._pair_rows(a[None])
     tops, bottoms = order[: n // 2], order[n // 2 :]
     assert sorted(zip(tops.tolist(), bottoms.tolist())) == [(k, k + n // 2) for k in range(n // 2)]
+
+
+@pytest.mark.parametrize("name", ["dct", "dst"])
+def test_dct_and_dst_both_shuffled_are_read_through_their_transpose(name: str) -> None:
+    """A DCT-II has no rank-one top stage but its transpose (a DCT-III) has one at every level:
+    the rank-2 route's branch reads the rows of T^T, and the chain is transposed back."""
+    from bfly_cli.solvers.closed_form.rank2_route import _solve_by_branch
+
+    a = shuffle_both(build(name, 64), seed=9)
+    assert branch_row_orders(a) == []
+    assert branch_row_orders(np.ascontiguousarray(a.T)) != []
+    steps, meta = _solve_by_branch(a)
+    dense = Factors(64, steps).apply(np.eye(64)).T
+    assert meta["rank2_rows"] == "permuted"
+    assert np.linalg.norm(dense - a) <= 1e-13 * np.linalg.norm(a)
+
+
+@pytest.mark.parametrize("name", ["dft", "hadamard", "dct", "dst"])
+def test_both_shuffled_in_float32_is_exact_to_its_precision(name: str) -> None:
+    a = shuffle_both(build(name, 128), seed=4)
+    stored = a.astype(np.complex64 if np.iscomplexobj(a) else np.float32).astype(a.dtype)
+    eps = float(np.linalg.norm(stored - a) / np.linalg.norm(a))
+    structure, rel, _ = solve(stored)
+    assert letters(structure) == letters(solve(build(name, 128))[0])
+    assert rel <= 10 * eps + 1e-14
+
+
+@pytest.mark.parametrize("name", ["dft", "hadamard"])
+def test_butterflies_both_shuffled_with_noise_are_within_ten_eps(name: str) -> None:
+    n, eps = 128, 1e-9
+    rng = np.random.default_rng(3)
+    a = shuffle_both(build(name, n), seed=8)
+    noise = rng.standard_normal((n, n)) + (1j * rng.standard_normal((n, n)) if np.iscomplexobj(a) else 0)
+    structure, rel, _ = solve(a + eps * np.linalg.norm(a) * noise / np.linalg.norm(noise))
+    assert letters(structure) == "B"
+    assert rel <= 10 * eps + 1e-14
+
+
+def test_two_lines_that_split_the_columns_unevenly_are_no_partner() -> None:
+    """A B.P's partner rows lie on two lines that split the columns in halves; a row equal to the
+    reference on 3/4 of the columns and opposite on 1/4 is on two lines too, but no partner."""
+    rng = np.random.default_rng(0)
+    m = 64
+    ref = rng.standard_normal(m)
+    balanced = np.where(np.arange(m) % 2 == 0, 1.0, -1.0) * ref
+    uneven = np.where(np.arange(m) % 4 == 0, -1.0, 1.0) * ref
+    good, halves = row_pairing._split_by_lines(ref, balanced, 1, m)
+    bad, _ = row_pairing._split_by_lines(ref, uneven, 1, m)
+    assert good <= 1e-20 and halves.sum() == m // 2
+    assert np.array_equal(halves[0, 0::2], np.full(m // 2, halves[0, 0]))
+    assert bad > row_pairing._LINES_OFF
