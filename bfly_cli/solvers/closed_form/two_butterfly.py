@@ -42,7 +42,7 @@ from ...factors import Factors, Step, pair_positions
 from .. import RouteUnavailable, checked_square, numerics
 from .bp_order import discover_permutation
 from .butterfly_inverse import apply_inverse, bit_reversal, inverse_twiddles
-from .circulant_fit import circulant_matrix, fit_circulant_columns
+from .circulant_fit import CirculantFit, circulant_matrix, fit_circulant_columns
 from .cyclic_order import cyclic_row_order, sorted_row_spread
 from .eigenbasis import _pair_blocks, butterfly_eigenbasis
 from .eigenbasis import _split_level as _eigen_level
@@ -72,10 +72,16 @@ def solve_two_butterfly(matrix: np.ndarray) -> tuple[list[Step], dict[str, Any]]
     t = checked_square(matrix)
     reasons: list[str] = []
     best: tuple[str, list[Step], dict[str, Any]] | None = None
+    fit = _circulant_fit(t)  # once: the direct and column-shuffled candidates both start from it
     for name, solve in _CANDIDATES:
+        if fit is not None and not fit.in_order and name in ("direct", "scaled"):
+            # columns that are cyclic shifts out of order: neither a similarity in this order nor
+            # two-sided; skipping saves two full read-offs that could only fail
+            reasons.append(f"{name}: a circulant with shuffled columns")
+            continue
         try:
             _screen(name, t)
-            steps, info = solve(t)
+            steps, info = solve(t, fit) if name in ("direct", "column-shuffled") else solve(t)
         except RouteUnavailable as exc:
             reasons.append(f"{name}: {exc}")
             continue
@@ -94,12 +100,12 @@ def solve_two_butterfly(matrix: np.ndarray) -> tuple[list[Step], dict[str, Any]]
     return _finish(steps, matrix), extra
 
 
-def _direct(t: np.ndarray) -> tuple[list[Step], dict[str, Any]]:
+def _direct(t: np.ndarray, fit: CirculantFit | None) -> tuple[list[Step], dict[str, Any]]:
     """``T = W diag(lam) W^-1``: ``W`` read off ``T``, ``lam`` projected, ``B2 = diag(R lam R) B'``.
 
     A circulant (columns in cyclic order) is first projected on the circulants and denoised
     (:mod:`.circulant_fit`), and ``W`` is read off that clean matrix instead of the noisy one."""
-    fitted = _as_circulant(t, shuffled=False)
+    fitted = _as_circulant(t, fit) if fit is not None and fit.in_order else None
     if fitted is not None:
         return fitted
     twiddle_w, lam, residual, twiddle_inv, conditioning = _basis(t)
@@ -120,22 +126,23 @@ def _identity_order(n: int) -> np.ndarray:
     return np.arange(n, dtype=np.int64)
 
 
-def _as_circulant(t: np.ndarray, shuffled: bool) -> tuple[list[Step], dict[str, Any]] | None:
+def _circulant_fit(t: np.ndarray) -> CirculantFit | None:
+    """:func:`fit_circulant_columns` of ``T``, or None when ``T`` is no circulant up to its column order."""
+    try:
+        return fit_circulant_columns(t, GRACEFUL)
+    except RouteUnavailable:
+        return None
+
+
+def _as_circulant(t: np.ndarray, fit: CirculantFit) -> tuple[list[Step], dict[str, Any]] | None:
     """``T = C Q + E`` with ``C`` circulant: the basis read off the denoised least-squares circulant.
 
     Why: the eigenbasis read-off is exact on a clean circulant of any filter, but noise splits a
     symmetric filter's pairs of equal eigenvalues at random and buries a short filter's zero taps;
-    the fit (:func:`fit_circulant_columns`) restores both within the noise. None when ``T`` is not
-    a circulant up to its column order (``shuffled``) or in its own order, or the clean basis fails:
-    the caller's general read-off then runs. The residual reported is the fit's spread (the noise
+    the fit (:func:`fit_circulant_columns`) restores both within the noise. None when the clean
+    basis fails at every rotation: the caller's general read-off then runs. The residual reported is the fit's spread (the noise
     outside the circulants), so a noisy input settles at its own noise floor.
     """
-    try:
-        fit = fit_circulant_columns(t, GRACEFUL)
-    except RouteUnavailable:
-        return None
-    if not shuffled and not fit.in_order:
-        return None
     best: tuple[list[Step], dict[str, Any]] | None = None
     for order, c in fit.rotations():
         try:
@@ -168,11 +175,13 @@ def _scaled(t: np.ndarray) -> tuple[list[Step], dict[str, Any]]:
     return steps, _info(t, steps, residual, conditioning)
 
 
-def _column_shuffled(t: np.ndarray, gram: np.ndarray | None = None) -> tuple[list[Step], dict[str, Any]]:
+def _column_shuffled(t: np.ndarray, fit: CirculantFit | None | str = "fit it",
+                     gram: np.ndarray | None = None) -> tuple[list[Step], dict[str, Any]]:
     """``T = C Q``: a circulant read off its columns' cyclic shifts (:func:`_as_circulant`), or else
     ``W`` read off ``T T^H + alpha T f(T)^H``, then ``R W^-1 T`` factored as ``B2 P`` (any group
     convolution: a dyadic one's columns are no cyclic shifts)."""
-    fitted = _as_circulant(t, shuffled=True)
+    fit = _circulant_fit(t) if isinstance(fit, str) else fit
+    fitted = _as_circulant(t, fit) if fit is not None else None
     if fitted is not None:
         return fitted
     twiddle_w, _, residual, twiddle_inv, conditioning = _basis(_shuffle_blind(t, gram))
@@ -201,12 +210,12 @@ def _both_shuffled(t: np.ndarray) -> tuple[list[Step], dict[str, Any]]:
     gram = t @ _adjoint(t)
     order = cyclic_row_order(gram, spread)
     # T[pi] T[pi]^H is the Gram matrix reordered: the column-shuffled candidate need not multiply again
-    steps, info = _column_shuffled(np.ascontiguousarray(t[order]), gram[np.ix_(order, order)])
+    steps, info = _column_shuffled(np.ascontiguousarray(t[order]), gram=gram[np.ix_(order, order)])
     steps = steps + [Step("permutation", np.argsort(order).astype(np.int64))]
     return steps, _info(t, steps, info["eigen_residual"], info["basis_conditioning"])
 
 
-_CANDIDATES: tuple[tuple[str, Callable[[np.ndarray], tuple[list[Step], dict[str, Any]]]], ...] = (
+_CANDIDATES: tuple[tuple[str, Callable[..., tuple[list[Step], dict[str, Any]]]], ...] = (
     ("direct", _direct),
     ("scaled", _scaled),
     ("column-shuffled", _column_shuffled),
