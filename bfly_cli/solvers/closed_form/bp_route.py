@@ -39,9 +39,10 @@ def solve_bp(matrix: np.ndarray) -> tuple[list[Step], dict[str, Any]]:
     permuted: the transpose is tried first (:func:`_solve_transposed`), then a row order read
     off one rank-one branch (:func:`_by_branch`: O(N^2), then the one-sided discovery), and only
     then :mod:`.row_pairing`, which pairs the rows of every group at every level (steps
-    ``[P_in, B, P_out]``, structure ``PBP``; ``bp_rows`` in the metadata says which). That is tried only when the very first split
-    failed (or the certificate did): rows in another order break the first split, so a matrix
-    whose first split holds with its rows in place (Hartley) is not searched again.
+    ``[P_in, B, P_out]``, structure ``PBP``; ``bp_rows`` in the metadata says which). That is
+    tried only when the very first split failed (or the certificate did): rows in another order
+    break the first split, so a matrix whose first split holds with its rows in place (Hartley)
+    is not searched again.
     """
     try:
         rows, cols = None, _one_sided_order(matrix)

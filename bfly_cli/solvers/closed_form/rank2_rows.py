@@ -32,7 +32,10 @@ Not covered: the Hartley transform at N >= 64 (N <= 16 works). Its rows k and k 
 parallel on both classes of level L-2, so any two such pairs form a valid quadruple there, and
 the quadruples the lower levels continue are decided only one level down. (A prototype merging
 the pairs and seeding one level down recovered 7 of 8 cases at N = 64, 256, but took 6-7 s at
-N = 256: not kept.) The discovery then raises; it never returns a wrong order.
+N = 256: not kept.) The discovery then raises; it never returns a wrong order. The rank-2 route
+does not get here for a Hartley matrix: its top stage is rank one, so :mod:`.branch_rows` reads
+the row order off one rank-one branch first (and off ``T^T`` for a DCT-II or DST-II, whose
+transposes have one); this search is for rank-2 chains with no rank-one branch on either side.
 
 Every decision is a gap between members and non-members relative to the matrix's own noise floor
 (:data:`.rank2_order._GAP` in energy), never a fixed zero tolerance. A matrix outside the class
