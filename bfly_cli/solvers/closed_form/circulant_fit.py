@@ -13,15 +13,18 @@ part of the noise outside the circulants (all of it but a 1/N share), so the pro
 least-squares fit of the class and ``spread`` measures the input's noise.
 
 **Denoising inside the noise.** The projection's own filter still holds the noise's circulant
-share, ``||E|| / N`` in norm: a symmetric filter comes back with ``c[m] != c[-m]`` by that much,
-which splits every pair of equal eigenvalues ``lam_k = lam_-k`` by noise, and a short filter
-comes back dense with noise-level taps. Both defeat an eigenbasis read-off that is exact on the
-clean filter (:mod:`.eigenbasis`: split degenerate pairs are read at the noise's mercy, and taps
-five decades below the rest look like noise blocks). Changing the filter by ``delta`` costs
-``sqrt(N) ||delta||`` against ``||E||``; so the odd part is dropped when it is within the noise
-expected of it, and taps within :data:`_TAP_SIGMAS` standard deviations of the per-tap noise are
-zeroed. The filter that comes out is as close to ``T`` as the projection (the rel_error grows by
-``O(1 / sqrt(N))`` of eps at most) and has the clean filter's exact symmetries and zeros.
+share, ``||E|| / N`` in norm: a symmetric filter comes back with ``c[r + m] != c[r - m]`` by that
+much, which splits every pair of equal eigenvalues by noise, and a short filter comes back dense
+with noise-level taps. Both defeat an eigenbasis read-off that is exact on the clean filter
+(:mod:`.eigenbasis`: split degenerate pairs are read at the noise's mercy, and taps several
+decades below the rest look like noise blocks). Changing the filter by ``delta`` changes the
+matrix by ``sqrt(N) ||delta||``; so taps within :data:`_TAP_SIGMAS` deviations of the per-tap
+noise are zeroed (at worst ``5 ||E|| / sqrt(N)``, so the rel_error is at most
+``sqrt(1 + 25 / N)`` times the projection's, in practice 1.00x), and the odd part about the
+filter's axis is dropped when it is within the noise expected of it (:func:`_even_axis`).
+
+**Rotations.** ``circulant(roll(c, -r)) = T[:, roll(order, r)]``: the same matrix, any ``r``.
+The read-off prefers some (:meth:`CirculantFit.rotations`); the caller tries them in turn.
 """
 
 from __future__ import annotations

@@ -7,7 +7,13 @@ permutation, with ``W`` a butterfly.
 1. **The basis W.** :func:`~.eigenbasis.butterfly_eigenbasis` reads ``W``'s twiddles off a matrix
    ``A = W diag(.) W^-1`` in O(N^2) per level, from the 2x2 blocks alone (repeated eigenvalues and
    short filters included: see that module).
-2. **Candidates.** ``direct``: ``A = T``. ``column-shuffled`` (``T = C Q``): ``T f(T)^H = C f(C)^H``
+2. **Circulants first.** When the columns of ``T`` are cyclic shifts of one vector (a circulant,
+   its columns in any order), :mod:`.circulant_fit` gives the column order and the least-squares
+   circulant, denoised within the noise (symmetry and zero taps restored), and ``W`` is read off
+   that clean matrix: ``direct`` when the columns were in order, ``column-shuffled`` otherwise
+   (``row-shuffled`` and ``both-shuffled`` reach it through ``T^T`` and a cyclic row order). Noise
+   then costs nothing but itself (rel_error ~ eps) even where it splits repeated eigenvalues.
+   **Candidates.** ``direct``: ``A = T``. ``column-shuffled`` (``T = C Q``): ``T f(T)^H = C f(C)^H``
    for any entrywise ``f`` because the permutation cancels inside the product; for a group
    convolution (circulant, dyadic) ``f(C)`` stays in the same commutative algebra, so
    ``A = T T^H + alpha T f(T)^H`` with ``f(x) = x^2 - mean`` shares ``W`` (the second term splits
