@@ -2,7 +2,7 @@
 
 ``T = C Q`` (``C`` circulant, ``Q`` a column permutation) has columns ``T[:, j] = roll(c, s_j)``:
 every column is a cyclic shift of the first one. The shift of each column against column 0 is
-the peak of their circular cross-correlation (one FFT per column, O(N^2 log N)); it is a margin
+the peak of their circular cross-correlation (FFTs, O(N^2 log N) in all); it is a margin
 decision, not a tie test: the peak stands ``||c||^2 - max_d Re<roll(c, d), c>`` above the rest,
 O(||c||^2) for any filter that is not (nearly) periodic, while the noise moves it by
 O(eps ||c||^2). Sorting the columns by their shift gives ``T[:, order]``, a circulant plus noise.
@@ -37,6 +37,7 @@ import scipy.fft
 from .. import RouteUnavailable
 
 _SCREEN_COLUMNS = 8  # columns checked before the whole matrix is aligned
+_CHUNK = 256  # columns per batch of FFTs and gathers (bounds the temporaries to N x 256)
 _TAP_SIGMAS = 5.0  # a tap within this many noise deviations is zeroed (max of N noise taps: ~3.3 at N = 256)
 _ODD_SIGMAS = 4.0  # the filter's odd part is dropped when within this many times its expected noise norm
 _ROUNDING = 64 * np.finfo(np.float64).eps
@@ -92,20 +93,19 @@ def fit_circulant_columns(t: np.ndarray, limit: float) -> CirculantFit:
         raise RouteUnavailable("the matrix is zero")
     real = not np.iscomplexobj(t)
     screen = np.unique(np.linspace(0, n - 1, min(_SCREEN_COLUMNS, n)).astype(np.int64))
-    spec0 = _spectrum(t[:, :1], real)
-    sample = _spectrum(t[:, screen], real)
-    _, spread = _align(sample, _shifts(sample, spec0, n, real), n, real)
-    if not spread <= limit * float(np.linalg.norm(t[:, screen])):  # NaN included
+    cols = np.ascontiguousarray(t[:, screen].T)
+    spec0 = _spectrum(np.ascontiguousarray(t[:, 0]), real)
+    _, spread = _align(cols, np.arange(screen.size), _shifts(cols, spec0, real))
+    if not spread <= limit * float(np.linalg.norm(cols)):  # NaN included
         raise RouteUnavailable(f"columns are not cyclic shifts of one vector ({spread / total:.1e} off on a sample)")
-    spec = _spectrum(t, real)
-    shifts = _shifts(spec, spec0, n, real)
+    cols = np.ascontiguousarray(t.T)  # column j of T is row j here: FFTs and gathers run along memory
+    shifts = np.concatenate([_shifts(cols[k:k + _CHUNK], spec0, real) for k in range(0, n, _CHUNK)])
     if np.bincount(shifts, minlength=n).max() != 1:
         raise RouteUnavailable("columns are not distinct cyclic shifts of one vector (two columns share a shift)")
     order = np.argsort(shifts)
-    mean, spread = _align(spec[:, order], np.arange(n), n, real)
+    c, spread = _align(cols, order, np.arange(n))
     if not spread <= limit * total:
         raise RouteUnavailable(f"columns are not cyclic shifts of one vector ({spread / total:.1e} off)")
-    c = scipy.fft.irfft(mean, n=n) if real else scipy.fft.ifft(mean)
     # noise per entry spread / N (spread = ||E|| (1 - 1/N)^(1/2)), per averaged tap / sqrt(N) more
     sigma = max(spread, _ROUNDING * total) / n / np.sqrt(n)
     c = np.where(np.abs(c) <= _TAP_SIGMAS * sigma, 0, c)
@@ -120,29 +120,39 @@ def circulant_matrix(c: np.ndarray) -> np.ndarray:
 
 
 def _spectrum(x: np.ndarray, real: bool) -> np.ndarray:
-    """Column spectra (``rfft`` for a real input: half the work)."""
-    return scipy.fft.rfft(x, axis=0) if real else scipy.fft.fft(x, axis=0)
+    """Spectra along the last axis (``rfft`` for a real input: half the work)."""
+    return scipy.fft.rfft(x, axis=-1) if real else scipy.fft.fft(x, axis=-1)
 
 
-def _shifts(spec: np.ndarray, spec0: np.ndarray, n: int, real: bool) -> np.ndarray:
-    """Per column: the ``s`` maximizing ``Re <x, roll(x0, s)>`` (peak of the circular cross-correlation)."""
-    product = spec * np.conj(spec0)
-    corr = scipy.fft.irfft(product, n=n, axis=0) if real else scipy.fft.ifft(product, axis=0).real
-    return np.argmax(corr, axis=0).astype(np.int64)
+def _shifts(rows: np.ndarray, spec0: np.ndarray, real: bool) -> np.ndarray:
+    """Per row ``x`` (a column of T): the ``s`` maximizing ``Re <x, roll(x0, s)>`` (the peak of
+    the circular cross-correlation with column 0, whose spectrum is ``spec0``)."""
+    n = rows.shape[-1]
+    product = _spectrum(rows, real) * np.conj(spec0)
+    corr = scipy.fft.irfft(product, n=n, axis=-1) if real else scipy.fft.ifft(product, axis=-1).real
+    return np.argmax(corr, axis=-1).astype(np.int64)
 
 
-def _align(spec: np.ndarray, shifts: np.ndarray, n: int, real: bool) -> tuple[np.ndarray, float]:
-    """Spectrum of the mean of the columns rolled back by ``shifts``, and the Frobenius distance of
-    the columns to that mean rolled forward (by Parseval, in the frequency domain: no N x N gather)."""
-    freqs = np.arange(spec.shape[0])
-    # roll(x, -s) <-> X[f] e^{2 pi i f s / n}; f s reduced mod n in integers (the angle stays exact)
-    back = spec * np.exp(2j * np.pi * (np.outer(freqs, shifts) % n) / n)
-    mean = back.mean(axis=1)
-    weight = np.full(spec.shape[0], 1.0 / n)
-    if real:  # rfft keeps one of each conjugate pair: the interior bins count twice
-        weight[1:(n + 1) // 2] *= 2
-    dist2 = float(np.sum(weight[:, None] * np.abs(back - mean[:, None]) ** 2))
-    return mean, float(np.sqrt(max(dist2, 0.0)))
+def _align(rows: np.ndarray, which: np.ndarray, shifts: np.ndarray) -> tuple[np.ndarray, float]:
+    """Mean of the vectors ``rows[which]`` (columns of T) rolled back by their ``shifts``, and the
+    Frobenius distance of those vectors to that mean rolled forward. Two passes over the rows,
+    each a pair of contiguous slices (a fancy-indexed gather of N^2 entries is 10x slower); the
+    mean is the first vector plus the mean deviation, so its rounding is relative to the noise."""
+    n = rows.shape[-1]
+    first = np.roll(rows[which[0]], -int(shifts[0]))
+    acc = np.zeros_like(first)
+    for j, s in zip(which.tolist(), (shifts % n).tolist()):  # rolled back: x[s:], then x[:s]
+        acc[:n - s] += rows[j, s:] - first[:n - s]
+        acc[n - s:] += rows[j, :s] - first[n - s:]
+    mean = first + acc / which.size
+    dist2 = 0.0
+    for j, s in zip(which.tolist(), (shifts % n).tolist()):
+        dist2 += _sq_norm(rows[j, s:] - mean[:n - s]) + _sq_norm(rows[j, :s] - mean[n - s:])
+    return mean, float(np.sqrt(dist2))
+
+
+def _sq_norm(x: np.ndarray) -> float:
+    return float(np.vdot(x, x).real)
 
 
 def _even_axis(c: np.ndarray, sigma: float) -> int | None:
