@@ -113,6 +113,7 @@ def _one_sided_order(matrix: np.ndarray) -> np.ndarray:
     (more than half of the columns within 1e-3 of parallel) but no B.P at rounding level is
     rejected with the rounding-level reason rather than sent to the general discovery.
     """
+    _screen_first_split(matrix)
     try:
         perm = _exact_bp_order(matrix, _rounding_tol(matrix))
     except NotBP as tight:
@@ -123,6 +124,35 @@ def _one_sided_order(matrix: np.ndarray) -> np.ndarray:
         perm = discover_permutation(matrix)
         _certify_rank1(matrix[:, perm])
     return perm
+
+
+_SCREEN_PAIRS = 64  # row pairs on which the first split is screened before the full test
+# The screen's tolerance is this much looser (in amplitude) than the noise tolerance: on 64 pairs
+# a column's noise averages less than on N/2, and a noisy B.P must never be rejected here;
+# a shuffled matrix's columns sit at O(1), far above it either way.
+_SCREEN_MARGIN = 10.0
+
+
+def _screen_first_split(matrix: np.ndarray) -> None:
+    """Raise :class:`NotBP` when the first split fails already on a sample of the row pairs.
+
+    A column parallel to the reference at every pair is parallel at the sampled ones, so fewer
+    than N/2 columns parallel on the sample (at a tolerance looser than both of the full test's)
+    proves the full test fails at both. Rows in another order (a matrix shuffled on both
+    sides, or its transpose) are rejected from ``_SCREEN_PAIRS`` rows instead of two passes over
+    the whole matrix, and a transposed view is read without a transposed copy. A column whose
+    sampled 2-vectors vanish counts as parallel, so a sparse B.P is never rejected here.
+    """
+    n = matrix.shape[0]
+    if n // 2 <= _SCREEN_PAIRS:
+        return
+    pairs = np.sort(np.random.default_rng(_PROBE_SEED + n).choice(n // 2, _SCREEN_PAIRS, replace=False))
+    vec = np.stack([matrix[pairs], matrix[pairs + n // 2]])[None]  # (1, 2, s, N)
+    weights = _pair_weights(_SCREEN_PAIRS, np.iscomplexobj(matrix))
+    count = int(_parallel_to_strongest(vec, weights, _SCREEN_MARGIN**2 * _STRUCTURED).sum())
+    if count < n // 2:
+        raise NotBP(f"not B.P: at split size {n}, only {count} of {n} columns share a direction on "
+                    f"{_SCREEN_PAIRS} sampled row pairs (a B.P needs {n // 2})", n)
 
 
 def _rounding_tol(matrix: np.ndarray) -> float:

@@ -94,16 +94,16 @@ def _paths(mats: np.ndarray, orders: list[np.ndarray], budget: list[int]) -> Ite
     if m <= 4:  # the pair index of the next level has two rows: always one pair
         yield orders + [order]
         return
-    paired = mats[order]
     for side in (halves[0], ~halves[0]):
-        yield from _paths(_half(paired, np.nonzero(side)[0]), orders + [order], budget)
+        yield from _paths(_half(mats, order, np.nonzero(side)[0]), orders + [order], budget)
 
 
-def _half(paired: np.ndarray, cols: np.ndarray) -> np.ndarray:
-    """The half-size problem on ``cols``: each pair's two rows projected onto their common
-    direction there (the least squares rank-one fit of the pair's 2 x m/2 block)."""
-    h = paired.shape[0] // 2
-    block = paired[:, cols]
+def _half(mats: np.ndarray, order: np.ndarray, cols: np.ndarray) -> np.ndarray:
+    """The half-size problem on ``cols``: each pair's two rows (``order``: tops, then bottoms)
+    projected onto their common direction there (the least squares rank-one fit of the pair's
+    2 x m/2 block). One gather of the half's rows and columns, no reordered copy of the whole."""
+    h = order.size // 2
+    block = mats[np.ix_(order, cols)]
     x0, x1 = block[:h], block[h:]
     direction = _dominant_direction_split(x0, x1)  # (h, 2)
     return np.ascontiguousarray(direction[:, 0, None].conj() * x0 + direction[:, 1, None].conj() * x1)
