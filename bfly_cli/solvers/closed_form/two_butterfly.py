@@ -79,11 +79,10 @@ def solve_two_butterfly(matrix: np.ndarray) -> tuple[list[Step], dict[str, Any]]
     reasons: list[str] = []
     best: tuple[str, list[Step], dict[str, Any]] | None = None
     fit = _circulant_fit(t)  # once: the direct and column-shuffled candidates both start from it
+    skip = _skipped(t, fit)
     for name, solve in _CANDIDATES:
-        if fit is not None and not fit.in_order and name in ("direct", "scaled"):
-            # columns that are cyclic shifts out of order: neither a similarity in this order nor
-            # two-sided; skipping saves two full read-offs that could only fail
-            reasons.append(f"{name}: a circulant with shuffled columns")
+        if name in skip:
+            reasons.append(f"{name}: {skip[name]}")
             continue
         try:
             _screen(name, t)
@@ -104,6 +103,21 @@ def solve_two_butterfly(matrix: np.ndarray) -> tuple[list[Step], dict[str, Any]]
     extra = {"two_butterfly_basis": name, **info, "two_butterfly_noise_floor": info["probe_rel_error"],
              "rejected": [r for r in reasons if not r.startswith(name + ":")]}
     return _finish(steps, matrix), extra
+
+
+def _skipped(t: np.ndarray, fit: CirculantFit | None) -> dict[str, str]:
+    """Candidates that cannot apply to a circulant shuffled on one side, with the reason.
+
+    Columns that are cyclic shifts out of order are neither a similarity in this order nor
+    two-sided; rows that are (``T^T``'s columns), not column-shuffled either. Skipping them saves
+    the full read-offs (and the shuffle-blind N^3 products) that could only fail.
+    """
+    if fit is not None:
+        return {} if fit.in_order else dict.fromkeys(("direct", "scaled"), "a circulant with shuffled columns")
+    rows = _circulant_fit(np.ascontiguousarray(t.T))
+    if rows is None:
+        return {}
+    return dict.fromkeys(("direct", "scaled", "column-shuffled"), "a circulant with shuffled rows")
 
 
 def _direct(t: np.ndarray, fit: CirculantFit | None) -> tuple[list[Step], dict[str, Any]]:
