@@ -80,7 +80,7 @@ def solve_two_butterfly(matrix: np.ndarray) -> tuple[list[Step], dict[str, Any]]
     best: tuple[str, list[Step], dict[str, Any]] | None = None
     fit = _circulant_fit(t)  # once: the direct and column-shuffled candidates both start from it
     skip = _skipped(t, fit)
-    for name, solve in _CANDIDATES:
+    for name, solve in _ordered(fit, skip):
         if name in skip:
             reasons.append(f"{name}: {skip[name]}")
             continue
@@ -118,6 +118,16 @@ def _skipped(t: np.ndarray, fit: CirculantFit | None) -> dict[str, str]:
     if rows is None:
         return {}
     return dict.fromkeys(("direct", "scaled", "column-shuffled"), "a circulant with shuffled rows")
+
+
+def _ordered(fit: CirculantFit | None, skip: dict[str, str]):
+    """The candidates in the order to try: ``both-shuffled`` first when ``T`` is no circulant up to
+    one side's order (its own screen, 64 N^2, then rejects any other matrix at once: the sorted
+    rows of ``T T^H`` differ, or no value walks into one cycle), instead of after two full
+    read-offs and two shuffle-blind N^3 products that a circulant shuffled on both sides fails."""
+    if fit is not None or skip:
+        return _CANDIDATES
+    return tuple(sorted(_CANDIDATES, key=lambda c: c[0] != "both-shuffled"))
 
 
 def _direct(t: np.ndarray, fit: CirculantFit | None) -> tuple[list[Step], dict[str, Any]]:
