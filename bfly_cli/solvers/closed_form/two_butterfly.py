@@ -120,7 +120,7 @@ def _skipped(t: np.ndarray, fit: CirculantFit | None) -> dict[str, str]:
     return dict.fromkeys(("direct", "scaled", "column-shuffled"), "a circulant with shuffled rows")
 
 
-def _ordered(fit: CirculantFit | None, skip: dict[str, str]):
+def _ordered(fit: CirculantFit | None, skip: dict[str, str]) -> tuple[tuple[str, Callable[..., Any]], ...]:
     """The candidates in the order to try: ``both-shuffled`` first when ``T`` is no circulant up to
     one side's order (its own screen, 64 N^2, then rejects any other matrix at once: the sorted
     rows of ``T T^H`` differ, or no value walks into one cycle), instead of after two full
@@ -170,8 +170,9 @@ def _as_circulant(t: np.ndarray, fit: CirculantFit) -> tuple[list[Step], dict[st
     Why: the eigenbasis read-off is exact on a clean circulant of any filter, but noise splits a
     symmetric filter's pairs of equal eigenvalues at random and buries a short filter's zero taps;
     the fit (:func:`fit_circulant_columns`) restores both within the noise. None when the clean
-    basis fails at every rotation: the caller's general read-off then runs. The residual reported is the fit's spread (the noise
-    outside the circulants), so a noisy input settles at its own noise floor.
+    basis fails at every rotation: the caller's general read-off then runs. The residual reported
+    is the fit's spread (the noise outside the circulants), so a noisy input settles at its own
+    noise floor.
     """
     best: tuple[list[Step], dict[str, Any]] | None = None
     for order, c in fit.rotations():
