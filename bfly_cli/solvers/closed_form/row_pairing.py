@@ -10,8 +10,11 @@ shuffled those pairs are unknown. They can be found first, level by level:
   strongest row ``r``, its partner ``r'`` is the row whose 2-vectors ``(T[r, j], T[r', j])`` lie on
   just two lines through the origin (one per column half). Every other row spreads over many
   lines. Lines are compared as points of the Bloch sphere (the 2-vector's direction, blind to its
-  scale and phase), scored on a fixed sample of columns for every candidate and confirmed on all
-  columns for the best few; the two lines also split the columns into halves.
+  scale and phase): two lines are two points, which lie on one line in space, so a candidate is
+  scored by its points' distance to their best-fit line, on a fixed sample of columns for every
+  candidate and on all columns (with balanced halves) for the best few; the two lines also split
+  the columns into halves. A reference row with several such partners (a row of few distinct
+  values) is replaced by one whose partner stands out (:func:`_decisive_reference`).
 * **All pairs.** Given the halves, every row restricted to one half is parallel to its partner's
   restriction and to no other row's. Each row gets a fingerprint, the Bloch points of two fixed
   random projections of its restriction to a few half-blocks (scale and phase invariant), and the
