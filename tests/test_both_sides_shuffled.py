@@ -198,3 +198,21 @@ def test_two_lines_that_split_the_columns_unevenly_are_no_partner() -> None:
     assert good <= 1e-20 and halves.sum() == m // 2
     assert np.array_equal(halves[0, 0::2], np.full(m // 2, halves[0, 0]))
     assert bad > row_pairing._LINES_OFF
+
+
+def test_the_sampled_first_split_screen_rejects_only_what_the_full_test_rejects() -> None:
+    """B.P's screen on 64 row pairs: a shuffled DFT is rejected at the first split, a DFT at noise
+    1e-3 (the largest noise the route must take) and a sparse B.P (the identity, whose columns
+    vanish at most sampled pairs) are not."""
+    from bfly_cli.solvers.closed_form import bp_route
+
+    n = 512
+    dft = build("dft", n)
+    with pytest.raises(bp_route.NotBP) as caught:
+        bp_route._screen_first_split(shuffle_both(dft, seed=1))
+    assert caught.value.split_size == n
+    rng = np.random.default_rng(5)
+    noise = rng.standard_normal((n, n)) + 1j * rng.standard_normal((n, n))
+    bp_route._screen_first_split(dft + 1e-3 * np.linalg.norm(dft) * noise / np.linalg.norm(noise))
+    bp_route._screen_first_split(np.eye(n))
+    bp_route._screen_first_split(dft.T)  # a transposed view (the DFT is symmetric), read without a copy
