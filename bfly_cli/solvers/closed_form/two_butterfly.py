@@ -63,7 +63,7 @@ _STOP = 5 * GRACEFUL  # basis residual at which a candidate is abandoned (it can
 _SETTLED = 10.0  # probe error / basis residual below which a candidate explains all but the noise
 _ROUNDING = 1e-13  # probe error that is float64 rounding whatever the residual says
 _PROBES = 4
-_FIT_ROUNDING = 4e-15  # probe error of a fitted circulant's factors that counts as rounding (else the next rotation)
+_FIT_ROUNDING = 1e-14  # probe error of a fitted circulant's factors that counts as exact (else the next rotation)
 _CLEAN_BASIS = 1e-12  # basis residual of a fitted (noise-free) circulant above which its read-off failed
 # Relative spread of the sorted rows of T T^H above which T is no circulant shuffled on both sides:
 # the structure leaves its noise (eps <= 1e-3 gives ~1e-3), a random matrix 1e-2 (N = 16384) to 0.1.
