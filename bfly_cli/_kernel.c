@@ -45,6 +45,15 @@
  *           src[r C + c]: the GATHER a butterfly needs after its strides 1, 2, 4, done as 8x8
  *           register transposes (8 vector loads, 24 shuffles, 8 stores per 64 elements) instead
  *           of one indexed load per element.
+ *   FFT3T   rows R = 8, cols C (a multiple of 8): the three FFT stages of strides 1, 2, 4 on the
+ *           transposed view in one pass (radix 8), then leaving the view as UNVIEW does, into the
+ *           other buffer: each column of 8 rows is loaded once, goes through the three stages in
+ *           registers and is stored in natural order by the same 8x8 register transposes.  The
+ *           stages share their FFT flags (REALW, UNIT, DIF); flags bit 4 + st says stage st has a
+ *           scale plane.  Twiddles per block of 8 columns: stage 0's pairs (rows 0-1, 2-3, 4-5,
+ *           6-7), stage 1's (0-2, 1-3, 4-6, 5-7), stage 2's (0-4 .. 3-7), each as in FFT.
+ *   FFT3    stride s (a multiple of 8): the same three stages (strides s, 2s, 4s) in natural order,
+ *           in place, on octets J0 + {0, s, .., 7s} + k; twiddles per block of 8 octets as FFT3T's.
  * Twiddles of a stage: N/2 pairs in the order the stage visits them, cut into blocks of
  * W = cstride = min(8, run length) pairs; each block stores its K planes of W values back to back:
  * K = 4 (a, b, c, d) real or 8 (ar, ai, br, bi, cr, ci, dr, di) complex, and
@@ -76,9 +85,10 @@
 #define BFLY_INLINE static inline __attribute__((always_inline))
 #define BFLY_MAX_THREADS 256
 
-enum { OP_GATHER = 0, OP_BF = 1, OP_BFT = 2, OP_DIAG = 3, OP_REAL = 4, OP_R2 = 5, OP_R2T = 6, OP_FFT = 7, OP_FFTT = 8, OP_FFT2 = 9, OP_FFT2T = 10, OP_UNVIEW = 11 };
+enum { OP_GATHER = 0, OP_BF = 1, OP_BFT = 2, OP_DIAG = 3, OP_REAL = 4, OP_R2 = 5, OP_R2T = 6, OP_FFT = 7, OP_FFTT = 8, OP_FFT2 = 9, OP_FFT2T = 10, OP_UNVIEW = 11, OP_FFT3T = 12, OP_FFT3 = 13 };
 enum { FLAG_FIRST = 1, FLAG_LAST = 2, FLAG_STATE = 1 };
 enum { FFT_REALW = 1, FFT_UNIT = 2, FFT_SCALED = 4, FFT_DIF = 8 };
+#define FFT3_SCALED(st) (16 << (st)) /* FFT3T: stage st (0, 1, 2) has a scale plane */
 
 typedef struct {
     int kind, flags;
@@ -104,6 +114,15 @@ static inline Py_ssize_t fft_planes(int flags, int is_complex)
 {
     Py_ssize_t w = (flags & FFT_UNIT) ? 0 : ((flags & FFT_REALW) || !is_complex) ? 1 : 2;
     return w + ((flags & FFT_SCALED) ? 1 : 0);
+}
+
+/* Twiddle planes per pair summed over the three stages of an FFT3T op. */
+static inline Py_ssize_t fft3_planes(int flags, int is_complex)
+{
+    Py_ssize_t p = 3 * fft_planes(flags & 15 & ~FFT_SCALED, is_complex);
+    for (int st = 0; st < 3; st++)
+        p += (flags & FFT3_SCALED(st)) ? 1 : 0;
+    return p;
 }
 
 /* Coefficient planes per block of a rank2 stage (see the header). */
@@ -453,6 +472,8 @@ static Py_ssize_t op_data_bytes(const core_t *c, const op_t *op)
     case OP_FFTT: return fft_planes(op->flags, c->is_complex) * (c->n / 2) * elem;
     case OP_FFT2:
     case OP_FFT2T: return fft_planes(op->flags, c->is_complex) * c->n * elem;
+    case OP_FFT3:
+    case OP_FFT3T: return fft3_planes(op->flags, c->is_complex) * (c->n / 2) * elem;
     default: return 0;
     }
 }
@@ -484,7 +505,21 @@ static int check_op(const core_t *c, const op_t *op, Py_ssize_t k)
         PyErr_Format(PyExc_ValueError, "op %zd: bad unview geometry", k);
         return -1;
     }
-    if (op->kind < OP_GATHER || op->kind > OP_UNVIEW) {
+    if (op->kind == OP_FFT3T || op->kind == OP_FFT3) {
+        int f = op->flags & 15;
+        if (op->kind == OP_FFT3 ? (op->s < 8 || op->s % 8 != 0 || n % (8 * op->s) != 0 || op->cstride != 8)
+                                : (op->rows != 8 || op->cols * 8 != n || op->cols % 8 != 0 || op->cstride != 8)) {
+            PyErr_Format(PyExc_ValueError, "op %zd: bad radix-8 geometry", k);
+            return -1;
+        }
+        if (op->flags < 0 || op->flags > 127 || (f & FFT_SCALED) || ((f & FFT_UNIT) && (op->flags & ~FFT_UNIT)) ||
+            (!c->is_complex && !(f & (FFT_UNIT | FFT_REALW)))) {
+            PyErr_Format(PyExc_ValueError, "op %zd: bad flags %d", k, op->flags);
+            return -1;
+        }
+        return 0;
+    }
+    if (op->kind < OP_GATHER || op->kind > OP_FFT3) {
         PyErr_Format(PyExc_ValueError, "op %zd: unknown kind %d", k, op->kind);
         return -1;
     }
@@ -550,7 +585,7 @@ static int choose_tile(const core_t *c)
     size_t tw_bytes = 0;
     for (Py_ssize_t k = 0; k < c->nops; k++) {
         const op_t *op = &c->ops[k];
-        if (op->kind == OP_BF || op->kind == OP_BFT || (op->kind >= OP_FFT && op->kind <= OP_FFT2T))
+        if (op->kind == OP_BF || op->kind == OP_BFT || (op->kind >= OP_FFT && op->kind <= OP_FFT2T) || op->kind >= OP_FFT3T)
             tw_bytes += (size_t)op_data_bytes(c, op);
         if (op->kind == OP_R2 || op->kind == OP_R2T) {
             tw_bytes += (size_t)c->n / 2 * elem * (size_t)r2_planes(op->flags);
@@ -773,7 +808,8 @@ PyMODINIT_FUNC PyInit__kernel(void)
         PyModule_AddIntConstant(m, "OP_R2", OP_R2) < 0 || PyModule_AddIntConstant(m, "OP_R2T", OP_R2T) < 0 ||
         PyModule_AddIntConstant(m, "OP_FFT", OP_FFT) < 0 || PyModule_AddIntConstant(m, "OP_FFTT", OP_FFTT) < 0 ||
         PyModule_AddIntConstant(m, "OP_FFT2", OP_FFT2) < 0 || PyModule_AddIntConstant(m, "OP_FFT2T", OP_FFT2T) < 0 ||
-        PyModule_AddIntConstant(m, "OP_UNVIEW", OP_UNVIEW) < 0) {
+        PyModule_AddIntConstant(m, "OP_UNVIEW", OP_UNVIEW) < 0 ||
+        PyModule_AddIntConstant(m, "OP_FFT3T", OP_FFT3T) < 0 || PyModule_AddIntConstant(m, "OP_FFT3", OP_FFT3) < 0) {
         Py_DECREF(m);
         return NULL;
     }
@@ -1241,6 +1277,156 @@ BFLY_INLINE void SUF(unview)(T *restrict dst, const T *restrict src, Py_ssize_t 
 #endif
 }
 
+/* dst[j * 8 + i] = r[i][j]: eight rows of 8 stored as eight columns (an 8x8 transpose). */
+BFLY_INLINE void SUF(transpose8)(T *restrict dst, const SUF(vec8) *r)
+{
+    typedef SUF(vec8) V;
+#if defined(__GNUC__) && !defined(__clang__)
+    typedef TI I __attribute__((vector_size(8 * sizeof(T))));
+    const I lo = {0, 8, 1, 9, 4, 12, 5, 13}, hi = {2, 10, 3, 11, 6, 14, 7, 15};
+    const I lo2 = {0, 1, 8, 9, 4, 5, 12, 13}, hi2 = {2, 3, 10, 11, 6, 7, 14, 15};
+    const I lo4 = {0, 1, 2, 3, 8, 9, 10, 11}, hi4 = {4, 5, 6, 7, 12, 13, 14, 15};
+    V t[8], u[8];
+    for (int i = 0; i < 8; i += 2) {
+        t[i] = __builtin_shuffle(r[i], r[i + 1], lo);
+        t[i + 1] = __builtin_shuffle(r[i], r[i + 1], hi);
+    }
+    for (int i = 0; i < 8; i += 4) {
+        u[i] = __builtin_shuffle(t[i], t[i + 2], lo2);
+        u[i + 1] = __builtin_shuffle(t[i], t[i + 2], hi2);
+        u[i + 2] = __builtin_shuffle(t[i + 1], t[i + 3], lo2);
+        u[i + 3] = __builtin_shuffle(t[i + 1], t[i + 3], hi2);
+    }
+    for (int j = 0; j < 4; j++) {
+        *(V *)(dst + j * 8) = __builtin_shuffle(u[j], u[j + 4], lo4);
+        *(V *)(dst + (j + 4) * 8) = __builtin_shuffle(u[j], u[j + 4], hi4);
+    }
+#else
+    for (int i = 0; i < 8; i++)
+        for (int j = 0; j < 8; j++)
+            dst[j * 8 + i] = r[i][j];
+#endif
+}
+
+/* One FFT butterfly of stage `st` in registers, scaled when that stage has a scale plane: the
+ * arithmetic of BFLY_FFT_BODY, in the same order. */
+#define BFLY_FFT3_BF(ur, ui, vr, vi, wr, wi, SCL, l)                                            \
+    do {                                                                                        \
+        if (D) {                                                                                \
+            V ar_ = ur + vr, br_ = ur - vr, ai_ = ui + vi, bi_ = ui - vi;                       \
+            vr = M == 2 ? wr * br_ - wi * bi_ : M ? wr * br_ : br_;                             \
+            vi = M == 2 ? wr * bi_ + wi * br_ : M ? wr * bi_ : bi_;                             \
+            ur = (SCL) ? l * ar_ : ar_;                                                         \
+            ui = (SCL) ? l * ai_ : ai_;                                                         \
+        } else {                                                                                \
+            V tr_ = M == 2 ? wr * vr - wi * vi : M ? wr * vr : vr;                              \
+            V ti_ = M == 2 ? wr * vi + wi * vr : M ? wr * vi : vi;                              \
+            V su_ = (SCL) ? l * ur : ur, si_ = (SCL) ? l * ui : ui;                             \
+            vr = su_ - tr_;                                                                     \
+            vi = si_ - ti_;                                                                     \
+            ur = su_ + tr_;                                                                     \
+            ui = si_ + ti_;                                                                     \
+        }                                                                                       \
+    } while (0)
+
+/* Three FFT stages in one pass (radix 8) on octets o + {0, d, .., 7d} + k, k < len (a multiple of 8),
+ * for one (M, D): members 2i, 2i+1 (stage 0), then i, i+2, then i, i+4, the scale of stage st
+ * when bit st of sc is set.  Results go back where they came from, or (`unview`, the FFT3T op:
+ * the members are the 8 rows of the view) to dst in natural order by 8x8 transposes. */
+BFLY_INLINE void SUF(fft3_w8)(T *dst, const T *src, Py_ssize_t n, Py_ssize_t vs, int nv, Py_ssize_t o, Py_ssize_t d,
+                              Py_ssize_t len, const T *tw, int cplx, int M, int D, int sc, int unview)
+{
+    typedef SUF(vec8) V;
+    const V zero = {0};
+    const Py_ssize_t per_block = 4 * 8 * (3 * M + ((sc & 1) != 0) + ((sc & 2) != 0) + ((sc & 4) != 0));
+    for (Py_ssize_t kb = 0; kb < len; kb += 8, tw += per_block) {
+        for (int v = 0; v < nv; v++) {
+            const T *b = src + v * vs + o + kb;
+            V xr[8], xi[8];
+#pragma GCC unroll 8
+            for (int i = 0; i < 8; i++) {
+                xr[i] = *(const V *)(b + i * d);
+                xi[i] = cplx ? *(const V *)(b + n + i * d) : zero;
+            }
+            const V *t = (const V *)tw;
+#pragma GCC unroll 3
+            for (int st = 0; st < 3; st++) {
+                const int s = 1 << st, scl = (sc >> st) & 1;
+#pragma GCC unroll 8
+                for (int r = 0; r < 8; r++) {
+                    if (r & s)
+                        continue;
+                    V wr = M ? t[0] : zero, wi = M == 2 ? t[1] : zero, l = scl ? t[M] : zero;
+                    t += M + scl;
+                    BFLY_FFT3_BF(xr[r], xi[r], xr[r + s], xi[r + s], wr, wi, scl, l);
+                }
+            }
+            if (unview) {
+                SUF(transpose8)(dst + v * vs + (o + kb) * 8, xr);
+                if (cplx)
+                    SUF(transpose8)(dst + v * vs + n + (o + kb) * 8, xi);
+                continue;
+            }
+            T *w = dst + v * vs + o + kb;
+#pragma GCC unroll 8
+            for (int i = 0; i < 8; i++) {
+                *(V *)(w + i * d) = xr[i];
+                if (cplx)
+                    *(V *)(w + n + i * d) = xi[i];
+            }
+        }
+    }
+}
+
+/* Radix-8 pass in natural order (OP_FFT3): octets J0 + {0, s, .., 7s} + k for J0 a multiple of 8s. */
+BFLY_INLINE void SUF(stage_fft3)(T *re, Py_ssize_t n, Py_ssize_t vs, int nv, const op_t *op, int cplx)
+{
+    const T *tw = (const T *)op->data;
+    int f = op->flags & 15, sc = (op->flags >> 4) & 7;
+    int m = (f & FFT_UNIT) ? 0 : ((f & FFT_REALW) || !cplx) ? 1 : 2;
+    Py_ssize_t s = op->s, per_pair = fft3_planes(op->flags, cplx);
+    for (Py_ssize_t j0 = 0; j0 < n; j0 += 8 * s, tw += per_pair * 4 * s) {
+#define BFLY_FFT3_CASE(M, D)                                                         \
+    do {                                                                             \
+        if (cplx)                                                                    \
+            SUF(fft3_w8)(re, re, n, vs, nv, j0, s, s, tw, 1, M, D, sc, 0);           \
+        else                                                                         \
+            SUF(fft3_w8)(re, re, n, vs, nv, j0, s, s, tw, 0, M, D, sc, 0);           \
+    } while (0)
+        switch (2 * m + ((f & FFT_DIF) ? 1 : 0)) {
+        case 0: BFLY_FFT3_CASE(0, 0); break;
+        case 2: BFLY_FFT3_CASE(1, 0); break;
+        case 3: BFLY_FFT3_CASE(1, 1); break;
+        case 4: BFLY_FFT3_CASE(2, 0); break;
+        default: BFLY_FFT3_CASE(2, 1); break;
+        }
+#undef BFLY_FFT3_CASE
+    }
+}
+
+BFLY_INLINE void SUF(stage_fft3t)(T *dst, const T *src, Py_ssize_t n, Py_ssize_t vs, int nv,
+                                  const op_t *op, int cplx)
+{
+    const T *tw = (const T *)op->data;
+    int f = op->flags & 15, sc = (op->flags >> 4) & 7;
+    int m = (f & FFT_UNIT) ? 0 : ((f & FFT_REALW) || !cplx) ? 1 : 2;
+#define BFLY_FFT3_CASE(M, D)                                                      \
+    do {                                                                          \
+        if (cplx)                                                                 \
+            SUF(fft3_w8)(dst, src, n, vs, nv, 0, op->cols, op->cols, tw, 1, M, D, sc, 1); \
+        else                                                                      \
+            SUF(fft3_w8)(dst, src, n, vs, nv, 0, op->cols, op->cols, tw, 0, M, D, sc, 1); \
+    } while (0)
+    switch (2 * m + ((f & FFT_DIF) ? 1 : 0)) {
+    case 0: BFLY_FFT3_CASE(0, 0); break;
+    case 2: BFLY_FFT3_CASE(1, 0); break;
+    case 3: BFLY_FFT3_CASE(1, 1); break;
+    case 4: BFLY_FFT3_CASE(2, 0); break;
+    default: BFLY_FFT3_CASE(2, 1); break;
+    }
+#undef BFLY_FFT3_CASE
+}
+
 BFLY_INLINE void SUF(gather)(T *restrict dst, const T *restrict src, const int32_t *restrict idx, Py_ssize_t n)
 {
     for (Py_ssize_t t = 0; t < n; t++)
@@ -1332,6 +1518,11 @@ BFLY_INLINE T *SUF(run_ops)(const core_t *c, T *cur, T *alt, Py_ssize_t vs, int 
             T *u = cur;
             cur = alt, alt = u;
             break;
+        case OP_FFT3T:
+            SUF(stage_fft3t)(alt, cur, n, vs, nv, op, cplx);
+            T *w3 = cur;
+            cur = alt, alt = w3;
+            break;
         case OP_BF: SUF(stage_bf)(cur, n, vs, nv, op, cplx); break;
         case OP_BFT: SUF(stage_bft)(cur, n, vs, nv, op, cplx); break;
         case OP_DIAG:
@@ -1347,6 +1538,7 @@ BFLY_INLINE T *SUF(run_ops)(const core_t *c, T *cur, T *alt, Py_ssize_t vs, int 
         case OP_FFT: SUF(stage_fft)(cur, n, vs, nv, op, cplx); break;
         case OP_FFTT: SUF(stage_fftt)(cur, n, vs, nv, op, cplx); break;
         case OP_FFT2: SUF(stage_fft2)(cur, n, vs, nv, op, cplx); break;
+        case OP_FFT3: SUF(stage_fft3)(cur, n, vs, nv, op, cplx); break;
         case OP_FFT2T: SUF(stage_fft2t)(cur, n, vs, nv, op, cplx); break;
         }
     }

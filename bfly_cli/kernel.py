@@ -36,7 +36,7 @@ import numpy as np
 from . import plan_cache
 from .kernel_stages import (_FFT_REALW, _FFT_SCALED, _FFT_UNIT, _FLAG_FIRST, _FLAG_LAST, _FLAG_STATE, _OP_BF,
                             _OP_BFT, _OP_DIAG, _OP_FFT, _OP_FFT2, _OP_FFT2T, _OP_FFTT, _OP_GATHER, _OP_R2, _OP_R2T,
-                            _OP_REAL, _OP_UNVIEW, _butterfly_ops, _gather, _planes, _rows)
+                            _OP_REAL, _OP_UNVIEW, _OP_FFT3T, _OP_FFT3, _butterfly_ops, _gather, _planes, _rows)
 from .step_kinds import kind_of
 
 if TYPE_CHECKING:  # annotations only: factors imports this module (to_dense_fast), not the reverse
@@ -305,7 +305,11 @@ def stage_kinds(ops: list[tuple]) -> list[str]:
              _OP_REAL: "real", _OP_R2: "rank2", _OP_R2T: "rank2", _OP_UNVIEW: "gather"}
     kinds = []
     for op in ops:
-        if op[0] in (_OP_FFT, _OP_FFTT, _OP_FFT2, _OP_FFT2T):
+        if op[0] in (_OP_FFT3T, _OP_FFT3):
+            base = "addsub" if op[6] & _FFT_UNIT else "fft-real" if op[6] & _FFT_REALW else "fft"
+            unview = " +unview" if op[0] == _OP_FFT3T else ""
+            kinds.append("radix8 " + base + ("+scale" if op[6] & 0x70 else "") + unview)
+        elif op[0] in (_OP_FFT, _OP_FFTT, _OP_FFT2, _OP_FFT2T):
             flags = op[6]
             base = "addsub" if flags & _FFT_UNIT else "fft-real" if flags & _FFT_REALW else "fft"
             prefix = "radix4 " if op[0] in (_OP_FFT2, _OP_FFT2T) else ""

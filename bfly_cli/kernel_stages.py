@@ -49,7 +49,7 @@ from .layout import pair_index, pair_positions
 
 # op kinds and flags of the compiled kernel (the same numbers as in _kernel.c)
 _OP_GATHER, _OP_BF, _OP_BFT, _OP_DIAG, _OP_REAL, _OP_R2, _OP_R2T = 0, 1, 2, 3, 4, 5, 6
-_OP_FFT, _OP_FFTT, _OP_FFT2, _OP_FFT2T, _OP_UNVIEW = 7, 8, 9, 10, 11
+_OP_FFT, _OP_FFTT, _OP_FFT2, _OP_FFT2T, _OP_UNVIEW, _OP_FFT3T, _OP_FFT3 = 7, 8, 9, 10, 11, 12, 13
 _FLAG_FIRST, _FLAG_LAST, _FLAG_STATE = 1, 2, 1  # rank2 stage flags; gather flag (see _kernel.c)
 _FFT_REALW, _FFT_UNIT, _FFT_SCALED, _FFT_DIF = 1, 2, 4, 8  # FFT stage flags: w real, w = 1, scale plane, [[1,1],[w,-w]]
 _ROWS = 8  # transposed-view height: strides 1, 2, 4 mix rows of length N/8
@@ -213,13 +213,22 @@ def _butterfly_ops(twiddle: np.ndarray, n: int, is_complex: bool, real_dt: np.dt
         ops.append((_OP_DIAG, 0, 0, 0, 0, _planes(step.before[into_view], is_complex, real_dt)))
     stages = [_stage_data(st, is_complex) for st in step.stages]
     lev = 0
+    radix8 = _fft3t_op(stages, n, rows, cols, real_dt) if special else None
+    if radix8 is not None:  # strides 1, 2, 4 and the way out of the view in one pass
+        ops.append(radix8)
+        lev = 3
     while lev < len(stages):
         s = 1 << lev
-        if s == rows:  # back to natural order: 8x8 transposes when they fit, else a gather
+        if s == rows and radix8 is None:  # back to natural order: 8x8 transposes when they fit, else a gather
             unview = special and rows == 8 and cols % 8 == 0
             ops.append((_OP_UNVIEW, 0, rows, cols, 0, None, 0) if unview else
                        _gather(np.arange(n).reshape(rows, cols).T.ravel()))
         view = s < rows
+        radix8_op = None if view or not special else _fft3_op(stages, lev, n, real_dt)
+        if radix8_op is not None:  # three stages per load and store
+            ops.append(radix8_op)
+            lev += 3
+            continue
         if lev + 1 < len(stages) and _fusable(stages[lev], stages[lev + 1], s, rows, cols):
             data = _fused_planes(stages[lev][2], stages[lev + 1][2], lev, n, rows, real_dt)
             ops.append((_OP_FFT2T if view else _OP_FFT2, s, rows if view else 0, cols if view else 0, 8, data,
@@ -230,8 +239,8 @@ def _butterfly_ops(twiddle: np.ndarray, n: int, is_complex: bool, real_dt: np.dt
         width, data = _blocked(comps, s, rows, cols, real_dt)
         ops.append((kind + (1 if view else 0), s, rows if view else 0, cols if view else 0, width, data, flags))
         lev += 1
-    if rows > 1 and len(stages) <= rows.bit_length() - 1:  # every stage ran transposed: leave the view
-        ops.append(_gather(np.arange(n).reshape(rows, cols).T.ravel()))
+    if rows > 1 and len(stages) <= rows.bit_length() - 1 and radix8 is None:  # every stage ran transposed
+        ops.append(_gather(np.arange(n).reshape(rows, cols).T.ravel()))  # leave the view
     if step.after is not None:
         ops.append((_OP_DIAG, 0, 0, 0, 0, _planes(step.after, is_complex, real_dt)))
     return ops
@@ -253,6 +262,50 @@ def _stage_data(stage: StagePlan, is_complex: bool) -> tuple[int, int, list[np.n
         flags |= _FFT_SCALED
         comps.append(stage.scale)
     return _OP_FFT, flags, comps
+
+
+def _radix8_flags(stages: list[tuple]) -> int | None:
+    """The flags of a radix-8 op over these three stages: FFT stages with the same flags apart
+    from their scale planes (bit 4 + st: stage st is scaled), else None."""
+    if len(stages) != 3 or any(st[0] != _OP_FFT for st in stages):
+        return None
+    base = {st[1] & ~_FFT_SCALED for st in stages}
+    if len(base) != 1:
+        return None
+    return base.pop() | sum(16 << st for st in range(3) if stages[st][1] & _FFT_SCALED)
+
+
+def _radix8_planes(stages: list[tuple], lev: int, first: np.ndarray, step: int, real_dt: np.dtype) -> np.ndarray | None:
+    """Twiddles of a radix-8 op over stages ``lev .. lev + 2``: ``first`` (blocks, 8) holds the
+    natural position of member 0 of each octet in visiting order, member ``m`` is at
+    ``first + m * step`` (``step`` = 2**lev). Per block: for stage 0, 1, 2 in turn, for each pair
+    of members ``(m, m + 2**st)`` with ``m`` without bit ``st``, the stage's planes (w re, w im / w,
+    then the scale) of the block's 8 octets."""
+    planes = [comp[pair_index(lev + st, first + m * step)] for st in range(3) for m in range(8) if not m & (1 << st)
+              for comp in stages[st][2]]
+    return np.ascontiguousarray(np.stack(planes, axis=1), dtype=real_dt) if planes else None
+
+
+def _fft3t_op(stages: list[tuple], n: int, rows: int, cols: int, real_dt: np.dtype) -> tuple | None:
+    """The radix-8 view op (strides 1, 2, 4, then out of the view; see ``_kernel.c``) when the
+    first three stages allow it, else None. The members of an octet are the 8 rows of a column:
+    natural positions ``8 col + m``."""
+    flags = _radix8_flags(stages[:3]) if rows == 8 and cols % 8 == 0 else None
+    if flags is None:
+        return None
+    first = np.arange(cols).reshape(cols // 8, 8) * 8
+    return (_OP_FFT3T, 1, rows, cols, 8, _radix8_planes(stages[:3], 0, first, 1, real_dt), flags)
+
+
+def _fft3_op(stages: list[tuple], lev: int, n: int, real_dt: np.dtype) -> tuple | None:
+    """The natural-order radix-8 op over stages ``lev .. lev + 2`` (stride ``s`` = 2**lev >= 8),
+    or None: octets ``J0 + {0, s, .., 7s} + k``, visited J0 outer, k inner."""
+    s = 1 << lev
+    flags = _radix8_flags(stages[lev:lev + 3]) if s >= 8 else None
+    if flags is None:
+        return None
+    first = (np.arange(0, n, 8 * s)[:, None] + np.arange(s)).reshape(-1, 8)
+    return (_OP_FFT3, s, 0, 0, 8, _radix8_planes(stages[lev:lev + 3], lev, first, s, real_dt), flags)
 
 
 def _fusable(a: tuple, b: tuple, s: int, rows: int, cols: int) -> bool:
