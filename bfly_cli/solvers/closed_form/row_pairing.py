@@ -277,8 +277,9 @@ def _split_by_lines(ref: np.ndarray, cand: np.ndarray, groups: int, m: int) -> t
 def _weighted_moments(point: np.ndarray, weight: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Weighted mean ``(..., 3)`` and covariance ``(..., 3, 3)`` of points ``(..., s, 3)``."""
     total = np.maximum(weight.sum(axis=-1), np.finfo(np.float64).tiny)[..., None]
-    mean = np.einsum("...s,...si->...i", weight, point) / total
-    second = np.einsum("...s,...si,...sj->...ij", weight, point, point) / total[..., None]
+    weighted = weight[..., None] * point
+    mean = weighted.sum(axis=-2) / total
+    second = np.swapaxes(weighted, -1, -2) @ point / total[..., None]  # batched 3 x s @ s x 3
     return mean, second - mean[..., :, None] * mean[..., None, :]
 
 
