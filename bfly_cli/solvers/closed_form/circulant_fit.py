@@ -99,11 +99,14 @@ def fit_circulant_columns(t: np.ndarray, limit: float) -> CirculantFit:
     if not spread <= limit * float(np.linalg.norm(cols)):  # NaN included
         raise RouteUnavailable(f"columns are not cyclic shifts of one vector ({spread / total:.1e} off on a sample)")
     cols = np.ascontiguousarray(t.T)  # column j of T is row j here: FFTs and gathers run along memory
-    shifts = np.concatenate([_shifts(cols[k:k + _CHUNK], spec0, real) for k in range(0, n, _CHUNK)])
-    if np.bincount(shifts, minlength=n).max() != 1:
-        raise RouteUnavailable("columns are not distinct cyclic shifts of one vector (two columns share a shift)")
-    order = np.argsort(shifts)
-    c, spread = _align(cols, order, np.arange(n))
+    order = np.arange(n)
+    c, spread = _align_sorted(cols, order)  # columns already in cyclic order: no FFTs at all
+    if not spread <= limit * total:
+        shifts = np.concatenate([_shifts(cols[k:k + _CHUNK], spec0, real) for k in range(0, n, _CHUNK)])
+        if np.bincount(shifts, minlength=n).max() != 1:
+            raise RouteUnavailable("columns are not distinct cyclic shifts of one vector (two columns share a shift)")
+        order = np.argsort(shifts)
+        c, spread = _align_sorted(cols, order)
     if not spread <= limit * total:
         raise RouteUnavailable(f"columns are not cyclic shifts of one vector ({spread / total:.1e} off)")
     # noise per entry spread / N (spread = ||E|| (1 - 1/N)^(1/2)), per averaged tap / sqrt(N) more
@@ -148,6 +151,26 @@ def _align(rows: np.ndarray, which: np.ndarray, shifts: np.ndarray) -> tuple[np.
     dist2 = 0.0
     for j, s in zip(which.tolist(), (shifts % n).tolist()):
         dist2 += _sq_norm(rows[j, s:] - mean[:n - s]) + _sq_norm(rows[j, :s] - mean[n - s:])
+    return mean, float(np.sqrt(dist2))
+
+
+def _align_sorted(rows: np.ndarray, order: np.ndarray) -> tuple[np.ndarray, float]:
+    """:func:`_align` for ``which = order``, ``shifts = 0..N-1``, vectorized: vector j rolled back by
+    j is row j of a strided view of the chunk written twice side by side (no per-row Python loop)."""
+    n = rows.shape[-1]
+    first = rows[order[0]]
+    acc = np.zeros_like(first)
+    views = []
+    for k in range(0, n, _CHUNK):
+        doubled = np.concatenate([rows[order[k:k + _CHUNK]]] * 2, axis=1)  # (C, 2n)
+        step = doubled.strides
+        # view[j, m] = doubled[j, k + j + m] = x_j[(m + k + j) mod n]
+        view = np.lib.stride_tricks.as_strided(doubled[:, k:], shape=(doubled.shape[0], n),
+                                               strides=(step[0] + step[1], step[1]), writeable=False)
+        acc += (view - first).sum(axis=0)
+        views.append(view)
+    mean = first + acc / n
+    dist2 = sum(_sq_norm((view - mean).ravel()) for view in views)
     return mean, float(np.sqrt(dist2))
 
 
