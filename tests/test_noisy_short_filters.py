@@ -140,3 +140,16 @@ def test_factorize_end_to_end(how: str) -> None:
     f = bfly_cli.factorize(a)
     assert f.meta["rel_error"] <= 10 * eps
     assert f.meta["structure"] == ("RBPBP" if how == "columns" else "RPBPBP")
+
+
+@pytest.mark.slow
+def test_large_short_filter_passes_its_own_screen() -> None:
+    """N = 1024 (the sub-matrix screens run from N = 512): the shuffle-blind screen can reject a
+    noisy short filter, so a circulant fit stands in for it; the columns stay one-sided."""
+    rng = np.random.default_rng(6)
+    n, eps = 1024, 1e-9
+    a = add_noise(shuffled(by_roll(short_filter("laplace3", n, rng)), "columns", rng), eps, rng)
+    steps, meta = solve_two_butterfly(a)
+    assert meta["two_butterfly_basis"] == "column-shuffled"
+    assert Factors(n, steps).structure == "RBPBP"
+    assert dense_error(steps, a) <= 10 * eps

@@ -85,7 +85,8 @@ def solve_two_butterfly(matrix: np.ndarray) -> tuple[list[Step], dict[str, Any]]
             reasons.append(f"{name}: {skip[name]}")
             continue
         try:
-            _screen(name, t)
+            if fit is None or name not in ("direct", "column-shuffled"):
+                _screen(name, t)  # a circulant fit is its own screen (the shuffle-blind one can miss short filters)
             steps, info = solve(t, fit) if name in ("direct", "column-shuffled") else solve(t)
         except RouteUnavailable as exc:
             reasons.append(f"{name}: {exc}")
