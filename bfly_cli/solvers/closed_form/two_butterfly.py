@@ -79,7 +79,8 @@ def solve_two_butterfly(matrix: np.ndarray) -> tuple[list[Step], dict[str, Any]]
     reasons: list[str] = []
     best: tuple[str, list[Step], dict[str, Any]] | None = None
     fit = _circulant_fit(t)  # once: the direct and column-shuffled candidates both start from it
-    skip = _skipped(t, fit)
+    row_fit = None if fit is not None else _circulant_fit(np.ascontiguousarray(t.T))  # once: row-shuffled's
+    skip = _skipped(fit, row_fit)
     for name, solve in _ordered(fit, skip):
         if name in skip:
             reasons.append(f"{name}: {skip[name]}")
@@ -87,7 +88,10 @@ def solve_two_butterfly(matrix: np.ndarray) -> tuple[list[Step], dict[str, Any]]
         try:
             if fit is None or name not in ("direct", "column-shuffled"):
                 _screen(name, t)  # a circulant fit is its own screen (the shuffle-blind one can miss short filters)
-            steps, info = solve(t, fit) if name in ("direct", "column-shuffled") else solve(t)
+            if name in ("direct", "column-shuffled"):
+                steps, info = solve(t, fit)
+            else:
+                steps, info = solve(t, row_fit) if name == "row-shuffled" else solve(t)
         except RouteUnavailable as exc:
             reasons.append(f"{name}: {exc}")
             continue
@@ -106,7 +110,7 @@ def solve_two_butterfly(matrix: np.ndarray) -> tuple[list[Step], dict[str, Any]]
     return _finish(steps, matrix), extra
 
 
-def _skipped(t: np.ndarray, fit: CirculantFit | None) -> dict[str, str]:
+def _skipped(fit: CirculantFit | None, row_fit: CirculantFit | None) -> dict[str, str]:
     """Candidates that cannot apply to a circulant shuffled on one side, with the reason.
 
     Columns that are cyclic shifts out of order are neither a similarity in this order nor
@@ -115,8 +119,7 @@ def _skipped(t: np.ndarray, fit: CirculantFit | None) -> dict[str, str]:
     """
     if fit is not None:
         return {} if fit.in_order else dict.fromkeys(("direct", "scaled"), "a circulant with shuffled columns")
-    rows = _circulant_fit(np.ascontiguousarray(t.T))
-    if rows is None:
+    if row_fit is None:
         return {}
     return dict.fromkeys(("direct", "scaled", "column-shuffled"), "a circulant with shuffled rows")
 
@@ -225,9 +228,10 @@ def _column_shuffled(t: np.ndarray, fit: CirculantFit | None | str = "fit it",
     return steps, _info(t, steps, residual, conditioning)
 
 
-def _row_shuffled(t: np.ndarray) -> tuple[list[Step], dict[str, Any]]:
-    """``T = Q C``: the column-shuffled factorization of ``T^T``, transposed back."""
-    steps, info = _column_shuffled(np.ascontiguousarray(t.T))
+def _row_shuffled(t: np.ndarray, row_fit: CirculantFit | None | str = "fit it") -> tuple[list[Step], dict[str, Any]]:
+    """``T = Q C``: the column-shuffled factorization of ``T^T``, transposed back (``row_fit``: the
+    circulant fit of ``T^T``'s columns when the caller has it already, None when there is none)."""
+    steps, info = _column_shuffled(np.ascontiguousarray(t.T), row_fit)
     steps = transpose_steps(steps)
     return steps, _info(t, steps, info["eigen_residual"], info["basis_conditioning"])
 
