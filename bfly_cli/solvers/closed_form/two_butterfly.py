@@ -19,7 +19,9 @@ permutation, with ``W`` a butterfly.
    ``A = T T^H + alpha T f(T)^H`` with ``f(x) = x^2 - mean`` shares ``W`` (the second term splits
    the pairs ``|lam_k| = |lam_-k|`` that ``T T^H`` alone leaves degenerate). ``row-shuffled``
    (``T = Q C``): ``T^T = C^T Q^T`` is column-shuffled, and the factorization of ``T^T`` is
-   transposed back (:mod:`bfly_cli.chain_algebra`). ``scaled`` (``T = D1 C D2``, or more
+   transposed back (:mod:`bfly_cli.chain_algebra`). ``scaled-circulant`` (``T = D1 C D2``, tried
+   first): the scalings read off the ratios along the wrapped diagonals and divided out
+   (:mod:`.scaled_circulant`), then the circulant fit. ``scaled`` (``T = D1 C D2``, or more
    generally ``T = W1 diag(lam) W2^-1``): a row basis and a column basis read off ``T`` together
    (:mod:`.two_sided`), blind to the scalings, which fold into the outer butterflies.
 3. **The rest.** ``K = W^-1 T``. ``W^-1 = R B' R`` (:mod:`.butterfly_inverse`), so for ``direct``
@@ -54,6 +56,7 @@ from .eigenbasis import _pair_blocks, butterfly_eigenbasis
 from .eigenbasis import _split_level as _eigen_level
 from .hierarchical import factor_butterfly
 from ...chain_algebra import transpose_steps
+from .scaled_circulant import refine_scalings, row_column_scalings
 from .two_sided import _split_level as _two_sided_level
 from .two_sided import two_sided_basis
 
@@ -118,10 +121,12 @@ def _skipped(fit: CirculantFit | None, row_fit: CirculantFit | None) -> dict[str
     the full read-offs (and the shuffle-blind N^3 products) that could only fail.
     """
     if fit is not None:
-        return {} if fit.in_order else dict.fromkeys(("direct", "scaled"), "a circulant with shuffled columns")
+        if fit.in_order:
+            return {"scaled-circulant": "a circulant: no scalings to divide out"}
+        return dict.fromkeys(("direct", "scaled-circulant", "scaled"), "a circulant with shuffled columns")
     if row_fit is None:
         return {}
-    return dict.fromkeys(("direct", "scaled", "column-shuffled"), "a circulant with shuffled rows")
+    return dict.fromkeys(("direct", "scaled-circulant", "scaled", "column-shuffled"), "a circulant with shuffled rows")
 
 
 def _ordered(fit: CirculantFit | None, skip: dict[str, str]) -> tuple[tuple[str, Callable[..., Any]], ...]:
@@ -195,6 +200,34 @@ def _as_circulant(t: np.ndarray, fit: CirculantFit) -> tuple[list[Step], dict[st
     return best
 
 
+def _scaled_circulant(t: np.ndarray) -> tuple[list[Step], dict[str, Any]]:
+    """``T = D1 C D2`` with ``C`` circulant: the scalings divided out (:mod:`.scaled_circulant`),
+    the circulant fitted and denoised as for ``direct``, the scalings folded into the outer
+    butterflies (``D1`` into the last one's outputs, ``D2`` into the first one's inputs).
+
+    Why not only ``scaled``: the two-sided read-off is blind to the scalings but not to a singular
+    or noisy symmetric filter; once unscaled, the circulant fit restores those exactly."""
+    r, s = row_column_scalings(t, GRACEFUL)
+    fit = None
+    for _ in range(2):  # the ratios' scalings, then one least-squares sweep against their circulant
+        if fit is not None:
+            r, s = refine_scalings(t, r, s, circulant_matrix(fit.filter))
+        unscaled = t / (r[:, None] * s[None, :])
+        fit = _circulant_fit(unscaled)
+        if fit is None or not fit.in_order:
+            raise RouteUnavailable("the matrix with its scalings divided out is no circulant")
+    fitted = _as_circulant(unscaled, fit)
+    if fitted is None:
+        raise RouteUnavailable("no butterfly basis reads off the unscaled circulant")
+    steps, info = fitted
+    perm = steps[0].data
+    steps = [steps[0], Step("butterfly", _scale_inputs(steps[1].data, s[perm])), steps[2],
+             Step("butterfly", _scale_outputs(steps[3].data, r))]
+    model = r[:, None] * circulant_matrix(fit.filter) * s[None, :]
+    residual = float(np.linalg.norm(model - t)) / float(np.linalg.norm(t))
+    return steps, _info(t, steps, residual, info["basis_conditioning"])
+
+
 def _scaled(t: np.ndarray) -> tuple[list[Step], dict[str, Any]]:
     """``T = W1 diag(lam) W2^-1`` (row and column scalings of the above, or any two butterflies
     meeting at a bit reversal): both bases read off ``T`` by :func:`two_sided_basis`."""
@@ -252,6 +285,7 @@ def _both_shuffled(t: np.ndarray) -> tuple[list[Step], dict[str, Any]]:
 
 
 _CANDIDATES: tuple[tuple[str, Callable[..., tuple[list[Step], dict[str, Any]]]], ...] = (
+    ("scaled-circulant", _scaled_circulant),  # first: its own screen rejects any other matrix in O(N^2)
     ("direct", _direct),
     ("scaled", _scaled),
     ("column-shuffled", _column_shuffled),
@@ -291,7 +325,7 @@ def _screen_off(name: str, t: np.ndarray, idx: np.ndarray) -> tuple[float, float
     """Off-diagonal mass of the first split of candidate ``name``'s matrix on rows/columns ``idx``,
     and that sub-matrix's norm."""
     try:
-        if name == "both-shuffled":  # screened by the candidate itself (sorted rows of T T^H)
+        if name in ("both-shuffled", "scaled-circulant"):  # screened by the candidate itself
             return 0.0, 1.0
         if name == "scaled":
             sub = np.asarray(t[np.ix_(idx, idx)], dtype=np.complex128)
@@ -358,6 +392,15 @@ def _shuffle_blind(t: np.ndarray, first: np.ndarray | None = None) -> np.ndarray
 def _adjoint(x: np.ndarray) -> np.ndarray:
     """``x^H``; for a real ``x`` just the transposed view (``conj`` would copy N^2 numbers)."""
     return x.conj().T if np.iscomplexobj(x) else x.T
+
+
+def _scale_inputs(twiddle: np.ndarray, d: np.ndarray) -> np.ndarray:
+    """Twiddles of ``B diag(d)``: the first stage's block columns scaled by ``d`` at their inputs
+    (stride 1: pair ``i`` reads positions ``2i`` and ``2i + 1``)."""
+    out = np.array(twiddle, dtype=np.complex128)
+    out[0, :, :, 0] *= d[0::2, None]
+    out[0, :, :, 1] *= d[1::2, None]
+    return out
 
 
 def _scale_outputs(twiddle: np.ndarray, d: np.ndarray) -> np.ndarray:
