@@ -441,6 +441,12 @@ typedef struct {
     Py_buffer *views; /* one per op (len 0 when the op has no data) */
     void *scratch;    /* reused by the calling thread; guarded by `busy` */
     char busy;
+    /* the one-call path (plan_call), set up by set_fast(); NULL / 0 until then */
+    PyObject *empty;      /* numpy.empty */
+    PyObject *out_dtype;  /* the dtype of a new result */
+    PyObject *shape1;     /* (n,): the shape of a single vector's result, built once */
+    int in_complex;       /* the input element type set_fast() was given: complex (1) or real (0) */
+    Py_ssize_t max_batch; /* batches from this up go to the caller's general path (threads) */
 } PlanObject;
 
 static void plan_dealloc(PlanObject *self)
@@ -453,6 +459,9 @@ static void plan_dealloc(PlanObject *self)
     }
     PyMem_Free(self->core.ops);
     free(self->scratch);
+    Py_XDECREF(self->empty);
+    Py_XDECREF(self->out_dtype);
+    Py_XDECREF(self->shape1);
     Py_TYPE(self)->tp_free((PyObject *)self);
 }
 
@@ -695,6 +704,34 @@ static int check_io(PlanObject *self, Py_buffer *xv, Py_buffer *yv, int *xc, int
 #define BFLY_GIL_WORK (1 << 13)
 #endif
 
+/* Run the checked buffers on `threads` threads: the GIL stays held for a small call (see
+ * BFLY_GIL_WORK); the cached scratch buffer serves one caller at a time (a concurrent caller
+ * allocates).  Returns 0, or -1 with MemoryError set. */
+static int plan_execute(PlanObject *self, const Py_buffer *xv, Py_buffer *yv, int xc, int yc, Py_ssize_t batch, int threads)
+{
+    int rc = 0;
+    void *scratch = NULL;
+    int took = !__atomic_test_and_set(&self->busy, __ATOMIC_ACQUIRE);
+    if (took && !self->scratch)
+        self->scratch = aligned_alloc(64, scratch_bytes(&self->core));
+    if (took)
+        scratch = self->scratch;
+    if (batch * self->core.n * (self->core.nops + 1) < BFLY_GIL_WORK && threads <= 1) {
+        if (batch > 0)
+            rc = run_batch(&self->core, xv->buf, yv->buf, xc, yc, batch, 1, scratch);
+    } else {
+        Py_BEGIN_ALLOW_THREADS
+        if (batch > 0)
+            rc = run_batch(&self->core, xv->buf, yv->buf, xc, yc, batch, threads, scratch);
+        Py_END_ALLOW_THREADS
+    }
+    if (took)
+        __atomic_clear(&self->busy, __ATOMIC_RELEASE);
+    if (rc < 0)
+        PyErr_NoMemory();
+    return rc;
+}
+
 /* run(x, out, threads=1), METH_FASTCALL: no argument tuple to build and parse (a batch-1 call at
  * small N is mostly fixed cost). */
 static PyObject *plan_run(PlanObject *self, PyObject *const *args, Py_ssize_t nargs)
@@ -722,41 +759,131 @@ static PyObject *plan_run(PlanObject *self, PyObject *const *args, Py_ssize_t na
         PyBuffer_Release(&xv);
         return NULL;
     }
-    int xc, yc, rc = 0;
+    int xc, yc;
     Py_ssize_t batch;
     PyObject *result = NULL;
-    if (check_io(self, &xv, &yv, &xc, &yc, &batch) == 0) {
-        /* the cached scratch buffer serves one caller at a time; a concurrent caller allocates */
-        void *scratch = NULL;
-        int took = !__atomic_test_and_set(&self->busy, __ATOMIC_ACQUIRE);
-        if (took && !self->scratch)
-            self->scratch = aligned_alloc(64, scratch_bytes(&self->core));
-        if (took)
-            scratch = self->scratch;
-        if (batch * self->core.n * (self->core.nops + 1) < BFLY_GIL_WORK && threads <= 1) {
-            if (batch > 0)
-                rc = run_batch(&self->core, xv.buf, yv.buf, xc, yc, batch, 1, scratch);
-        } else {
-            Py_BEGIN_ALLOW_THREADS
-            if (batch > 0)
-                rc = run_batch(&self->core, xv.buf, yv.buf, xc, yc, batch, threads, scratch);
-            Py_END_ALLOW_THREADS
-        }
-        if (took)
-            __atomic_clear(&self->busy, __ATOMIC_RELEASE);
-        if (rc < 0)
-            PyErr_NoMemory();
-        else
-            result = Py_NewRef(Py_None);
-    }
+    if (check_io(self, &xv, &yv, &xc, &yc, &batch) == 0 && plan_execute(self, &xv, &yv, xc, yc, batch, threads) == 0)
+        result = Py_NewRef(Py_None);
     PyBuffer_Release(&xv);
     PyBuffer_Release(&yv);
+    return result;
+}
+
+/* set_fast(in_complex, out_dtype, empty, max_batch): enable call() for input whose element type
+ * is complex (in_complex) or real in this plan's precision, a result allocated as
+ * empty(shape, out_dtype), and batches below max_batch. */
+static PyObject *plan_set_fast(PlanObject *self, PyObject *args)
+{
+    int in_complex;
+    PyObject *out_dtype, *empty;
+    Py_ssize_t max_batch;
+    if (!PyArg_ParseTuple(args, "pOOn", &in_complex, &out_dtype, &empty, &max_batch))
+        return NULL;
+    if (!self->core.ops) {
+        PyErr_SetString(PyExc_RuntimeError, "Plan is not initialized");
+        return NULL;
+    }
+    if (!PyCallable_Check(empty)) {
+        PyErr_SetString(PyExc_TypeError, "empty must be callable");
+        return NULL;
+    }
+    if (in_complex && !self->core.is_complex) {
+        PyErr_SetString(PyExc_ValueError, "complex input needs a complex plan");
+        return NULL;
+    }
+    PyObject *shape1 = Py_BuildValue("(n)", self->core.n);
+    if (!shape1)
+        return NULL;
+    Py_XSETREF(self->shape1, shape1);
+    Py_XSETREF(self->empty, Py_NewRef(empty));
+    Py_XSETREF(self->out_dtype, Py_NewRef(out_dtype));
+    self->in_complex = in_complex;
+    self->max_batch = max_batch;
+    Py_RETURN_NONE;
+}
+
+/* The result's shape: (n,) built once for one vector, else x's shape from its buffer. */
+static PyObject *result_shape(PlanObject *self, const Py_buffer *xv)
+{
+    if (xv->ndim == 1)
+        return Py_NewRef(self->shape1);
+    PyObject *shape = PyTuple_New(xv->ndim);
+    for (int d = 0; shape && d < xv->ndim; d++) {
+        PyObject *v = PyLong_FromSsize_t(xv->shape[d]);
+        if (!v) {
+            Py_CLEAR(shape);
+            break;
+        }
+        PyTuple_SET_ITEM(shape, d, v);
+    }
+    return shape;
+}
+
+/* Element type of x for call(): 0 real, 1 complex in this plan's precision, native byte order;
+ * -1 for anything else. */
+static int input_kind(const Py_buffer *xv, int is_double)
+{
+    const char *f = xv->format ? xv->format : "B";
+    if (*f == '<' || *f == '=' || *f == '@')
+        f++;
+    char want = is_double ? 'd' : 'f';
+    if (f[0] == want && f[1] == 0)
+        return 0;
+    if (f[0] == 'Z' && f[1] == want && f[2] == 0)
+        return 1;
+    return -1;
+}
+
+/* call(x): M x into a new array, for the common call that Plan.apply would otherwise spend most
+ * of its time on in Python (at N = 256 its checks, lookups and buffer exports cost more than the
+ * FFT): x C-contiguous of exactly the set_fast() input type, last axis n, batch 1..max_batch-1.
+ * Anything else returns NotImplemented without raising, and Plan.apply's general path
+ * (conversion, threads, its error messages) takes over. */
+static PyObject *plan_call(PlanObject *self, PyObject *xo)
+{
+    if (!self->empty)
+        Py_RETURN_NOTIMPLEMENTED;
+    Py_buffer xv, yv;
+    if (PyObject_GetBuffer(xo, &xv, PyBUF_C_CONTIGUOUS | PyBUF_FORMAT) < 0) {
+        PyErr_Clear(); /* not a contiguous buffer: the general path converts it */
+        Py_RETURN_NOTIMPLEMENTED;
+    }
+    const core_t *c = &self->core;
+    int xc = input_kind(&xv, c->is_double);
+    Py_ssize_t batch = xv.ndim >= 1 && xv.shape[xv.ndim - 1] == c->n ? xv.len / xv.itemsize / c->n : 0;
+    if (xc != self->in_complex || batch < 1 || batch >= self->max_batch) {
+        PyBuffer_Release(&xv);
+        Py_RETURN_NOTIMPLEMENTED;
+    }
+    PyObject *result = NULL, *shape = result_shape(self, &xv);
+    if (shape) {
+        PyObject *argv[2] = {shape, self->out_dtype};
+        result = PyObject_Vectorcall(self->empty, argv, 2, NULL);
+        Py_DECREF(shape);
+    }
+    if (result && PyObject_GetBuffer(result, &yv, PyBUF_C_CONTIGUOUS | PyBUF_FORMAT | PyBUF_WRITABLE) == 0) {
+        int yc = buffer_kind(&yv, c->is_double, "out");
+        if (yc >= 0 && ((yc && !c->is_complex) || yv.len / yv.itemsize != xv.len / xv.itemsize)) {
+            PyErr_SetString(PyExc_RuntimeError, "set_fast: empty() made an array that does not fit the plan");
+            yc = -1;
+        }
+        if (yc < 0 || plan_execute(self, &xv, &yv, xc, yc, batch, 1) < 0)
+            Py_CLEAR(result);
+        PyBuffer_Release(&yv);
+    } else {
+        Py_CLEAR(result);
+    }
+    PyBuffer_Release(&xv);
     return result;
 }
 
 static PyMethodDef plan_methods[] = {
     {"run", (PyCFunction)(void (*)(void))plan_run, METH_FASTCALL,
      "run(x, out, threads=1): out = M x for each length-n vector of the C-contiguous buffers x and out."},
+    {"call", (PyCFunction)plan_call, METH_O,
+     "call(x): M x into a new array on the calling thread, or NotImplemented when x is not the case set_fast() describes."},
+    {"set_fast", (PyCFunction)plan_set_fast, METH_VARARGS,
+     "set_fast(in_complex, out_dtype, empty, max_batch): enable call()."},
     {NULL, NULL, 0, NULL},
 };
 
