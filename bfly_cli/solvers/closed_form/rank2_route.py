@@ -124,13 +124,14 @@ def _solve_transposed(matrix: np.ndarray) -> tuple[list[Step], dict[str, Any]] |
     structure explains ``T^T`` (relative noise <= NEAR_EXACT); the chain is then transposed back
     exactly (:mod:`bfly_cli.chain_algebra`): steps ``[R, Q'', R P^-1]``, structure ``PQP``.
     """
+    transposed = np.ascontiguousarray(matrix.T)  # the discovery reads rows: faster than on the view
     try:
-        found = discover_plane_permutation(matrix.T, strict=True)
+        found = discover_plane_permutation(transposed, strict=True)
     except NoRankTwoOrder:
         return None
     if not found.consistent:
         return None
-    fit = factor_with_noise_floor(matrix.T[:, found.perm])
+    fit = factor_with_noise_floor(transposed[:, found.perm])
     if not fit.noise <= NEAR_EXACT:
         return None
     steps = transpose_steps([Step("permutation", found.perm), Step("rank2", fit.stages.astype(matrix.dtype))])
