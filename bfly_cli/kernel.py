@@ -96,10 +96,14 @@ def apply(factors: Factors, x: Any, *, threads: int | None = None) -> np.ndarray
     cached (:mod:`bfly_cli.plan_cache`), so repeated calls cost what :meth:`Plan.apply` costs.
     """
     x = np.asarray(x)
+    plan = plan_cache.plan_for_input(factors, x.dtype)  # built once per factors object and input dtype
+    if plan is not None and plan._call is not None and (threads is None or threads == 1):
+        y = plan._call(x)  # the common small call, shape checked in C (see Plan.apply)
+        if y is not NotImplemented:
+            return y
     if x.ndim == 0 or x.shape[-1] != factors.n:
         got = "a scalar" if x.ndim == 0 else f"last axis of length {x.shape[-1]}"
         raise ValueError(f"x has {got}, expected a last axis of length {factors.n}")
-    plan = plan_cache.plan_for_input(factors, x.dtype)  # built once per factors object and input dtype
     return factors.apply_reference(x) if plan is None else plan.apply(x, threads=threads)
 
 
@@ -173,11 +177,12 @@ class Plan:
         and may be ``x`` itself when the dtypes agree. ``threads``: default all cores; batches too
         small to pay for a thread use fewer.
 
-        The common small call (no ``out``, no ``threads``, ``x`` already C-contiguous ``in_dtype``,
-        a batch too small for threads) runs entirely in C (``_call``): in Python its checks,
-        attribute lookups and buffer exports cost about 1.5 us, more than the whole FFT at N = 256.
-        Anything else returns NotImplemented from there and takes the general path below."""
-        if out is None and threads is None and self._call is not None:
+        The common small call (no ``out``, ``threads`` None or 1, ``x`` already C-contiguous
+        ``in_dtype``, a batch too small for threads: one thread whatever ``threads`` says) runs
+        entirely in C (``_call``): in Python its checks, attribute lookups and buffer exports cost
+        about 1.5 us, more than the whole FFT at N = 256. Anything else returns NotImplemented
+        from there and takes the general path below."""
+        if out is None and (threads is None or threads == 1) and self._call is not None:
             y = self._call(x)
             if y is not NotImplemented:
                 return y

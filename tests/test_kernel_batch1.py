@@ -167,3 +167,37 @@ def test_set_fast_refuses_what_it_cannot_serve():
     real_core.set_fast(False, np.dtype(np.float32), lambda shape, dtype: np.empty(1, dtype), 4)
     with pytest.raises(RuntimeError, match="does not fit"):
         real_core.call(x)
+
+
+@needs_ext
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_cached_paths_use_the_same_answer_and_keep_their_errors(dtype):
+    n = 256
+    f = dit_dft(n)
+    rng = np.random.default_rng(5)
+    for shape in [(n,), (3, n)]:
+        x = random_input(shape, dtype, rng)
+        want = kernel.plan_for_dtype(f, x.dtype)._apply(x, None, None)  # the general path, numpy's precision
+        np.testing.assert_array_equal(kernel.apply(f, x), want)
+        np.testing.assert_array_equal(f.apply(x), want)
+        assert rel_error(want, np.fft.fft(x.astype(np.complex128), norm="ortho")) <= 10 * TOL[np.complex128]
+    with pytest.raises(ValueError, match="last axis of length 128"):
+        kernel.apply(f, np.zeros(128, dtype))
+    with pytest.raises(ValueError, match="a scalar"):
+        kernel.apply(f, np.asarray(1.0, dtype))
+
+
+@needs_ext
+def test_threads_one_takes_the_one_call_path_and_bad_threads_still_raise():
+    n = 64
+    plan = kernel.Plan(dit_dft(n), np.complex128)
+    x = random_input((3, n), np.complex128, np.random.default_rng(9))
+    calls = []
+    real_call = plan._call
+    plan._call = lambda x: calls.append(1) or real_call(x)
+    np.testing.assert_array_equal(plan.apply(x, threads=1), plan._apply(x, None, 1))
+    assert calls  # threads=1 on a small batch: the C path
+    calls.clear()
+    with pytest.raises(ValueError, match="threads must be >= 1"):
+        plan.apply(x, threads=0)
+    assert not calls
