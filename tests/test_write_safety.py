@@ -292,11 +292,11 @@ def test_signal_during_a_write_removes_the_temp(files, tmp_path, signum, code, w
     script.write_text(SLOW_APPLY)
     out_dir = tmp_path / "out"
     out_dir.mkdir()
-    # SIGHUP at its default, whatever this run inherited (under nohup it is ignored, and bfly
+    # SIGHUP and SIGINT at their defaults, whatever this run inherited (under nohup SIGHUP is
+    # ignored, and a shell without job control starts background jobs with SIGINT ignored; bfly
     # rightly leaves an ignored signal ignored)
     process = subprocess.Popen([sys.executable, str(script), str(factor_file), str(x_path), "-o", str(out_dir / "y.npy")],
-                               stderr=subprocess.PIPE, text=True,
-                               preexec_fn=lambda: signal.signal(signal.SIGHUP, signal.SIG_DFL))
+                               stderr=subprocess.PIPE, text=True, preexec_fn=_default_signals)
     assert process.stderr.readline() == "writing\n"
     assert len(temps(out_dir)) == 1  # the write is under way
     process.send_signal(signum)
@@ -304,6 +304,13 @@ def test_signal_during_a_write_removes_the_temp(files, tmp_path, signum, code, w
     rest = process.stderr.read()
     assert rest.count("\n") == 1 and words in rest and "Traceback" not in rest
     assert list(out_dir.iterdir()) == []
+
+
+def _default_signals() -> None:
+    """In the child, before exec: SIGHUP and SIGINT at their defaults, as in a terminal (Python
+    then turns SIGINT into KeyboardInterrupt)."""
+    signal.signal(signal.SIGHUP, signal.SIG_DFL)
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 def test_interrupt_just_after_the_temp_is_created_leaves_nothing(tmp_path, monkeypatch) -> None:
@@ -317,8 +324,14 @@ def test_interrupt_just_after_the_temp_is_created_leaves_nothing(tmp_path, monke
         return made
 
     monkeypatch.setattr(tempfile, "mkstemp", mkstemp_then_interrupted)
-    with pytest.raises(KeyboardInterrupt):
-        safe_write.atomic_write(tmp_path / "out.npy", lambda tmp: Path(tmp).write_bytes(b"data"))
+    # Ctrl-C raises KeyboardInterrupt here even when this run inherited SIGINT ignored (a
+    # background job of a shell without job control)
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            safe_write.atomic_write(tmp_path / "out.npy", lambda tmp: Path(tmp).write_bytes(b"data"))
+    finally:
+        signal.signal(signal.SIGINT, previous)
     assert list(tmp_path.iterdir()) == []
 
 
