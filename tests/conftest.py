@@ -9,7 +9,8 @@ import pytest
 from typer.testing import CliRunner
 
 from bfly_cli.cli import app
-from bfly_cli.factors import Factors, butterfly_multiply
+from bfly_cli.factors import Factors, Step, butterfly_multiply
+from bfly_cli.layout import bit_reversal
 
 
 class Bfly:
@@ -110,3 +111,29 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     for item in items:
         if item.nodeid in slow:
             item.add_marker(pytest.mark.slow)
+
+
+def dit_dft(n: int) -> Factors:
+    """Unitary DFT as bit reversal then radix-2 DIT stages, ``w = exp(-i pi low / s)`` (the
+    Cooley-Tukey formula, built here rather than by ``bfly_cli.transforms``: a kernel oracle)."""
+    levels = n.bit_length() - 1
+    tw = np.empty((levels, n // 2, 2, 2), np.complex128)
+    for lev in range(levels):
+        s = 1 << lev
+        w = np.exp(-1j * np.pi * (np.arange(n // 2) % s) / s)
+        tw[lev, :, 0, 0], tw[lev, :, 0, 1], tw[lev, :, 1, 0], tw[lev, :, 1, 1] = 1, w, 1, -w
+    tw[-1] /= np.sqrt(n)
+    return Factors(n, [Step("permutation", bit_reversal(n)), Step("butterfly", tw)])
+
+
+def random_input(shape: tuple, dtype, rng: np.random.Generator) -> np.ndarray:
+    """Gaussian input of ``shape`` in ``dtype`` (complex parts for a complex dtype)."""
+    x = rng.standard_normal(shape)
+    if np.dtype(dtype).kind == "c":
+        x = x + 1j * rng.standard_normal(shape)
+    return x.astype(dtype)
+
+
+def max_rel_error(a: np.ndarray, b: np.ndarray) -> float:
+    """``max |a - b| / max |b|``."""
+    return float(np.abs(a - b).max() / max(np.abs(b).max(), 1e-300))

@@ -15,23 +15,12 @@ import pytest
 
 from bfly_cli import kernel
 from bfly_cli.factors import Factors, Step
-from bfly_cli.layout import bit_reversal
+
+from conftest import dit_dft, max_rel_error, random_input
 
 needs_ext = pytest.mark.skipif(not kernel.available(), reason="compiled kernel not built")
 DTYPES = [np.float32, np.float64, np.complex64, np.complex128]
 TOL = {np.float32: 2e-6, np.complex64: 2e-6, np.float64: 1e-14, np.complex128: 1e-14}
-
-
-def dit_dft(n: int) -> Factors:
-    """Unitary DFT: bit reversal, then radix-2 DIT stages with w = exp(-i pi low / s)."""
-    levels = n.bit_length() - 1
-    tw = np.empty((levels, n // 2, 2, 2), np.complex128)
-    for lev in range(levels):
-        s = 1 << lev
-        w = np.exp(-1j * np.pi * (np.arange(n // 2) % s) / s)
-        tw[lev, :, 0, 0], tw[lev, :, 0, 1], tw[lev, :, 1, 0], tw[lev, :, 1, 1] = 1, w, 1, -w
-    tw[-1] /= np.sqrt(n)
-    return Factors(n, [Step("permutation", bit_reversal(n)), Step("butterfly", tw)])
 
 
 def shuffled_fft_form(n: int, rng: np.random.Generator) -> Factors:
@@ -44,17 +33,6 @@ def shuffled_fft_form(n: int, rng: np.random.Generator) -> Factors:
         tw[lev, :, 0, 0], tw[lev, :, 0, 1], tw[lev, :, 1, 0], tw[lev, :, 1, 1] = 1, w, 1, -w
     diag = rng.standard_normal(n) + 1j * rng.standard_normal(n)
     return Factors(n, [Step("permutation", rng.permutation(n)), Step("butterfly", tw), Step("diagonal", diag)])
-
-
-def random_input(shape: tuple, dtype, rng: np.random.Generator) -> np.ndarray:
-    x = rng.standard_normal(shape)
-    if np.dtype(dtype).kind == "c":
-        x = x + 1j * rng.standard_normal(shape)
-    return x.astype(dtype)
-
-
-def rel_error(a: np.ndarray, b: np.ndarray) -> float:
-    return float(np.abs(a - b).max() / max(np.abs(b).max(), 1e-300))
 
 
 @needs_ext
@@ -73,8 +51,8 @@ def test_one_call_path_matches_general_path_reference_and_fft(n, dtype):
         assert fast.shape == x.shape and fast.dtype == plan.out_dtype and fast.flags.c_contiguous
         np.testing.assert_array_equal(fast, plan._apply(x, None, None))  # same bits as the general path
         np.testing.assert_array_equal(plan.apply(x), fast)
-        assert rel_error(fast, plan.factors.apply_reference(x)) <= TOL[dtype]
-        assert rel_error(fast, np.fft.fft(x, norm="ortho")) <= 10 * TOL[dtype]
+        assert max_rel_error(fast, plan.factors.apply_reference(x)) <= TOL[dtype]
+        assert max_rel_error(fast, np.fft.fft(x, norm="ortho")) <= 10 * TOL[dtype]
 
 
 @needs_ext
@@ -87,7 +65,7 @@ def test_irregular_gather_and_diagonal_match_reference(n, dtype):
         x = random_input((batch, n), dtype, rng)
         got = plan.apply(x[0] if batch == 1 else x)
         want = plan.factors.apply_reference(x[0] if batch == 1 else x)
-        assert rel_error(got, want) <= 10 * TOL[dtype]
+        assert max_rel_error(got, want) <= 10 * TOL[dtype]
         np.testing.assert_array_equal(plan.apply(x, threads=2)[0], got if batch == 1 else got[0])
 
 
@@ -135,7 +113,7 @@ def test_real_input_to_complex_plan_and_real_output():
     x = random_input((3, n), np.float32, rng)
     fast = plan._call(x)
     assert fast is not NotImplemented and fast.dtype == np.complex64
-    assert rel_error(fast, np.fft.fft(x, norm="ortho")) <= 20 * TOL[np.float32]
+    assert max_rel_error(fast, np.fft.fft(x, norm="ortho")) <= 20 * TOL[np.float32]
     assert plan._call(x.astype(np.complex64)) is NotImplemented  # complex into a real-input plan
     f = dit_dft(n)
     real_out = Factors(n, f.steps + [Step("real", None)])
@@ -144,7 +122,7 @@ def test_real_input_to_complex_plan_and_real_output():
     y = plan._call(z)
     assert y is not NotImplemented and y.dtype == np.float64
     np.testing.assert_array_equal(y, plan._apply(z, None, None))
-    assert rel_error(y, np.fft.fft(z, norm="ortho").real) <= 10 * TOL[np.float64]
+    assert max_rel_error(y, np.fft.fft(z, norm="ortho").real) <= 10 * TOL[np.float64]
 
 
 @needs_ext
@@ -180,7 +158,7 @@ def test_cached_paths_use_the_same_answer_and_keep_their_errors(dtype):
         want = kernel.plan_for_dtype(f, x.dtype)._apply(x, None, None)  # the general path, numpy's precision
         np.testing.assert_array_equal(kernel.apply(f, x), want)
         np.testing.assert_array_equal(f.apply(x), want)
-        assert rel_error(want, np.fft.fft(x.astype(np.complex128), norm="ortho")) <= 10 * TOL[np.complex128]
+        assert max_rel_error(want, np.fft.fft(x.astype(np.complex128), norm="ortho")) <= 10 * TOL[np.complex128]
     with pytest.raises(ValueError, match="last axis of length 128"):
         kernel.apply(f, np.zeros(128, dtype))
     with pytest.raises(ValueError, match="a scalar"):

@@ -13,24 +13,12 @@ import pytest
 
 from bfly_cli import kernel, plan_cache
 from bfly_cli.factors import Factors, Step
-from bfly_cli.layout import bit_reversal
+
+from conftest import dit_dft, max_rel_error, random_input
 
 needs_ext = pytest.mark.skipif(not kernel.available(), reason="compiled kernel not built")
 DTYPES = [np.float32, np.float64, np.complex64, np.complex128]
 TOL = {np.float32: 2e-6, np.complex64: 2e-6, np.float64: 1e-14, np.complex128: 1e-14}
-
-
-def dit_dft(n: int) -> Factors:
-    """Unitary DFT as bit reversal then radix-2 DIT stages, w = exp(-i pi low / s) (the forward
-    walk: no scale except the last stage's)."""
-    levels = n.bit_length() - 1
-    tw = np.empty((levels, n // 2, 2, 2), np.complex128)
-    for lev in range(levels):
-        s = 1 << lev
-        w = np.exp(-1j * np.pi * (np.arange(n // 2) % s) / s)
-        tw[lev, :, 0, 0], tw[lev, :, 0, 1], tw[lev, :, 1, 0], tw[lev, :, 1, 1] = 1, w, 1, -w
-    tw[-1] /= np.sqrt(n)
-    return Factors(n, [Step("permutation", bit_reversal(n)), Step("butterfly", tw)])
 
 
 def fft_form(n: int, rng: np.random.Generator, kind: str) -> Factors:
@@ -47,17 +35,6 @@ def fft_form(n: int, rng: np.random.Generator, kind: str) -> Factors:
     return Factors(n, [Step("permutation", rng.permutation(n)), Step("butterfly", tw)])
 
 
-def random_input(shape: tuple, dtype, rng: np.random.Generator) -> np.ndarray:
-    x = rng.standard_normal(shape)
-    if np.dtype(dtype).kind == "c":
-        x = x + 1j * rng.standard_normal(shape)
-    return x.astype(dtype)
-
-
-def rel_error(a: np.ndarray, b: np.ndarray) -> float:
-    return float(np.abs(a - b).max() / max(np.abs(b).max(), 1e-300))
-
-
 @needs_ext
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("n", [64, 128, 256, 1024, 4096])
@@ -68,8 +45,8 @@ def test_dit_dft_radix8_matches_numpy_fft_and_reference(n, dtype):
     for batch in (1, 3, 7):
         x = random_input((batch, n), dtype, rng)
         got = plan.apply(x, threads=1)
-        assert rel_error(got, plan.factors.apply_reference(x)) <= TOL[dtype]
-        assert rel_error(got, np.fft.fft(x, norm="ortho")) <= 10 * TOL[dtype]
+        assert max_rel_error(got, plan.factors.apply_reference(x)) <= TOL[dtype]
+        assert max_rel_error(got, np.fft.fft(x, norm="ortho")) <= 10 * TOL[dtype]
         for threads in (2, 3):
             np.testing.assert_array_equal(plan.apply(x, threads=threads), got)
 
@@ -88,7 +65,7 @@ def test_fft_form_radix8_every_flag_matches_reference(n, kind, dtype):
     x = random_input((5, n), dtype, rng)
     got = plan.apply(x)
     assert got.dtype == plan.out_dtype
-    assert rel_error(got, plan.factors.apply_reference(x)) <= 4 * TOL[np.dtype(dtype).type]
+    assert max_rel_error(got, plan.factors.apply_reference(x)) <= 4 * TOL[np.dtype(dtype).type]
     for threads in (1, 2, 3):
         np.testing.assert_array_equal(plan.apply(x, threads=threads), got)
 
@@ -105,7 +82,7 @@ def test_radix8_ops_only_where_three_stages_agree():
     assert "general" in plan.stage_kinds
     assert not any(k.startswith("radix8 fft") and "unview" not in k for k in plan.stage_kinds[:3])
     x = random_input((3, 1024), np.complex128, np.random.default_rng(1))
-    assert rel_error(plan.apply(x), g.apply_reference(x)) <= TOL[np.complex128]
+    assert max_rel_error(plan.apply(x), g.apply_reference(x)) <= TOL[np.complex128]
 
 
 @needs_ext
@@ -146,10 +123,10 @@ def test_plan_apply_fast_path_keeps_the_checks():
     rng = np.random.default_rng(5)
     x = random_input((3, 32), np.complex128, rng)
     want = f.apply_reference(x.astype(np.complex64))
-    assert rel_error(plan.apply(x), want) <= TOL[np.complex64]  # converted, not misread
+    assert max_rel_error(plan.apply(x), want) <= TOL[np.complex64]  # converted, not misread
     wide = random_input((32, 6), np.complex64, rng)
-    assert rel_error(plan.apply(wide.T), f.apply_reference(wide.T)) <= TOL[np.complex64]  # not contiguous
-    assert rel_error(plan.apply(list(x[0].astype(np.complex64))), want[0]) <= 1e-5
+    assert max_rel_error(plan.apply(wide.T), f.apply_reference(wide.T)) <= TOL[np.complex64]  # not contiguous
+    assert max_rel_error(plan.apply(list(x[0].astype(np.complex64))), want[0]) <= 1e-5
     with pytest.raises(ValueError, match="threads"):
         plan.apply(x[0], threads=0)
     with pytest.raises(ValueError, match="last axis"):
