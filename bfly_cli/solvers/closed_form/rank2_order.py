@@ -29,8 +29,12 @@ seen so far) or none. Positions where the reference or the partner's perpendicul
 rounding or noise (a Hartley column that is zero at a row in exact arithmetic is 1e-16 there).
 Partners are tried in a fixed pseudo-random order, screened on a few positions, and the first
 whose plane holds a valid number of columns (a positive multiple of the group size) on the screen
-*and* on the decision sample wins. Levels 0 and 1 impose nothing (a pair of columns always has
-rank <= 2), so the recursion stops at classes of level 2.
+*and* on the decision sample wins. A plane through two noisy columns is tilted by their noise
+relative to *their* size; when no partner of a batch gives a valid count, the planes with the
+widest gap at a valid count are **refitted** from the columns below it (their least-squares
+plane, :func:`_refit`), whose residuals are the noise relative to the whole class: at eps = 1e-3
+this lifts a random ``Re(B)``'s gap from 24 to 2000. Levels 0 and 1 impose nothing (a pair of
+columns always has rank <= 2), so the recursion stops at classes of level 2.
 """
 
 from __future__ import annotations
@@ -47,6 +51,9 @@ _SCREEN = 16  # positions used to screen candidate partners
 _SAMPLE = 64  # positions that decide membership (the projection then certifies all of them)
 _BATCHES = (4, 8, 16, 32, 64)  # partners tried per round; their sum caps the search per class
 _SEED = 20240611
+_LOOSE = 3.0  # a gap this wide at a valid count is worth refitting the plane from its columns
+_REFITS = 2  # planes per partner batch refitted from their own columns when none was valid
+_SCREEN_GAP = 10.0  # a refitted plane's margin on the screen (16 positions): it only proposes
 
 
 class NoRankTwoOrder(ValueError):
@@ -173,13 +180,13 @@ def _project(vec: np.ndarray) -> tuple[np.ndarray, float]:
     return vec @ vecs[:, :, :1:-1], off  # strongest direction first: slot 0
 
 
-def _decide(res: np.ndarray, cut: float | None, rows: np.ndarray,
-            cols: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _decide(res: np.ndarray, cut: float | None, rows: np.ndarray, cols: np.ndarray,
+            gap: float = _GAP) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Members ``(C, k)`` of each row of relative residuals, and the rows' member/non-member levels.
 
     A row's members are the residuals below its largest gap on a log scale when that gap is at
-    least :data:`_GAP`; otherwise the row is all members if every residual is below ``cut`` (the
-    parent's cut; at the root, where nothing is known yet, the rounding floor), else none. A
+    least ``gap`` (:data:`_GAP`); otherwise the row is all members if every residual is below
+    ``cut`` (the parent's cut; at the root, where nothing is known yet, the rounding floor), else none. A
     residual that could not be measured (no position defined the plane) counts as off-plane.
     ``res[rows, cols]`` are each plane's own columns: in it by construction, they are given the
     row's smallest other residual, so they join the lowest cluster without opening a gap.
@@ -196,7 +203,7 @@ def _decide(res: np.ndarray, cut: float | None, rows: np.ndarray,
     if k > 1:
         ratio = srt[:, 1:] / srt[:, :-1]
         at = np.argmax(ratio, axis=1)
-        count = np.where(ratio[idx, at] >= _GAP, at + 1, count)
+        count = np.where(ratio[idx, at] >= gap, at + 1, count)
     level_in = np.where(count > 0, srt[idx, np.maximum(count - 1, 0)], 0.0)
     level_out = np.where(count < k, srt[idx, np.minimum(count, k - 1)], np.inf)
     inside = res <= np.where(count > 0, level_in, -1.0)[:, None]
@@ -258,7 +265,17 @@ def _one_class(vec: np.ndarray, energy: np.ndarray, remaining: np.ndarray, unit:
                 continue
             if whole:
                 return remaining[inside[idx]], Levels(float(level_in[idx]), float(level_out[idx]))
-            members, seen = _members(vec, energy, remaining, ref, int(batch[idx]), cut)
+            members, seen = _members(vec, energy, remaining, ref, int(batch[idx]), cut, unit)
+            if _valid(members.size, unit):
+                return members, seen
+        for idx in _refit_rows(res, unit):
+            refit = _refit(sub, energy[screen][:, remaining], res[idx], unit, cut, _GAP if whole else _SCREEN_GAP)
+            if refit is None:
+                continue
+            inside_row, seen = refit
+            if whole:
+                return remaining[inside_row], seen
+            members, seen = _members_from(vec, energy, remaining, remaining[inside_row], cut, unit)
             if _valid(members.size, unit):
                 return members, seen
     if state["strict"] and floor < unit:
@@ -278,15 +295,97 @@ def _one_class(vec: np.ndarray, energy: np.ndarray, remaining: np.ndarray, unit:
 
 
 def _members(vec: np.ndarray, energy: np.ndarray, remaining: np.ndarray, ref: int, partner: int | None,
-             cut: float | None) -> tuple[np.ndarray, Levels]:
+             cut: float | None, unit: int | None = None) -> tuple[np.ndarray, Levels]:
     """The remaining columns in span(ref, partner) at every position (both included), decided by
-    the gap; with no partner, those parallel to ref (its line)."""
+    the gap; with no partner, those parallel to ref (its line). With ``unit``, a plane whose
+    count is not a multiple of it is refitted from its own columns (:func:`_refit`) once."""
     res = _full_residual(vec, energy, remaining, ref, partner)
     own = np.nonzero((remaining == ref) | (remaining == partner))[0]
     inside, level_in, level_out = _decide(res[None], cut, np.zeros_like(own), own)
     inside = inside[0]
     inside[own] = True
+    if unit is not None and partner is not None and not _valid(int(np.sum(inside)), unit):
+        res[own] = 0.0
+        refit = _refit(vec[:, remaining], energy[:, remaining], res, unit, cut)
+        if refit is not None:
+            return remaining[refit[0]], refit[1]
     return remaining[inside], Levels(float(level_in[0]), float(level_out[0]))
+
+
+def _members_from(vec: np.ndarray, energy: np.ndarray, remaining: np.ndarray, seed: np.ndarray,
+                  cut: float | None, unit: int) -> tuple[np.ndarray, Levels]:
+    """The remaining columns in the plane fitted to the ``seed`` columns at every position
+    (the screen's refitted class), decided by the gap (no members when it has none)."""
+    res = _fitted_residual(vec[:, remaining], energy[:, remaining], np.isin(remaining, seed))
+    inside, level_in, level_out = _decide(res[None], cut, _NONE, _NONE)
+    return remaining[inside[0]], Levels(float(level_in[0]), float(level_out[0]))
+
+
+_NONE = np.zeros(0, dtype=np.int64)
+
+
+def _refit_rows(res: np.ndarray, unit: int) -> np.ndarray:
+    """Rows of ``res (C, k)`` worth a refit: the :data:`_REFITS` whose widest gap at a valid
+    count is largest, when that gap reaches :data:`_LOOSE`."""
+    k = res.shape[1]
+    counts = np.arange(unit, k, unit)
+    if counts.size == 0:
+        return _NONE
+    srt = np.sort(np.clip(res, _FLOOR, 1.0), axis=1)
+    ratio = np.max(srt[:, counts] / srt[:, counts - 1], axis=1)
+    rows = np.argsort(-ratio, kind="stable")[:_REFITS]
+    return rows[ratio[rows] >= _LOOSE]
+
+
+def _refit(vec: np.ndarray, energy: np.ndarray, res: np.ndarray, unit: int, cut: float | None,
+           gap: float = _GAP) -> tuple[np.ndarray, Levels] | None:
+    """Members (a mask over the ``k`` columns of ``vec (B, k, 4)``) of the plane refitted from the
+    columns below the widest gap at a valid count of ``res (k,)``; None unless the refitted
+    residuals show a ``gap`` at a valid count (:data:`_SCREEN_GAP` on the screen, whose 16
+    positions leave a weak member and a non-member nearly in the plane closer together: the
+    decision on every position that follows asks the full :data:`_GAP`).
+
+    Why: a plane through two noisy columns is off by their noise relative to *their* size, and
+    at a position where either is weak that tilt puts every strong member far above the noise
+    floor (random ``Re(B)`` at eps = 1e-3: members up to 4e-3, non-members from 8e-2, a gap of
+    24 where :data:`_GAP` asks 100). The plane fitted to all the candidate members (the top two
+    directions of their Gram matrix, the least-squares plane) is off by the noise relative to
+    the whole class, and the same members then sit 2000x below the non-members.
+    """
+    k = res.size
+    order = np.argsort(np.clip(res, _FLOOR, 1.0), kind="stable")
+    counts = np.arange(unit, k, unit)
+    if counts.size == 0:
+        return None
+    srt = np.clip(res, _FLOOR, 1.0)[order]
+    at = int(counts[np.argmax(srt[counts] / srt[counts - 1])])
+    if srt[at] < _LOOSE * srt[at - 1]:
+        return None
+    fitted = _fitted_residual(vec, energy, np.isin(np.arange(k), order[:at]))
+    inside, level_in, level_out = _decide(fitted[None], cut, _NONE, _NONE, gap)
+    if not _valid(int(np.sum(inside[0])), unit):
+        return None
+    return inside[0], Levels(float(level_in[0]), float(level_out[0]))
+
+
+def _fitted_residual(vec: np.ndarray, energy: np.ndarray, seed: np.ndarray) -> np.ndarray:
+    """Energy ``(k,)`` of every column of ``vec (B, k, 4)`` off the least-squares plane of the
+    ``seed`` columns (a mask) at each position (the top two eigenvectors of their Gram matrix),
+    relative to the *average* column's energy, not each column's own.
+
+    Why not each column's own: off a plane fitted to the whole class, a member's off-plane energy
+    is the noise, the same for a weak column as for a strong one, while its own energy may be
+    1000x below the average (random ``Re(B)`` entries are heavy-tailed), which would lift a weak
+    member's relative residual next to the non-members'. Against the average the members form
+    one cluster at the noise floor; a non-member weak enough to reach it costs no more than the
+    noise wherever it goes.
+    """
+    part = vec[:, seed]
+    _, vecs = np.linalg.eigh(part.transpose(0, 2, 1) @ part)
+    along = vec @ vecs[:, :, 2:]  # (B, k, 2)
+    off = np.maximum(energy - np.einsum("bjs,bjs->bj", along, along), 0.0)
+    den = np.mean(np.sum(energy, axis=0))
+    return np.sum(off, axis=0) / den if den > 0 else np.full(vec.shape[1], np.inf)
 
 
 def _full_residual(vec: np.ndarray, energy: np.ndarray, remaining: np.ndarray, ref: int, partner: int | None) -> np.ndarray:
