@@ -51,7 +51,8 @@ _SCREEN = 16  # positions used to screen candidate partners
 _SAMPLE = 64  # positions that decide membership (the projection then certifies all of them)
 _BATCHES = (4, 8, 16, 32, 64)  # partners tried per round; their sum caps the search per class
 _SEED = 20240611
-_LOOSE = 3.0  # a gap this wide at a valid count is worth refitting the plane from its columns
+_LOOSE = 1.5  # a gap this wide at a valid count is worth refitting the plane from its columns
+_REFIT_ROUNDS = 3  # refits of one plane, each from the columns below the previous one's widest gap
 _REFITS = 2  # planes per partner batch refitted from their own columns when none was valid
 _SCREEN_GAP = 10.0  # a refitted plane's margin on the screen (16 positions): it only proposes
 
@@ -340,7 +341,9 @@ def _refit_rows(res: np.ndarray, unit: int) -> np.ndarray:
 def _refit(vec: np.ndarray, energy: np.ndarray, res: np.ndarray, unit: int, cut: float | None,
            gap: float = _GAP) -> tuple[np.ndarray, Levels] | None:
     """Members (a mask over the ``k`` columns of ``vec (B, k, 4)``) of the plane refitted from the
-    columns below the widest gap at a valid count of ``res (k,)``; None unless the refitted
+    columns below the widest gap at a valid count of ``res (k,)`` (again from the refitted
+    residuals, up to :data:`_REFIT_ROUNDS` times: a seed that is mostly members fits a plane
+    closer to the class, whose residuals then separate it better); None unless the refitted
     residuals show a ``gap`` at a valid count (:data:`_SCREEN_GAP` on the screen, whose 16
     positions leave a weak member and a non-member nearly in the plane closer together: the
     decision on every position that follows asks the full :data:`_GAP`).
@@ -353,19 +356,20 @@ def _refit(vec: np.ndarray, energy: np.ndarray, res: np.ndarray, unit: int, cut:
     the whole class, and the same members then sit 2000x below the non-members.
     """
     k = res.size
-    order = np.argsort(np.clip(res, _FLOOR, 1.0), kind="stable")
     counts = np.arange(unit, k, unit)
     if counts.size == 0:
         return None
-    srt = np.clip(res, _FLOOR, 1.0)[order]
-    at = int(counts[np.argmax(srt[counts] / srt[counts - 1])])
-    if srt[at] < _LOOSE * srt[at - 1]:
-        return None
-    fitted = _fitted_residual(vec, energy, np.isin(np.arange(k), order[:at]))
-    inside, level_in, level_out = _decide(fitted[None], cut, _NONE, _NONE, gap)
-    if not _valid(int(np.sum(inside[0])), unit):
-        return None
-    return inside[0], Levels(float(level_in[0]), float(level_out[0]))
+    for attempt in range(_REFIT_ROUNDS):
+        order = np.argsort(np.clip(res, _FLOOR, 1.0), kind="stable")
+        srt = np.clip(res, _FLOOR, 1.0)[order]
+        at = int(counts[np.argmax(srt[counts] / srt[counts - 1])])
+        if attempt == 0 and srt[at] < _LOOSE * srt[at - 1]:
+            return None
+        res = _fitted_residual(vec, energy, np.isin(np.arange(k), order[:at]))
+        inside, level_in, level_out = _decide(res[None], cut, _NONE, _NONE, gap)
+        if _valid(int(np.sum(inside[0])), unit):
+            return inside[0], Levels(float(level_in[0]), float(level_out[0]))
+    return None
 
 
 def _fitted_residual(vec: np.ndarray, energy: np.ndarray, seed: np.ndarray) -> np.ndarray:
