@@ -43,10 +43,30 @@ class OptionalBuildExt(build_ext):
               "the numpy reference (set BFLY_REQUIRE_KERNEL=1 to make this an error)", file=sys.stderr)
 
 
+def _numpy_include() -> list[str]:
+    """numpy's C headers: the kernel's one-call path allocates its result through numpy's C API.
+    Without numpy at build time the kernel cannot be built (the import error says so)."""
+    import numpy
+
+    return [numpy.get_include()]
+
+
 def _compile_args() -> list[str]:
     if sys.platform == "win32":
         return ["/O2"]
     return ["-O3", "-std=gnu11", "-pthread", "-fno-math-errno"]
+
+
+class NumpyBuildExt(OptionalBuildExt):
+    """Adds numpy's include directory when the build runs (numpy is a build requirement)."""
+
+    def build_extension(self, ext: Extension) -> None:
+        try:
+            ext.include_dirs = [*ext.include_dirs, *_numpy_include()]
+        except ImportError as exc:
+            self._disabled(exc)
+            return
+        super().build_extension(ext)
 
 
 kernel = Extension(
@@ -57,4 +77,4 @@ kernel = Extension(
     optional=not _REQUIRED,
 )
 
-setup(ext_modules=[kernel], cmdclass={"build_ext": OptionalBuildExt})
+setup(ext_modules=[kernel], cmdclass={"build_ext": NumpyBuildExt})

@@ -4,7 +4,8 @@
  * working precision, splits complex numbers into separate real and imaginary planes, reorders the
  * twiddles into the layouts below and merges consecutive permutations.  This file only runs the
  * resulting list of operations, one vector at a time, so that a vector stays in L1/L2 cache across
- * all log2 N stages.  No numpy C-API: arrays arrive through the buffer protocol.
+ * all log2 N stages.  Arrays arrive through the buffer protocol, except on the one-call path
+ * (call/apply), which uses numpy's C API to allocate its result (see the include).
  *
  * Working storage is "split": a vector of N complex numbers is two planes re[N], im[N], so every
  * stage is plain real multiply-adds over contiguous runs, which gcc -O3 vectorizes.
@@ -54,6 +55,14 @@
  *           6-7), stage 1's (0-2, 1-3, 4-6, 5-7), stage 2's (0-4 .. 3-7), each as in FFT.
  *   FFT3    stride s (a multiple of 8): the same three stages (strides s, 2s, 4s) in natural order,
  *           in place, on octets J0 + {0, s, .., 7s} + k; twiddles per block of 8 octets as FFT3T's.
+ *   LOAD8   rows 8, cols C, data int32 [C/8 blocks][8 rows] then [C/8 blocks][8 lanes]: only as
+ *           the first op, followed by an FFT3T of the same C.  The input vector itself is read
+ *           straight into that FFT3T's registers instead of through a gather: row r of lane
+ *           block g is the 8 consecutive input elements from first[g][r], and lane u of block g
+ *           is view column col[g][u] (so the FFT3T's twiddles come in that lane order and its
+ *           results are stored at 8 col[g][u]).  A learned DFT's bit reversal has this shape:
+ *           kernel_stages.fuse_load finds it; the separate gather read every element by index,
+ *           a quarter to a third of the whole plan's time.
  * Twiddles of a stage: N/2 pairs in the order the stage visits them, cut into blocks of
  * W = cstride = min(8, run length) pairs; each block stores its K planes of W values back to back:
  * K = 4 (a, b, c, d) real or 8 (ar, ai, br, bi, cr, ci, dr, di) complex, and
@@ -77,6 +86,14 @@
 #include <string.h>
 #include <time.h>
 
+/* numpy's C API, for the one-call path only (call/apply below): allocating the result with
+ * PyArray_NewFromDescr and reading the input's fields directly costs ~0.1 us where calling
+ * numpy.empty and exporting two buffers cost ~0.45 us, a third of a batch-1 call at N = 256.
+ * Everything else still takes arrays through the buffer protocol. */
+#define NPY_NO_DEPRECATED_API NPY_1_7_API_VERSION
+#include <numpy/arrayobject.h>
+#undef I /* numpy's headers pull in <complex.h>; the templated code below names a vector type I */
+
 #if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && defined(__linux__) && __GNUC__ >= 11
 #define BFLY_CLONES __attribute__((target_clones("arch=x86-64-v3", "default")))
 #else
@@ -85,7 +102,7 @@
 #define BFLY_INLINE static inline __attribute__((always_inline))
 #define BFLY_MAX_THREADS 256
 
-enum { OP_GATHER = 0, OP_BF = 1, OP_BFT = 2, OP_DIAG = 3, OP_REAL = 4, OP_R2 = 5, OP_R2T = 6, OP_FFT = 7, OP_FFTT = 8, OP_FFT2 = 9, OP_FFT2T = 10, OP_UNVIEW = 11, OP_FFT3T = 12, OP_FFT3 = 13 };
+enum { OP_GATHER = 0, OP_BF = 1, OP_BFT = 2, OP_DIAG = 3, OP_REAL = 4, OP_R2 = 5, OP_R2T = 6, OP_FFT = 7, OP_FFTT = 8, OP_FFT2 = 9, OP_FFT2T = 10, OP_UNVIEW = 11, OP_FFT3T = 12, OP_FFT3 = 13, OP_LOAD8 = 14 };
 enum { FLAG_FIRST = 1, FLAG_LAST = 2, FLAG_STATE = 1 };
 enum { FFT_REALW = 1, FFT_UNIT = 2, FFT_SCALED = 4, FFT_DIF = 8 };
 #define FFT3_SCALED(st) (16 << (st)) /* FFT3T: stage st (0, 1, 2) has a scale plane */
@@ -104,6 +121,8 @@ typedef struct {
     Py_ssize_t nops;
     op_t *ops;
     const int32_t *load_idx; /* a leading GATHER fused into the load, or NULL */
+    const int32_t *load8;    /* a leading LOAD8's map, or NULL: then ops[1] (FFT3T) reads the input */
+    int store_last;          /* the last op is an FFT stage of stride n/2: it can write the output itself */
     Py_ssize_t first_op;     /* index of the first op not fused into the load */
     int tile;                /* vectors processed together (they share each twiddle load) */
 } core_t;
@@ -441,16 +460,37 @@ typedef struct {
     Py_buffer *views; /* one per op (len 0 when the op has no data) */
     void *scratch;    /* reused by the calling thread; guarded by `busy` */
     char busy;
-    /* the one-call path (plan_call), set up by set_fast(); NULL / 0 until then */
-    PyObject *empty;      /* numpy.empty */
-    PyObject *out_dtype;  /* the dtype of a new result */
-    PyObject *shape1;     /* (n,): the shape of a single vector's result, built once */
-    int in_complex;       /* the input element type set_fast() was given: complex (1) or real (0) */
+    /* the one-call path (call, apply), set up by set_fast(); NULL / 0 until then */
+    PyArray_Descr *out_descr; /* the dtype of a new result */
+    int in_type;          /* the numpy type number of the input set_fast() was given */
+    int in_complex;       /* ... and whether it is complex */
     Py_ssize_t max_batch; /* batches from this up go to the caller's general path (threads) */
+    PyObject *owner;      /* apply(): the Python Plan whose general path ... (a cycle: GC support) */
+    PyObject *general;    /* ... this function is (Plan._apply(owner, x, out, threads)) */
 } PlanObject;
+
+/* The Python Plan holds this object and this object holds the Python Plan (owner, for apply()'s
+ * general path; a weak reference would break `f = Plan(...).apply` once the Plan is dropped), so
+ * the type takes part in cyclic garbage collection. */
+static int plan_traverse(PlanObject *self, visitproc visit, void *arg)
+{
+    Py_VISIT(self->owner);
+    Py_VISIT(self->general);
+    Py_VISIT(self->out_descr);
+    return 0;
+}
+
+static int plan_clear(PlanObject *self)
+{
+    Py_CLEAR(self->owner);
+    Py_CLEAR(self->general);
+    Py_CLEAR(self->out_descr);
+    return 0;
+}
 
 static void plan_dealloc(PlanObject *self)
 {
+    PyObject_GC_UnTrack(self);
     if (self->views) {
         for (Py_ssize_t k = 0; k < self->core.nops; k++)
             if (self->views[k].obj)
@@ -459,9 +499,7 @@ static void plan_dealloc(PlanObject *self)
     }
     PyMem_Free(self->core.ops);
     free(self->scratch);
-    Py_XDECREF(self->empty);
-    Py_XDECREF(self->out_dtype);
-    Py_XDECREF(self->shape1);
+    plan_clear(self);
     Py_TYPE(self)->tp_free((PyObject *)self);
 }
 
@@ -483,6 +521,7 @@ static Py_ssize_t op_data_bytes(const core_t *c, const op_t *op)
     case OP_FFT2T: return fft_planes(op->flags, c->is_complex) * c->n * elem;
     case OP_FFT3:
     case OP_FFT3T: return fft3_planes(op->flags, c->is_complex) * (c->n / 2) * elem;
+    case OP_LOAD8: return 2 * op->cols * 4;
     default: return 0;
     }
 }
@@ -528,6 +567,13 @@ static int check_op(const core_t *c, const op_t *op, Py_ssize_t k)
         }
         return 0;
     }
+    if (op->kind == OP_LOAD8) {
+        if (k != 0 || op->rows != 8 || op->cols * 8 != n || op->cols % 8 != 0) {
+            PyErr_Format(PyExc_ValueError, "op %zd: a LOAD8 must be the first op, with rows 8 and cols n / 8", k);
+            return -1;
+        }
+        return 0;
+    }
     if (op->kind < OP_GATHER || op->kind > OP_FFT3) {
         PyErr_Format(PyExc_ValueError, "op %zd: unknown kind %d", k, op->kind);
         return -1;
@@ -561,6 +607,18 @@ static int check_gather(const core_t *c, const op_t *op, Py_ssize_t k)
     return 0;
 }
 
+/* LOAD8: every row's 8 input elements inside the vector, every lane's column inside the view. */
+static int check_load8(const core_t *c, const op_t *op, Py_ssize_t k)
+{
+    const int32_t *first = (const int32_t *)op->data, *col = first + op->cols;
+    for (Py_ssize_t t = 0; t < op->cols; t++)
+        if (first[t] < 0 || first[t] > c->n - 8 || col[t] < 0 || col[t] >= op->cols) {
+            PyErr_Format(PyExc_ValueError, "op %zd: LOAD8 index out of range", k);
+            return -1;
+        }
+    return 0;
+}
+
 static int plan_parse_op(PlanObject *self, PyObject *item, Py_ssize_t k)
 {
     op_t *op = &self->core.ops[k];
@@ -581,7 +639,7 @@ static int plan_parse_op(PlanObject *self, PyObject *item, Py_ssize_t k)
         return -1;
     }
     op->data = self->views[k].buf;
-    return op->kind == OP_GATHER ? check_gather(&self->core, op, k) : 0;
+    return op->kind == OP_GATHER ? check_gather(&self->core, op, k) : op->kind == OP_LOAD8 ? check_load8(&self->core, op, k) : 0;
 }
 
 /* Vectors per tile. A tile shares each twiddle load, but its data must stay close: when the
@@ -594,7 +652,8 @@ static int choose_tile(const core_t *c)
     size_t tw_bytes = 0;
     for (Py_ssize_t k = 0; k < c->nops; k++) {
         const op_t *op = &c->ops[k];
-        if (op->kind == OP_BF || op->kind == OP_BFT || (op->kind >= OP_FFT && op->kind <= OP_FFT2T) || op->kind >= OP_FFT3T)
+        if (op->kind == OP_BF || op->kind == OP_BFT || (op->kind >= OP_FFT && op->kind <= OP_FFT2T) || op->kind == OP_FFT3T ||
+            op->kind == OP_FFT3)
             tw_bytes += (size_t)op_data_bytes(c, op);
         if (op->kind == OP_R2 || op->kind == OP_R2T) {
             tw_bytes += (size_t)c->n / 2 * elem * (size_t)r2_planes(op->flags);
@@ -633,7 +692,7 @@ static int plan_init(PlanObject *self, PyObject *args, PyObject *kwds)
     if (!seq)
         return -1;
     Py_ssize_t nops = PySequence_Fast_GET_SIZE(seq);
-    self->core = (core_t){n, is_complex, is_double, 2 * n, is_complex ? 2 * n : n, nops, NULL, NULL, 0, 1};
+    self->core = (core_t){n, is_complex, is_double, 2 * n, is_complex ? 2 * n : n, nops, NULL, NULL, NULL, 0, 0, 1};
     self->core.ops = PyMem_Calloc(nops ? nops : 1, sizeof(op_t));
     self->views = PyMem_Calloc(nops ? nops : 1, sizeof(Py_buffer));
     if (!self->core.ops || !self->views) {
@@ -652,7 +711,18 @@ static int plan_init(PlanObject *self, PyObject *args, PyObject *kwds)
         if ((self->core.ops[k].kind == OP_R2 || self->core.ops[k].kind == OP_R2T) && is_complex)
             self->core.vs = 4 * n;
     self->core.tile = choose_tile(&self->core);
-    if (nops > 0 && self->core.ops[0].kind == OP_GATHER && !(self->core.ops[0].flags & FLAG_STATE)) {
+    if (nops > 0) {
+        const op_t *last = &self->core.ops[nops - 1];
+        self->core.store_last = last->kind == OP_FFT && last->s == n / 2 && last->cstride == 8;
+    }
+    if (nops > 0 && self->core.ops[0].kind == OP_LOAD8) {
+        if (nops < 2 || self->core.ops[1].kind != OP_FFT3T || self->core.ops[1].cols != self->core.ops[0].cols) {
+            PyErr_SetString(PyExc_ValueError, "op 0: a LOAD8 must be followed by an FFT3T of the same cols");
+            return -1;
+        }
+        self->core.load8 = (const int32_t *)self->core.ops[0].data;
+        self->core.first_op = 2;
+    } else if (nops > 0 && self->core.ops[0].kind == OP_GATHER && !(self->core.ops[0].flags & FLAG_STATE)) {
         self->core.load_idx = (const int32_t *)self->core.ops[0].data;
         self->core.first_op = 1;
     }
@@ -707,7 +777,7 @@ static int check_io(PlanObject *self, Py_buffer *xv, Py_buffer *yv, int *xc, int
 /* Run the checked buffers on `threads` threads: the GIL stays held for a small call (see
  * BFLY_GIL_WORK); the cached scratch buffer serves one caller at a time (a concurrent caller
  * allocates).  Returns 0, or -1 with MemoryError set. */
-static int plan_execute(PlanObject *self, const Py_buffer *xv, Py_buffer *yv, int xc, int yc, Py_ssize_t batch, int threads)
+static int plan_execute(PlanObject *self, const char *x, char *y, int xc, int yc, Py_ssize_t batch, int threads)
 {
     int rc = 0;
     void *scratch = NULL;
@@ -718,11 +788,11 @@ static int plan_execute(PlanObject *self, const Py_buffer *xv, Py_buffer *yv, in
         scratch = self->scratch;
     if (batch * self->core.n * (self->core.nops + 1) < BFLY_GIL_WORK && threads <= 1) {
         if (batch > 0)
-            rc = run_batch(&self->core, xv->buf, yv->buf, xc, yc, batch, 1, scratch);
+            rc = run_batch(&self->core, x, y, xc, yc, batch, 1, scratch);
     } else {
         Py_BEGIN_ALLOW_THREADS
         if (batch > 0)
-            rc = run_batch(&self->core, xv->buf, yv->buf, xc, yc, batch, threads, scratch);
+            rc = run_batch(&self->core, x, y, xc, yc, batch, threads, scratch);
         Py_END_ALLOW_THREADS
     }
     if (took)
@@ -762,118 +832,139 @@ static PyObject *plan_run(PlanObject *self, PyObject *const *args, Py_ssize_t na
     int xc, yc;
     Py_ssize_t batch;
     PyObject *result = NULL;
-    if (check_io(self, &xv, &yv, &xc, &yc, &batch) == 0 && plan_execute(self, &xv, &yv, xc, yc, batch, threads) == 0)
+    if (check_io(self, &xv, &yv, &xc, &yc, &batch) == 0 && plan_execute(self, xv.buf, yv.buf, xc, yc, batch, threads) == 0)
         result = Py_NewRef(Py_None);
     PyBuffer_Release(&xv);
     PyBuffer_Release(&yv);
     return result;
 }
 
-/* set_fast(in_complex, out_dtype, empty, max_batch): enable call() for input whose element type
- * is complex (in_complex) or real in this plan's precision, a result allocated as
- * empty(shape, out_dtype), and batches below max_batch. */
+/* set_fast(in_dtype, out_dtype, max_batch, owner, general): enable call() and apply() for a
+ * C-contiguous native-order input of numpy dtype in_dtype (this plan's precision), a result of
+ * out_dtype, and batches below max_batch.  apply() hands every other call to
+ * general(owner, x, out, threads). */
 static PyObject *plan_set_fast(PlanObject *self, PyObject *args)
 {
-    int in_complex;
-    PyObject *out_dtype, *empty;
+    PyObject *in_dtype, *out_dtype, *owner, *general;
     Py_ssize_t max_batch;
-    if (!PyArg_ParseTuple(args, "pOOn", &in_complex, &out_dtype, &empty, &max_batch))
+    if (!PyArg_ParseTuple(args, "OOnOO", &in_dtype, &out_dtype, &max_batch, &owner, &general))
         return NULL;
     if (!self->core.ops) {
         PyErr_SetString(PyExc_RuntimeError, "Plan is not initialized");
         return NULL;
     }
-    if (!PyCallable_Check(empty)) {
-        PyErr_SetString(PyExc_TypeError, "empty must be callable");
+    if (!PyArray_DescrCheck(in_dtype) || !PyArray_DescrCheck(out_dtype)) {
+        PyErr_SetString(PyExc_TypeError, "in_dtype and out_dtype must be numpy dtypes");
         return NULL;
     }
-    if (in_complex && !self->core.is_complex) {
-        PyErr_SetString(PyExc_ValueError, "complex input needs a complex plan");
+    if (!PyCallable_Check(general)) {
+        PyErr_SetString(PyExc_TypeError, "general must be callable");
         return NULL;
     }
-    PyObject *shape1 = Py_BuildValue("(n)", self->core.n);
-    if (!shape1)
+    int in_type = ((PyArray_Descr *)in_dtype)->type_num, out_type = ((PyArray_Descr *)out_dtype)->type_num;
+    int want_real = self->core.is_double ? NPY_FLOAT64 : NPY_FLOAT32;
+    int want_complex = self->core.is_double ? NPY_COMPLEX128 : NPY_COMPLEX64;
+    if ((in_type != want_real && in_type != want_complex) || (out_type != want_real && out_type != want_complex)) {
+        PyErr_SetString(PyExc_ValueError, "in_dtype and out_dtype must be in this plan's precision");
         return NULL;
-    Py_XSETREF(self->shape1, shape1);
-    Py_XSETREF(self->empty, Py_NewRef(empty));
-    Py_XSETREF(self->out_dtype, Py_NewRef(out_dtype));
-    self->in_complex = in_complex;
+    }
+    if ((in_type == want_complex || out_type == want_complex) && !self->core.is_complex) {
+        PyErr_SetString(PyExc_ValueError, "complex input or output needs a complex plan");
+        return NULL;
+    }
+    Py_XSETREF(self->owner, Py_NewRef(owner));
+    Py_XSETREF(self->general, Py_NewRef(general));
+    Py_XSETREF(self->out_descr, (PyArray_Descr *)Py_NewRef(out_dtype));
+    self->in_type = in_type;
+    self->in_complex = in_type == want_complex;
     self->max_batch = max_batch;
     Py_RETURN_NONE;
 }
 
-/* The result's shape: (n,) built once for one vector, else x's shape from its buffer. */
-static PyObject *result_shape(PlanObject *self, const Py_buffer *xv)
+/* M x into a new array for the common small call: x an exact numpy array of the set_fast()
+ * input type, C-contiguous, native byte order, last axis n, batch 1..max_batch-1.  Anything else
+ * returns NotImplemented without raising, for the general path (conversion, threads, its error
+ * messages). */
+static PyObject *fast_result(PlanObject *self, PyObject *xo)
 {
-    if (xv->ndim == 1)
-        return Py_NewRef(self->shape1);
-    PyObject *shape = PyTuple_New(xv->ndim);
-    for (int d = 0; shape && d < xv->ndim; d++) {
-        PyObject *v = PyLong_FromSsize_t(xv->shape[d]);
-        if (!v) {
-            Py_CLEAR(shape);
-            break;
-        }
-        PyTuple_SET_ITEM(shape, d, v);
-    }
-    return shape;
+    if (!self->out_descr || !PyArray_CheckExact(xo))
+        Py_RETURN_NOTIMPLEMENTED;
+    PyArrayObject *xa = (PyArrayObject *)xo;
+    const core_t *c = &self->core;
+    int nd = PyArray_NDIM(xa);
+    if (PyArray_TYPE(xa) != self->in_type || !PyArray_IS_C_CONTIGUOUS(xa) || !PyArray_ISNOTSWAPPED(xa) || nd < 1 ||
+        PyArray_DIM(xa, nd - 1) != c->n)
+        Py_RETURN_NOTIMPLEMENTED;
+    Py_ssize_t batch = PyArray_SIZE(xa) / c->n;
+    if (batch < 1 || batch >= self->max_batch)
+        Py_RETURN_NOTIMPLEMENTED;
+    Py_INCREF(self->out_descr); /* PyArray_NewFromDescr steals it */
+    PyObject *result = PyArray_NewFromDescr(&PyArray_Type, self->out_descr, nd, PyArray_DIMS(xa), NULL, NULL, 0, NULL);
+    if (!result)
+        return NULL;
+    int yc = PyTypeNum_ISCOMPLEX(self->out_descr->type_num);
+    if (plan_execute(self, PyArray_DATA(xa), PyArray_DATA((PyArrayObject *)result), self->in_complex, yc, batch, 1) < 0)
+        Py_CLEAR(result);
+    return result;
 }
 
-/* Element type of x for call(): 0 real, 1 complex in this plan's precision, native byte order;
- * -1 for anything else. */
-static int input_kind(const Py_buffer *xv, int is_double)
-{
-    const char *f = xv->format ? xv->format : "B";
-    if (*f == '<' || *f == '=' || *f == '@')
-        f++;
-    char want = is_double ? 'd' : 'f';
-    if (f[0] == want && f[1] == 0)
-        return 0;
-    if (f[0] == 'Z' && f[1] == want && f[2] == 0)
-        return 1;
-    return -1;
-}
-
-/* call(x): M x into a new array, for the common call that Plan.apply would otherwise spend most
- * of its time on in Python (at N = 256 its checks, lookups and buffer exports cost more than the
- * FFT): x C-contiguous of exactly the set_fast() input type, last axis n, batch 1..max_batch-1.
- * Anything else returns NotImplemented without raising, and Plan.apply's general path
- * (conversion, threads, its error messages) takes over. */
+/* call(x): the one-call path alone (kernel.apply and the tests use it): M x, or NotImplemented. */
 static PyObject *plan_call(PlanObject *self, PyObject *xo)
 {
-    if (!self->empty)
-        Py_RETURN_NOTIMPLEMENTED;
-    Py_buffer xv, yv;
-    if (PyObject_GetBuffer(xo, &xv, PyBUF_C_CONTIGUOUS | PyBUF_FORMAT) < 0) {
-        PyErr_Clear(); /* not a contiguous buffer: the general path converts it */
-        Py_RETURN_NOTIMPLEMENTED;
+    return fast_result(self, xo);
+}
+
+/* apply(x, out=None, *, threads=None): Plan.apply itself, installed on the Python Plan so that the
+ * common small call never enters a Python frame (at N = 256 the frame cost as much as the FFT).
+ * The fast case (no out, threads None or 1) runs fast_result(); every other call, and every input
+ * fast_result() declines, goes to general(owner, x, out, threads) with the arguments as given. */
+static PyObject *plan_apply(PlanObject *self, PyObject *const *args, Py_ssize_t nargsf, PyObject *kwnames)
+{
+    Py_ssize_t nargs = PyVectorcall_NARGS(nargsf);
+    PyObject *x = NULL, *out = Py_None, *threads = Py_None;
+    if (nargs > 2) {
+        PyErr_Format(PyExc_TypeError, "apply() takes from 1 to 2 positional arguments but %zd were given", nargs);
+        return NULL;
     }
-    const core_t *c = &self->core;
-    int xc = input_kind(&xv, c->is_double);
-    Py_ssize_t batch = xv.ndim >= 1 && xv.shape[xv.ndim - 1] == c->n ? xv.len / xv.itemsize / c->n : 0;
-    if (xc != self->in_complex || batch < 1 || batch >= self->max_batch) {
-        PyBuffer_Release(&xv);
-        Py_RETURN_NOTIMPLEMENTED;
-    }
-    PyObject *result = NULL, *shape = result_shape(self, &xv);
-    if (shape) {
-        PyObject *argv[2] = {shape, self->out_dtype};
-        result = PyObject_Vectorcall(self->empty, argv, 2, NULL);
-        Py_DECREF(shape);
-    }
-    if (result && PyObject_GetBuffer(result, &yv, PyBUF_C_CONTIGUOUS | PyBUF_FORMAT | PyBUF_WRITABLE) == 0) {
-        int yc = buffer_kind(&yv, c->is_double, "out");
-        if (yc >= 0 && ((yc && !c->is_complex) || yv.len / yv.itemsize != xv.len / xv.itemsize)) {
-            PyErr_SetString(PyExc_RuntimeError, "set_fast: empty() made an array that does not fit the plan");
-            yc = -1;
+    if (nargs >= 1)
+        x = args[0];
+    if (nargs == 2)
+        out = args[1];
+    for (Py_ssize_t k = 0; kwnames && k < PyTuple_GET_SIZE(kwnames); k++) {
+        PyObject *name = PyTuple_GET_ITEM(kwnames, k), *value = args[nargs + k];
+        PyObject **slot = PyUnicode_CompareWithASCIIString(name, "x") == 0 && nargs < 1 ? &x
+                        : PyUnicode_CompareWithASCIIString(name, "out") == 0 && nargs < 2 ? &out
+                        : PyUnicode_CompareWithASCIIString(name, "threads") == 0 ? &threads : NULL;
+        if (!slot) {
+            PyErr_Format(PyExc_TypeError, "apply() got an unexpected keyword argument '%U'", name);
+            return NULL;
         }
-        if (yc < 0 || plan_execute(self, &xv, &yv, xc, yc, batch, 1) < 0)
-            Py_CLEAR(result);
-        PyBuffer_Release(&yv);
-    } else {
-        Py_CLEAR(result);
+        *slot = value;
     }
-    PyBuffer_Release(&xv);
+    if (!x) {
+        PyErr_SetString(PyExc_TypeError, "apply() missing 1 required positional argument: 'x'");
+        return NULL;
+    }
+    int one_thread = threads == Py_None;
+    if (!one_thread && PyLong_CheckExact(threads)) {
+        int overflow;
+        one_thread = PyLong_AsLongAndOverflow(threads, &overflow) == 1; /* sets no error on overflow */
+    }
+    if (out == Py_None && one_thread) {
+        PyObject *result = fast_result(self, x);
+        if (result != Py_NotImplemented)
+            return result;
+        Py_DECREF(result);
+    }
+    if (!self->general || !self->owner) {
+        PyErr_SetString(PyExc_RuntimeError, "apply() needs set_fast() first");
+        return NULL;
+    }
+    PyObject *owner = self->owner;
+    PyObject *argv[4] = {owner, x, out, threads};
+    Py_INCREF(owner);
+    PyObject *result = PyObject_Vectorcall(self->general, argv, 4, NULL);
+    Py_DECREF(owner);
     return result;
 }
 
@@ -882,8 +973,10 @@ static PyMethodDef plan_methods[] = {
      "run(x, out, threads=1): out = M x for each length-n vector of the C-contiguous buffers x and out."},
     {"call", (PyCFunction)plan_call, METH_O,
      "call(x): M x into a new array on the calling thread, or NotImplemented when x is not the case set_fast() describes."},
+    {"apply", (PyCFunction)(void (*)(void))plan_apply, METH_FASTCALL | METH_KEYWORDS,
+     "apply(x, out=None, *, threads=None): call(x) when it applies, else general(owner, x, out, threads)."},
     {"set_fast", (PyCFunction)plan_set_fast, METH_VARARGS,
-     "set_fast(in_complex, out_dtype, empty, max_batch): enable call()."},
+     "set_fast(in_dtype, out_dtype, max_batch, owner, general): enable call() and apply()."},
     {NULL, NULL, 0, NULL},
 };
 
@@ -892,7 +985,10 @@ static PyTypeObject PlanType = {
     .tp_name = "bfly_cli._kernel.Plan",
     .tp_basicsize = sizeof(PlanObject),
     .tp_dealloc = (destructor)plan_dealloc,
-    .tp_flags = Py_TPFLAGS_DEFAULT,
+    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC,
+    .tp_traverse = (traverseproc)plan_traverse,
+    .tp_clear = (inquiry)plan_clear,
+    .tp_free = PyObject_GC_Del,
     .tp_doc = "Plan(n, is_complex, is_double, ops): a prepared op list (built by bfly_cli.kernel).",
     .tp_methods = plan_methods,
     .tp_init = (initproc)plan_init,
@@ -919,6 +1015,7 @@ static struct PyModuleDef kernel_module = {
 PyMODINIT_FUNC PyInit__kernel(void)
 {
     static int at_fork_registered = 0;
+    import_array();
     if (PyType_Ready(&PlanType) < 0)
         return NULL;
     if (!at_fork_registered && pthread_atfork(NULL, NULL, pool_after_fork_child) != 0) {
@@ -936,7 +1033,8 @@ PyMODINIT_FUNC PyInit__kernel(void)
         PyModule_AddIntConstant(m, "OP_FFT", OP_FFT) < 0 || PyModule_AddIntConstant(m, "OP_FFTT", OP_FFTT) < 0 ||
         PyModule_AddIntConstant(m, "OP_FFT2", OP_FFT2) < 0 || PyModule_AddIntConstant(m, "OP_FFT2T", OP_FFT2T) < 0 ||
         PyModule_AddIntConstant(m, "OP_UNVIEW", OP_UNVIEW) < 0 ||
-        PyModule_AddIntConstant(m, "OP_FFT3T", OP_FFT3T) < 0 || PyModule_AddIntConstant(m, "OP_FFT3", OP_FFT3) < 0) {
+        PyModule_AddIntConstant(m, "OP_FFT3T", OP_FFT3T) < 0 || PyModule_AddIntConstant(m, "OP_FFT3", OP_FFT3) < 0 ||
+        PyModule_AddIntConstant(m, "OP_LOAD8", OP_LOAD8) < 0) {
         Py_DECREF(m);
         return NULL;
     }
@@ -1132,6 +1230,79 @@ BFLY_INLINE void SUF(fft_pair)(T *re, Py_ssize_t n, Py_ssize_t vs, int nv, Py_ss
             SUF(fft_w8)(re, n, vs, nv, o0, o1, tw, len, 1, M, SC, D);            \
         else                                                                     \
             SUF(fft_w8)(re, n, vs, nv, o0, o1, tw, len, 0, M, SC, D);            \
+    } while (0)
+    int m = (flags & FFT_UNIT) ? 0 : ((flags & FFT_REALW) || !cplx) ? 1 : 2;
+    switch (4 * m + ((flags & FFT_SCALED) ? 2 : 0) + ((flags & FFT_DIF) ? 1 : 0)) {
+    case 0: BFLY_FFT_CASE(0, 0, 0); break;
+    case 4: BFLY_FFT_CASE(1, 0, 0); break;
+    case 5: BFLY_FFT_CASE(1, 0, 1); break;
+    case 6: BFLY_FFT_CASE(1, 1, 0); break;
+    case 7: BFLY_FFT_CASE(1, 1, 1); break;
+    case 8: BFLY_FFT_CASE(2, 0, 0); break;
+    case 9: BFLY_FFT_CASE(2, 0, 1); break;
+    case 10: BFLY_FFT_CASE(2, 1, 0); break;
+    default: BFLY_FFT_CASE(2, 1, 1); break;
+    }
+#undef BFLY_FFT_CASE
+}
+
+/* The last FFT stage (stride n/2) of a plan, writing the output vectors (ys apart) itself instead
+ * of back to the planes: interleaved complex when cplx, else the real plane.  Saves the separate
+ * store pass (a tenth of a DFT's time at N = 256). */
+BFLY_INLINE void SUF(fft_store_w8)(T *y, Py_ssize_t ys, const T *re, Py_ssize_t n, Py_ssize_t vs, int nv, const T *tw,
+                                   int cplx, int M, int SC, int D)
+{
+    typedef SUF(vec8) V;
+#if defined(__GNUC__) && !defined(__clang__)
+    typedef TI I __attribute__((vector_size(8 * sizeof(T))));
+    const I lo = {0, 8, 1, 9, 2, 10, 3, 11}, hi = {4, 12, 5, 13, 6, 14, 7, 15};
+#endif
+    const V *t = (const V *)tw;
+    const V zero = {0};
+    const Py_ssize_t h = n / 2;
+    for (Py_ssize_t kb = 0; kb < h; kb += 8, t += M + SC) {
+        V wr = M ? t[0] : zero, wi = M == 2 ? t[1] : zero, l = SC ? t[M] : zero;
+        for (int v = 0; v < nv; v++) {
+            const T *src = re + v * vs + kb;
+            V a0r = *(const V *)src, a1r = *(const V *)(src + h), a0i = zero, a1i = zero;
+            if (cplx) {
+                a0i = *(const V *)(src + n);
+                a1i = *(const V *)(src + n + h);
+            }
+            V *x0r = &a0r, *x1r = &a1r, *x0i = &a0i, *x1i = &a1i;
+            BFLY_FFT_BODY(V);
+            T *out = y + v * ys;
+            if (!cplx) {
+                *(V *)(out + kb) = a0r;
+                *(V *)(out + h + kb) = a1r;
+                continue;
+            }
+#if defined(__GNUC__) && !defined(__clang__)
+            *(V *)(out + 2 * kb) = __builtin_shuffle(a0r, a0i, lo);
+            *(V *)(out + 2 * kb + 8) = __builtin_shuffle(a0r, a0i, hi);
+            *(V *)(out + 2 * (h + kb)) = __builtin_shuffle(a1r, a1i, lo);
+            *(V *)(out + 2 * (h + kb) + 8) = __builtin_shuffle(a1r, a1i, hi);
+#else
+            for (int q = 0; q < 8; q++) {
+                out[2 * (kb + q)] = a0r[q], out[2 * (kb + q) + 1] = a0i[q];
+                out[2 * (h + kb + q)] = a1r[q], out[2 * (h + kb + q) + 1] = a1i[q];
+            }
+#endif
+        }
+    }
+}
+
+BFLY_INLINE void SUF(stage_fft_store)(T *y, Py_ssize_t ys, const T *re, Py_ssize_t n, Py_ssize_t vs, int nv,
+                                      const op_t *op, int cplx)
+{
+    const T *tw = (const T *)op->data;
+    int flags = op->flags;
+#define BFLY_FFT_CASE(M, SC, D)                                                  \
+    do {                                                                         \
+        if (cplx)                                                                \
+            SUF(fft_store_w8)(y, ys, re, n, vs, nv, tw, 1, M, SC, D);            \
+        else                                                                     \
+            SUF(fft_store_w8)(y, ys, re, n, vs, nv, tw, 0, M, SC, D);            \
     } while (0)
     int m = (flags & FFT_UNIT) ? 0 : ((flags & FFT_REALW) || !cplx) ? 1 : 2;
     switch (4 * m + ((flags & FFT_SCALED) ? 2 : 0) + ((flags & FFT_DIF) ? 1 : 0)) {
@@ -1404,10 +1575,12 @@ BFLY_INLINE void SUF(unview)(T *restrict dst, const T *restrict src, Py_ssize_t 
 #endif
 }
 
-/* dst[j * 8 + i] = r[i][j]: eight rows of 8 stored as eight columns (an 8x8 transpose). */
-BFLY_INLINE void SUF(transpose8)(T *restrict dst, const SUF(vec8) *r)
+/* Eight rows of 8 stored as eight columns (an 8x8 transpose): column j, r[0..7][j], goes to
+ * dst + 8 j, or to dst + 8 col[j] when col is given (LOAD8's lanes). */
+BFLY_INLINE void SUF(transpose8)(T *restrict dst, const SUF(vec8) *r, const int32_t *col)
 {
     typedef SUF(vec8) V;
+#define BFLY_COL(j) (dst + 8 * (col ? (Py_ssize_t)col[j] : (j)))
 #if defined(__GNUC__) && !defined(__clang__)
     typedef TI I __attribute__((vector_size(8 * sizeof(T))));
     const I lo = {0, 8, 1, 9, 4, 12, 5, 13}, hi = {2, 10, 3, 11, 6, 14, 7, 15};
@@ -1425,14 +1598,15 @@ BFLY_INLINE void SUF(transpose8)(T *restrict dst, const SUF(vec8) *r)
         u[i + 3] = __builtin_shuffle(t[i + 1], t[i + 3], hi2);
     }
     for (int j = 0; j < 4; j++) {
-        *(V *)(dst + j * 8) = __builtin_shuffle(u[j], u[j + 4], lo4);
-        *(V *)(dst + (j + 4) * 8) = __builtin_shuffle(u[j], u[j + 4], hi4);
+        *(V *)BFLY_COL(j) = __builtin_shuffle(u[j], u[j + 4], lo4);
+        *(V *)BFLY_COL(j + 4) = __builtin_shuffle(u[j], u[j + 4], hi4);
     }
 #else
     for (int i = 0; i < 8; i++)
         for (int j = 0; j < 8; j++)
-            dst[j * 8 + i] = r[i][j];
+            BFLY_COL(j)[i] = r[i][j];
 #endif
+#undef BFLY_COL
 }
 
 /* One FFT butterfly of stage `st` in registers, scaled when that stage has a scale plane: the
@@ -1456,17 +1630,40 @@ BFLY_INLINE void SUF(transpose8)(T *restrict dst, const SUF(vec8) *r)
         }                                                                                       \
     } while (0)
 
+/* The three FFT stages of a radix-8 op on one block of 8 octets held in registers (members 2i,
+ * 2i+1 (stage 0), then i, i+2, then i, i+4), the scale of stage st when bit st of sc is set;
+ * tw: the block's twiddles.  Shared by FFT3, FFT3T and LOAD8 + FFT3T. */
+BFLY_INLINE void SUF(fft3_regs)(SUF(vec8) *xr, SUF(vec8) *xi, const T *tw, int M, int D, int sc)
+{
+    typedef SUF(vec8) V;
+    const V zero = {0};
+    const V *t = (const V *)tw;
+#pragma GCC unroll 3
+    for (int st = 0; st < 3; st++) {
+        const int s = 1 << st, scl = (sc >> st) & 1;
+#pragma GCC unroll 8
+        for (int r = 0; r < 8; r++) {
+            if (r & s)
+                continue;
+            V wr = M ? t[0] : zero, wi = M == 2 ? t[1] : zero, l = scl ? t[M] : zero;
+            t += M + scl;
+            BFLY_FFT3_BF(xr[r], xi[r], xr[r + s], xi[r + s], wr, wi, scl, l);
+        }
+    }
+}
+
+/* Twiddle values per block of 8 octets of a radix-8 op. */
+#define BFLY_FFT3_BLOCK(M, sc) (4 * 8 * (3 * (M) + (((sc) & 1) != 0) + (((sc) & 2) != 0) + (((sc) & 4) != 0)))
+
 /* Three FFT stages in one pass (radix 8) on octets o + {0, d, .., 7d} + k, k < len (a multiple of 8),
- * for one (M, D): members 2i, 2i+1 (stage 0), then i, i+2, then i, i+4, the scale of stage st
- * when bit st of sc is set.  Results go back where they came from, or (`unview`, the FFT3T op:
- * the members are the 8 rows of the view) to dst in natural order by 8x8 transposes. */
+ * for one (M, D).  Results go back where they came from, or (`unview`, the FFT3T op: the members
+ * are the 8 rows of the view) to dst in natural order by 8x8 transposes. */
 BFLY_INLINE void SUF(fft3_w8)(T *dst, const T *src, Py_ssize_t n, Py_ssize_t vs, int nv, Py_ssize_t o, Py_ssize_t d,
                               Py_ssize_t len, const T *tw, int cplx, int M, int D, int sc, int unview)
 {
     typedef SUF(vec8) V;
     const V zero = {0};
-    const Py_ssize_t per_block = 4 * 8 * (3 * M + ((sc & 1) != 0) + ((sc & 2) != 0) + ((sc & 4) != 0));
-    for (Py_ssize_t kb = 0; kb < len; kb += 8, tw += per_block) {
+    for (Py_ssize_t kb = 0; kb < len; kb += 8, tw += BFLY_FFT3_BLOCK(M, sc)) {
         for (int v = 0; v < nv; v++) {
             const T *b = src + v * vs + o + kb;
             V xr[8], xi[8];
@@ -1475,23 +1672,11 @@ BFLY_INLINE void SUF(fft3_w8)(T *dst, const T *src, Py_ssize_t n, Py_ssize_t vs,
                 xr[i] = *(const V *)(b + i * d);
                 xi[i] = cplx ? *(const V *)(b + n + i * d) : zero;
             }
-            const V *t = (const V *)tw;
-#pragma GCC unroll 3
-            for (int st = 0; st < 3; st++) {
-                const int s = 1 << st, scl = (sc >> st) & 1;
-#pragma GCC unroll 8
-                for (int r = 0; r < 8; r++) {
-                    if (r & s)
-                        continue;
-                    V wr = M ? t[0] : zero, wi = M == 2 ? t[1] : zero, l = scl ? t[M] : zero;
-                    t += M + scl;
-                    BFLY_FFT3_BF(xr[r], xi[r], xr[r + s], xi[r + s], wr, wi, scl, l);
-                }
-            }
+            SUF(fft3_regs)(xr, xi, tw, M, D, sc);
             if (unview) {
-                SUF(transpose8)(dst + v * vs + (o + kb) * 8, xr);
+                SUF(transpose8)(dst + v * vs + (o + kb) * 8, xr, NULL);
                 if (cplx)
-                    SUF(transpose8)(dst + v * vs + n + (o + kb) * 8, xi);
+                    SUF(transpose8)(dst + v * vs + n + (o + kb) * 8, xi, NULL);
                 continue;
             }
             T *w = dst + v * vs + o + kb;
@@ -1501,6 +1686,49 @@ BFLY_INLINE void SUF(fft3_w8)(T *dst, const T *src, Py_ssize_t n, Py_ssize_t vs,
                 if (cplx)
                     *(V *)(w + n + i * d) = xi[i];
             }
+        }
+    }
+}
+
+/* LOAD8 + FFT3T: the FFT3T pass reading each input vector (xs apart; interleaved complex when
+ * xc, else real) through the LOAD8 map instead of the view, into dst in natural order. */
+BFLY_INLINE void SUF(fft3l_w8)(T *dst, const T *x, Py_ssize_t xs, int xc, Py_ssize_t n, Py_ssize_t vs, int nv,
+                               Py_ssize_t cols, const int32_t *map, const T *tw, int cplx, int M, int D, int sc)
+{
+    typedef SUF(vec8) V;
+#if defined(__GNUC__) && !defined(__clang__)
+    typedef TI I __attribute__((vector_size(8 * sizeof(T))));
+    const I even = {0, 2, 4, 6, 8, 10, 12, 14}, odd = {1, 3, 5, 7, 9, 11, 13, 15};
+#endif
+    const V zero = {0};
+    for (Py_ssize_t g = 0; g < cols / 8; g++, tw += BFLY_FFT3_BLOCK(M, sc)) {
+        const int32_t *first = map + 8 * g, *col = map + cols + 8 * g;
+        for (int v = 0; v < nv; v++) {
+            const T *xv = x + v * xs;
+            V xr[8], xi[8];
+#pragma GCC unroll 8
+            for (int i = 0; i < 8; i++) {
+                if (xc) { /* 8 interleaved complex values: split into re and im */
+                    const T *p = xv + 2 * (Py_ssize_t)first[i];
+                    V a = *(const V *)p, b = *(const V *)(p + 8);
+#if defined(__GNUC__) && !defined(__clang__)
+                    xr[i] = __builtin_shuffle(a, b, even);
+                    xi[i] = __builtin_shuffle(a, b, odd);
+#else
+                    for (int l = 0; l < 4; l++) {
+                        xr[i][l] = a[2 * l], xi[i][l] = a[2 * l + 1];
+                        xr[i][l + 4] = b[2 * l], xi[i][l + 4] = b[2 * l + 1];
+                    }
+#endif
+                } else {
+                    xr[i] = *(const V *)(xv + first[i]);
+                    xi[i] = zero;
+                }
+            }
+            SUF(fft3_regs)(xr, xi, tw, M, D, sc);
+            SUF(transpose8)(dst + v * vs, xr, col);
+            if (cplx)
+                SUF(transpose8)(dst + v * vs + n, xi, col);
         }
     }
 }
@@ -1543,6 +1771,32 @@ BFLY_INLINE void SUF(stage_fft3t)(T *dst, const T *src, Py_ssize_t n, Py_ssize_t
             SUF(fft3_w8)(dst, src, n, vs, nv, 0, op->cols, op->cols, tw, 1, M, D, sc, 1); \
         else                                                                      \
             SUF(fft3_w8)(dst, src, n, vs, nv, 0, op->cols, op->cols, tw, 0, M, D, sc, 1); \
+    } while (0)
+    switch (2 * m + ((f & FFT_DIF) ? 1 : 0)) {
+    case 0: BFLY_FFT3_CASE(0, 0); break;
+    case 2: BFLY_FFT3_CASE(1, 0); break;
+    case 3: BFLY_FFT3_CASE(1, 1); break;
+    case 4: BFLY_FFT3_CASE(2, 0); break;
+    default: BFLY_FFT3_CASE(2, 1); break;
+    }
+#undef BFLY_FFT3_CASE
+}
+
+/* LOAD8 + FFT3T (op = the FFT3T, map = the LOAD8's data): nv input vectors from x into dst. */
+BFLY_INLINE void SUF(stage_load8)(T *dst, const T *x, Py_ssize_t xs, int xc, Py_ssize_t n, Py_ssize_t vs, int nv,
+                                  const op_t *op, const int32_t *map, int cplx)
+{
+    const T *tw = (const T *)op->data;
+    int f = op->flags & 15, sc = (op->flags >> 4) & 7;
+    int m = (f & FFT_UNIT) ? 0 : ((f & FFT_REALW) || !cplx) ? 1 : 2;
+#define BFLY_FFT3_CASE(M, D)                                                                         \
+    do {                                                                                             \
+        if (cplx && xc)                                                                              \
+            SUF(fft3l_w8)(dst, x, xs, 1, n, vs, nv, op->cols, map, tw, 1, M, D, sc);                 \
+        else if (cplx)                                                                               \
+            SUF(fft3l_w8)(dst, x, xs, 0, n, vs, nv, op->cols, map, tw, 1, M, D, sc);                 \
+        else                                                                                         \
+            SUF(fft3l_w8)(dst, x, xs, 0, n, vs, nv, op->cols, map, tw, 0, M, D, sc);                 \
     } while (0)
     switch (2 * m + ((f & FFT_DIF) ? 1 : 0)) {
     case 0: BFLY_FFT3_CASE(0, 0); break;
@@ -1615,11 +1869,11 @@ BFLY_INLINE void SUF(store)(T *restrict y, const T *restrict re, const T *restri
 
 /* Run the ops on a tile of nv vectors held in `cur` (planes, vs apart); `alt` is the spare buffer
  * for gathers. Returns the buffer that holds the result. */
-BFLY_INLINE T *SUF(run_ops)(const core_t *c, T *cur, T *alt, Py_ssize_t vs, int nv)
+BFLY_INLINE T *SUF(run_ops)(const core_t *c, T *cur, T *alt, Py_ssize_t vs, int nv, Py_ssize_t end)
 {
     Py_ssize_t n = c->n;
     int cplx = c->is_complex;
-    for (Py_ssize_t k = c->first_op; k < c->nops; k++) {
+    for (Py_ssize_t k = c->first_op; k < end; k++) {
         const op_t *op = &c->ops[k];
         switch (op->kind) {
         case OP_GATHER:
@@ -1682,11 +1936,19 @@ BFLY_CLONES static void SUF(run_range)(const core_t *c, const T *x, T *y, int xc
     T *bufa = scratch, *bufb = scratch + (Py_ssize_t)tile * vs;
     for (Py_ssize_t b = 0; b < count; b += tile) {
         int nv = count - b < tile ? (int)(count - b) : tile;
-        for (int v = 0; v < nv; v++)
-            SUF(load)(bufa + v * vs, bufa + v * vs + n, x + (b + v) * xs, c->load_idx, n, xc, cplx);
-        T *res = SUF(run_ops)(c, bufa, bufb, vs, nv);
-        for (int v = 0; v < nv; v++)
-            SUF(store)(y + (b + v) * ys, res + v * vs, res + v * vs + n, n, yc);
+        if (c->load8)
+            SUF(stage_load8)(bufa, x + b * xs, xs, xc, n, vs, nv, &c->ops[1], c->load8, cplx);
+        else
+            for (int v = 0; v < nv; v++)
+                SUF(load)(bufa + v * vs, bufa + v * vs + n, x + (b + v) * xs, c->load_idx, n, xc, cplx);
+        /* the last FFT stage writes the output itself when the output has the plan's planes */
+        int fused = c->store_last && yc == cplx && c->nops - 1 >= c->first_op;
+        T *res = SUF(run_ops)(c, bufa, bufb, vs, nv, fused ? c->nops - 1 : c->nops);
+        if (fused)
+            SUF(stage_fft_store)(y + b * ys, ys, res, n, vs, nv, &c->ops[c->nops - 1], cplx);
+        else
+            for (int v = 0; v < nv; v++)
+                SUF(store)(y + (b + v) * ys, res + v * vs, res + v * vs + n, n, yc);
     }
 }
 

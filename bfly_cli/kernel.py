@@ -36,7 +36,8 @@ import numpy as np
 from . import plan_cache
 from .kernel_stages import (_FFT_REALW, _FFT_SCALED, _FFT_UNIT, _FLAG_FIRST, _FLAG_LAST, _FLAG_STATE, _OP_BF,
                             _OP_BFT, _OP_DIAG, _OP_FFT, _OP_FFT2, _OP_FFT2T, _OP_FFTT, _OP_GATHER, _OP_R2, _OP_R2T,
-                            _OP_REAL, _OP_UNVIEW, _OP_FFT3T, _OP_FFT3, _butterfly_ops, _gather, _planes, _rows)
+                            _OP_REAL, _OP_UNVIEW, _OP_FFT3T, _OP_FFT3, _OP_LOAD8, _butterfly_ops, _gather, _planes, _rows,
+                            canonical_inputs, fuse_load)
 from .step_kinds import kind_of
 
 if TYPE_CHECKING:  # annotations only: factors imports this module (to_dense_fast), not the reverse
@@ -163,8 +164,9 @@ class Plan:
             ops = compile_ops(self.factors, self.is_complex, double, _special)
             self._core = _ext.Plan(self.n, self.is_complex, double, ops)
             self.stage_kinds = stage_kinds(ops)
-            self._core.set_fast(self.in_dtype.kind == "c", self.out_dtype, np.empty, self._threaded_batch)
+            self._core.set_fast(self.in_dtype, self.out_dtype, self._threaded_batch, self, Plan._apply)
             self._call = self._core.call
+            self.apply = self._core.apply  # type: ignore[method-assign]  # see apply()
 
     @property
     def compiled(self) -> bool:
@@ -177,11 +179,13 @@ class Plan:
         and may be ``x`` itself when the dtypes agree. ``threads``: default all cores; batches too
         small to pay for a thread use fewer.
 
-        The common small call (no ``out``, ``threads`` None or 1, ``x`` already C-contiguous
-        ``in_dtype``, a batch too small for threads: one thread whatever ``threads`` says) runs
-        entirely in C (``_call``): in Python its checks, attribute lookups and buffer exports cost
-        about 1.5 us, more than the whole FFT at N = 256. Anything else returns NotImplemented
-        from there and takes the general path below."""
+        The common small call (no ``out``, ``threads`` None or 1, ``x`` an ndarray already
+        C-contiguous ``in_dtype``, a batch too small for threads: one thread whatever ``threads``
+        says) runs entirely in C. A compiled plan replaces this method on the instance by the C
+        ``apply`` of its core, which takes the same arguments, runs that case and hands every other
+        call to :meth:`_apply`: at N = 256 a Python frame here plus ``numpy.empty`` cost as much as
+        the FFT. This body is what runs without the extension (and documents the contract).
+        """
         if out is None and (threads is None or threads == 1) and self._call is not None:
             y = self._call(x)
             if y is not NotImplemented:
@@ -301,10 +305,19 @@ def compile_ops(factors: Factors, is_complex: bool, double: bool, special: bool 
     with all data as planes of float64 (``double``) or float32. ``special``: let butterfly
     stages of FFT form run as FFT ops (see :mod:`bfly_cli.kernel_stages`)."""
     real_dt = np.dtype(np.float64 if double else np.float32)
+    from .factors import Step  # (factors imports this module)
+
+    steps = list(factors.steps)
+    if special:  # a permutation into a butterfly: one member order per group of 8 (see canonical_inputs)
+        for k in range(len(steps) - 1):
+            if kind_of(steps[k].kind).name == "permutation" and kind_of(steps[k + 1].kind).name == "butterfly":
+                perm, tw = canonical_inputs(steps[k].data, steps[k + 1].data)
+                steps[k], steps[k + 1] = Step(steps[k].kind, perm), Step(steps[k + 1].kind, tw)
     ops: list[tuple] = []
-    for step in factors.steps:
+    for step in steps:
         ops.extend(_step_ops(step, factors.n, is_complex, real_dt, special))
-    return _merge_gathers(ops, factors.n)
+    ops = _merge_gathers(ops, factors.n)
+    return fuse_load(ops, factors.n) if special else ops
 
 
 def _step_ops(step: Step, n: int, is_complex: bool, real_dt: np.dtype, special: bool = True) -> list[tuple]:
@@ -324,7 +337,8 @@ def stage_kinds(ops: list[tuple]) -> list[str]:
     unit twiddles; ``+scale`` when it also scales its outputs; ``radix4 ...`` for two such stages
     run as one pass), ``diagonal``, ``real``, ``rank2``."""
     names = {_OP_GATHER: "gather", _OP_BF: "general", _OP_BFT: "general", _OP_DIAG: "diagonal",
-             _OP_REAL: "real", _OP_R2: "rank2", _OP_R2T: "rank2", _OP_UNVIEW: "gather"}
+             _OP_REAL: "real", _OP_R2: "rank2", _OP_R2T: "rank2", _OP_UNVIEW: "gather",
+             _OP_LOAD8: "gather (in the radix8 load)"}
     kinds = []
     for op in ops:
         if op[0] in (_OP_FFT3T, _OP_FFT3):

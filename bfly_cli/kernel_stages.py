@@ -49,7 +49,7 @@ from .layout import pair_index, pair_positions
 
 # op kinds and flags of the compiled kernel (the same numbers as in _kernel.c)
 _OP_GATHER, _OP_BF, _OP_BFT, _OP_DIAG, _OP_REAL, _OP_R2, _OP_R2T = 0, 1, 2, 3, 4, 5, 6
-_OP_FFT, _OP_FFTT, _OP_FFT2, _OP_FFT2T, _OP_UNVIEW, _OP_FFT3T, _OP_FFT3 = 7, 8, 9, 10, 11, 12, 13
+_OP_FFT, _OP_FFTT, _OP_FFT2, _OP_FFT2T, _OP_UNVIEW, _OP_FFT3T, _OP_FFT3, _OP_LOAD8 = 7, 8, 9, 10, 11, 12, 13, 14
 _FLAG_FIRST, _FLAG_LAST, _FLAG_STATE = 1, 2, 1  # rank2 stage flags; gather flag (see _kernel.c)
 _FFT_REALW, _FFT_UNIT, _FFT_SCALED, _FFT_DIF = 1, 2, 4, 8  # FFT stage flags: w real, w = 1, scale plane, [[1,1],[w,-w]]
 _ROWS = 8  # transposed-view height: strides 1, 2, 4 mix rows of length N/8
@@ -366,3 +366,99 @@ def _rows(n: int) -> int:
     return n // 8 if n >= 16 else 1
 
 
+def fuse_load(ops: list[tuple], n: int) -> list[tuple]:
+    """Let the first radix-8 pass read the input itself when the load's gather allows it.
+
+    A plan that starts with a gather (the permutation, merged with the move into the transposed
+    view) and then an FFT3T reads every input element by index: a quarter to a third of a learned
+    DFT's time at N = 256..4096. The FFT3T takes 8 columns of the view at a time, row by row.
+    When the columns can be grouped into blocks of 8 lanes such that, in every row, the 8 lanes
+    read 8 *consecutive* input elements, the pass can load each row with two vector loads from
+    the input instead (a LOAD8 op before it, holding each block's first element per row and its
+    lanes' columns; the FFT3T's twiddles reordered into that lane order). A bit-reversal
+    permutation has this shape: the three stages of strides 1, 2, 4 after it combine inputs
+    N/2, N/4, N/8 apart, and neighbouring columns hold neighbouring inputs. Anything else keeps
+    the gather."""
+    if len(ops) < 2 or ops[0][0] != _OP_GATHER or ops[0][6] != 0 or ops[1][0] != _OP_FFT3T:
+        return ops
+    cols = ops[1][3]
+    view = np.asarray(ops[0][5], dtype=np.int64).reshape(8, cols)  # view[r, col]: the input element read there
+    lanes = np.argsort(view[0], kind="stable").reshape(cols // 8, 8)  # columns by their row-0 input
+    first = view[:, lanes[:, 0]]  # (8 rows, blocks)
+    if not np.array_equal(view[:, lanes], first[:, :, None] + np.arange(8)):
+        return ops
+    kind, s, rows, _, cstride, data, flags = ops[1]
+    if data is not None:  # (blocks, planes, 8 lanes) in column order -> the lanes' order
+        planes = data.shape[1]
+        by_col = data.transpose(0, 2, 1).reshape(cols, planes)
+        data = np.ascontiguousarray(by_col[lanes.ravel()].reshape(cols // 8, 8, planes).transpose(0, 2, 1))
+    load = np.concatenate([first.T.ravel(), lanes.ravel()]).astype(np.int32)
+    return [(_OP_LOAD8, 0, 8, cols, 0, load, 0), (kind, s, rows, cols, cstride, data, flags), *ops[2:]]
+
+
+# Positions (within a group of 8) of the first member of each block of stages 0, 1, 2 ("slots").
+_FIRST_POSITIONS = (np.array([0, 2, 4, 6]), np.array([0, 1, 4, 5]), np.array([0, 1, 2, 3]))
+_REV3 = np.array([0, 4, 2, 6, 1, 5, 3, 7])
+
+
+def canonical_inputs(perm: np.ndarray, twiddle: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The same product ``B P`` with the members of every group of 8 in bit-reversed input order.
+
+    The first three stages of ``B`` (strides 1, 2, 4) mix the 8 positions ``8g .. 8g + 7`` that
+    ``P`` fills. A learned DFT reads inputs ``low_g + (N/8) t`` there, in a member order that
+    differs from group to group: the solver is free to choose which member of a pair comes first.
+    Swapping the inputs of a stage-0 block, the two stage-0 blocks under a stage-1 block, or the
+    two halves under a stage-2 block is a symmetry of the network: it swaps the columns of the
+    blocks at that level (``[[a, b], [c, d]] -> [[b, a], [d, c]]``, which keeps the FFT form
+    ``ad + bc = 0`` that :func:`specialize` looks for), moves the blocks below it with their
+    members, and moves the entries of ``P``; the product is unchanged. Undoing every group's
+    choice gives all groups the order ``t = rev3(r)``, which lets :func:`fuse_load` read the
+    input with vector loads. ``(perm, twiddle)`` come back unchanged when a group is not of that
+    form (its members are not ``N/8`` apart, or no such swaps reach the order)."""
+    n = perm.size
+    cols = n // 8
+    if n < 64 or twiddle.ndim != 4 or twiddle.shape[0] < 3:
+        return perm, twiddle
+    p = perm.reshape(cols, 8).astype(np.int64)
+    steps = p - p.min(axis=1, keepdims=True)
+    if (steps % cols).any() or not np.array_equal(np.sort(steps // cols, axis=1), np.tile(np.arange(8), (cols, 1))):
+        return perm, twiddle
+    first = [8 * np.arange(cols)[:, None] + pos for pos in _FIRST_POSITIONS]
+    blocks = [twiddle[k][pair_index(k, first[k])].copy() for k in range(3)]  # (cols, 4 slots, 2, 2)
+    p = p.copy()
+    for level in (2, 1, 0):
+        for part in range(4 >> level):  # the sub-trees of this level: 1 group, 2 halves, 4 pairs
+            size = 2 << level
+            lo = part * size
+            top = (p[:, lo] - p.min(axis=1)) // cols  # the t of the sub-tree's first member
+            swap = (top & (1 << (2 - level))) != 0  # rev3: first members have the bit of t for this level clear
+            _swap_subtree(blocks, p, swap, level, lo)
+    t = (p - p.min(axis=1, keepdims=True)) // cols
+    if not (t == _REV3).all():
+        return perm, twiddle
+    out = twiddle.copy()
+    for k in range(3):
+        out[k][pair_index(k, first[k])] = blocks[k]
+    return p.reshape(n).astype(perm.dtype), out
+
+
+def _swap_subtree(blocks: list[np.ndarray], p: np.ndarray, swap: np.ndarray, level: int, lo: int) -> None:
+    """In the groups where ``swap`` holds, exchange the two halves of the sub-tree of ``2 << level``
+    positions starting at ``lo``: the columns of its level-``level`` blocks, the blocks of the
+    levels below, and the entries of ``p``."""
+    if not swap.any():
+        return
+    half = 1 << level
+    order = np.arange(8)
+    order[lo:lo + half], order[lo + half:lo + 2 * half] = np.arange(lo + half, lo + 2 * half), np.arange(lo, lo + half)
+    p[swap] = p[swap][:, order]
+    for k in range(level + 1):
+        slot_of = {int(pos): j for j, pos in enumerate(_FIRST_POSITIONS[k])}
+        inside = [j for j, pos in enumerate(_FIRST_POSITIONS[k]) if lo <= pos < lo + 2 * half]
+        if k == level:  # this level's blocks mix the two halves: their inputs swap
+            sub = blocks[k][swap]
+            sub[:, inside] = sub[:, inside][..., ::-1]
+            blocks[k][swap] = sub
+        else:  # blocks below move with their members
+            moved = [slot_of[int(order[_FIRST_POSITIONS[k][j]])] for j in range(4)]
+            blocks[k][swap] = blocks[k][swap][:, moved]

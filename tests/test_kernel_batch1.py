@@ -129,22 +129,23 @@ def test_real_input_to_complex_plan_and_real_output():
 def test_set_fast_refuses_what_it_cannot_serve():
     plan = kernel.Plan(dit_dft(16), np.complex64)
     core = plan._core
-    with pytest.raises(TypeError):
-        core.set_fast(True, np.dtype(np.complex64), None, 4)
+    general = kernel.Plan._apply
+    with pytest.raises(TypeError, match="numpy dtypes"):
+        core.set_fast(np.complex64, np.dtype(np.complex64), 4, plan, general)  # a type, not a dtype
+    with pytest.raises(TypeError, match="callable"):
+        core.set_fast(np.dtype(np.complex64), np.dtype(np.complex64), 4, plan, None)
+    with pytest.raises(ValueError, match="precision"):
+        core.set_fast(np.dtype(np.complex128), np.dtype(np.complex64), 4, plan, general)
     real_core = kernel._ext.Plan(16, False, False, [])
-    with pytest.raises(ValueError, match="complex input needs a complex plan"):
-        real_core.set_fast(True, np.dtype(np.float32), np.empty, 4)
+    with pytest.raises(ValueError, match="complex input or output needs a complex plan"):
+        real_core.set_fast(np.dtype(np.complex64), np.dtype(np.float32), 4, None, general)
     assert real_core.call(np.zeros(16, np.float32)) is NotImplemented  # not set up: no fast path
-    real_core.set_fast(False, np.dtype(np.float32), np.empty, 4)
+    with pytest.raises(RuntimeError, match="set_fast"):
+        real_core.apply(np.zeros(16, np.float32), out=np.zeros(16, np.float32))
+    real_core.set_fast(np.dtype(np.float32), np.dtype(np.float32), 4, None, general)
     x = np.arange(16, dtype=np.float32)
     np.testing.assert_array_equal(real_core.call(x), x)  # no ops: the identity
-    # an allocator that makes the wrong kind of array is refused, not written out of bounds
-    real_core.set_fast(False, np.dtype(np.float64), np.empty, 4)
-    with pytest.raises(TypeError, match="element format"):
-        real_core.call(x)
-    real_core.set_fast(False, np.dtype(np.float32), lambda shape, dtype: np.empty(1, dtype), 4)
-    with pytest.raises(RuntimeError, match="does not fit"):
-        real_core.call(x)
+    assert real_core.call(x.astype(np.float64)) is NotImplemented  # not the input type set up
 
 
 @needs_ext
@@ -166,16 +167,23 @@ def test_cached_paths_use_the_same_answer_and_keep_their_errors(dtype):
 
 
 @needs_ext
-def test_threads_one_takes_the_one_call_path_and_bad_threads_still_raise():
+def test_threads_one_takes_the_one_call_path_and_bad_threads_still_raise(monkeypatch):
     n = 64
+    general_calls = []
+    real_general = kernel.Plan._apply
+
+    def recording(self, x, out, threads):
+        general_calls.append(threads)
+        return real_general(self, x, out, threads)
+
+    monkeypatch.setattr(kernel.Plan, "_apply", recording)  # before the plan: its C apply keeps this one
     plan = kernel.Plan(dit_dft(n), np.complex128)
     x = random_input((3, n), np.complex128, np.random.default_rng(9))
-    calls = []
-    real_call = plan._call
-    plan._call = lambda x: calls.append(1) or real_call(x)
-    np.testing.assert_array_equal(plan.apply(x, threads=1), plan._apply(x, None, 1))
-    assert calls  # threads=1 on a small batch: the C path
-    calls.clear()
+    got = plan.apply(x, threads=1)
+    assert not general_calls  # threads=1 on a small batch: the C path
+    np.testing.assert_array_equal(got, real_general(plan, x, None, 1))
     with pytest.raises(ValueError, match="threads must be >= 1"):
         plan.apply(x, threads=0)
-    assert not calls
+    assert general_calls == [0]  # the general path raised it
+    np.testing.assert_array_equal(plan.apply(x, threads=2), got)
+    assert general_calls == [0, 2]
