@@ -122,7 +122,8 @@ typedef struct {
     op_t *ops;
     const int32_t *load_idx; /* a leading GATHER fused into the load, or NULL */
     const int32_t *load8;    /* a leading LOAD8's map, or NULL: then ops[1] (FFT3T) reads the input */
-    int store_last;          /* the last op is an FFT stage of stride n/2: it can write the output itself */
+    int store_last;          /* the last op is an FFT stage of stride n/2 or a radix-4 pass of stride n/4:
+                              * it can write the output itself */
     Py_ssize_t first_op;     /* index of the first op not fused into the load */
     int tile;                /* vectors processed together (they share each twiddle load) */
 } core_t;
@@ -713,7 +714,8 @@ static int plan_init(PlanObject *self, PyObject *args, PyObject *kwds)
     self->core.tile = choose_tile(&self->core);
     if (nops > 0) {
         const op_t *last = &self->core.ops[nops - 1];
-        self->core.store_last = last->kind == OP_FFT && last->s == n / 2 && last->cstride == 8;
+        self->core.store_last = (last->kind == OP_FFT && last->s == n / 2 && last->cstride == 8) ||
+                                (last->kind == OP_FFT2 && last->s == n / 4 && last->cstride == 8);
     }
     if (nops > 0 && self->core.ops[0].kind == OP_LOAD8) {
         if (nops < 2 || self->core.ops[1].kind != OP_FFT3T || self->core.ops[1].cols != self->core.ops[0].cols) {
@@ -1246,6 +1248,26 @@ BFLY_INLINE void SUF(fft_pair)(T *re, Py_ssize_t n, Py_ssize_t vs, int nv, Py_ss
 #undef BFLY_FFT_CASE
 }
 
+/* Store 8 numbers (re, im planes) at out[2k ..] interleaved, or the re plane at out[k ..]. */
+BFLY_INLINE void SUF(put8)(T *out, const SUF(vec8) *rp, const SUF(vec8) *ip, int cplx)
+{
+    typedef SUF(vec8) V;
+    V r = *rp, i = *ip; /* (by pointer: a 64-byte vector argument draws a GCC ABI note) */
+    if (!cplx) {
+        *(V *)out = r;
+        return;
+    }
+#if defined(__GNUC__) && !defined(__clang__)
+    typedef TI I __attribute__((vector_size(8 * sizeof(T))));
+    const I lo = {0, 8, 1, 9, 2, 10, 3, 11}, hi = {4, 12, 5, 13, 6, 14, 7, 15};
+    *(V *)out = __builtin_shuffle(r, i, lo);
+    *(V *)(out + 8) = __builtin_shuffle(r, i, hi);
+#else
+    for (int q = 0; q < 8; q++)
+        out[2 * q] = r[q], out[2 * q + 1] = i[q];
+#endif
+}
+
 /* The last FFT stage (stride n/2) of a plan, writing the output vectors (ys apart) itself instead
  * of back to the planes: interleaved complex when cplx, else the real plane.  Saves the separate
  * store pass (a tenth of a DFT's time at N = 256). */
@@ -1253,10 +1275,6 @@ BFLY_INLINE void SUF(fft_store_w8)(T *y, Py_ssize_t ys, const T *re, Py_ssize_t 
                                    int cplx, int M, int SC, int D)
 {
     typedef SUF(vec8) V;
-#if defined(__GNUC__) && !defined(__clang__)
-    typedef TI I __attribute__((vector_size(8 * sizeof(T))));
-    const I lo = {0, 8, 1, 9, 2, 10, 3, 11}, hi = {4, 12, 5, 13, 6, 14, 7, 15};
-#endif
     const V *t = (const V *)tw;
     const V zero = {0};
     const Py_ssize_t h = n / 2;
@@ -1271,23 +1289,9 @@ BFLY_INLINE void SUF(fft_store_w8)(T *y, Py_ssize_t ys, const T *re, Py_ssize_t 
             }
             V *x0r = &a0r, *x1r = &a1r, *x0i = &a0i, *x1i = &a1i;
             BFLY_FFT_BODY(V);
-            T *out = y + v * ys;
-            if (!cplx) {
-                *(V *)(out + kb) = a0r;
-                *(V *)(out + h + kb) = a1r;
-                continue;
-            }
-#if defined(__GNUC__) && !defined(__clang__)
-            *(V *)(out + 2 * kb) = __builtin_shuffle(a0r, a0i, lo);
-            *(V *)(out + 2 * kb + 8) = __builtin_shuffle(a0r, a0i, hi);
-            *(V *)(out + 2 * (h + kb)) = __builtin_shuffle(a1r, a1i, lo);
-            *(V *)(out + 2 * (h + kb) + 8) = __builtin_shuffle(a1r, a1i, hi);
-#else
-            for (int q = 0; q < 8; q++) {
-                out[2 * (kb + q)] = a0r[q], out[2 * (kb + q) + 1] = a0i[q];
-                out[2 * (h + kb + q)] = a1r[q], out[2 * (h + kb + q) + 1] = a1i[q];
-            }
-#endif
+            T *out = y + v * ys + (cplx ? 2 : 1) * kb;
+            SUF(put8)(out, &a0r, &a0i, cplx);
+            SUF(put8)(out + (cplx ? 2 : 1) * h, &a1r, &a1i, cplx);
         }
     }
 }
@@ -1399,6 +1403,63 @@ BFLY_INLINE void SUF(fft2_run)(T *re, Py_ssize_t n, Py_ssize_t vs, int nv, Py_ss
             SUF(fft2_w8)(re, n, vs, nv, o, d, tw, len, 1, M, D);                 \
         else                                                                     \
             SUF(fft2_w8)(re, n, vs, nv, o, d, tw, len, 0, M, D);                 \
+    } while (0)
+    int m = (flags & FFT_UNIT) ? 0 : ((flags & FFT_REALW) || !cplx) ? 1 : 2;
+    switch (2 * m + ((flags & FFT_DIF) ? 1 : 0)) {
+    case 0: BFLY_FFT2_CASE(0, 0); break;
+    case 2: BFLY_FFT2_CASE(1, 0); break;
+    case 3: BFLY_FFT2_CASE(1, 1); break;
+    case 4: BFLY_FFT2_CASE(2, 0); break;
+    default: BFLY_FFT2_CASE(2, 1); break;
+    }
+#undef BFLY_FFT2_CASE
+}
+
+/* The last radix-4 pass (stride n/4: quads k + {0, 1, 2, 3} n/4) writing the output vectors (ys
+ * apart) itself, as fft_store_w8 does for a last radix-2 stage. */
+BFLY_INLINE void SUF(fft2_store_w8)(T *y, Py_ssize_t ys, const T *re, Py_ssize_t n, Py_ssize_t vs, int nv, const T *tw,
+                                    int cplx, int M, int D)
+{
+    typedef SUF(vec8) V;
+    const V *t = (const V *)tw;
+    const V zero = {0};
+    const Py_ssize_t d = n / 4, oc = cplx ? 2 : 1;
+    for (Py_ssize_t kb = 0; kb < d; kb += 8, t += 4 * M) {
+        V ar = M ? t[0] : zero, ai = M == 2 ? t[1] : zero, cr = M ? t[M] : zero, ci = M == 2 ? t[M + 1] : zero;
+        V br = M ? t[2 * M] : zero, bi = M == 2 ? t[2 * M + 1] : zero;
+        V er = M ? t[3 * M] : zero, ei = M == 2 ? t[3 * M + 1] : zero;
+        for (int v = 0; v < nv; v++) {
+            const T *b = re + v * vs + kb;
+            V x0r = *(const V *)b, x1r = *(const V *)(b + d), x2r = *(const V *)(b + 2 * d), x3r = *(const V *)(b + 3 * d);
+            V x0i = zero, x1i = zero, x2i = zero, x3i = zero;
+            if (cplx) {
+                x0i = *(const V *)(b + n), x1i = *(const V *)(b + n + d);
+                x2i = *(const V *)(b + n + 2 * d), x3i = *(const V *)(b + n + 3 * d);
+            }
+            BFLY_FFT_VAL(V, x0r, x0i, x1r, x1i, ar, ai);
+            BFLY_FFT_VAL(V, x2r, x2i, x3r, x3i, cr, ci);
+            BFLY_FFT_VAL(V, x0r, x0i, x2r, x2i, br, bi);
+            BFLY_FFT_VAL(V, x1r, x1i, x3r, x3i, er, ei);
+            T *out = y + v * ys + oc * kb;
+            SUF(put8)(out, &x0r, &x0i, cplx);
+            SUF(put8)(out + oc * d, &x1r, &x1i, cplx);
+            SUF(put8)(out + 2 * oc * d, &x2r, &x2i, cplx);
+            SUF(put8)(out + 3 * oc * d, &x3r, &x3i, cplx);
+        }
+    }
+}
+
+BFLY_INLINE void SUF(stage_fft2_store)(T *y, Py_ssize_t ys, const T *re, Py_ssize_t n, Py_ssize_t vs, int nv,
+                                       const op_t *op, int cplx)
+{
+    const T *tw = (const T *)op->data;
+    int flags = op->flags;
+#define BFLY_FFT2_CASE(M, D)                                                     \
+    do {                                                                         \
+        if (cplx)                                                                \
+            SUF(fft2_store_w8)(y, ys, re, n, vs, nv, tw, 1, M, D);               \
+        else                                                                     \
+            SUF(fft2_store_w8)(y, ys, re, n, vs, nv, tw, 0, M, D);               \
     } while (0)
     int m = (flags & FFT_UNIT) ? 0 : ((flags & FFT_REALW) || !cplx) ? 1 : 2;
     switch (2 * m + ((flags & FFT_DIF) ? 1 : 0)) {
@@ -1944,7 +2005,9 @@ BFLY_CLONES static void SUF(run_range)(const core_t *c, const T *x, T *y, int xc
         /* the last FFT stage writes the output itself when the output has the plan's planes */
         int fused = c->store_last && yc == cplx && c->nops - 1 >= c->first_op;
         T *res = SUF(run_ops)(c, bufa, bufb, vs, nv, fused ? c->nops - 1 : c->nops);
-        if (fused)
+        if (fused && c->ops[c->nops - 1].kind == OP_FFT2)
+            SUF(stage_fft2_store)(y + b * ys, ys, res, n, vs, nv, &c->ops[c->nops - 1], cplx);
+        else if (fused)
             SUF(stage_fft_store)(y + b * ys, ys, res, n, vs, nv, &c->ops[c->nops - 1], cplx);
         else
             for (int v = 0; v < nv; v++)

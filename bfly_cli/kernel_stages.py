@@ -229,6 +229,8 @@ def _butterfly_ops(twiddle: np.ndarray, n: int, is_complex: bool, real_dt: np.dt
             ops.append(radix8_op)
             lev += 3
             continue
+        if special and lev + 2 == len(stages) and s >= rows:  # the last two: one radix-4 pass if a common form exists
+            stages[lev:] = _common_form(stages[lev], stages[lev + 1], n)
         if lev + 1 < len(stages) and _fusable(stages[lev], stages[lev + 1], s, rows, cols):
             data = _fused_planes(stages[lev][2], stages[lev + 1][2], lev, n, rows, real_dt)
             ops.append((_OP_FFT2T if view else _OP_FFT2, s, rows if view else 0, cols if view else 0, 8, data,
@@ -316,6 +318,34 @@ def _fusable(a: tuple, b: tuple, s: int, rows: int, cols: int) -> bool:
     if s < rows:
         return 2 * s < rows and cols >= 8
     return s >= 8
+
+
+def _common_form(a: tuple, b: tuple, n: int) -> list[tuple]:
+    """Two FFT stages as one form when they differ only in how general their twiddles are
+    (``addsub`` < ``fft-real`` < ``fft``): the simpler one gets explicit planes of ones (and zero
+    imaginary parts), so the pair can run as one radix-4 pass. For the last two stages this is
+    what lets the plan's last op write the output itself (a learned DFT-256 ends ``fft, addsub``):
+    a few multiplies by one instead of two more passes over the vector. Anything else (a general
+    or scaled stage, DIT against DIF) comes back unchanged."""
+    if a[0] != _OP_FFT or b[0] != _OP_FFT or (a[1] | b[1]) & _FFT_SCALED or a[1] == b[1]:
+        return [a, b]
+    level = {_FFT_UNIT: 0, _FFT_REALW: 1, 0: 2}
+    la, lb = level[a[1] & (_FFT_UNIT | _FFT_REALW)], level[b[1] & (_FFT_UNIT | _FFT_REALW)]
+    dif = {st[1] & _FFT_DIF for st in (a, b) if not st[1] & _FFT_UNIT}
+    if len(dif) > 1:
+        return [a, b]
+    top = max(la, lb)
+    flags = ({0: _FFT_UNIT, 1: _FFT_REALW, 2: 0}[top]) | (dif.pop() if dif else 0)
+
+    def promoted(comps: list[np.ndarray], lv: int) -> list[np.ndarray]:
+        one, zero = np.ones(n // 2), np.zeros(n // 2)
+        if lv == top:
+            return comps
+        if top == 1:
+            return [one]
+        return [one, zero] if lv == 0 else [comps[0], zero]
+
+    return [(_OP_FFT, flags, promoted(a[2], la)), (_OP_FFT, flags, promoted(b[2], lb))]
 
 
 def _fused_planes(comps_a: list[np.ndarray], comps_b: list[np.ndarray], lev: int, n: int, rows: int,

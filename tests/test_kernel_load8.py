@@ -166,3 +166,48 @@ def test_a_kept_apply_outlives_its_plan_and_plans_are_collected(learned_dft):
     del plan, apply
     gc.collect()
     assert ref() is None  # the Plan <-> core cycle is collected
+
+
+def fft_form_by_level(n: int, kinds: list[str], rng: np.random.Generator) -> Factors:
+    """Bit reversal, then ``[[1, w], [1, -w]]`` stages whose ``w`` is complex, real or one per level
+    (``kinds``, stride 1 first): the last stages decide how the plan's last pass is built."""
+    tw = np.empty((len(kinds), n // 2, 2, 2), np.complex128)
+    for lev, kind in enumerate(kinds):
+        w = {"complex": np.exp(2j * np.pi * rng.random(n // 2)) * (0.5 + rng.random(n // 2)),
+             "real": 0.5 + rng.random(n // 2), "unit": np.ones(n // 2)}[kind]
+        tw[lev, :, 0, 0], tw[lev, :, 0, 1], tw[lev, :, 1, 0], tw[lev, :, 1, 1] = 1, w, 1, -w
+    return Factors(n, [Step("permutation", bit_reversal(n)), Step("butterfly", tw)])
+
+
+@needs_ext
+@pytest.mark.parametrize("tail", [("complex", "unit"), ("real", "unit"), ("complex", "real"), ("unit", "complex")])
+@pytest.mark.parametrize("dtype", [np.complex64, np.complex128, np.float32, np.float64])
+def test_last_two_stages_of_different_forms_run_as_one_radix4_pass_that_stores(tail, dtype):
+    n = 256
+    rng = np.random.default_rng(len(tail[0]) * 7 + len(tail[1]))
+    if np.dtype(dtype).kind == "f" and "complex" in tail:
+        dtype = np.complex64 if dtype == np.float32 else np.complex128  # complex factors: complex plan
+    f = fft_form_by_level(n, ["complex"] * 6 + list(tail) if np.dtype(dtype).kind == "c" else ["real"] * 6 + list(tail), rng)
+    plan = kernel.Plan(f, dtype)
+    assert plan.stage_kinds[-1].startswith("radix4"), plan.stage_kinds
+    for batch in (1, 5, 64):
+        x = random_input((batch, n), dtype, rng)
+        got = plan.apply(x, threads=1)
+        assert max_rel_error(got, f.apply_reference(x)) <= 4 * TOL[np.dtype(dtype).type]
+        np.testing.assert_array_equal(plan.apply(x, threads=2), got)
+
+
+@needs_ext
+def test_fused_store_with_real_output_and_real_input():
+    """A complex plan whose output is real (a final ``real`` step) keeps the store pass; a real
+    input into a complex plan still gets the fused load and store."""
+    n = 256
+    rng = np.random.default_rng(11)
+    f = fft_form_by_level(n, ["complex"] * 8, rng)
+    real_out = Factors(n, [*f.steps, Step("real", None)])
+    for factors, dtype in ((real_out, np.float64), (f, np.float32), (f, np.float64)):
+        plan = kernel.Plan(factors, dtype)
+        x = random_input((3, n), dtype, rng)
+        got = plan.apply(x)
+        assert got.dtype == plan.out_dtype
+        assert max_rel_error(got, factors.apply_reference(x)) <= 4 * TOL[np.dtype(dtype).type]
