@@ -305,19 +305,34 @@ def compile_ops(factors: Factors, is_complex: bool, double: bool, special: bool 
     with all data as planes of float64 (``double``) or float32. ``special``: let butterfly
     stages of FFT form run as FFT ops (see :mod:`bfly_cli.kernel_stages`)."""
     real_dt = np.dtype(np.float64 if double else np.float32)
-    from .factors import Step  # (factors imports this module)
+    plain = _compiled_steps(factors.steps, factors.n, is_complex, real_dt, special)
+    if not special or len(plain) < 2 or plain[0][0] != _OP_GATHER or plain[1][0] != _OP_FFT3T:
+        return plain  # no radix-8 pass right after the load: nothing to fuse
+    fused = fuse_load(plain, factors.n)
+    if fused[0][0] != _OP_LOAD8:  # reorder the octets' members, which only pays through the fused load
+        moved = fuse_load(_compiled_steps(_canonical_steps(factors.steps), factors.n, is_complex, real_dt, special), factors.n)
+        fused = moved if moved and moved[0][0] == _OP_LOAD8 else plain
+    return fused
 
-    steps = list(factors.steps)
-    if special:  # a permutation into a butterfly: one member order per group of 8 (see canonical_inputs)
-        for k in range(len(steps) - 1):
-            if kind_of(steps[k].kind).name == "permutation" and kind_of(steps[k + 1].kind).name == "butterfly":
-                perm, tw = canonical_inputs(steps[k].data, steps[k + 1].data)
-                steps[k], steps[k + 1] = Step(steps[k].kind, perm), Step(steps[k + 1].kind, tw)
+
+def _compiled_steps(steps: list[Step], n: int, is_complex: bool, real_dt: np.dtype, special: bool) -> list[tuple]:
     ops: list[tuple] = []
     for step in steps:
-        ops.extend(_step_ops(step, factors.n, is_complex, real_dt, special))
-    ops = _merge_gathers(ops, factors.n)
-    return fuse_load(ops, factors.n) if special else ops
+        ops.extend(_step_ops(step, n, is_complex, real_dt, special))
+    return _merge_gathers(ops, n)
+
+
+def _canonical_steps(steps: list[Step]) -> list[Step]:
+    """The steps with every permutation that feeds a butterfly reordered by
+    :func:`~bfly_cli.kernel_stages.canonical_inputs` (the same product)."""
+    from .factors import Step  # (factors imports this module)
+
+    steps = list(steps)
+    for k in range(len(steps) - 1):
+        if kind_of(steps[k].kind).name == "permutation" and kind_of(steps[k + 1].kind).name == "butterfly":
+            perm, tw = canonical_inputs(steps[k].data, steps[k + 1].data)
+            steps[k], steps[k + 1] = Step(steps[k].kind, perm), Step(steps[k + 1].kind, tw)
+    return steps
 
 
 def _step_ops(step: Step, n: int, is_complex: bool, real_dt: np.dtype, special: bool = True) -> list[tuple]:
