@@ -230,7 +230,7 @@ def _butterfly_ops(twiddle: np.ndarray, n: int, is_complex: bool, real_dt: np.dt
             lev += 3
             continue
         if special and lev + 2 == len(stages) and s >= rows:  # the last two: one radix-4 pass if a common form exists
-            stages[lev:] = _common_form(stages[lev], stages[lev + 1], n)
+            stages[lev:] = _common_forms(stages[lev:], n, scaled=False)
         if lev + 1 < len(stages) and _fusable(stages[lev], stages[lev + 1], s, rows, cols):
             data = _fused_planes(stages[lev][2], stages[lev + 1][2], lev, n, rows, real_dt)
             ops.append((_OP_FFT2T if view else _OP_FFT2, s, rows if view else 0, cols if view else 0, 8, data,
@@ -292,22 +292,24 @@ def _fft3t_op(stages: list[tuple], n: int, rows: int, cols: int, real_dt: np.dty
     """The radix-8 view op (strides 1, 2, 4, then out of the view; see ``_kernel.c``) when the
     first three stages allow it, else None. The members of an octet are the 8 rows of a column:
     natural positions ``8 col + m``."""
-    flags = _radix8_flags(stages[:3]) if rows == 8 and cols % 8 == 0 else None
+    group = _common_forms(stages[:3], n)
+    flags = _radix8_flags(group) if rows == 8 and cols % 8 == 0 else None
     if flags is None:
         return None
     first = np.arange(cols).reshape(cols // 8, 8) * 8
-    return (_OP_FFT3T, 1, rows, cols, 8, _radix8_planes(stages[:3], 0, first, 1, real_dt), flags)
+    return (_OP_FFT3T, 1, rows, cols, 8, _radix8_planes(group, 0, first, 1, real_dt), flags)
 
 
 def _fft3_op(stages: list[tuple], lev: int, n: int, real_dt: np.dtype) -> tuple | None:
     """The natural-order radix-8 op over stages ``lev .. lev + 2`` (stride ``s`` = 2**lev >= 8),
     or None: octets ``J0 + {0, s, .., 7s} + k``, visited J0 outer, k inner."""
     s = 1 << lev
-    flags = _radix8_flags(stages[lev:lev + 3]) if s >= 8 else None
+    group = _common_forms(stages[lev:lev + 3], n)
+    flags = _radix8_flags(group) if s >= 8 else None
     if flags is None:
         return None
     first = (np.arange(0, n, 8 * s)[:, None] + np.arange(s)).reshape(-1, 8)
-    return (_OP_FFT3, s, 0, 0, 8, _radix8_planes(stages[lev:lev + 3], lev, first, s, real_dt), flags)
+    return (_OP_FFT3, s, 0, 0, 8, _radix8_planes(group, lev, first, s, real_dt), flags)
 
 
 def _fusable(a: tuple, b: tuple, s: int, rows: int, cols: int) -> bool:
@@ -320,32 +322,32 @@ def _fusable(a: tuple, b: tuple, s: int, rows: int, cols: int) -> bool:
     return s >= 8
 
 
-def _common_form(a: tuple, b: tuple, n: int) -> list[tuple]:
-    """Two FFT stages as one form when they differ only in how general their twiddles are
-    (``addsub`` < ``fft-real`` < ``fft``): the simpler one gets explicit planes of ones (and zero
-    imaginary parts), so the pair can run as one radix-4 pass. For the last two stages this is
-    what lets the plan's last op write the output itself (a learned DFT-256 ends ``fft, addsub``):
-    a few multiplies by one instead of two more passes over the vector. Anything else (a general
-    or scaled stage, DIT against DIF) comes back unchanged."""
-    if a[0] != _OP_FFT or b[0] != _OP_FFT or (a[1] | b[1]) & _FFT_SCALED or a[1] == b[1]:
-        return [a, b]
+def _common_forms(stages: list[tuple], n: int, scaled: bool = True) -> list[tuple]:
+    """FFT stages as one form when they differ only in how general their twiddles are
+    (``addsub`` < ``fft-real`` < ``fft``): the simpler ones get explicit planes of ones (and zero
+    imaginary parts), so the group can run as one radix-4 or radix-8 pass, which loads and stores
+    the vector once instead of once per stage, for a few multiplies by one. (A learned DFT-256
+    ends ``fft, addsub``; a DIT FFT starts ``addsub, fft, fft``.) Scale planes stay where they are
+    (``scaled=False``: a stage with one keeps the group as it is, for the radix-4 pass, which has
+    none). Anything else (a general stage, DIT against DIF) comes back unchanged."""
+    if any(st[0] != _OP_FFT for st in stages) or (not scaled and any(st[1] & _FFT_SCALED for st in stages)):
+        return stages
     level = {_FFT_UNIT: 0, _FFT_REALW: 1, 0: 2}
-    la, lb = level[a[1] & (_FFT_UNIT | _FFT_REALW)], level[b[1] & (_FFT_UNIT | _FFT_REALW)]
-    dif = {st[1] & _FFT_DIF for st in (a, b) if not st[1] & _FFT_UNIT}
-    if len(dif) > 1:
-        return [a, b]
-    top = max(la, lb)
-    flags = ({0: _FFT_UNIT, 1: _FFT_REALW, 2: 0}[top]) | (dif.pop() if dif else 0)
-
-    def promoted(comps: list[np.ndarray], lv: int) -> list[np.ndarray]:
-        one, zero = np.ones(n // 2), np.zeros(n // 2)
-        if lv == top:
-            return comps
-        if top == 1:
-            return [one]
-        return [one, zero] if lv == 0 else [comps[0], zero]
-
-    return [(_OP_FFT, flags, promoted(a[2], la)), (_OP_FFT, flags, promoted(b[2], lb))]
+    levels = [level[st[1] & (_FFT_UNIT | _FFT_REALW)] for st in stages]
+    dif = {st[1] & _FFT_DIF for st in stages if not st[1] & _FFT_UNIT}
+    if len(dif) > 1 or len(set(levels)) == 1:
+        return stages
+    top = max(levels)
+    base = {0: _FFT_UNIT, 1: _FFT_REALW, 2: 0}[top] | (dif.pop() if dif else 0)
+    one, zero = np.ones(n // 2), np.zeros(n // 2)
+    out = []
+    for (kind, flags, comps), lv in zip(stages, levels):
+        scale = comps[-1:] if flags & _FFT_SCALED else []
+        w = comps[:len(comps) - len(scale)]
+        if lv < top:
+            w = [one] if top == 1 else [one, zero] if lv == 0 else [w[0], zero]
+        out.append((kind, base | (flags & _FFT_SCALED), w + scale))
+    return out
 
 
 def _fused_planes(comps_a: list[np.ndarray], comps_b: list[np.ndarray], lev: int, n: int, rows: int,

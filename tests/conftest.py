@@ -126,6 +126,24 @@ def dit_dft(n: int) -> Factors:
     return Factors(n, [Step("permutation", bit_reversal(n)), Step("butterfly", tw)])
 
 
+def fft_form_chain(n: int, rng: np.random.Generator, kinds: list[str], perm: np.ndarray,
+                   diagonal: bool = False) -> Factors:
+    """``perm``, then a butterfly of ``[[1, w], [1, -w]]`` blocks whose ``w`` is, per level (stride 1
+    first), random complex, random real or all one (``kinds``: "complex", "real", "unit"), then
+    optionally a random complex diagonal: kernel inputs whose only oracle is the numpy reference.
+    Real-only kinds give float64 twiddles (a real plan)."""
+    complex_ = "complex" in kinds
+    tw = np.empty((len(kinds), n // 2, 2, 2), np.complex128 if complex_ else np.float64)
+    for lev, kind in enumerate(kinds):
+        w = {"complex": lambda: np.exp(2j * np.pi * rng.random(n // 2)) * (0.5 + rng.random(n // 2)),
+             "real": lambda: 0.5 + rng.random(n // 2), "unit": lambda: np.ones(n // 2)}[kind]()
+        tw[lev, :, 0, 0], tw[lev, :, 0, 1], tw[lev, :, 1, 0], tw[lev, :, 1, 1] = 1, w, 1, -w
+    steps = [Step("permutation", np.asarray(perm)), Step("butterfly", tw)]
+    if diagonal:
+        steps.append(Step("diagonal", rng.standard_normal(n) + 1j * rng.standard_normal(n)))
+    return Factors(n, steps)
+
+
 def random_input(shape: tuple, dtype, rng: np.random.Generator) -> np.ndarray:
     """Gaussian input of ``shape`` in ``dtype`` (complex parts for a complex dtype)."""
     x = rng.standard_normal(shape)

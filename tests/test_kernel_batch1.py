@@ -16,7 +16,7 @@ import pytest
 from bfly_cli import kernel
 from bfly_cli.factors import Factors, Step
 
-from conftest import dit_dft, max_rel_error, random_input
+from conftest import dit_dft, fft_form_chain, max_rel_error, random_input
 
 needs_ext = pytest.mark.skipif(not kernel.available(), reason="compiled kernel not built")
 DTYPES = [np.float32, np.float64, np.complex64, np.complex128]
@@ -26,13 +26,7 @@ TOL = {np.float32: 2e-6, np.complex64: 2e-6, np.float64: 1e-14, np.complex128: 1
 def shuffled_fft_form(n: int, rng: np.random.Generator) -> Factors:
     """A random permutation (the irregular gather a learned DFT has), then [[1, w], [1, -w]]
     blocks with random complex w, then a diagonal: a chain whose only oracle is the reference."""
-    levels = n.bit_length() - 1
-    tw = np.empty((levels, n // 2, 2, 2), np.complex128)
-    for lev in range(levels):
-        w = np.exp(2j * np.pi * rng.random(n // 2)) * (0.5 + rng.random(n // 2))
-        tw[lev, :, 0, 0], tw[lev, :, 0, 1], tw[lev, :, 1, 0], tw[lev, :, 1, 1] = 1, w, 1, -w
-    diag = rng.standard_normal(n) + 1j * rng.standard_normal(n)
-    return Factors(n, [Step("permutation", rng.permutation(n)), Step("butterfly", tw), Step("diagonal", diag)])
+    return fft_form_chain(n, rng, ["complex"] * (n.bit_length() - 1), rng.permutation(n), diagonal=True)
 
 
 @needs_ext

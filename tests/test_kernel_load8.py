@@ -19,7 +19,7 @@ from bfly_cli.factors import Factors, Step
 from bfly_cli.kernel_stages import canonical_inputs
 from bfly_cli.layout import bit_reversal
 
-from conftest import max_rel_error, random_input
+from conftest import fft_form_chain, max_rel_error, random_input
 
 needs_ext = pytest.mark.skipif(not kernel.available(), reason="compiled kernel not built")
 TOL = {np.float32: 2e-6, np.complex64: 2e-6, np.float64: 1e-14, np.complex128: 1e-14}
@@ -53,15 +53,8 @@ def test_reordering_leaves_other_permutations_alone():
 
 def bit_reversed_fft_form(n: int, rng: np.random.Generator) -> Factors:
     """Bit reversal, then ``[[1, w], [1, -w]]`` blocks with random complex ``w`` at every stage (so
-    strides 1, 2, 4 form one radix-8 pass) and a final random diagonal: a chain whose oracle is
-    the numpy reference."""
-    levels = n.bit_length() - 1
-    tw = np.empty((levels, n // 2, 2, 2), np.complex128)
-    for lev in range(levels):
-        w = np.exp(2j * np.pi * rng.random(n // 2)) * (0.5 + rng.random(n // 2))
-        tw[lev, :, 0, 0], tw[lev, :, 0, 1], tw[lev, :, 1, 0], tw[lev, :, 1, 1] = 1, w, 1, -w
-    diag = rng.standard_normal(n) + 1j * rng.standard_normal(n)
-    return Factors(n, [Step("permutation", bit_reversal(n)), Step("butterfly", tw), Step("diagonal", diag)])
+    strides 1, 2, 4 form one radix-8 pass) and a final random diagonal."""
+    return fft_form_chain(n, rng, ["complex"] * (n.bit_length() - 1), bit_reversal(n), diagonal=True)
 
 
 @needs_ext
@@ -169,14 +162,9 @@ def test_a_kept_apply_outlives_its_plan_and_plans_are_collected(learned_dft):
 
 
 def fft_form_by_level(n: int, kinds: list[str], rng: np.random.Generator) -> Factors:
-    """Bit reversal, then ``[[1, w], [1, -w]]`` stages whose ``w`` is complex, real or one per level
-    (``kinds``, stride 1 first): the last stages decide how the plan's last pass is built."""
-    tw = np.empty((len(kinds), n // 2, 2, 2), np.complex128)
-    for lev, kind in enumerate(kinds):
-        w = {"complex": np.exp(2j * np.pi * rng.random(n // 2)) * (0.5 + rng.random(n // 2)),
-             "real": 0.5 + rng.random(n // 2), "unit": np.ones(n // 2)}[kind]
-        tw[lev, :, 0, 0], tw[lev, :, 0, 1], tw[lev, :, 1, 0], tw[lev, :, 1, 1] = 1, w, 1, -w
-    return Factors(n, [Step("permutation", bit_reversal(n)), Step("butterfly", tw)])
+    """Bit reversal, then FFT-form stages of the given kinds (stride 1 first): the last stages
+    decide how the plan's last pass is built."""
+    return fft_form_chain(n, rng, kinds, bit_reversal(n))
 
 
 @needs_ext

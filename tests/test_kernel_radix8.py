@@ -14,7 +14,7 @@ import pytest
 from bfly_cli import kernel, plan_cache
 from bfly_cli.factors import Factors, Step
 
-from conftest import dit_dft, max_rel_error, random_input
+from conftest import dit_dft, fft_form_chain, max_rel_error, random_input
 
 needs_ext = pytest.mark.skipif(not kernel.available(), reason="compiled kernel not built")
 DTYPES = [np.float32, np.float64, np.complex64, np.complex128]
@@ -22,17 +22,9 @@ TOL = {np.float32: 2e-6, np.complex64: 2e-6, np.float64: 1e-14, np.complex128: 1
 
 
 def fft_form(n: int, rng: np.random.Generator, kind: str) -> Factors:
-    """A permutation and a butterfly of [[1, w], [1, -w]] blocks: w random complex, random real, or
-    all one (Hadamard), so every flag combination of the radix-8 ops runs."""
-    levels = n.bit_length() - 1
-    tw = np.empty((levels, n // 2, 2, 2), np.complex128 if kind == "complex" else np.float64)
-    for lev in range(levels):
-        if kind == "complex":
-            w = np.exp(2j * np.pi * rng.random(n // 2)) * (0.5 + rng.random(n // 2))
-        else:
-            w = 0.5 + rng.random(n // 2) if kind == "real" else np.ones(n // 2)
-        tw[lev, :, 0, 0], tw[lev, :, 0, 1], tw[lev, :, 1, 0], tw[lev, :, 1, 1] = 1, w, 1, -w
-    return Factors(n, [Step("permutation", rng.permutation(n)), Step("butterfly", tw)])
+    """A random permutation and a butterfly of [[1, w], [1, -w]] blocks: w random complex, random
+    real, or all one (Hadamard), so every flag combination of the radix-8 ops runs."""
+    return fft_form_chain(n, rng, [kind] * (n.bit_length() - 1), rng.permutation(n))
 
 
 @needs_ext
