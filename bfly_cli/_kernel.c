@@ -151,6 +151,36 @@ static inline Py_ssize_t r2_planes(int flags)
     return 4 * ((flags & FLAG_FIRST) ? 1 : 2) * ((flags & FLAG_LAST) ? 1 : 2);
 }
 
+/* An FFT op's flags as compile-time arguments: CASE(M, SC, D) with M the twiddle planes per pair
+ * (0: w = 1, 1: real w, 2: complex w), SC a scale plane, D the DIF form; each kernel body is
+ * instantiated per case, so its inner loop has no flag tests.  _MD: ops without scale planes
+ * (radix-4, and radix-8, whose per-stage scales are a run-time mask), CASE(M, D). */
+#define BFLY_FFT_M(flags, cplx) (((flags) & FFT_UNIT) ? 0 : (((flags) & FFT_REALW) || !(cplx)) ? 1 : 2)
+#define BFLY_FFT_DISPATCH(flags, cplx, CASE)                                                           \
+    do {                                                                                               \
+        switch (4 * BFLY_FFT_M(flags, cplx) + (((flags) & FFT_SCALED) ? 2 : 0) + (((flags) & FFT_DIF) ? 1 : 0)) { \
+        case 0: CASE(0, 0, 0); break;                                                                  \
+        case 4: CASE(1, 0, 0); break;                                                                  \
+        case 5: CASE(1, 0, 1); break;                                                                  \
+        case 6: CASE(1, 1, 0); break;                                                                  \
+        case 7: CASE(1, 1, 1); break;                                                                  \
+        case 8: CASE(2, 0, 0); break;                                                                  \
+        case 9: CASE(2, 0, 1); break;                                                                  \
+        case 10: CASE(2, 1, 0); break;                                                                 \
+        default: CASE(2, 1, 1); break;                                                                 \
+        }                                                                                              \
+    } while (0)
+#define BFLY_FFT_DISPATCH_MD(flags, cplx, CASE)                                                        \
+    do {                                                                                               \
+        switch (2 * BFLY_FFT_M(flags, cplx) + (((flags) & FFT_DIF) ? 1 : 0)) {                         \
+        case 0: CASE(0, 0); break;                                                                     \
+        case 2: CASE(1, 0); break;                                                                     \
+        case 3: CASE(1, 1); break;                                                                     \
+        case 4: CASE(2, 0); break;                                                                     \
+        default: CASE(2, 1); break;                                                                    \
+        }                                                                                              \
+    } while (0)
+
 /* ---- the templated numeric code: instantiated for float and double below ---- */
 #define BFLY_TEMPLATE
 #define T float
@@ -1233,18 +1263,7 @@ BFLY_INLINE void SUF(fft_pair)(T *re, Py_ssize_t n, Py_ssize_t vs, int nv, Py_ss
         else                                                                     \
             SUF(fft_w8)(re, n, vs, nv, o0, o1, tw, len, 0, M, SC, D);            \
     } while (0)
-    int m = (flags & FFT_UNIT) ? 0 : ((flags & FFT_REALW) || !cplx) ? 1 : 2;
-    switch (4 * m + ((flags & FFT_SCALED) ? 2 : 0) + ((flags & FFT_DIF) ? 1 : 0)) {
-    case 0: BFLY_FFT_CASE(0, 0, 0); break;
-    case 4: BFLY_FFT_CASE(1, 0, 0); break;
-    case 5: BFLY_FFT_CASE(1, 0, 1); break;
-    case 6: BFLY_FFT_CASE(1, 1, 0); break;
-    case 7: BFLY_FFT_CASE(1, 1, 1); break;
-    case 8: BFLY_FFT_CASE(2, 0, 0); break;
-    case 9: BFLY_FFT_CASE(2, 0, 1); break;
-    case 10: BFLY_FFT_CASE(2, 1, 0); break;
-    default: BFLY_FFT_CASE(2, 1, 1); break;
-    }
+    BFLY_FFT_DISPATCH(flags, cplx, BFLY_FFT_CASE);
 #undef BFLY_FFT_CASE
 }
 
@@ -1308,18 +1327,7 @@ BFLY_INLINE void SUF(stage_fft_store)(T *y, Py_ssize_t ys, const T *re, Py_ssize
         else                                                                     \
             SUF(fft_store_w8)(y, ys, re, n, vs, nv, tw, 0, M, SC, D);            \
     } while (0)
-    int m = (flags & FFT_UNIT) ? 0 : ((flags & FFT_REALW) || !cplx) ? 1 : 2;
-    switch (4 * m + ((flags & FFT_SCALED) ? 2 : 0) + ((flags & FFT_DIF) ? 1 : 0)) {
-    case 0: BFLY_FFT_CASE(0, 0, 0); break;
-    case 4: BFLY_FFT_CASE(1, 0, 0); break;
-    case 5: BFLY_FFT_CASE(1, 0, 1); break;
-    case 6: BFLY_FFT_CASE(1, 1, 0); break;
-    case 7: BFLY_FFT_CASE(1, 1, 1); break;
-    case 8: BFLY_FFT_CASE(2, 0, 0); break;
-    case 9: BFLY_FFT_CASE(2, 0, 1); break;
-    case 10: BFLY_FFT_CASE(2, 1, 0); break;
-    default: BFLY_FFT_CASE(2, 1, 1); break;
-    }
+    BFLY_FFT_DISPATCH(flags, cplx, BFLY_FFT_CASE);
 #undef BFLY_FFT_CASE
 }
 
@@ -1404,14 +1412,7 @@ BFLY_INLINE void SUF(fft2_run)(T *re, Py_ssize_t n, Py_ssize_t vs, int nv, Py_ss
         else                                                                     \
             SUF(fft2_w8)(re, n, vs, nv, o, d, tw, len, 0, M, D);                 \
     } while (0)
-    int m = (flags & FFT_UNIT) ? 0 : ((flags & FFT_REALW) || !cplx) ? 1 : 2;
-    switch (2 * m + ((flags & FFT_DIF) ? 1 : 0)) {
-    case 0: BFLY_FFT2_CASE(0, 0); break;
-    case 2: BFLY_FFT2_CASE(1, 0); break;
-    case 3: BFLY_FFT2_CASE(1, 1); break;
-    case 4: BFLY_FFT2_CASE(2, 0); break;
-    default: BFLY_FFT2_CASE(2, 1); break;
-    }
+    BFLY_FFT_DISPATCH_MD(flags, cplx, BFLY_FFT2_CASE);
 #undef BFLY_FFT2_CASE
 }
 
@@ -1461,14 +1462,7 @@ BFLY_INLINE void SUF(stage_fft2_store)(T *y, Py_ssize_t ys, const T *re, Py_ssiz
         else                                                                     \
             SUF(fft2_store_w8)(y, ys, re, n, vs, nv, tw, 0, M, D);               \
     } while (0)
-    int m = (flags & FFT_UNIT) ? 0 : ((flags & FFT_REALW) || !cplx) ? 1 : 2;
-    switch (2 * m + ((flags & FFT_DIF) ? 1 : 0)) {
-    case 0: BFLY_FFT2_CASE(0, 0); break;
-    case 2: BFLY_FFT2_CASE(1, 0); break;
-    case 3: BFLY_FFT2_CASE(1, 1); break;
-    case 4: BFLY_FFT2_CASE(2, 0); break;
-    default: BFLY_FFT2_CASE(2, 1); break;
-    }
+    BFLY_FFT_DISPATCH_MD(flags, cplx, BFLY_FFT2_CASE);
 #undef BFLY_FFT2_CASE
 }
 
@@ -1799,7 +1793,6 @@ BFLY_INLINE void SUF(stage_fft3)(T *re, Py_ssize_t n, Py_ssize_t vs, int nv, con
 {
     const T *tw = (const T *)op->data;
     int f = op->flags & 15, sc = (op->flags >> 4) & 7;
-    int m = (f & FFT_UNIT) ? 0 : ((f & FFT_REALW) || !cplx) ? 1 : 2;
     Py_ssize_t s = op->s, per_pair = fft3_planes(op->flags, cplx);
     for (Py_ssize_t j0 = 0; j0 < n; j0 += 8 * s, tw += per_pair * 4 * s) {
 #define BFLY_FFT3_CASE(M, D)                                                         \
@@ -1809,13 +1802,7 @@ BFLY_INLINE void SUF(stage_fft3)(T *re, Py_ssize_t n, Py_ssize_t vs, int nv, con
         else                                                                         \
             SUF(fft3_w8)(re, re, n, vs, nv, j0, s, s, tw, 0, M, D, sc, 0);           \
     } while (0)
-        switch (2 * m + ((f & FFT_DIF) ? 1 : 0)) {
-        case 0: BFLY_FFT3_CASE(0, 0); break;
-        case 2: BFLY_FFT3_CASE(1, 0); break;
-        case 3: BFLY_FFT3_CASE(1, 1); break;
-        case 4: BFLY_FFT3_CASE(2, 0); break;
-        default: BFLY_FFT3_CASE(2, 1); break;
-        }
+        BFLY_FFT_DISPATCH_MD(f, cplx, BFLY_FFT3_CASE);
 #undef BFLY_FFT3_CASE
     }
 }
@@ -1825,7 +1812,6 @@ BFLY_INLINE void SUF(stage_fft3t)(T *dst, const T *src, Py_ssize_t n, Py_ssize_t
 {
     const T *tw = (const T *)op->data;
     int f = op->flags & 15, sc = (op->flags >> 4) & 7;
-    int m = (f & FFT_UNIT) ? 0 : ((f & FFT_REALW) || !cplx) ? 1 : 2;
 #define BFLY_FFT3_CASE(M, D)                                                      \
     do {                                                                          \
         if (cplx)                                                                 \
@@ -1833,13 +1819,7 @@ BFLY_INLINE void SUF(stage_fft3t)(T *dst, const T *src, Py_ssize_t n, Py_ssize_t
         else                                                                      \
             SUF(fft3_w8)(dst, src, n, vs, nv, 0, op->cols, op->cols, tw, 0, M, D, sc, 1); \
     } while (0)
-    switch (2 * m + ((f & FFT_DIF) ? 1 : 0)) {
-    case 0: BFLY_FFT3_CASE(0, 0); break;
-    case 2: BFLY_FFT3_CASE(1, 0); break;
-    case 3: BFLY_FFT3_CASE(1, 1); break;
-    case 4: BFLY_FFT3_CASE(2, 0); break;
-    default: BFLY_FFT3_CASE(2, 1); break;
-    }
+    BFLY_FFT_DISPATCH_MD(f, cplx, BFLY_FFT3_CASE);
 #undef BFLY_FFT3_CASE
 }
 
@@ -1849,7 +1829,6 @@ BFLY_INLINE void SUF(stage_load8)(T *dst, const T *x, Py_ssize_t xs, int xc, Py_
 {
     const T *tw = (const T *)op->data;
     int f = op->flags & 15, sc = (op->flags >> 4) & 7;
-    int m = (f & FFT_UNIT) ? 0 : ((f & FFT_REALW) || !cplx) ? 1 : 2;
 #define BFLY_FFT3_CASE(M, D)                                                                         \
     do {                                                                                             \
         if (cplx && xc)                                                                              \
@@ -1859,13 +1838,7 @@ BFLY_INLINE void SUF(stage_load8)(T *dst, const T *x, Py_ssize_t xs, int xc, Py_
         else                                                                                         \
             SUF(fft3l_w8)(dst, x, xs, 0, n, vs, nv, op->cols, map, tw, 0, M, D, sc);                 \
     } while (0)
-    switch (2 * m + ((f & FFT_DIF) ? 1 : 0)) {
-    case 0: BFLY_FFT3_CASE(0, 0); break;
-    case 2: BFLY_FFT3_CASE(1, 0); break;
-    case 3: BFLY_FFT3_CASE(1, 1); break;
-    case 4: BFLY_FFT3_CASE(2, 0); break;
-    default: BFLY_FFT3_CASE(2, 1); break;
-    }
+    BFLY_FFT_DISPATCH_MD(f, cplx, BFLY_FFT3_CASE);
 #undef BFLY_FFT3_CASE
 }
 
