@@ -316,6 +316,7 @@ def compile_ops(factors: Factors, is_complex: bool, double: bool, special: bool 
 
 
 def _compiled_steps(steps: list[Step], n: int, is_complex: bool, real_dt: np.dtype, special: bool) -> list[tuple]:
+    """Every step's ops in order, consecutive gathers merged."""
     ops: list[tuple] = []
     for step in steps:
         ops.extend(_step_ops(step, n, is_complex, real_dt, special))
@@ -350,7 +351,8 @@ def stage_kinds(ops: list[tuple]) -> list[str]:
     """What each op of a compiled op list is, in order: ``gather``, ``general`` (a butterfly stage
     with full 2x2 blocks), ``fft`` / ``fft-real`` / ``addsub`` (an FFT stage with complex, real or
     unit twiddles; ``+scale`` when it also scales its outputs; ``radix4 ...`` for two such stages
-    run as one pass), ``diagonal``, ``real``, ``rank2``."""
+    run as one pass), ``gather (in the radix8 load)`` (the permutation read by the first radix-8
+    pass itself), ``diagonal``, ``real``, ``rank2``."""
     names = {_OP_GATHER: "gather", _OP_BF: "general", _OP_BFT: "general", _OP_DIAG: "diagonal",
              _OP_REAL: "real", _OP_R2: "rank2", _OP_R2T: "rank2", _OP_UNVIEW: "gather",
              _OP_LOAD8: "gather (in the radix8 load)"}

@@ -452,8 +452,8 @@ def canonical_inputs(perm: np.ndarray, twiddle: np.ndarray) -> tuple[np.ndarray,
     if n < 64 or twiddle.ndim != 4 or twiddle.shape[0] < 3:
         return perm, twiddle
     p = perm.reshape(cols, 8).astype(np.int64)
-    steps = p - p.min(axis=1, keepdims=True)
-    if (steps % cols).any() or not np.array_equal(np.sort(steps // cols, axis=1), np.tile(np.arange(8), (cols, 1))):
+    offsets = p - p.min(axis=1, keepdims=True)  # a group's inputs: low_g + (N/8) t, t = 0..7 in some order
+    if (offsets % cols).any() or not np.array_equal(np.sort(offsets // cols, axis=1), np.tile(np.arange(8), (cols, 1))):
         return perm, twiddle
     first = [8 * np.arange(cols)[:, None] + pos for pos in _FIRST_POSITIONS]
     blocks = [twiddle[k][pair_index(k, first[k])].copy() for k in range(3)]  # (cols, 4 slots, 2, 2)
