@@ -32,8 +32,11 @@ class OptionalBuildExt(build_ext):
 
     def build_extension(self, ext: Extension) -> None:
         try:
+            import numpy  # a build requirement: the kernel's one-call path allocates through numpy's C API
+
+            ext.include_dirs = [*ext.include_dirs, numpy.get_include()]
             super().build_extension(ext)
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:  # noqa: BLE001 - no numpy headers is "no kernel" too
             self._disabled(exc)
 
     def _disabled(self, exc: Exception) -> None:
@@ -43,30 +46,10 @@ class OptionalBuildExt(build_ext):
               "the numpy reference (set BFLY_REQUIRE_KERNEL=1 to make this an error)", file=sys.stderr)
 
 
-def _numpy_include() -> list[str]:
-    """numpy's C headers: the kernel's one-call path allocates its result through numpy's C API.
-    Without numpy at build time the kernel cannot be built (the import error says so)."""
-    import numpy
-
-    return [numpy.get_include()]
-
-
 def _compile_args() -> list[str]:
     if sys.platform == "win32":
         return ["/O2"]
     return ["-O3", "-std=gnu11", "-pthread", "-fno-math-errno"]
-
-
-class NumpyBuildExt(OptionalBuildExt):
-    """Adds numpy's include directory when the build runs (numpy is a build requirement)."""
-
-    def build_extension(self, ext: Extension) -> None:
-        try:
-            ext.include_dirs = [*ext.include_dirs, *_numpy_include()]
-        except ImportError as exc:
-            self._disabled(exc)
-            return
-        super().build_extension(ext)
 
 
 kernel = Extension(
@@ -77,4 +60,4 @@ kernel = Extension(
     optional=not _REQUIRED,
 )
 
-setup(ext_modules=[kernel], cmdclass={"build_ext": NumpyBuildExt})
+setup(ext_modules=[kernel], cmdclass={"build_ext": OptionalBuildExt})

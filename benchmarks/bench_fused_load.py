@@ -16,28 +16,12 @@ from __future__ import annotations
 import argparse
 import os
 import statistics
-import time
-import timeit
 from unittest import mock
 
 import numpy as np
 
-import bfly_cli
+from bench_apply_vs_fftw import cpu_us, learned_dft  # the same timer and the same cached factors
 from bfly_cli import kernel
-
-
-def cpu_us(fn) -> float:
-    timer = timeit.Timer(fn, timer=time.thread_time)
-    number, _ = timer.autorange()
-    return min(timer.repeat(3, number)) / number * 1e6
-
-
-def learned_dft(n: int, cache_dir: str) -> bfly_cli.Factors:
-    path = os.path.join(cache_dir, f"dft{n}.h5")
-    if not os.path.exists(path):
-        os.makedirs(cache_dir, exist_ok=True)
-        bfly_cli.save(bfly_cli.factorize(np.fft.fft(np.eye(n), norm="ortho", axis=0)), path)
-    return bfly_cli.load(path)
 
 
 def plans(n: int, cache_dir: str) -> tuple:

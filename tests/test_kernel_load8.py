@@ -121,7 +121,7 @@ def test_extension_rejects_bad_load8_ops(learned_dft):
 def test_c_apply_takes_the_python_signature(learned_dft):
     f = learned_dft[64]
     plan = kernel.Plan(f, np.complex128)
-    assert plan.apply is not kernel.Plan.apply  # the C one is installed
+    assert "apply" in vars(plan) and not hasattr(plan.apply, "__func__")  # the C one is installed on the instance
     rng = np.random.default_rng(3)
     x = random_input((4, 64), np.complex128, rng)
     want = f.apply_reference(x)

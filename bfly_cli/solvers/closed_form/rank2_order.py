@@ -332,10 +332,14 @@ def _refit_rows(res: np.ndarray, unit: int) -> np.ndarray:
     counts = np.arange(unit, k, unit)
     if counts.size == 0:
         return _NONE
-    srt = np.sort(np.clip(res, _FLOOR, 1.0), axis=1)
-    ratio = np.max(srt[:, counts] / srt[:, counts - 1], axis=1)
+    ratio = np.max(_valid_gaps(np.sort(np.clip(res, _FLOOR, 1.0), axis=1), counts), axis=1)
     rows = np.argsort(-ratio, kind="stable")[:_REFITS]
     return rows[ratio[rows] >= _LOOSE]
+
+
+def _valid_gaps(srt: np.ndarray, counts: np.ndarray) -> np.ndarray:
+    """Ratios of sorted residuals ``srt (..., k)`` across each cut that leaves a valid count below it."""
+    return srt[..., counts] / srt[..., counts - 1]
 
 
 def _refit(vec: np.ndarray, energy: np.ndarray, res: np.ndarray, unit: int, cut: float | None,
@@ -360,9 +364,10 @@ def _refit(vec: np.ndarray, energy: np.ndarray, res: np.ndarray, unit: int, cut:
     if counts.size == 0:
         return None
     for attempt in range(_REFIT_ROUNDS):
-        order = np.argsort(np.clip(res, _FLOOR, 1.0), kind="stable")
-        srt = np.clip(res, _FLOOR, 1.0)[order]
-        at = int(counts[np.argmax(srt[counts] / srt[counts - 1])])
+        clipped = np.clip(res, _FLOOR, 1.0)
+        order = np.argsort(clipped, kind="stable")
+        srt = clipped[order]
+        at = int(counts[np.argmax(_valid_gaps(srt, counts))])
         if attempt == 0 and srt[at] < _LOOSE * srt[at - 1]:
             return None
         res = _fitted_residual(vec, energy, np.isin(np.arange(k), order[:at]))
