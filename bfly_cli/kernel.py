@@ -34,10 +34,11 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from . import plan_cache
-from .kernel_stages import (_FFT_REALW, _FFT_SCALED, _FFT_UNIT, _FLAG_FIRST, _FLAG_LAST, _FLAG_STATE, _OP_BF,
+from .kernel_stages import (_FFT_REALW, _FFT_SCALED, _FFT_UNIT, _FLAG_FIRST, _FLAG_LAST, _FLAG_MIXED, _FLAG_STATE, _OP_BF,
                             _OP_BFT, _OP_DIAG, _OP_FFT, _OP_FFT2, _OP_FFT2T, _OP_FFTT, _OP_GATHER, _OP_R2, _OP_R2T,
                             _OP_REAL, _OP_UNVIEW, _OP_FFT3T, _OP_FFT3, _OP_LOAD8, _butterfly_ops, _gather, _planes, _rows,
                             canonical_inputs, fuse_load)
+from .kernel_rank2 import unit_form
 from .step_kinds import kind_of
 
 if TYPE_CHECKING:  # annotations only: factors imports this module (to_dense_fast), not the reverse
@@ -342,8 +343,8 @@ def _step_ops(step: Step, n: int, is_complex: bool, real_dt: np.dtype, special: 
     build = _OP_BUILDERS.get(kind_of(step.kind).name)
     if build is None:
         raise ValueError(f"the compiled kernel has no op for step kind {step.kind!r}")
-    if build is _butterfly_ops:
-        return _butterfly_ops(step.data, n, is_complex, real_dt, special)
+    if build is _butterfly_ops or build is _rank2_ops:
+        return build(step.data, n, is_complex, real_dt, special)
     return build(step.data, n, is_complex, real_dt)
 
 
@@ -352,7 +353,8 @@ def stage_kinds(ops: list[tuple]) -> list[str]:
     with full 2x2 blocks), ``fft`` / ``fft-real`` / ``addsub`` (an FFT stage with complex, real or
     unit twiddles; ``+scale`` when it also scales its outputs; ``radix4 ...`` for two such stages
     run as one pass), ``gather (in the radix8 load)`` (the permutation read by the first radix-8
-    pass itself), ``diagonal``, ``real``, ``rank2``."""
+    pass itself), ``diagonal``, ``real``, ``rank2`` (``rank2 unit NN%`` when that share of its blocks
+    of 8 pairs runs in the unit form of :mod:`bfly_cli.kernel_rank2`)."""
     names = {_OP_GATHER: "gather", _OP_BF: "general", _OP_BFT: "general", _OP_DIAG: "diagonal",
              _OP_REAL: "real", _OP_R2: "rank2", _OP_R2T: "rank2", _OP_UNVIEW: "gather",
              _OP_LOAD8: "gather (in the radix8 load)"}
@@ -362,6 +364,9 @@ def stage_kinds(ops: list[tuple]) -> list[str]:
             base = "addsub" if op[6] & _FFT_UNIT else "fft-real" if op[6] & _FFT_REALW else "fft"
             unview = " +unview" if op[0] == _OP_FFT3T else ""
             kinds.append("radix8 " + base + ("+scale" if op[6] & 0x70 else "") + unview)
+        elif op[0] in (_OP_R2, _OP_R2T) and op[6] & _FLAG_MIXED:
+            blocks = op[5][-(op[5].size // 129):]  # the flags after the 16 planes of 8 per block
+            kinds.append(f"rank2 unit {round(100 * float(np.mean(blocks != 0)))}%")
         elif op[0] in (_OP_FFT, _OP_FFTT, _OP_FFT2, _OP_FFT2T):
             flags = op[6]
             base = "addsub" if flags & _FFT_UNIT else "fft-real" if flags & _FFT_REALW else "fft"
@@ -384,19 +389,26 @@ def _real_ops(data: None, n: int, is_complex: bool, real_dt: np.dtype) -> list[t
     return [(_OP_REAL, 0, 0, 0, 0, None)] if is_complex else []
 
 
-def _rank2_ops(stages: np.ndarray, n: int, is_complex: bool, real_dt: np.dtype) -> list[tuple]:
+def _rank2_ops(stages: np.ndarray, n: int, is_complex: bool, real_dt: np.dtype, special: bool = True) -> list[tuple]:
     """One op per stage, with the butterfly's geometry (transposed view for strides below ``rows``).
 
     Slot 1 starts at zero and is never read after the step, so the first stage drops the
     coefficients that read it and the last those that write it (8 planes instead of 16): less to
     stream, and the C side never touches the uninitialised slot. The layout change back to natural
-    order happens while slot 1 is live, so that gather carries the STATE flag. ``is_complex`` is
-    unused: the C op is real (complex rank2 data is kept off it by :func:`unsupported_kinds`).
+    order happens while slot 1 is live, so it carries the STATE flag (8x8 transposes of both
+    slots' planes when they fit, else a gather). With ``special``, the blocks of 8 pairs that
+    allow it run in the unit form (:mod:`bfly_cli.kernel_rank2`): those stages carry the MIXED
+    flag and a flag per block after their planes. ``is_complex`` is unused: the C op is real
+    (complex rank2 data is kept off it by :func:`unsupported_kinds`).
     """
     rows = _rows(n)
     cols = n // rows
     half = n // 2
     levels = stages.shape[0]
+    orders = [_rank2_order(half, 1 << lev, rows, cols) for lev in range(levels)]
+    plan = unit_form(stages, orders) if special and n >= 64 else None
+    if plan is not None:
+        stages = plan.stages
     ops: list[tuple] = []
     if rows > 1:
         ops.append(_gather(np.arange(n).reshape(cols, rows).T.ravel()))
@@ -405,19 +417,36 @@ def _rank2_ops(stages: np.ndarray, n: int, is_complex: bool, real_dt: np.dtype) 
         flags = (_FLAG_FIRST if lev == 0 else 0) | (_FLAG_LAST if lev == levels - 1 else 0)
         coef = stages[lev][:, :, : 1 if lev == levels - 1 else 2, :, : 1 if lev == 0 else 2]
         coef = coef.reshape(half, -1)  # (pair, k) with k in (o, s, c, r) order
-        if s < rows:  # pair i = blk * rows/2 + c  ->  order [c, blk], as in _butterfly_ops
-            coef = coef.reshape(cols, rows // 2, -1).transpose(1, 0, 2).reshape(half, -1)
+        unit = None if plan is None or not plan.unit[lev].any() else plan.unit[lev]
+        if unit is not None:  # unit pairs: W0, W1 in (o, s, r) order in the first 8 planes
+            coef = np.array(coef)
+            coef[unit] = 0.0
+            coef[unit, :8] = stages[lev][unit][:, :, :, 1, :].reshape(-1, 8)
+        coef = coef[orders[lev]]  # the kernel's pair order (transposed stages: [c, blk])
         width = min(8, cols if s < rows else s)
         data = np.ascontiguousarray(coef.reshape(half // width, width, -1).transpose(0, 2, 1), dtype=real_dt)
+        if unit is not None:
+            flags |= _FLAG_MIXED
+            data = np.concatenate([data.ravel(), unit[orders[lev]][::8].astype(real_dt)])
         if s < rows:
             ops.append((_OP_R2T, s, rows, cols, width, data, flags))
             continue
         if s == rows:
-            ops.append(_gather(np.arange(n).reshape(rows, cols).T.ravel(), _FLAG_STATE))
+            unview = rows == 8 and cols % 8 == 0
+            ops.append((_OP_UNVIEW, 0, rows, cols, 0, None, _FLAG_STATE) if unview else
+                       _gather(np.arange(n).reshape(rows, cols).T.ravel(), _FLAG_STATE))
         ops.append((_OP_R2, s, 0, 0, width, data, flags))
     if rows > 1 and levels <= rows.bit_length() - 1:  # every stage ran transposed: leave the view
         ops.append(_gather(np.arange(n).reshape(rows, cols).T.ravel()))
     return ops
+
+
+def _rank2_order(half: int, s: int, rows: int, cols: int) -> np.ndarray:
+    """The pair index at each position of a rank2 stage's coefficient stream: natural order for
+    strides from ``rows`` up; below, the transposed view's ``[c, blk]`` order (pair
+    ``blk * rows/2 + c``), as in :func:`~bfly_cli.kernel_stages._butterfly_ops`."""
+    pairs = np.arange(half)
+    return pairs.reshape(cols, rows // 2).T.ravel() if s < rows else pairs
 
 
 def _merge_gathers(ops: list[tuple], n: int) -> list[tuple]:
