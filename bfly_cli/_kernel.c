@@ -34,6 +34,8 @@
  *           the unit form [[I, W0], [I, W1]] (kernel_rank2.py moved 2x2 gauges between stages):
  *           y_o = member 0 + W_o member 1, and its first 8 planes hold W0, W1 in (o, s, r)
  *           order; 8 multiply-adds per pair instead of 16, and half the planes to stream.
+ *           flags bit 3 (UNIT, alone): every block has the unit form, and a block is just its
+ *           8 planes (no flags).
  *   GATHER with flags bit 0 (STATE) also permutes the slot-1 planes (a layout change inside a
  *           rank2 step, where slot 1 is live).
  *   FFT, FFTT  a butterfly stage whose blocks have the FFT form (kernel_stages.py moved the
@@ -108,7 +110,7 @@
 #define BFLY_MAX_THREADS 256
 
 enum { OP_GATHER = 0, OP_BF = 1, OP_BFT = 2, OP_DIAG = 3, OP_REAL = 4, OP_R2 = 5, OP_R2T = 6, OP_FFT = 7, OP_FFTT = 8, OP_FFT2 = 9, OP_FFT2T = 10, OP_UNVIEW = 11, OP_FFT3T = 12, OP_FFT3 = 13, OP_LOAD8 = 14 };
-enum { FLAG_FIRST = 1, FLAG_LAST = 2, FLAG_MIXED = 4, FLAG_STATE = 1 };
+enum { FLAG_FIRST = 1, FLAG_LAST = 2, FLAG_MIXED = 4, FLAG_UNIT = 8, FLAG_STATE = 1 };
 enum { FFT_REALW = 1, FFT_UNIT = 2, FFT_SCALED = 4, FFT_DIF = 8 };
 #define FFT3_SCALED(st) (16 << (st)) /* FFT3T: stage st (0, 1, 2) has a scale plane */
 
@@ -160,7 +162,7 @@ enum { R2_PAD = 16 };
 /* Coefficient planes per block of a rank2 stage (see the header). */
 static inline Py_ssize_t r2_planes(int flags)
 {
-    return 4 * ((flags & FLAG_FIRST) ? 1 : 2) * ((flags & FLAG_LAST) ? 1 : 2);
+    return (flags & FLAG_UNIT) ? 8 : 4 * ((flags & FLAG_FIRST) ? 1 : 2) * ((flags & FLAG_LAST) ? 1 : 2);
 }
 
 /* An FFT op's flags as compile-time arguments: CASE(M, SC, D) with M the twiddle planes per pair
@@ -633,7 +635,8 @@ static int check_op(const core_t *c, const op_t *op, Py_ssize_t k)
     if (fft || fft2 ? (op->flags < 0 || op->flags > 15 || ((op->flags & FFT_UNIT) && (op->flags & (FFT_REALW | FFT_SCALED | FFT_DIF))) ||
                (!c->is_complex && !(op->flags & (FFT_UNIT | FFT_REALW))))
             : (op->kind == OP_R2 || op->kind == OP_R2T)
-                ? (op->flags < 0 || op->flags > 7 || ((op->flags & FLAG_MIXED) && ((op->flags & 3) || c->n < 64)))
+                ? (op->flags < 0 || op->flags > 15 || ((op->flags & (FLAG_MIXED | FLAG_UNIT)) && ((op->flags & 3) || c->n < 64)) ||
+                   ((op->flags & FLAG_MIXED) && (op->flags & FLAG_UNIT)))
                 : (op->flags < 0 || op->flags > 3)) {
         PyErr_Format(PyExc_ValueError, "op %zd: bad flags %d", k, op->flags);
         return -1;
@@ -1549,15 +1552,15 @@ typedef T SUF(vnat) __attribute__((vector_size(32), aligned(sizeof(T))));
  * A block of 8 pairs is K coefficient planes of 8; it is walked in native-width lanes (8 floats or
  * 4 doubles), each lane group's coefficients used for the whole tile. */
 BFLY_INLINE void SUF(r2_w8)(T *buf, const core_t *c, int nv, int parts, Py_ssize_t o0, Py_ssize_t o1, const T *tw,
-                            Py_ssize_t len, int R, int S, const T *unit)
+                            Py_ssize_t len, int R, int S, const T *unit, int all_unit)
 {
     typedef SUF(vnat) V;
     enum { L = 32 / sizeof(T) };
-    const int K = 4 * R * S;
+    const int K = all_unit ? 8 : 4 * R * S;
     Py_ssize_t so = c->so;
 #define BFLY_MV(k) (*(const V *)(tw + (k) * 8 + h))
     for (Py_ssize_t kb = 0; kb < len; kb += 8, tw += K * 8) {
-        if (unit && unit[kb / 8] != 0) { /* a MIXED stage's block in the unit form */
+        if (all_unit || (unit && unit[kb / 8] != 0)) { /* a block in the unit form */
             for (int h = 0; h < 8; h += L)
                 for (int v = 0; v < nv; v++)
                     for (int p = 0; p < parts; p++) {
@@ -1599,7 +1602,7 @@ BFLY_INLINE void SUF(r2_pair)(T *buf, const core_t *c, int nv, Py_ssize_t o0, Py
 #define BFLY_R2_CASE(R, S)                                                 \
     do {                                                                   \
         if (len % 8 == 0)                                                  \
-            SUF(r2_w8)(buf, c, nv, parts, o0, o1, tw, len, R, S, unit);    \
+            SUF(r2_w8)(buf, c, nv, parts, o0, o1, tw, len, R, S, unit, flags & FLAG_UNIT); \
         else                                                               \
             SUF(r2_short)(buf, c, nv, parts, o0, o1, tw, len, R, S);       \
     } while (0)

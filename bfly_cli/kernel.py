@@ -34,10 +34,10 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from . import plan_cache
-from .kernel_stages import (_FFT_REALW, _FFT_SCALED, _FFT_UNIT, _FLAG_FIRST, _FLAG_LAST, _FLAG_MIXED, _FLAG_STATE, _OP_BF,
-                            _OP_BFT, _OP_DIAG, _OP_FFT, _OP_FFT2, _OP_FFT2T, _OP_FFTT, _OP_GATHER, _OP_R2, _OP_R2T,
-                            _OP_REAL, _OP_UNVIEW, _OP_FFT3T, _OP_FFT3, _OP_LOAD8, _butterfly_ops, _gather, _planes, _rows,
-                            canonical_inputs, fuse_load)
+from .kernel_stages import (_FFT_REALW, _FFT_SCALED, _FFT_UNIT, _FLAG_FIRST, _FLAG_LAST, _FLAG_MIXED, _FLAG_STATE,
+                            _FLAG_UNIT, _OP_BF, _OP_BFT, _OP_DIAG, _OP_FFT, _OP_FFT2, _OP_FFT2T, _OP_FFTT, _OP_GATHER,
+                            _OP_R2, _OP_R2T, _OP_REAL, _OP_UNVIEW, _OP_FFT3T, _OP_FFT3, _OP_LOAD8, _butterfly_ops,
+                            _gather, _planes, _rows, canonical_inputs, fuse_load)
 from .kernel_rank2 import unit_form
 from .step_kinds import kind_of
 
@@ -364,6 +364,8 @@ def stage_kinds(ops: list[tuple]) -> list[str]:
             base = "addsub" if op[6] & _FFT_UNIT else "fft-real" if op[6] & _FFT_REALW else "fft"
             unview = " +unview" if op[0] == _OP_FFT3T else ""
             kinds.append("radix8 " + base + ("+scale" if op[6] & 0x70 else "") + unview)
+        elif op[0] in (_OP_R2, _OP_R2T) and op[6] & _FLAG_UNIT:
+            kinds.append("rank2 unit 100%")
         elif op[0] in (_OP_R2, _OP_R2T) and op[6] & _FLAG_MIXED:
             blocks = op[5][-(op[5].size // 129):]  # the flags after the 16 planes of 8 per block
             kinds.append(f"rank2 unit {round(100 * float(np.mean(blocks != 0)))}%")
@@ -398,7 +400,8 @@ def _rank2_ops(stages: np.ndarray, n: int, is_complex: bool, real_dt: np.dtype, 
     order happens while slot 1 is live, so it carries the STATE flag (8x8 transposes of both
     slots' planes when they fit, else a gather). With ``special``, the blocks of 8 pairs that
     allow it run in the unit form (:mod:`bfly_cli.kernel_rank2`): those stages carry the MIXED
-    flag and a flag per block after their planes. ``is_complex`` is unused: the C op is real
+    flag and a flag per block after their planes, or, when every block is, the UNIT flag and
+    only the 8 planes of the unit form. ``is_complex`` is unused: the C op is real
     (complex rank2 data is kept off it by :func:`unsupported_kinds`).
     """
     rows = _rows(n)
@@ -422,10 +425,14 @@ def _rank2_ops(stages: np.ndarray, n: int, is_complex: bool, real_dt: np.dtype, 
             coef = np.array(coef)
             coef[unit] = 0.0
             coef[unit, :8] = stages[lev][unit][:, :, :, 1, :].reshape(-1, 8)
+            if unit.all():  # every block unit: 8 planes per block, no block flags
+                coef = coef[:, :8]
         coef = coef[orders[lev]]  # the kernel's pair order (transposed stages: [c, blk])
         width = min(8, cols if s < rows else s)
         data = np.ascontiguousarray(coef.reshape(half // width, width, -1).transpose(0, 2, 1), dtype=real_dt)
-        if unit is not None:
+        if unit is not None and unit.all():
+            flags |= _FLAG_UNIT
+        elif unit is not None:
             flags |= _FLAG_MIXED
             data = np.concatenate([data.ravel(), unit[orders[lev]][::8].astype(real_dt)])
         if s < rows:

@@ -13,9 +13,14 @@ positions, leaves the product unchanged. The stage then reads::
 :mod:`bfly_cli.kernel_stages`. The walk goes stride 1 first and carries each position's 2x2 gauge
 (``carry``: the true state is ``carry @`` the computed one) into the next stage's columns.
 
-Not every pair has it: the DCT's real-valued channels (the positions whose state is one number,
-its other slot identically zero) give singular ``P`` or ``R``. Such a pair keeps its full block
-with the incoming carry folded in, and its outputs start afresh with the identity. A pair is taken
+The DCT's real-valued channels (positions whose state is one number, its other slot identically
+zero) make ``P`` or ``R`` singular in some pairs. The walk tracks which computed slots the kernel
+holds as an exact 0 (slot 1 of the input; an output whose every term is a zero coefficient or a
+zero input). A column of ``P`` or ``R`` that reads such a slot multiplies 0, so it may hold
+anything: the walk fills it with the live column turned by 90 degrees, and ``P`` becomes
+invertible. What remains singular (a pair whose output has a zero slot while its inputs have none,
+near the input) keeps its full block with the incoming carry folded in, and its outputs start
+afresh with the identity. A pair is taken
 only when ``P`` and ``R`` are well conditioned: a carried gauge ``K`` multiplies the rounding of
 the values it carries by up to its condition number, so that is kept below ``COND`` = 4. (The
 DCT's, DST's and Hartley's ``P`` and ``R`` are below 3.5 or singular; random orthogonal 4x4
@@ -24,9 +29,8 @@ The kernel decides per block of 8 pairs (its SIMD lanes), so a block is in the u
 all 8 of its pairs are; the walk decides by those blocks. The first stage (reading slot 0 only)
 and the last (writing slot 0 only) already stream 8 coefficients; they take the carry as it is.
 
-On a learned DCT-1024 this puts half of the middle stages' pairs in the unit form (0-50 % of the
-blocks near the input, where a real-valued channel sits in almost every block, 75-98 % near the
-output; DCT-4096: 0.6 of the pairs). Numbers are computed in float64 from
+On a learned DCT-1024 this puts 88 % of the middle stages' pairs in the unit form (50-75 % of the
+blocks in the two stages after the first, 84-100 % in the others; DCT-4096: 92 %). Numbers are computed in float64 from
 the factors already cast to the working precision, and the result is checked against the original
 step on random vectors: a walk that changed the product by more than rounding is not used.
 """
@@ -54,10 +58,6 @@ class Rank2Plan:
     stages: np.ndarray
     unit: list[np.ndarray]
 
-    def unit_share(self, lev: int) -> float:
-        """The fraction of stage ``lev``'s pairs in the unit form."""
-        return float(np.mean(self.unit[lev])) if self.unit[lev].size else 0.0
-
 
 def unit_form(stages: np.ndarray, orders: list[np.ndarray]) -> Rank2Plan | None:
     """The rank2 step ``stages`` (levels, N/2, 2, 2, 2, 2) with every kernel block that allows it in
@@ -70,38 +70,64 @@ def unit_form(stages: np.ndarray, orders: list[np.ndarray]) -> Rank2Plan | None:
     if levels < 3 or half % _LANES:
         return None
     carry = np.broadcast_to(np.eye(2), (n, 2, 2)).copy()
+    zero = np.zeros((n, 2), dtype=bool)  # computed slots that hold an exact 0 (slot 1 of the input)
+    zero[:, 1] = True
     out = np.empty_like(data)
     unit = [np.zeros(half, dtype=bool) for _ in range(levels)]
     for lev in range(levels):
         pos0 = pair_positions(n, lev)
         pos1 = pos0 + (1 << lev)
-        block = _fold(data[lev], carry[pos0], carry[pos1])
+        z0, z1 = zero[pos0], zero[pos1]
+        block = _fold(data[lev], carry[pos0], carry[pos1], z0, z1)
         carry[pos0] = carry[pos1] = np.eye(2)
         out[lev] = block
-        if lev == 0 or lev == levels - 1:
-            continue
-        ok = _by_blocks(_invertible(block[:, 0, :, 0, :]) & _invertible(block[:, 1, :, 0, :]), orders[lev])
-        if not ok.any():
-            continue
-        p, r = block[ok, 0, :, 0, :], block[ok, 1, :, 0, :]
-        normal = np.zeros((int(ok.sum()), 2, 2, 2, 2))
-        normal[:, 0, :, 0, :] = normal[:, 1, :, 0, :] = np.eye(2)
-        normal[:, 0, :, 1, :] = np.linalg.solve(p, block[ok, 0, :, 1, :])
-        normal[:, 1, :, 1, :] = np.linalg.solve(r, block[ok, 1, :, 1, :])
-        out[lev][ok] = normal
-        carry[pos0[ok]], carry[pos1[ok]] = p, r
-        unit[lev] = ok
+        if 0 < lev < levels - 1:
+            p, r = _complete(block[:, 0, :, 0, :], z0), _complete(block[:, 1, :, 0, :], z0)
+            ok = _by_blocks(_invertible(p) & _invertible(r), orders[lev])
+            normal = np.zeros((int(ok.sum()), 2, 2, 2, 2))
+            normal[:, 0, :, 0, :] = normal[:, 1, :, 0, :] = np.eye(2)
+            normal[:, 0, :, 1, :] = np.linalg.solve(p[ok], block[ok, 0, :, 1, :])
+            normal[:, 1, :, 1, :] = np.linalg.solve(r[ok], block[ok, 1, :, 1, :])
+            out[lev][ok] = normal
+            carry[pos0[ok]], carry[pos1[ok]] = p[ok], r[ok]
+            unit[lev] = ok
+        zero[pos0], zero[pos1] = _zero_outputs(out[lev], z0, z1)
     if not any(u.any() for u in unit) or not _same_product(data, out):
         return None
     return Rank2Plan(out, unit)
 
 
-def _fold(block: np.ndarray, k0: np.ndarray, k1: np.ndarray) -> np.ndarray:
-    """The stage's blocks reading the carried gauges: column group (member c) times ``k_c``."""
+def _fold(block: np.ndarray, k0: np.ndarray, k1: np.ndarray, z0: np.ndarray, z1: np.ndarray) -> np.ndarray:
+    """The stage's blocks reading the carried gauges: column group (member c) times ``k_c``; the
+    columns that read an exact zero (``z_c``) set to zero, which changes nothing they compute."""
     folded = np.array(block)
-    folded[:, :, :, 0, :] = block[:, :, :, 0, :] @ k0[:, None]
-    folded[:, :, :, 1, :] = block[:, :, :, 1, :] @ k1[:, None]
+    folded[:, :, :, 0, :] = block[:, :, :, 0, :] @ k0[:, None] * ~z0[:, None, None, :]
+    folded[:, :, :, 1, :] = block[:, :, :, 1, :] @ k1[:, None] * ~z1[:, None, None, :]
     return folded
+
+
+def _complete(m: np.ndarray, zero: np.ndarray) -> np.ndarray:
+    """``m`` (pairs, 2, 2) with its columns that read an exact zero filled in freely: a column
+    multiplying 0 may hold anything, so the one opposite a live column gets that column turned by
+    90 degrees (the DCT's real-valued channels: ``P`` singular only through that column), and
+    both become the identity's when both read zeros."""
+    m = np.array(m)
+    for j in (0, 1):
+        only = zero[:, j] & ~zero[:, 1 - j]
+        live = m[only, :, 1 - j]
+        m[only, :, j] = np.stack([-live[:, 1], live[:, 0]], axis=-1) * (1 if j == 1 else -1)
+    both = zero.all(axis=1)
+    m[both] = np.eye(2)
+    return m
+
+
+def _zero_outputs(block: np.ndarray, z0: np.ndarray, z1: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Which output slots of each pair the kernel computes as an exact 0: every term is a zero
+    coefficient or a zero input (0 * x + 0 = 0 for finite x)."""
+    reads = np.stack([~z0, ~z1], axis=1)  # (pair, member c, slot r): the input is not known zero
+    terms = (block != 0) & reads[:, None, None, :, :]
+    zero = ~terms.any(axis=(3, 4))  # (pair, o, s)
+    return zero[:, 0], zero[:, 1]
 
 
 def _invertible(m: np.ndarray) -> np.ndarray:

@@ -50,7 +50,7 @@ from .layout import pair_index, pair_positions
 # op kinds and flags of the compiled kernel (the same numbers as in _kernel.c)
 _OP_GATHER, _OP_BF, _OP_BFT, _OP_DIAG, _OP_REAL, _OP_R2, _OP_R2T = 0, 1, 2, 3, 4, 5, 6
 _OP_FFT, _OP_FFTT, _OP_FFT2, _OP_FFT2T, _OP_UNVIEW, _OP_FFT3T, _OP_FFT3, _OP_LOAD8 = 7, 8, 9, 10, 11, 12, 13, 14
-_FLAG_FIRST, _FLAG_LAST, _FLAG_MIXED, _FLAG_STATE = 1, 2, 4, 1  # rank2 stage flags; gather/unview flag (see _kernel.c)
+_FLAG_FIRST, _FLAG_LAST, _FLAG_MIXED, _FLAG_UNIT, _FLAG_STATE = 1, 2, 4, 8, 1  # rank2 stage flags; gather/unview flag (see _kernel.c)
 _FFT_REALW, _FFT_UNIT, _FFT_SCALED, _FFT_DIF = 1, 2, 4, 8  # FFT stage flags: w real, w = 1, scale plane, [[1,1],[w,-w]]
 _ROWS = 8  # transposed-view height: strides 1, 2, 4 mix rows of length N/8
 SLACK = 32  # the test's tolerance, in units of the working precision

@@ -69,7 +69,8 @@ def test_unit_form_keeps_the_product(name, n):
         np.testing.assert_array_equal(blocks[:, 0, :, 0, :], np.broadcast_to(np.eye(2), (len(blocks), 2, 2)))
         np.testing.assert_array_equal(blocks[:, 1, :, 0, :], np.broadcast_to(np.eye(2), (len(blocks), 2, 2)))
     assert not plan.unit[0].any() and not plan.unit[-1].any()  # the 8-plane ends stay as they are
-    assert sum(u.sum() for u in plan.unit) >= 0.25 * (n // 2) * (stages.shape[0] - 2)  # DCT-64: 0.25, 1024: 0.51
+    share = sum(u.sum() for u in plan.unit) / ((n // 2) * (stages.shape[0] - 2))
+    assert share >= {64: 0.4, 256: 0.7, 1024: 0.75}[n]  # measured: 0.44-0.75, 0.71-0.79, 0.80-0.91
 
 
 def test_unit_blocks_are_whole_kernel_blocks():
@@ -169,7 +170,7 @@ def test_layout_change_moves_both_slots_by_transposes():
 
 @needs_ext
 def test_extension_refuses_bad_mixed_ops():
-    """MIXED with FIRST/LAST, below N = 64, or without the block flags is refused."""
+    """MIXED or UNIT with FIRST/LAST, both together, below N = 64, or MIXED without its block flags is refused."""
     from bfly_cli import _kernel
 
     n = 64
@@ -184,3 +185,8 @@ def test_extension_refuses_bad_mixed_ops():
     small = (_kernel.OP_R2, 8, 0, 0, 8, np.zeros(16 * 16 + 2), 4)
     with pytest.raises(ValueError, match="flags"):
         _kernel.Plan(32, False, True, [small])
+    unit = (_kernel.OP_R2, 8, 0, 0, 8, np.zeros(8 * n // 2), 8)  # UNIT: 8 planes, no block flags
+    _kernel.Plan(n, False, True, [unit])
+    for flags in (8 | 4, 8 | 2, 8 | 1):
+        with pytest.raises(ValueError, match="flags"):
+            _kernel.Plan(n, False, True, [unit[:6] + (flags,)])
