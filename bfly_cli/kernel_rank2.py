@@ -18,21 +18,24 @@ zero) make ``P`` or ``R`` singular in some pairs. The walk tracks which computed
 holds as an exact 0 (slot 1 of the input; an output whose every term is a zero coefficient or a
 zero input). A column of ``P`` or ``R`` that reads such a slot multiplies 0, so it may hold
 anything: the walk fills it with the live column turned by 90 degrees, and ``P`` becomes
-invertible. What remains singular (a pair whose output has a zero slot while its inputs have none,
+invertible. What stays singular (a pair whose output has a zero slot while its inputs have none,
 near the input) keeps its full block with the incoming carry folded in, and its outputs start
-afresh with the identity. A pair is taken
-only when ``P`` and ``R`` are well conditioned: a carried gauge ``K`` multiplies the rounding of
-the values it carries by up to its condition number, so that is kept below ``COND`` = 4. (The
-DCT's, DST's and Hartley's ``P`` and ``R`` are below 3.5 or singular; random orthogonal 4x4
-blocks, whose quarters are anything, mostly stay general.)
-The kernel decides per block of 8 pairs (its SIMD lanes), so a block is in the unit form only when
-all 8 of its pairs are; the walk decides by those blocks. The first stage (reading slot 0 only)
-and the last (writing slot 0 only) already stream 8 coefficients; they take the carry as it is.
+afresh with the identity.
+
+A pair is taken only when ``P`` and ``R`` are well conditioned: a carried gauge multiplies the
+rounding of the values it carries by up to its condition number, so that is kept below ``COND``
+= 4. (The DCT's, DST's and Hartley's ``P`` and ``R`` are below 3.5 or singular; random orthogonal
+4x4 blocks, whose quarters are anything, mostly stay general.) The kernel decides per block of 8
+pairs (its SIMD lanes), so a block is in the unit form only when all 8 of its pairs are; the walk
+decides by those blocks. The first stage (reading slot 0 only) and the last (writing slot 0 only)
+already stream 8 coefficients; they take the carry as it is.
 
 On a learned DCT-1024 this puts 88 % of the middle stages' pairs in the unit form (50-75 % of the
-blocks in the two stages after the first, 84-100 % in the others; DCT-4096: 92 %). Numbers are computed in float64 from
-the factors already cast to the working precision, and the result is checked against the original
-step on random vectors: a walk that changed the product by more than rounding is not used.
+blocks in the two stages after the first, 84-100 % in the others; DCT-4096: 92 %). Numbers are
+computed in float64 from the factors already cast to the working precision, and the result is
+checked against the original step on random vectors: a walk that changed the product by more
+than rounding is not used. (NaN and Inf: a column filled in here multiplies what the reference
+multiplies by 0, and 0 * Inf is NaN in both, so a non-finite input still floods its vector.)
 """
 
 from __future__ import annotations

@@ -190,3 +190,17 @@ def test_extension_refuses_bad_mixed_ops():
     for flags in (8 | 4, 8 | 2, 8 | 1):
         with pytest.raises(ValueError, match="flags"):
             _kernel.Plan(n, False, True, [unit[:6] + (flags,)])
+
+
+@needs_ext
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_non_finite_input_floods_its_vector_like_the_reference(dtype):
+    """Filled-in columns multiply what the reference multiplies by 0: Inf and NaN still give NaN
+    in the same places (the whole vector), and the other vectors are untouched."""
+    factors = learned("dct", 256)
+    plan = kernel.Plan(factors, dtype)
+    x = np.random.default_rng(7).standard_normal((4, 256)).astype(dtype)
+    x[1, 7], x[2, 100], x[3, 0] = np.inf, np.nan, -np.inf
+    got, ref = plan.apply(x), plan.factors.apply_reference(x)
+    np.testing.assert_array_equal(np.isnan(got), np.isnan(ref))
+    assert np.isnan(got[1:]).all() and np.isfinite(got[0]).all()
