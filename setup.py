@@ -3,11 +3,13 @@
 The kernel is an optimization, not a requirement: when the C compiler is missing or the build
 fails, ``pip install`` still succeeds, prints that the kernel is disabled, and bfly falls back to
 the numpy reference (saying so once at run time). Set ``BFLY_REQUIRE_KERNEL=1`` to make a failed
-build fail the install instead (CI, packagers).
+build fail the install instead (CI, packagers), or ``BFLY_NO_KERNEL=1`` to build without it (a
+pure-Python package in seconds: the kernel's compile takes minutes, one function per instruction
+set).
 
 Flags: ``-O3`` without ``-ffast-math`` (NaN must propagate and results must match the reference),
-no ``-march=native`` (wheels must run on any x86-64); the kernel picks AVX2+FMA code at load time
-through gcc's ``target_clones`` instead.
+no ``-march=native`` (wheels must run on any x86-64); the kernel picks AVX-512VL, AVX2+FMA or
+baseline code at load time through gcc's ``target_clones`` instead.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from setuptools import Extension, setup
 from setuptools.command.build_ext import build_ext
 
 _REQUIRED = os.environ.get("BFLY_REQUIRE_KERNEL", "") not in ("", "0")
+_SKIPPED = os.environ.get("BFLY_NO_KERNEL", "") not in ("", "0")
 
 
 class OptionalBuildExt(build_ext):
@@ -60,4 +63,4 @@ kernel = Extension(
     optional=not _REQUIRED,
 )
 
-setup(ext_modules=[kernel], cmdclass={"build_ext": OptionalBuildExt})
+setup(ext_modules=[] if _SKIPPED else [kernel], cmdclass={"build_ext": OptionalBuildExt})
