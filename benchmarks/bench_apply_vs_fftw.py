@@ -32,13 +32,18 @@ import bfly_cli
 from bfly_cli import kernel
 
 
-def learned_dft(n: int, cache_dir: str) -> Any:
-    """The factors ``factorize`` finds for the unitary DFT, saved once per N."""
-    path = os.path.join(cache_dir, f"dft{n}.h5")
+def learned(stem: str, build: Callable[[int], np.ndarray], n: int, cache_dir: str) -> Any:
+    """The factors ``factorize`` finds for ``build(n)``, saved once per N as ``{stem}{n}.h5``."""
+    path = os.path.join(cache_dir, f"{stem}{n}.h5")
     if not os.path.exists(path):
         os.makedirs(cache_dir, exist_ok=True)
-        bfly_cli.save(bfly_cli.factorize(np.fft.fft(np.eye(n), norm="ortho", axis=0)), path)
+        bfly_cli.save(bfly_cli.factorize(build(n)), path)
     return bfly_cli.load(path)
+
+
+def learned_dft(n: int, cache_dir: str) -> Any:
+    """The factors ``factorize`` finds for the unitary DFT, saved once per N."""
+    return learned("dft", lambda size: np.fft.fft(np.eye(size), norm="ortho", axis=0), n, cache_dir)
 
 
 def cpu_us(fn: Callable[[], object]) -> float:

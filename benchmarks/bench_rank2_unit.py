@@ -27,16 +27,12 @@ import bfly_cli
 from bfly_cli import kernel
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from bench_apply_vs_fftw import cpu_us  # noqa: E402  (the same timer as the other kernel benches)
+from bench_apply_vs_fftw import cpu_us, learned  # noqa: E402  (the same timer and cache as the other kernel benches)
 
 
 def learned_dct(n: int, cache_dir: str) -> bfly_cli.Factors:
     """The factors ``factorize`` finds for the orthonormal DCT-II, saved once per N."""
-    path = os.path.join(cache_dir, f"dct{n}.h5")
-    if not os.path.exists(path):
-        os.makedirs(cache_dir, exist_ok=True)
-        bfly_cli.save(bfly_cli.factorize(scipy.fft.dct(np.eye(n), axis=0, norm="ortho")), path)
-    return bfly_cli.load(path)
+    return learned("dct", lambda size: scipy.fft.dct(np.eye(size), axis=0, norm="ortho"), n, cache_dir)
 
 
 def main() -> None:

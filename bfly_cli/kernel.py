@@ -367,7 +367,7 @@ def stage_kinds(ops: list[tuple]) -> list[str]:
         elif op[0] in (_OP_R2, _OP_R2T) and op[6] & _FLAG_UNIT:
             kinds.append("rank2 unit 100%")
         elif op[0] in (_OP_R2, _OP_R2T) and op[6] & _FLAG_MIXED:
-            blocks = op[5][-(op[5].size // 129):]  # the flags after the 16 planes of 8 per block
+            blocks = op[5][-(op[5].size // (_R2_PLANES * 8 + 1)):]  # a flag per block after all planes
             kinds.append(f"rank2 unit {round(100 * float(np.mean(blocks != 0)))}%")
         elif op[0] in (_OP_FFT, _OP_FFTT, _OP_FFT2, _OP_FFT2T):
             flags = op[6]
@@ -446,6 +446,9 @@ def _rank2_ops(stages: np.ndarray, n: int, is_complex: bool, real_dt: np.dtype, 
     if rows > 1 and levels <= rows.bit_length() - 1:  # every stage ran transposed: leave the view
         ops.append(_gather(np.arange(n).reshape(rows, cols).T.ravel()))
     return ops
+
+
+_R2_PLANES = 16  # coefficient planes per block of 8 pairs in a middle rank2 stage (MIXED keeps all 16)
 
 
 def _rank2_order(half: int, s: int, rows: int, cols: int) -> np.ndarray:
