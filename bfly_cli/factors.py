@@ -28,7 +28,7 @@ multiply here is the plain numpy reference (:mod:`bfly_cli.reference`): every fa
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Iterable
+from typing import Any, Iterable, Iterator
 
 import numpy as np
 
@@ -159,6 +159,18 @@ class Factors:
         plan = kernel.Plan(self, self._identity_dtype())
         return _dense_by_chunks(plan.apply, self.n, plan.in_dtype, plan.out_dtype, chunk)
 
+    def dense_blocks(self, chunk: int = 64) -> Iterator[tuple[slice, np.ndarray]]:
+        """``(columns, M[:, columns])`` of the matrix, ``chunk`` columns at a time, through the
+        kernel when it runs every step (as :meth:`to_dense_fast`), else the reference multiply.
+
+        What learning measures its errors on (:func:`bfly_cli.metrics.error_report_blocks`): the
+        whole dense matrix beside the target would be one more N x N copy at the memory peak.
+        """
+        if not kernel.available() or kernel.unsupported_kinds(self):
+            return _column_blocks(self.apply_reference, self.n, self._identity_dtype(), chunk)
+        plan = kernel.Plan(self, self._identity_dtype())
+        return _column_blocks(plan.apply, self.n, plan.in_dtype, chunk)
+
 
     # ---- the linear-operator view: matrix semantics, the cached kernel plan, derived chains ----
 
@@ -270,12 +282,18 @@ def _derived_meta(meta: dict[str, Any], operation: str) -> dict[str, Any]:
 def _dense_by_chunks(apply, n: int, in_dtype, out_dtype, chunk: int) -> np.ndarray:
     """Columns of a linear map from ``apply`` on identity rows, ``chunk`` rows per call."""
     dense = np.empty((n, n), dtype=out_dtype)
+    for cols, block in _column_blocks(apply, n, in_dtype, chunk):
+        dense[:, cols] = block
+    return dense
+
+
+def _column_blocks(apply, n: int, in_dtype, chunk: int) -> Iterator[tuple[slice, np.ndarray]]:
+    """``(columns, M[:, columns])`` of the linear map ``apply``, from identity rows ``chunk`` at a time."""
     for start in range(0, n, chunk):
         stop = min(start + chunk, n)
         rows = np.zeros((stop - start, n), dtype=in_dtype)
         rows[np.arange(stop - start), np.arange(start, stop)] = 1
-        dense[:, start:stop] = apply(rows).T
-    return dense
+        yield slice(start, stop), apply(rows).T
 
 
 def apply_step(step: Step, x: np.ndarray) -> np.ndarray:

@@ -18,8 +18,8 @@ import numpy as np
 from ._version import __version__
 from .errors import BflyError, CheckFailed
 from .factors import Factors, Step, dense_real_params
-from .metrics import (error_report, exactness, input_precision, is_exact, magnitude_exponent, scale_by_power_of_two,
-                      working_precision)
+from .metrics import (error_report_blocks, exactness, input_precision, is_exact, magnitude_exponent, row_blocks,
+                      scale_by_power_of_two, working_precision)
 from .solvers.registry import SOLVER_NAMES, solver as registered_solver
 
 DTYPES = ("float64", "float32")
@@ -47,12 +47,13 @@ def learn(
         raise BflyError(f"tol {tol}: give a non-negative tolerance")
     matrix = np.asarray(matrix)
     exponent = check_values(matrix)
-    work = scale_by_power_of_two(matrix, -exponent).astype(_work_dtype(matrix, dtype))
+    work = scaled_copy(matrix, -exponent, _work_dtype(matrix, dtype))
     start = time.perf_counter()
     steps, extra = _run_solver(solver, work, solver_options or {})
     seconds = time.perf_counter() - start
+    del work  # the errors are measured against ``matrix``: one N x N copy less at their peak
     factors = Factors(matrix.shape[0], fold_scale(steps, exponent, dtype))
-    errors = error_report(factors.to_dense_fast(), matrix)  # kernel when built: several x faster at large N
+    errors = error_report_blocks(factors.dense_blocks(), matrix)  # kernel when built; never a dense copy
     dense = {"dense_real_params": dense_real_params(matrix)}
     quality = _quality(errors["rel_error"], matrix, factors)
     factors.meta = _metadata(factors, solver, seconds, errors, meta or {}, {**dense, **quality, **extra})
@@ -78,6 +79,16 @@ def check_values(matrix: np.ndarray) -> int:
     if not np.any(matrix):
         raise BflyError("the matrix is all zeros: there is nothing to factor; check the input")
     return magnitude_exponent(matrix)
+
+
+def scaled_copy(matrix: np.ndarray, exponent: int, dtype: np.dtype) -> np.ndarray:
+    """``matrix * 2**exponent`` in ``dtype``, scaled before rounding (a float64 matrix of 1e-200
+    held in float32 must be scaled first) and filled in row blocks, so the only N x N arrays alive
+    are the input and the result (a scaled temporary beside them was 4 GiB at N = 16384)."""
+    out = np.empty(matrix.shape, dtype)
+    for rows in row_blocks(matrix):
+        out[rows] = scale_by_power_of_two(matrix[rows], exponent)
+    return out
 
 
 def fold_scale(steps: list[Step], exponent: int, dtype: str = "float64") -> list[Step]:
@@ -128,10 +139,15 @@ def _scalable_units(step: Step) -> list[int | None]:
 
 def _run_solver(solver: str, work: np.ndarray, options: dict[str, Any]) -> tuple[list[Step], dict[str, Any]]:
     """Call the solver with its options; a route that cannot apply becomes a one-line BflyError."""
+    from .sizes import working_memory_shortfall
     from .solvers import RouteUnavailable
 
+    chosen = registered_solver(solver)
+    short = chosen.memory and working_memory_shortfall(chosen.memory.bytes_for(work.nbytes, work.shape[0]))
+    if short:
+        raise BflyError(f"solver {solver!r} {short}; use a smaller N")
     try:
-        return registered_solver(solver).solve(work, **options)
+        return chosen.solve(work, **options)
     except RouteUnavailable as exc:
         raise BflyError(f"solver {solver!r} cannot factor this matrix: {exc}") from None
     except TypeError as exc:

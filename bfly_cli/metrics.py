@@ -8,10 +8,17 @@ does not shrink with N and is what "exact" is judged by; the max abs error bound
 from __future__ import annotations
 
 import math
+from typing import Iterable
 
 import numpy as np
 
 EXACT_REL_ERROR = {"float64": 1e-12, "complex128": 1e-12, "float32": 1e-5, "complex64": 1e-5}
+
+
+# Whole-matrix measures walk the matrices in blocks of about this many bytes, so a measure never
+# holds more than a few blocks of temporaries beside its inputs: at N = 16384 a complex128 copy is
+# 4 GiB, and the unblocked measures held five of them at once (learning's memory peak).
+BLOCK_BYTES = 16 << 20
 
 
 def error_report(approx: np.ndarray, target: np.ndarray) -> dict[str, float]:
@@ -22,19 +29,86 @@ def error_report(approx: np.ndarray, target: np.ndarray) -> dict[str, float]:
     measure rel_error 0) and entries of 1e160 overflow. ``rel_error`` is thereby scale-invariant;
     the absolute measures are scaled back. Non-finite entries give non-finite measures, never 0.
     """
-    wide = np.complex128 if np.iscomplexobj(approx) or np.iscomplexobj(target) else np.float64
-    exponent = magnitude_exponent(approx, target)
-    diff = scale_by_power_of_two(np.asarray(approx, dtype=wide), -exponent) - scale_by_power_of_two(target, -exponent)
-    fro = float(np.linalg.norm(diff))
+    approx = np.asarray(approx)
+    return error_report_blocks(((cols, approx[:, cols]) for cols in column_blocks(approx)), target)
+
+
+def error_report_blocks(blocks: Iterable[tuple[slice, np.ndarray]], target: np.ndarray) -> dict[str, float]:
+    """:func:`error_report` of an approximation given as column blocks ``(columns, approx[:, columns])``
+    that together cover every column once (:meth:`Factors.dense_blocks`), so learning measures a
+    factorization without a dense copy of it beside the target.
+
+    Each block is measured on its own power-of-two scale (see :func:`error_report`) and the sums
+    of squares are combined in scaled form, so no scale is lost between blocks either.
+    """
+    target = np.asarray(target)
+    wide = np.complex128 if np.iscomplexobj(target) else np.float64
+    diff_sq, target_sq, peak = _ScaledSquares(), _ScaledSquares(), 0.0
+    for cols, block in blocks:
+        wide = np.complex128 if np.iscomplexobj(block) else wide
+        part = target[:, cols]
+        exponent = magnitude_exponent(block, part)
+        diff = scale_by_power_of_two(np.asarray(block, dtype=wide), -exponent) - scale_by_power_of_two(part, -exponent)
+        diff_sq.add(float(np.linalg.norm(diff)), exponent)
+        target_sq.add(float(np.linalg.norm(scale_by_power_of_two(part, -exponent))), exponent)
+        peak = _nan_max(peak, _ldexp(float(np.max(np.abs(diff))), exponent) if diff.size else 0.0)
     n = target.shape[0]
     scalars = math.sqrt(2) * n if np.iscomplexobj(target) else n
-    tnorm = float(np.linalg.norm(scale_by_power_of_two(target, -exponent)))
-    peak = float(np.max(np.abs(diff))) if diff.size else 0.0
+    fro = diff_sq.norm()
     return {
-        "rmse": _ldexp(fro / scalars, exponent),
-        "rel_error": fro / tnorm if tnorm > 0 else _ldexp(fro, exponent),
-        "max_abs_error": _ldexp(peak, exponent),
+        "rmse": diff_sq.norm(scalars),
+        "rel_error": diff_sq.ratio(target_sq) if target_sq.total > 0 else fro,
+        "max_abs_error": peak,
     }
+
+
+class _ScaledSquares:
+    """A sum of squares kept as ``total * 4**exponent`` (``total`` near 1), so norms of blocks on
+    different power-of-two scales add without overflow or underflow of the sum itself."""
+
+    def __init__(self) -> None:
+        self.total, self.exponent = 0.0, 0
+
+    def add(self, norm: float, exponent: int) -> None:
+        """Add ``(norm * 2**exponent)**2``."""
+        if self.total == 0.0:
+            self.total, self.exponent = norm * norm, exponent
+        elif exponent > self.exponent and math.isfinite(norm):
+            self.total, self.exponent = self.total * _pow4(self.exponent - exponent) + norm * norm, exponent
+        else:
+            self.total += norm * norm * _pow4(exponent - self.exponent)
+
+    def norm(self, divisor: float = 1.0) -> float:
+        """``sqrt`` of the sum over ``divisor``, as a float (inf past float64's range)."""
+        return _ldexp(math.sqrt(self.total) / divisor, self.exponent)
+
+    def ratio(self, other: "_ScaledSquares") -> float:
+        """``self.norm() / other.norm()`` without forming either (both could be out of range)."""
+        return _ldexp(math.sqrt(self.total) / math.sqrt(other.total), self.exponent - other.exponent)
+
+
+def _pow4(exponent: int) -> float:
+    """``4**exponent`` as a float, 0 below float64's range, never an OverflowError."""
+    return _ldexp(1.0, 2 * exponent)
+
+
+def _nan_max(a: float, b: float) -> float:
+    """The larger of two floats, NaN when either is (Python's ``max`` drops a NaN by position)."""
+    return a if math.isnan(a) or a >= b else b
+
+
+def column_blocks(array: np.ndarray) -> list[slice]:
+    """Column slices of ``array`` of about :data:`BLOCK_BYTES` each (at least one column)."""
+    rows, cols = array.shape[0], array.shape[-1]
+    width = max(1, BLOCK_BYTES // max(1, rows * array.itemsize))
+    return [slice(start, min(start + width, cols)) for start in range(0, cols, width)] or [slice(0, 0)]
+
+
+def row_blocks(array: np.ndarray) -> list[slice]:
+    """Row slices of ``array`` of about :data:`BLOCK_BYTES` each (at least one row)."""
+    rows = array.shape[0] if array.ndim else 1
+    height = max(1, BLOCK_BYTES // max(1, (array.size // max(rows, 1)) * array.itemsize))
+    return [slice(start, min(start + height, rows)) for start in range(0, rows, height)] or [slice(0, 0)]
 
 
 def magnitude_exponent(*arrays: np.ndarray) -> int:
@@ -44,9 +118,11 @@ def magnitude_exponent(*arrays: np.ndarray) -> int:
     peak = 0.0
     for array in arrays:
         a = np.asarray(array)
-        if a.size:
-            parts = (a.real, a.imag) if np.iscomplexobj(a) else (a,)
-            peak = max(peak, *(float(np.max(np.abs(p))) for p in parts))
+        for rows in (row_blocks(a) if a.ndim else [Ellipsis]):
+            part = a[rows]
+            if part.size:
+                parts = (part.real, part.imag) if np.iscomplexobj(part) else (part,)
+                peak = max(peak, *(float(np.max(np.abs(p))) for p in parts))
     if peak == 0.0 or not math.isfinite(peak):
         return 0
     return math.frexp(peak)[1]
@@ -98,11 +174,14 @@ def input_precision(matrix: np.ndarray) -> str:
         return "float32"
     if m.dtype not in (np.float64, np.complex128) or m.size == 0:
         return "float64"
-    m = scale_by_power_of_two(m, -magnitude_exponent(m))  # exact: the values' precision, not their scale
-    with np.errstate(over="ignore", invalid="ignore"):
-        narrow = m.astype(np.complex64 if np.iscomplexobj(m) else np.float32)
-        same = np.array_equal(narrow.astype(m.dtype), m)
-    return "float32" if same else "float64"
+    exponent = magnitude_exponent(m)  # the scaled values' precision, not their scale (exact)
+    narrow = np.complex64 if np.iscomplexobj(m) else np.float32
+    for rows in row_blocks(m):  # blocks: a whole-matrix copy is 4 GiB at N = 16384
+        part = scale_by_power_of_two(m[rows], -exponent)
+        with np.errstate(over="ignore", invalid="ignore"):
+            if not np.array_equal(part.astype(narrow).astype(m.dtype), part):
+                return "float64"
+    return "float32"
 
 
 def exactness(rel_error: float, precision: str = "float64", working: str = "float64") -> str:

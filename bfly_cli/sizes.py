@@ -6,9 +6,12 @@ import os
 
 from .errors import BflyError
 
-# Dense copies alive at once while learning: target, permuted copy, solver blocks and their
-# transposes, reconstruction for the error report, and the error matrix itself.
-WORKING_COPIES = 8
+# Dense copies alive at once while learning with the cheapest route: the target and its scaled
+# working copy, and the B.P route's blocks (measured: 3.3 complex128 copies for a DFT-4096 through
+# ``learn``, the target's own construction 2.6). The routes and solvers past that declare their
+# own working memory (``solvers.registry.Memory``), checked before each runs
+# (:func:`working_memory_shortfall`): this guard only refuses sizes nothing could learn.
+WORKING_COPIES = 4
 MAX_N = 1 << 20
 
 
@@ -54,6 +57,14 @@ def check_memory(n: int, complex_: bool = True) -> None:
             f"N = {n} needs about {_gib(need)} of memory for the dense matrix and solver work space, "
             f"but only {_gib(have)} is available; use N <= {largest}"
         )
+
+
+def working_memory_shortfall(need: int) -> str | None:
+    """None when ``need`` bytes fit in the memory available now, else the reason, with both figures."""
+    have = available_bytes()
+    if need <= have:
+        return None
+    return f"needs about {_gib(need)} of working memory beside the matrix, but only {_gib(have)} is available"
 
 
 def _gib(count: int) -> str:

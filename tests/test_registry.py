@@ -66,7 +66,7 @@ def test_a_new_route_reaches_auto_and_analyze(monkeypatch: pytest.MonkeyPatch) -
 
     from bfly_cli.factors import Step
 
-    new = registry.Route("diagonal", "D", "a diagonal", "exact diagonal", diagonal_only)
+    new = registry.Route("diagonal", "D", "a diagonal", "exact diagonal", diagonal_only, registry.Memory(1))
     monkeypatch.setattr(registry, "ROUTES", (new, *registry.ROUTES))
     a = np.diag(np.arange(1.0, N + 1))
     steps, meta = solve_auto(a)

@@ -45,7 +45,7 @@ def checked_square(matrix: np.ndarray) -> np.ndarray:
         raise RouteUnavailable(f"needs a square matrix with a power-of-two size >= 2, got shape {m.shape}")
     if not np.all(np.isfinite(m)):
         raise RouteUnavailable("the matrix holds NaN or Inf values")
-    return m.astype(np.complex128 if np.iscomplexobj(m) else np.float64)
+    return m.astype(np.complex128 if np.iscomplexobj(m) else np.float64, copy=False)  # no N x N copy in double
 
 
 from .registry import SOLVER_NAMES as SOLVERS  # noqa: E402  (the registry needs RouteUnavailable above)

@@ -58,10 +58,9 @@ def solve_bp(matrix: np.ndarray) -> tuple[list[Step], dict[str, Any]]:
             raise RouteUnavailable(f"{one_sided}; with the rows permuted too: {two_sided}") from None
         if np.array_equal(rows, np.arange(rows.size)):
             rows = None
-    ordered = matrix[:, cols] if rows is None else matrix[np.ix_(rows, cols)]
     # The order is certified rank one at every level, so each fit converges in one sweep; the
     # small cap only bounds the cost if rounding keeps a block's direction moving.
-    twiddle = factor_butterfly(ordered, max_iter=_EXACT_SWEEPS)
+    twiddle = factor_butterfly(matrix, max_iter=_EXACT_SWEEPS, rows=rows, cols=cols)
     steps = [Step("permutation", cols), Step("butterfly", twiddle)]
     if rows is None:
         return steps, {"bp_rows": "natural"}
@@ -81,7 +80,7 @@ def _solve_transposed(matrix: np.ndarray) -> tuple[list[Step], dict[str, Any]] |
         cols = _one_sided_order(transposed)
     except RouteUnavailable:
         return None
-    twiddle = factor_butterfly(transposed[:, cols], max_iter=_EXACT_SWEEPS)
+    twiddle = factor_butterfly(transposed, max_iter=_EXACT_SWEEPS, cols=cols)
     steps = transpose_steps([Step("permutation", cols), Step("butterfly", twiddle)])
     return steps, {"bp_rows": "permuted"}
 
@@ -89,7 +88,7 @@ def _solve_transposed(matrix: np.ndarray) -> tuple[list[Step], dict[str, Any]] |
 def _certified(matrix: np.ndarray, rows: np.ndarray, cols: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """``(rows, cols)`` once :func:`_certify_rank1` accepts them (the branch's orders need no
     second certificate: :func:`_one_sided_order` certified every level)."""
-    _certify_rank1(matrix[np.ix_(rows, cols)])
+    _certify_rank1(matrix, rows, cols)
     return rows, cols
 
 
@@ -134,7 +133,7 @@ def _one_sided_order(matrix: np.ndarray) -> np.ndarray:
             raise tight from None
     if perm is None:
         perm = discover_permutation(matrix)
-        _certify_rank1(matrix[:, perm])
+        _certify_rank1(matrix, cols=perm)
     return perm
 
 
@@ -273,24 +272,41 @@ def _project_pairs(sub: np.ndarray) -> tuple[np.ndarray, float]:
     return top[..., 0, None] * v0 + top[..., 1, None] * v1, spread
 
 
-def _certify_rank1(ordered: np.ndarray) -> None:
-    """Raise unless every block of every split is rank one under the discovered order.
+def _certify_rank1(matrix: np.ndarray, rows: np.ndarray | None = None, cols: np.ndarray | None = None) -> None:
+    """Raise unless every block of every split of ``matrix[rows][:, cols]`` is rank one.
 
     That is the exact-B.P condition itself (section 4 of the notes), tested with two fixed
     random probe vectors per block: the images of a rank-one block are parallel, so the 2x2
     Gram determinant of the two images vanishes. One pass over the matrix per level, far
-    cheaper than the closed-form solve it guards on matrices that are not B.P.
+    cheaper than the closed-form solve it guards on matrices that are not B.P. Each pass reads
+    the ordered columns a slab at a time (:func:`_column_slabs`): no ordered copy of the matrix,
+    and no images as large as it at the first level.
     """
-    n = ordered.shape[0]
+    n = matrix.shape[0]
     levels = n.bit_length() - 1
     rng = np.random.default_rng(_PROBE_SEED)
     for lev in range(1, levels):
         hi, lo = n >> lev, 1 << lev
-        blocks = ordered.reshape(hi, lo, hi, lo).transpose(1, 2, 0, 3)  # (b, a, c, e)
-        images = blocks @ rng.standard_normal((lo, 2))  # (b, a, c, 2)
-        gram = np.einsum("bacp,bacq->bapq", images.conj(), images)
-        det = np.abs(gram[..., 0, 0] * gram[..., 1, 1] - np.abs(gram[..., 0, 1]) ** 2)
-        scale = np.abs(gram[..., 0, 0] * gram[..., 1, 1])
-        if np.sum(det) > _STRUCTURED * np.sum(scale):
+        probe = rng.standard_normal((lo, 2))
+        det = scale = 0.0
+        for part in _column_slabs(matrix, rows, cols, lo):  # (N, groups * lo): whole column groups a
+            images = part.reshape(hi, lo, -1, lo) @ probe  # (c, b, a, 2)
+            gram = np.einsum("cbap,cbaq->bapq", images.conj(), images)
+            det += float(np.sum(np.abs(gram[..., 0, 0] * gram[..., 1, 1] - np.abs(gram[..., 0, 1]) ** 2)))
+            scale += float(np.sum(np.abs(gram[..., 0, 0] * gram[..., 1, 1])))
+        if det > _STRUCTURED * scale:
             raise RouteUnavailable(f"not B.P: the blocks of split level {lev} are not rank one "
                                    "under the discovered order")
+
+
+def _column_slabs(matrix: np.ndarray, rows: np.ndarray | None, cols: np.ndarray | None, group: int):
+    """``matrix[rows][:, cols]`` as column slabs of whole groups of ``group`` columns, about
+    :data:`~bfly_cli.metrics.BLOCK_BYTES` each."""
+    from ...metrics import BLOCK_BYTES
+
+    n = matrix.shape[0]
+    order = np.arange(n) if cols is None else np.asarray(cols)
+    width = max(group, BLOCK_BYTES // (n * matrix.itemsize) // group * group)
+    for start in range(0, n, width):
+        picked = order[start:start + width]
+        yield matrix[:, picked] if rows is None else matrix[np.ix_(rows, picked)]

@@ -256,7 +256,7 @@ def _column_shuffled(t: np.ndarray, fit: CirculantFit | None | str = "fit it",
     rev = bit_reversal(t.shape[0])
     rest = apply_inverse(twiddle_inv, t.T).T[rev]  # R W^-1 T
     perm = discover_permutation(rest)
-    twiddle_2 = factor_butterfly(rest[:, perm])
+    twiddle_2 = factor_butterfly(rest, cols=perm)
     steps = [Step("permutation", perm), Step("butterfly", twiddle_2), Step("permutation", rev), Step("butterfly", twiddle_w)]
     return steps, _info(t, steps, residual, conditioning)
 
