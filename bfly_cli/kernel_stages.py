@@ -129,13 +129,34 @@ def _walk(twiddle: np.ndarray, tol: float, dif: bool) -> StepPlan:
         if stage.kind == "general" and dif:
             stage = dataclasses.replace(stage, blocks=stage.blocks.transpose(0, 2, 1))
         stages[lev] = dataclasses.replace(stage, dif=dif and stage.kind != "general")
-    end = 0 if dif else levels - 1
     leftover = carry
-    if levels and stages[end].kind != "general":
-        stages[end], leftover = _fold_end(stages[end], carry, pair_positions(n, end), 1 << end, tol)
+    for end in _fold_stages(levels, dif, _is_constant(carry, tol)):
+        if stages[end].kind != "general":
+            stages[end], leftover = _fold_end(stages[end], carry, pair_positions(n, end), 1 << end, tol)
+            break
     if leftover is None or np.all(np.abs(leftover - 1) <= tol):
         return StepPlan(stages)
     return StepPlan(stages, before=leftover) if dif else StepPlan(stages, after=leftover)
+
+
+def _fold_stages(levels: int, dif: bool, constant: bool) -> list[int]:
+    """Where a leftover carry may be folded, in order of preference: the stage it ends at (the
+    first for a backward walk, the last for a forward one), and for a forward walk whose carry is
+    one constant (the 1/sqrt(N) of an orthonormal DFT), the first stage too, tried first. A
+    constant commutes with every stage, and the first stage runs inside the first radix-8 pass,
+    whose scale costs no extra pass, while a scaled last stage cannot join the radix-4 pass
+    (which has no scale planes): a DFT-256's last two stages then run as one pass, not two."""
+    if not levels:
+        return []
+    if dif:
+        return [0]
+    return [0, levels - 1] if constant else [levels - 1]
+
+
+def _is_constant(carry: np.ndarray, tol: float) -> bool:
+    """True when the carry is one real number everywhere, up to ``tol`` (relative)."""
+    first = carry[0]
+    return bool(abs(np.imag(first)) <= tol * abs(first) and np.all(np.abs(carry - first) <= tol * abs(first)))
 
 
 def _stage(blocks: np.ndarray, k0: np.ndarray, k1: np.ndarray, tol: float) -> tuple[StagePlan, np.ndarray, np.ndarray]:

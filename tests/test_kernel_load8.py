@@ -199,3 +199,25 @@ def test_fused_store_with_real_output_and_real_input():
         got = plan.apply(x)
         assert got.dtype == plan.out_dtype
         assert max_rel_error(got, factors.apply_reference(x)) <= 4 * TOL[np.dtype(dtype).type]
+
+
+@needs_ext
+@pytest.mark.parametrize("dtype", [np.complex64])
+def test_an_orthonormal_dfts_constant_scale_moves_into_the_first_pass(learned_dft, dtype):
+    """The 1/sqrt(N) a learned orthonormal DFT leaves after its stages is one constant, so the plan
+    folds it into the first stage (inside the first radix-8 pass) rather than the last, and the
+    last two stages of N = 256 (3 + 3 + 2) run as one radix-4 pass instead of two. (Single
+    precision only: in a complex128 plan these float64-learned blocks sit 25-54 units of float64
+    from the FFT form, past the specialization's 32, and stay general.)"""
+    f = learned_dft[256]
+    plan = kernel.Plan(f, dtype)
+    kinds = plan.stage_kinds
+    assert kinds[1].startswith("radix8") and "+scale" in kinds[1], kinds
+    assert kinds[-1] == "radix4 fft" and not any("+scale" in k for k in kinds[2:]), kinds
+    rng = np.random.default_rng(256)
+    for batch in (1, 7, 64):
+        x = random_input((batch, 256), dtype, rng)
+        got = plan.apply(x, threads=1)
+        assert max_rel_error(got, np.fft.fft(x, norm="ortho")) <= 4 * TOL[np.dtype(dtype).type]
+        assert max_rel_error(got, f.apply_reference(x)) <= 4 * TOL[np.dtype(dtype).type]
+        np.testing.assert_array_equal(plan.apply(x, threads=2), got)
