@@ -13,7 +13,9 @@ per-vector cost grows more than 3x with the batch is marked ``?`` and its ratios
 ``bench`` extra): their columns say ``n/a`` when missing. Run it on an idle machine (see
 ``uptime``); nothing else in the repository asserts on these numbers.
 
-Factors come from ``bfly_cli.factorize`` of matrices built by scipy, single precision:
+Factors come from ``bfly_cli.factorize`` of matrices built by scipy, learned in float64 (what
+``bfly learn`` writes; ``--learn-dtype float32`` for single-precision learning) and run in single
+precision:
 
 * dft: ``scipy.linalg.dft(N, 'sqrtn')`` (``BP``, complex64); baselines ``scipy.fft.fft`` / FFTW fft (ortho).
 * hadamard: ``scipy.linalg.hadamard(N) / sqrt(N)`` (``BP``, float32); baselines: the numpy WHT
@@ -26,10 +28,13 @@ Factors come from ``bfly_cli.factorize`` of matrices built by scipy, single prec
 pyfaust: ``pyfaust.dft`` / ``pyfaust.wht`` (exact) for dft and hadamard, ``pyfaust.fact.butterfly``
 of the dense matrix for the others (its own approximation: the ``pyfaust err`` line says how far).
 
-Learning takes ~20-30 s per transform at N = 4096 on a 2-core machine and grows ~N^2 (and the
-dense complex matrix at N = 16384 needs 4 GiB), so the default sizes stop at 4096; pass
-``--sizes 256,1024,4096,16384`` for the issue's full range. Learned factors are cached as factor
-files in ``--cache`` (default: ``$TMPDIR/bfly-bench-kernel``), so a second run starts at once.
+Learning takes ~20-30 s per transform at N = 4096 on a 2-core machine and grows ~N^2 (N = 16384:
+2.5 min and 13 GiB for the DFT, whose dense complex matrix alone is 4 GiB), so the default sizes
+stop at 4096; pass ``--sizes 256,1024,4096,16384`` for the issue's full range. Learned factors are
+cached as factor files in ``--cache`` (default: ``$TMPDIR/bfly-bench-kernel``), so a second run
+starts at once. With more than one thread the table's ``vs 1 thread`` column is the same plan's
+1-thread time over its T-thread time, both timed in the same interleaved rounds (a paired
+speedup; the 1-thread table of a separate group is not paired with it).
 """
 
 from __future__ import annotations
@@ -57,7 +62,7 @@ from bfly_cli.bench_timing import Method
 TRANSFORMS = ("dft", "hadamard", "dct", "convolution")
 OPTIONS = {"dft": {}, "hadamard": {}, "dct": {"norm": "ortho"}, "convolution": {"seed": 0}}
 COLUMNS = ("bfly", "scipy", "fftw", "faust", "dense")
-HEADERS = ("N", "batch", "bfly", "scipy.fft", "FFTW", "pyfaust", "dense", "bfly/scipy", "bfly/FFTW", "note")
+HEADERS = ("N", "batch", "bfly", "scipy.fft", "FFTW", "pyfaust", "dense", "bfly/scipy", "bfly/FFTW", "vs 1 thread", "note")
 
 
 def target_matrix(name: str, n: int) -> np.ndarray:
@@ -71,13 +76,14 @@ def target_matrix(name: str, n: int) -> np.ndarray:
     return scipy.linalg.circulant(np.random.default_rng(0).standard_normal(n)) / math.sqrt(n)
 
 
-def learned(name: str, n: int, cache: Path) -> bfly_cli.Factors:
-    """``bfly_cli.factorize`` of the scipy matrix in single precision, cached as a factor file."""
-    path = cache / f"{name}-{n}-float32.h5"
+def learned(name: str, n: int, cache: Path, dtype: str = "float64") -> bfly_cli.Factors:
+    """``bfly_cli.factorize`` of the scipy matrix in ``dtype`` (float64: what ``bfly learn`` writes;
+    the plans still run in single precision), cached as a factor file."""
+    path = cache / f"{name}-{n}-{dtype}.h5"
     if path.exists():
         return bfly_cli.load(path)
-    print(f"  learning {name} N={n} (cached in {cache}) ...", file=sys.stderr, flush=True)
-    factors = bfly_cli.factorize(target_matrix(name, n), dtype="float32",
+    print(f"  learning {name} N={n} in {dtype} (cached in {cache}) ...", file=sys.stderr, flush=True)
+    factors = bfly_cli.factorize(target_matrix(name, n), dtype=dtype,
                                  meta={"transform": name, "transform_options": OPTIONS[name]})
     cache.mkdir(parents=True, exist_ok=True)
     bfly_cli.save(factors, path, force=True)
@@ -139,6 +145,10 @@ def run_case(name: str, factors: bfly_cli.Factors, threads: int, batches: list[i
         methods = methods_for(name, factors, threads, dense)
         dtype = bench.input_dtype(factors)
         agreement = bench.agreement(methods, factors, bench.make_input(2, factors.n, dtype))
+        if threads > 1:  # the same plan at 1 thread in the same rounds: a paired speedup, not two runs' ratio
+            single, _ = bench.kernel_method(factors, 1, dtype)
+            single.key = "bfly_1t"
+            methods.append(single)
         rows = bench.measure(methods, [bench.make_input(b, factors.n, dtype, seed=b) for b in batches], rounds)
     labels = {m.key: m.label if m.available else f"n/a: {m.reason}" for m in methods}
     return {"transform": name, "n": factors.n, "structure": factors.structure, "dtype": str(dtype),
@@ -153,6 +163,7 @@ def table_lines(case: dict[str, Any]) -> list[list[str]]:
         cells = [str(case["n"]), str(row["batch"])]
         cells += [_figure(us[key], stability[key]) for key in COLUMNS]
         cells += [_ratio(us, stability, "bfly", "scipy"), _ratio(us, stability, "bfly", "fftw")]
+        cells.append(_ratio(us, stability, "bfly_1t", "bfly") if "bfly_1t" in us else "")
         flags = [f"{key}: {', '.join(s['flags'])}" for key, s in stability.items() if s and s["unstable"]]
         cells.append("; ".join(flags))
         lines.append(cells)
@@ -188,6 +199,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--cache", type=Path, default=Path(tempfile.gettempdir()) / "bfly-bench-kernel",
                         help="folder of cached learned factor files")
     parser.add_argument("--no-dense", action="store_true", help="skip the dense column (its matrix needs N^2 memory)")
+    parser.add_argument("--learn-dtype", choices=("float64", "float32"), default="float64",
+                        help="precision the factors are learned in (default float64, as bfly learn; plans run in single precision)")
     parser.add_argument("--json", type=Path, help="also write every figure with its spread to this JSON file")
     args = parser.parse_args(argv)
     args.transforms = [t for t in args.transforms.split(",") if t]
@@ -208,7 +221,8 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
     for name in args.transforms:
         for threads in args.threads:
             for n in args.sizes:
-                case = run_case(name, learned(name, n, args.cache), threads, args.batches, args.rounds, not args.no_dense)
+                factors = learned(name, n, args.cache, args.learn_dtype)
+                case = run_case(name, factors, threads, args.batches, args.rounds, not args.no_dense)
                 cases.append(case)
             _print_group(cases[-len(args.sizes):])
     if args.json:
@@ -228,7 +242,7 @@ def _print_group(cases: list[dict[str, Any]]) -> None:
     table = [list(HEADERS)] + [line for case in cases for line in table_lines(case)]
     widths = [max(len(line[k]) for line in table) for k in range(len(HEADERS))]
     for index, line in enumerate(table):
-        print("  " + "  ".join(cell.rjust(w) if k < 9 else cell for k, (cell, w) in enumerate(zip(line, widths))))
+        print("  " + "  ".join(cell.rjust(w) if k < len(HEADERS) - 1 else cell for k, (cell, w) in enumerate(zip(line, widths))))
         if index == 0:
             print("  " + "  ".join("-" * w for w in widths))
     sys.stdout.flush()
