@@ -77,8 +77,9 @@ def target_matrix(name: str, n: int) -> np.ndarray:
 
 
 def learned(name: str, n: int, cache: Path, dtype: str = "float64") -> bfly_cli.Factors:
-    """``bfly_cli.factorize`` of the scipy matrix in ``dtype`` (float64: what ``bfly learn`` writes;
-    the plans still run in single precision), cached as a factor file."""
+    """``bfly_cli.factorize`` of the scipy matrix in ``dtype`` (float64: what ``bfly learn`` writes),
+    cached as a factor file. :func:`main` rounds them to single precision: the issue's tables are
+    complex64 and float32 runs."""
     path = cache / f"{name}-{n}-{dtype}.h5"
     if path.exists():
         return bfly_cli.load(path)
@@ -118,7 +119,7 @@ def faust_method(name: str, factors: bfly_cli.Factors) -> Method:
                   to_numpy=lambda y: np.asarray(y).T)
 
 
-def methods_for(name: str, factors: bfly_cli.Factors, threads: int, dense: bool) -> list[Method]:
+def methods_for(name: str, factors: bfly_cli.Factors, threads: int, dense: bool, faust: bool = True) -> list[Method]:
     """bfly, scipy, FFTW, pyfaust and dense for one transform, all at ``threads`` threads."""
     dtype = bench.input_dtype(factors)
     real = dtype.kind == "f"
@@ -132,17 +133,18 @@ def methods_for(name: str, factors: bfly_cli.Factors, threads: int, dense: bool)
     else:
         fftw_row = Method("fftw", "FFTW", None, "pyfftw not installed")
     dense_row = bench.dense_method(factors, "cpu") if dense else Method("dense", "dense", None, "skipped (--no-dense)")
-    rows = [butterfly, scipy_row, fftw_row, faust_method(name, factors), dense_row]
+    faust_row = faust_method(name, factors) if faust else Method("faust", "pyfaust", None, "skipped (--no-faust)")
+    rows = [butterfly, scipy_row, fftw_row, faust_row, dense_row]
     for key, method in zip(COLUMNS, rows):
         method.key = key
     return rows
 
 
 def run_case(name: str, factors: bfly_cli.Factors, threads: int, batches: list[int], rounds: int,
-             dense: bool) -> dict[str, Any]:
+             dense: bool, faust: bool = True) -> dict[str, Any]:
     """Agreement with the numpy reference, then interleaved timings at every batch size."""
     with bench.thread_limit(threads):
-        methods = methods_for(name, factors, threads, dense)
+        methods = methods_for(name, factors, threads, dense, faust)
         dtype = bench.input_dtype(factors)
         agreement = bench.agreement(methods, factors, bench.make_input(2, factors.n, dtype))
         if threads > 1:  # the same plan at 1 thread in the same rounds: a paired speedup, not two runs' ratio
@@ -199,6 +201,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--cache", type=Path, default=Path(tempfile.gettempdir()) / "bfly-bench-kernel",
                         help="folder of cached learned factor files")
     parser.add_argument("--no-dense", action="store_true", help="skip the dense column (its matrix needs N^2 memory)")
+    parser.add_argument("--no-faust", action="store_true",
+                        help="skip the pyfaust column (for dct and convolution it factors the dense matrix itself: slow at N = 16384)")
     parser.add_argument("--learn-dtype", choices=("float64", "float32"), default="float64",
                         help="precision the factors are learned in (default float64, as bfly learn; plans run in single precision)")
     parser.add_argument("--json", type=Path, help="also write every figure with its spread to this JSON file")
@@ -221,8 +225,8 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
     for name in args.transforms:
         for threads in args.threads:
             for n in args.sizes:
-                factors = learned(name, n, args.cache, args.learn_dtype)
-                case = run_case(name, factors, threads, args.batches, args.rounds, not args.no_dense)
+                factors = kernel.cast_factors(learned(name, n, args.cache, args.learn_dtype), np.float32)  # single-precision runs
+                case = run_case(name, factors, threads, args.batches, args.rounds, not args.no_dense, not args.no_faust)
                 cases.append(case)
             _print_group(cases[-len(args.sizes):])
     if args.json:
