@@ -58,6 +58,7 @@ import bfly_cli
 from bfly_cli import bench_run as bench, kernel
 from bfly_cli.bench_baselines import FFTW, fast_library
 from bfly_cli.bench_timing import Method
+from bfly_cli.errors import BflyError
 
 TRANSFORMS = ("dft", "hadamard", "dct", "convolution")
 OPTIONS = {"dft": {}, "hadamard": {}, "dct": {"norm": "ortho"}, "convolution": {"seed": 0}}
@@ -224,11 +225,18 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
     cases = []
     for name in args.transforms:
         for threads in args.threads:
+            group = []
             for n in args.sizes:
-                factors = kernel.cast_factors(learned(name, n, args.cache, args.learn_dtype), np.float32)  # single-precision runs
-                case = run_case(name, factors, threads, args.batches, args.rounds, not args.no_dense, not args.no_faust)
-                cases.append(case)
-            _print_group(cases[-len(args.sizes):])
+                try:
+                    factors = learned(name, n, args.cache, args.learn_dtype)
+                except BflyError as exc:  # e.g. a size whose route does not fit in this machine's memory
+                    print(f"\n{name} N={n}: not benchmarked, the factors could not be learned here: {exc}")
+                    continue
+                single = kernel.cast_factors(factors, np.float32)  # the tables are single-precision runs
+                group.append(run_case(name, single, threads, args.batches, args.rounds, not args.no_dense, not args.no_faust))
+            if group:
+                _print_group(group)
+            cases += group
     if args.json:
         args.json.write_text(json.dumps(cases, indent=1, default=float))
     return cases

@@ -273,6 +273,32 @@ def test_bench_kernel_script_runs_at_the_smallest_size(tmp_path, capsys):
     assert sorted(p.name for p in (tmp_path / "cache").iterdir())[:1] == ["convolution-16-float64.h5"]
 
 
+def test_bench_kernel_skips_a_size_it_cannot_learn_with_the_reason(tmp_path, capsys, monkeypatch):
+    """A size whose factors cannot be learned on this machine (the two-butterfly route of a
+    convolution at N = 16384 needs about 26 GiB) is reported in one line, and the rest still runs."""
+    import importlib.util
+
+    from bfly_cli.errors import BflyError
+
+    script = Path(__file__).resolve().parents[1] / "benchmarks" / "bench_kernel.py"
+    spec = importlib.util.spec_from_file_location("bench_kernel_script", script)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    real = module.learned
+
+    def learned(name, n, cache, dtype="float64"):
+        if n == 32:
+            raise BflyError("no route could factor this matrix: two_butterfly: needs about 26.0 GiB of working memory")
+        return real(name, n, cache, dtype)
+
+    monkeypatch.setattr(module, "learned", learned)
+    cases = module.main(["--transforms", "dft", "--sizes", "16,32", "--batches", "1", "--threads", "1", "--rounds", "1",
+                         "--no-faust", "--no-dense", "--cache", str(tmp_path / "cache")])
+    printed = capsys.readouterr().out
+    assert [case["n"] for case in cases] == [16]
+    assert "dft N=32: not benchmarked, the factors could not be learned here: no route" in printed
+
+
 def test_the_kernel_label_says_which_specialization_each_stage_got() -> None:
     """#15: the bench says which ops the plan made: FFT stages for a learned DFT, general 2x2
     blocks for a random butterfly."""
