@@ -7,7 +7,7 @@ guarded by a per-level rank-one certificate; the twiddles from :mod:`.hierarchic
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Iterator
 
 import numpy as np
 
@@ -299,7 +299,8 @@ def _certify_rank1(matrix: np.ndarray, rows: np.ndarray | None = None, cols: np.
                                    "under the discovered order")
 
 
-def _column_slabs(matrix: np.ndarray, rows: np.ndarray | None, cols: np.ndarray | None, group: int):
+def _column_slabs(matrix: np.ndarray, rows: np.ndarray | None, cols: np.ndarray | None,
+                  group: int) -> Iterator[np.ndarray]:
     """``matrix[rows][:, cols]`` as column slabs of whole groups of ``group`` columns, about
     :data:`~bfly_cli.metrics.BLOCK_BYTES` each."""
     from ...metrics import BLOCK_BYTES
