@@ -222,15 +222,18 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
     print(f"bfly kernel benchmark: numpy {np.__version__}, scipy {scipy.__version__}, fast library {fast_library()}, "
           f"{kernel.default_threads()} cores, load average {load:.1f}")
-    cases = []
+    cases, unlearnable = [], set()
     for name in args.transforms:
         for threads in args.threads:
             group = []
             for n in args.sizes:
+                if (name, n) in unlearnable:
+                    continue
                 try:
                     factors = learned(name, n, args.cache, args.learn_dtype)
                 except BflyError as exc:  # e.g. a size whose route does not fit in this machine's memory
                     print(f"\n{name} N={n}: not benchmarked, the factors could not be learned here: {exc}")
+                    unlearnable.add((name, n))
                     continue
                 single = kernel.cast_factors(factors, np.float32)  # the tables are single-precision runs
                 group.append(run_case(name, single, threads, args.batches, args.rounds, not args.no_dense, not args.no_faust))
