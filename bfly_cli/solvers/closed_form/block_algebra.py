@@ -12,11 +12,21 @@ TIE = 1e-9  # relative difference below which two eigenvector entries count as e
 
 
 def similarity(blocks: np.ndarray, left: np.ndarray, right: np.ndarray) -> np.ndarray:
-    """``out[i, n, k, b, b'] = sum_jl left[k, b, i, j] blocks[j, l, k, b, b'] right[k, b', l, n]``."""
+    """``out[i, n, k, b, b'] = sum_jl left[k, b, i, j] blocks[j, l, k, b, b'] right[k, b', l, n]``.
+
+    Written plane by plane into one output, one output row ``i`` of the left product alive at a
+    time: the blocks are the whole matrix (4 GiB at N = 16384 in complex128), and building all
+    four left products and then stacking the four results held about four such copies at once.
+    """
     lw = left.transpose(2, 3, 0, 1)[..., None]  # (i, j, K, h, 1)
     rw = right.transpose(2, 3, 0, 1)[:, :, :, None, :]  # (l, n, K, 1, h)
-    mid = [[lw[i, 0] * blocks[0, l] + lw[i, 1] * blocks[1, l] for l in range(2)] for i in range(2)]
-    return np.array([[mid[i][0] * rw[0, n] + mid[i][1] * rw[1, n] for n in range(2)] for i in range(2)])
+    out = np.empty(blocks.shape, dtype=np.result_type(blocks, left, right))
+    for i in range(2):
+        mid = [lw[i, 0] * blocks[0, l] + lw[i, 1] * blocks[1, l] for l in range(2)]
+        for n in range(2):
+            np.multiply(mid[0], rw[0, n], out=out[i, n])
+            out[i, n] += mid[1] * rw[1, n]
+    return out
 
 
 def inv2(m: np.ndarray) -> np.ndarray:
