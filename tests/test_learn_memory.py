@@ -158,3 +158,32 @@ def test_the_cli_says_so_in_one_line_with_exit_2(bfly, monkeypatch: pytest.Monke
     assert result.exit_code == 2
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and "working memory" in lines[0] and "Traceback" not in result.stderr
+
+
+def test_block_similarity_is_its_definition() -> None:
+    from bfly_cli.solvers.closed_form.block_algebra import similarity
+
+    rng = np.random.default_rng(5)
+    blocks = rng.standard_normal((2, 2, 3, 4, 4)) + 1j * rng.standard_normal((2, 2, 3, 4, 4))
+    left = rng.standard_normal((3, 4, 2, 2)) + 1j * rng.standard_normal((3, 4, 2, 2))
+    right = rng.standard_normal((3, 4, 2, 2)) + 1j * rng.standard_normal((3, 4, 2, 2))
+    want = np.einsum("kbij,jlkbc,kcln->inkbc", left, blocks, right)
+    np.testing.assert_allclose(similarity(blocks, left, right), want, rtol=1e-13, atol=1e-13)
+
+
+def test_link_invariants_in_row_slabs_match_the_whole_planes(monkeypatch: pytest.MonkeyPatch) -> None:
+    # The two-butterfly route's per-block link weights and hop lengths, computed in slabs of a few
+    # block rows (as at N >= 2048) against one slab: the same choices, lengths to rounding.
+    from bfly_cli.solvers.closed_form import eigenbasis
+
+    rng = np.random.default_rng(6)
+    mats = rng.standard_normal((2, 128, 128)) + 1j * rng.standard_normal((2, 128, 128))
+    mats[0, :, 5] = 0  # rank-one blocks in column pair 5: no link
+    blocks = eigenbasis._pair_blocks(mats)
+    whole = eigenbasis._links(blocks, 1e-3)
+    monkeypatch.setattr(metrics, "BLOCK_BYTES", 4 * 2 * 64 * 16 * 3)  # slabs of 3 block rows
+    assert len(eigenbasis._row_slabs(blocks)) > 10
+    sliced = eigenbasis._links(blocks, 1e-3)
+    assert np.array_equal(whole[0], sliced[0]) and np.array_equal(whole[2], sliced[2])
+    np.testing.assert_allclose(sliced[1], whole[1], rtol=1e-14)
+    assert np.array_equal(np.isinf(sliced[1]), np.isinf(whole[1])) and np.isinf(whole[1]).any()

@@ -87,12 +87,13 @@ def _approximate(matrix: np.ndarray, budget: int = 1) -> Result:
 
 
 # Measured peaks (copies of the input): bp 2.4 (a DFT with its rows shuffled), real_rank2 6.2 (a
-# circulant, rejected late), two_butterfly 10.7 (a real circulant: the route works in complex;
-# most of it the per-block invariants of eigenbasis._links), approximate 9.3 (a complex matrix).
+# circulant, rejected late), two_butterfly 8.4 (a real circulant, N >= 2048: the route works in
+# complex; 10.5 at N <= 1024, where the whole matrix is at most 8 MiB), approximate 9.3 (a complex
+# matrix).
 ROUTES: tuple[Route, ...] = (
     Route("bp", "BP / PBP", "B.P", "exact B.P", _bp, Memory(3)),
     Route("real_rank2", "QP", "B.P with rank-2 blocks", "exact with rank-2 blocks", _real_rank2, Memory(7)),
-    Route("two_butterfly", "RBPBP", "two butterflies", "needs two butterflies", _two_butterfly, Memory(12)),
+    Route("two_butterfly", "RBPBP", "two butterflies", "needs two butterflies", _two_butterfly, Memory(9)),
     Route("approximate", "BP / RBP", "an approximation", "approximate only", _approximate, Memory(10), exact_route=False),
 )
 

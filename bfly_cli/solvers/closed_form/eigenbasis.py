@@ -104,11 +104,13 @@ def _split_level(blocks: np.ndarray, noise: float = 0.0, limit: float = np.inf) 
     weight, length, block_noise = _links(blocks, noise / np.sqrt(count * h * h))
     order, parent, root = _tree(length)
     transport = _carry(blocks, weight, order, parent)
+    del weight, length  # each N x N matrix here is 4 GiB at N = 16384: none outlives its use
     tilde = similarity(blocks, inv2(transport), transport)
     if _unexplained(tilde, root, root) > limit:
         return transport, blocks, np.inf  # one component, yet no common K: not this structure
     ks = np.arange(count)[:, None]
     frames = column_gauge(transport @ reference_frames(tilde, root, root, order, h, block_noise)[ks, root])
+    del tilde
     split = similarity(blocks, inv2(frames), frames)
     if np.max(condition(transport)) > _WELL_CONDITIONED:
         first = frames
@@ -226,25 +228,54 @@ def _links(blocks: np.ndarray, noise: float) -> tuple[np.ndarray, np.ndarray, np
     floor = np.maximum(ROUNDING * np.sqrt(fro2), np.maximum(ROUNDING * np.sqrt(ref), NOISE_MARGIN * noise))
     cut, gap_noise = _gap_floor(smin, ref)
     valid = smin > np.maximum(floor, cut)
-    back_valid = np.swapaxes(valid, 1, 2)
-    # U = A_bp / |A_bp|, V = adj(A_pb) conj(det_pb) / (|det_pb| |A_pb|): only the invariants of
-    # U + zV are formed here (its determinant and norm, for z = 1 and i); the links themselves
-    # are built for the tree edges only (_link).
-    fro = np.sqrt(np.maximum(fro2, 1e-300))
-    scale = np.where(back_valid, np.conj(_t(det_c)) / np.maximum(_t(det) * _t(fro), 1e-300), 0)  # V = scale adj(A_pb)
-    det_u = det_c / fro2.clip(1e-300)
-    det_v = np.where(back_valid, np.conj(_t(det_c)) / _t(fro2).clip(1e-300), 0)
-    cross = scale * (a * _t(a) + d * _t(d) + b * _t(c) + c * _t(b)) / fro
-    inner = np.conj(scale) * (a * np.conj(_t(d)) - b * np.conj(_t(b)) - c * np.conj(_t(c)) + d * np.conj(_t(a))) / fro
+    del smin, floor
+    weight = np.empty(det_c.shape, dtype=np.complex128)
+    length = np.empty(det.shape)
+    for rows in _row_slabs(blocks):  # a dozen planes of temporaries per slab, not per matrix
+        weight[:, rows], length[:, rows] = _slab_links(blocks, det_c, det, fro2, ref, valid, rows)
+    return weight, length, np.maximum(gap_noise, noise)
+
+
+def _row_slabs(blocks: np.ndarray) -> list[slice]:
+    """Slices of the block rows ``b`` holding about a quarter of :data:`~bfly_cli.metrics.BLOCK_BYTES`
+    of each plane."""
+    from ...metrics import BLOCK_BYTES
+
+    count, h = blocks.shape[2], blocks.shape[3]
+    height = max(1, BLOCK_BYTES // 4 // max(1, count * h * blocks.itemsize))  # a dozen temporaries per slab
+    return [slice(start, min(start + height, h)) for start in range(0, h, height)]
+
+
+def _slab_links(blocks: np.ndarray, det_c: np.ndarray, det: np.ndarray, fro2: np.ndarray, ref: np.ndarray,
+                valid: np.ndarray, rows: slice) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`_links`'s weights and lengths of the block rows ``rows``, elementwise as over the
+    whole planes (so the same bits): each needs the block at ``(b, p)`` and at the transposed
+    position ``(p, b)``, both read as views of the whole planes.
+
+    ``U = A_bp / |A_bp|``, ``V = adj(A_pb) conj(det_pb) / (|det_pb| |A_pb|)``: only the invariants of
+    ``U + zV`` are formed here (its determinant and norm, for z = 1 and i); the links themselves
+    are built for the tree edges only (:func:`_link`)."""
+    a, b, c, d = (blocks[i, j][:, rows] for i, j in ((0, 0), (0, 1), (1, 0), (1, 1)))
+    ta, tb, tc, td = (_t(blocks[i, j])[:, rows] for i, j in ((0, 0), (0, 1), (1, 0), (1, 1)))
+    back_valid = _t(valid)[:, rows]
+    fro = np.sqrt(np.maximum(fro2[:, rows], 1e-300))
+    back_fro = np.sqrt(np.maximum(_t(fro2)[:, rows], 1e-300))
+    back_det_c, back_det = _t(det_c)[:, rows], _t(det)[:, rows]
+    scale = np.where(back_valid, np.conj(back_det_c) / np.maximum(back_det * back_fro, 1e-300), 0)  # V = scale adj(A_pb)
+    det_u = det_c[:, rows] / fro2[:, rows].clip(1e-300)
+    det_v = np.where(back_valid, np.conj(back_det_c) / _t(fro2)[:, rows].clip(1e-300), 0)
+    cross = scale * (a * ta + d * td + b * tc + c * tb) / fro
+    inner = np.conj(scale) * (a * np.conj(td) - b * np.conj(tb) - c * np.conj(tc) + d * np.conj(ta)) / fro
     norm_v = back_valid.astype(float)
     cond = [(1 + norm_v + 2 * (np.conj(z) * inner).real) / np.maximum(np.abs(det_u + z * cross + z * z * det_v), 1e-300)
             for z in (1.0, 1j)]
     turn = cond[1] < cond[0]
+    here = det[:, rows]
     with np.errstate(divide="ignore"):
-        weakest = np.maximum(np.minimum(det, np.where(back_valid, _t(det), det)), 1e-300)
+        weakest = np.maximum(np.minimum(here, np.where(back_valid, back_det, here)), 1e-300)
         length = np.log(np.minimum(cond[0], cond[1]) / 2) + 0.5 * np.log(np.maximum(ref, weakest) / weakest) + _HOP
-    length[~valid] = np.inf
-    return np.where(back_valid, np.where(turn, 1j, 1.0), 0.0), length, np.maximum(gap_noise, noise)
+    length[~valid[:, rows]] = np.inf
+    return np.where(back_valid, np.where(turn, 1j, 1.0), 0.0), length
 
 
 def _t(x: np.ndarray) -> np.ndarray:
