@@ -1,7 +1,8 @@
 """The compiled kernel against scipy.fft, FFTW, pyfaust and dense, per transform, size, batch and threads.
 
 Run: ``python benchmarks/bench_kernel.py [--transforms dft,hadamard,dct,convolution]
-[--sizes 256,1024,4096] [--batches 1,16,256] [--threads 1,2] [--rounds 5] [--cache DIR] [--json FILE]``
+[--sizes 256,1024,4096] [--batches 1,16,256] [--threads 1,2] [--rounds 5] [--cache DIR] [--json FILE]
+[--no-dense] [--no-faust] [--learn-dtype float64|float32]``
 
 Prints, per transform and thread count, the table of issue #15: N, batch, then µs per vector
 (median) of bfly (``kernel.Plan.apply``), scipy.fft, FFTW (pyfftw, FFTW_MEASURE), pyfaust and
