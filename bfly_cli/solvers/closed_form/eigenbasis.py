@@ -248,9 +248,10 @@ def _row_slabs(blocks: np.ndarray) -> list[slice]:
 
 def _slab_links(blocks: np.ndarray, det_c: np.ndarray, det: np.ndarray, fro2: np.ndarray, ref: np.ndarray,
                 valid: np.ndarray, rows: slice) -> tuple[np.ndarray, np.ndarray]:
-    """:func:`_links`'s weights and lengths of the block rows ``rows``, elementwise as over the
-    whole planes (so the same bits): each needs the block at ``(b, p)`` and at the transposed
-    position ``(p, b)``, both read as views of the whole planes.
+    """:func:`_links`'s weights and lengths of the block rows ``rows``, the same elementwise
+    formulas as over the whole planes (numpy may pick other loops for the slices: lengths an ulp
+    apart): each needs the block at ``(b, p)`` and at the transposed position ``(p, b)``, both read
+    as views of the whole planes.
 
     ``U = A_bp / |A_bp|``, ``V = adj(A_pb) conj(det_pb) / (|det_pb| |A_pb|)``: only the invariants of
     ``U + zV`` are formed here (its determinant and norm, for z = 1 and i); the links themselves
