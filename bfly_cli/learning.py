@@ -139,11 +139,10 @@ def _scalable_units(step: Step) -> list[int | None]:
 
 def _run_solver(solver: str, work: np.ndarray, options: dict[str, Any]) -> tuple[list[Step], dict[str, Any]]:
     """Call the solver with its options; a route that cannot apply becomes a one-line BflyError."""
-    from .sizes import working_memory_shortfall
     from .solvers import RouteUnavailable
 
     chosen = registered_solver(solver)
-    short = chosen.memory and working_memory_shortfall(chosen.memory.bytes_for(work.nbytes, work.shape[0]))
+    short = chosen.memory and chosen.memory.shortfall(work)
     if short:
         raise BflyError(f"solver {solver!r} {short}; use a smaller N")
     try:

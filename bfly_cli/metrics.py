@@ -97,18 +97,22 @@ def _nan_max(a: float, b: float) -> float:
     return a if math.isnan(a) or a >= b else b
 
 
+def block_slices(length: int, item_bytes: int, budget: int | None = None) -> list[slice]:
+    """Slices of ``range(length)`` whose items (``item_bytes`` each: a row, a column, a slab row)
+    add up to about ``budget`` bytes (default :data:`BLOCK_BYTES`; at least one item each)."""
+    step = max(1, (BLOCK_BYTES if budget is None else budget) // max(1, item_bytes))
+    return [slice(start, min(start + step, length)) for start in range(0, length, step)] or [slice(0, 0)]
+
+
 def column_blocks(array: np.ndarray) -> list[slice]:
     """Column slices of ``array`` of about :data:`BLOCK_BYTES` each (at least one column)."""
-    rows, cols = array.shape[0], array.shape[-1]
-    width = max(1, BLOCK_BYTES // max(1, rows * array.itemsize))
-    return [slice(start, min(start + width, cols)) for start in range(0, cols, width)] or [slice(0, 0)]
+    return block_slices(array.shape[-1], array.shape[0] * array.itemsize)
 
 
 def row_blocks(array: np.ndarray) -> list[slice]:
     """Row slices of ``array`` of about :data:`BLOCK_BYTES` each (at least one row)."""
     rows = array.shape[0] if array.ndim else 1
-    height = max(1, BLOCK_BYTES // max(1, (array.size // max(rows, 1)) * array.itemsize))
-    return [slice(start, min(start + height, rows)) for start in range(0, rows, height)] or [slice(0, 0)]
+    return block_slices(rows, (array.size // max(rows, 1)) * array.itemsize)
 
 
 def magnitude_exponent(*arrays: np.ndarray) -> int:

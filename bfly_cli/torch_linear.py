@@ -205,9 +205,9 @@ def _provenance(target: np.ndarray | Target) -> dict[str, Any]:
 
 def _measured(factors: Factors, matrix: np.ndarray) -> dict[str, Any]:
     """The errors and verdict ``learn`` records, measured the same way (:mod:`bfly_cli.metrics`)."""
-    from .metrics import error_report, exactness, input_precision, is_exact, working_precision
+    from .metrics import error_report_blocks, exactness, input_precision, is_exact, working_precision
 
-    errors = error_report(factors.to_dense_fast(), matrix)
+    errors = error_report_blocks(factors.dense_blocks(), matrix)  # as learn(): no dense copy beside the matrix
     precision = input_precision(matrix)
     wording = exactness(errors["rel_error"], precision, working_precision(str(factors.dtype)))
     return {**errors, "exact": is_exact(wording), "exactness": wording, "input_precision": precision,

@@ -30,7 +30,6 @@ import numpy as np
 from ..errors import BflyError
 from ..factors import Factors, Step, dense_real_params
 from ..metrics import exactness, input_precision, is_exact
-from ..sizes import working_memory_shortfall
 from . import RouteUnavailable
 from . import numerics, registry
 from .registry import Route
@@ -132,7 +131,7 @@ def check_budget(budget: Any) -> int:
 def _attempt(item: Route, matrix: np.ndarray, budget: int, precision: str, working: str) -> _Outcome:
     """Run one route and measure it; a route that does not apply is recorded with its reason."""
     start = time.perf_counter()
-    short = working_memory_shortfall(item.memory.bytes_for(matrix.nbytes, matrix.shape[0]))
+    short = item.memory.shortfall(matrix)
     if short:  # refused before the work: the system would kill the process part-way instead
         return _Outcome(item.name, None, {}, {"route": item.name, "status": "unavailable", "reason": f"{short} (a smaller N fits)",
                                               "seconds": 0.0})

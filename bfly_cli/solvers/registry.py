@@ -34,6 +34,12 @@ class Memory:
         """Working bytes for an ``n x n`` matrix of ``matrix_bytes`` bytes."""
         return int((self.copies + self.per_level * max(n.bit_length() - 1, 1)) * matrix_bytes)
 
+    def shortfall(self, matrix: np.ndarray) -> str | None:
+        """None when the work on ``matrix`` fits in the memory available now, else why not."""
+        from ..sizes import working_memory_shortfall
+
+        return working_memory_shortfall(self.bytes_for(matrix.nbytes, matrix.shape[0]))
+
 
 @dataclass(frozen=True)
 class Route:

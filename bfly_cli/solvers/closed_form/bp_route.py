@@ -303,11 +303,10 @@ def _column_slabs(matrix: np.ndarray, rows: np.ndarray | None, cols: np.ndarray 
                   group: int) -> Iterator[np.ndarray]:
     """``matrix[rows][:, cols]`` as column slabs of whole groups of ``group`` columns, about
     :data:`~bfly_cli.metrics.BLOCK_BYTES` each."""
-    from ...metrics import BLOCK_BYTES
+    from ...metrics import block_slices
 
     n = matrix.shape[0]
-    order = np.arange(n) if cols is None else np.asarray(cols)
-    width = max(group, BLOCK_BYTES // (n * matrix.itemsize) // group * group)
-    for start in range(0, n, width):
-        picked = order[start:start + width]
+    order = (np.arange(n) if cols is None else np.asarray(cols)).reshape(-1, group)
+    for groups in block_slices(n // group, n * group * matrix.itemsize):
+        picked = order[groups].ravel()
         yield matrix[:, picked] if rows is None else matrix[np.ix_(rows, picked)]

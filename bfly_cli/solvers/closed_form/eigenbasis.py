@@ -239,11 +239,10 @@ def _links(blocks: np.ndarray, noise: float) -> tuple[np.ndarray, np.ndarray, np
 def _row_slabs(blocks: np.ndarray) -> list[slice]:
     """Slices of the block rows ``b`` holding about a quarter of :data:`~bfly_cli.metrics.BLOCK_BYTES`
     of each plane."""
-    from ...metrics import BLOCK_BYTES
+    from ... import metrics
 
     count, h = blocks.shape[2], blocks.shape[3]
-    height = max(1, BLOCK_BYTES // 4 // max(1, count * h * blocks.itemsize))  # a dozen temporaries per slab
-    return [slice(start, min(start + height, h)) for start in range(0, h, height)]
+    return metrics.block_slices(h, count * h * blocks.itemsize, metrics.BLOCK_BYTES // 4)  # a dozen temporaries per slab
 
 
 def _slab_links(blocks: np.ndarray, det_c: np.ndarray, det: np.ndarray, fro2: np.ndarray, ref: np.ndarray,
